@@ -1,0 +1,22 @@
+//! Offload's domain, free of I/O.
+//!
+//! Everything that decides *what happens* to a job lives here as plain data and pure functions: the job model
+//! and its states ([`job`]), the transitions between states ([`state`]), the retry policy ([`backoff`]),
+//! validation of what users send ([`spec`]) and the wire types the server and the SDK share ([`api`]).
+//! Stores persist what these functions decide; they never re-implement the rules.
+
+pub mod api;
+pub mod backoff;
+pub mod clock;
+pub mod duration;
+pub mod id;
+pub mod job;
+pub mod spec;
+pub mod state;
+
+pub use backoff::Backoff;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use duration::DurationSpec;
+pub use id::{JobId, LeaseToken};
+pub use job::{Attempt, AttemptOutcome, ClaimedJob, Job, JobState, NewJob, Progress, RunAt};
+pub use jiff::{SignedDuration, Timestamp};
