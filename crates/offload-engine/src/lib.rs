@@ -1,1 +1,15 @@
-//! placeholder
+//! Offload's runtime, between the HTTP API and the store.
+//!
+//! The [`Engine`] adds what a store alone cannot do: waking long-polling claimers the moment jobs become
+//! available ([`wakeup`]), the maintenance loops that stage due jobs, rescue expired leases and prune old
+//! jobs under a leader lease ([`maintenance`]), and the order of a graceful stop. It knows no HTTP.
+
+mod config;
+mod engine;
+mod error;
+mod maintenance;
+mod wakeup;
+
+pub use config::{EngineConfig, Retention};
+pub use engine::Engine;
+pub use error::{EngineError, Result};

@@ -1,0 +1,84 @@
+//! Engine settings, with the defaults documented in the README.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How long finished jobs are kept before the pruner deletes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Succeeded jobs (default 24 hours).
+    #[serde(with = "duration_text")]
+    pub succeeded: Duration,
+    /// Cancelled jobs (default 7 days).
+    #[serde(with = "duration_text")]
+    pub cancelled: Duration,
+    /// Dead jobs (default 30 days), kept longer so someone can look at them and retry.
+    #[serde(with = "duration_text")]
+    pub dead: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        Self {
+            succeeded: Duration::from_secs(DAY),
+            cancelled: Duration::from_secs(7 * DAY),
+            dead: Duration::from_secs(30 * DAY),
+        }
+    }
+}
+
+/// Timings of the engine's loops.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This process's identity for leader election; random per process, never the hostname, so two servers
+    /// on one host are two nodes.
+    pub node_id: String,
+    /// Finished-job retention.
+    pub retention: Retention,
+    /// Longest sleep of the stager between checks for due jobs (it also wakes for new delayed jobs).
+    pub stage_interval: Duration,
+    /// How often expired leases are looked for.
+    pub rescue_interval: Duration,
+    /// How often finished jobs are pruned.
+    pub prune_interval: Duration,
+    /// Leader lease length; renewed every third of it.
+    pub leader_ttl: Duration,
+    /// Backstop poll of long-polling claimers, in case a wake-up was missed (jittered by up to 50 %).
+    pub claim_poll: Duration,
+    /// Rows per maintenance statement, bounding each transaction.
+    pub maintenance_batch: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            node_id: format!("node-{}", uuid::Uuid::new_v4().simple()),
+            retention: Retention::default(),
+            stage_interval: Duration::from_secs(1),
+            rescue_interval: Duration::from_secs(1),
+            prune_interval: Duration::from_secs(60),
+            leader_ttl: Duration::from_secs(15),
+            claim_poll: Duration::from_secs(1),
+            maintenance_batch: 1000,
+        }
+    }
+}
+
+/// Durations in configuration files as text (`"24h"`, `"7d"`) or milliseconds.
+mod duration_text {
+    use std::time::Duration;
+
+    use offload_core::DurationSpec;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        DurationSpec(*d).to_string().serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        DurationSpec::deserialize(d).map(|d| d.0)
+    }
+}

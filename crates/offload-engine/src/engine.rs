@@ -1,0 +1,226 @@
+//! The engine facade: job and queue operations with the side effects a store cannot have (wake-ups), and
+//! the life cycle (start, drain, stop).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use offload_core::api::{HeartbeatResponse, QueueInfo};
+use offload_core::{ClaimedJob, Job, JobId, JobState, NewJob, Timestamp};
+use offload_store::{
+    DynStore, FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams, JobInsertParams,
+    JobListParams, QueueSetPausedParams,
+};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::EngineConfig;
+use crate::error::{EngineError, Result};
+use crate::maintenance;
+use crate::wakeup::Wakeups;
+
+/// The running core of a server: one per process, cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: DynStore,
+    pub(crate) config: EngineConfig,
+    pub(crate) wakeups: Wakeups,
+    /// Wakes the stager early when a delayed job is enqueued.
+    pub(crate) stager_wakeup: Notify,
+    /// Cancelled when the server starts draining: no new claims.
+    stop_claims: CancellationToken,
+    /// Cancelled when background loops must stop.
+    pub(crate) stop_loops: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("node_id", &self.inner.config.node_id).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds an engine on a store; call [`Engine::start`] to run its maintenance loops.
+    pub fn new(store: DynStore, config: EngineConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                wakeups: Wakeups::default(),
+                stager_wakeup: Notify::new(),
+                stop_claims: CancellationToken::new(),
+                stop_loops: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Spawns the maintenance loops (staging, rescue, pruning) under the leader lease.
+    pub fn start(&self) {
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(maintenance::run(inner));
+    }
+
+    /// The store, for operations the engine adds nothing to.
+    pub fn store(&self) -> &DynStore {
+        &self.inner.store
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The store's clock: the "now" that due times and leases are judged against.
+    pub fn now(&self) -> Timestamp {
+        self.inner.store.now()
+    }
+
+    /// Stores jobs (all or none) and wakes claimers of the queues that got available jobs.
+    pub async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>> {
+        let queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
+        let inserted = self.inner.store.job_insert(JobInsertParams { jobs }).await?;
+        let mut delayed = false;
+        let mut last_woken: Option<&str> = None;
+        for (queue, ins) in queues.iter().zip(&inserted) {
+            if ins.duplicate {
+                continue;
+            }
+            match ins.state {
+                JobState::Available if last_woken != Some(queue.as_str()) => {
+                    self.inner.wakeups.wake(queue);
+                    last_woken = Some(queue);
+                }
+                JobState::Scheduled => delayed = true,
+                _ => {}
+            }
+        }
+        if delayed {
+            self.inner.stager_wakeup.notify_one();
+        }
+        Ok(inserted)
+    }
+
+    /// Claims jobs for a worker. With a `wait`, an empty queue is long-polled: the call returns as soon as a
+    /// job can be claimed, or empty when the wait ends or the server starts draining.
+    pub async fn claim(&self, params: JobClaimParams, wait: Duration) -> Result<Vec<ClaimedJob>> {
+        if self.inner.stop_claims.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let deadline = Instant::now() + wait;
+        let notify = self.inner.wakeups.listen(&params.queue);
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let jobs = self.inner.store.job_claim(params.clone()).await?;
+            let now = Instant::now();
+            if !jobs.is_empty() || now >= deadline || self.inner.stop_claims.is_cancelled() {
+                return Ok(jobs);
+            }
+            let poll = self.inner.config.claim_poll.mul_f64(0.5 + fastrand::f64() * 0.5);
+            let until = deadline.min(now + poll);
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(until) => {}
+                _ = self.inner.stop_claims.cancelled() => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// Extends a lease and records progress.
+    pub async fn heartbeat(&self, params: JobHeartbeatParams) -> Result<HeartbeatResponse> {
+        Ok(self.inner.store.job_heartbeat(params).await?)
+    }
+
+    /// Applies completions and failures; wakes claimers when a failed job is due again at once.
+    pub async fn finish(&self, params: JobFinishParams) -> Result<Vec<FinishOutcome>> {
+        let outcomes = self.inner.store.job_finish(params).await?;
+        let mut delayed = false;
+        for finished in outcomes.iter().flatten() {
+            match finished.state {
+                JobState::Available => self.inner.wakeups.wake(&finished.queue),
+                JobState::Retrying => delayed = true,
+                _ => {}
+            }
+        }
+        if delayed {
+            self.inner.stager_wakeup.notify_one();
+        }
+        Ok(outcomes)
+    }
+
+    /// One job with its attempt history.
+    pub async fn get(&self, id: JobId) -> Result<Option<Job>> {
+        Ok(self.inner.store.job_get(id).await?)
+    }
+
+    /// A filtered page of jobs, newest first.
+    pub async fn list(&self, params: JobListParams) -> Result<Vec<Job>> {
+        Ok(self.inner.store.job_list(params).await?)
+    }
+
+    /// Cancels a job (at once, or by request when running).
+    pub async fn cancel(&self, id: JobId) -> Result<Job> {
+        Ok(self.inner.store.job_cancel(id).await?)
+    }
+
+    /// Puts a dead or cancelled job back to available and wakes its queue's claimers.
+    pub async fn retry(&self, id: JobId) -> Result<Job> {
+        let job = self.inner.store.job_retry(id).await?;
+        self.inner.wakeups.wake(&job.queue);
+        Ok(job)
+    }
+
+    /// Deletes a job that is not running.
+    pub async fn delete(&self, id: JobId) -> Result<()> {
+        Ok(self.inner.store.job_delete(id).await?)
+    }
+
+    /// Every queue with its counts.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        Ok(self.inner.store.queue_list().await?)
+    }
+
+    /// Pauses or resumes a queue; resuming wakes its claimers.
+    pub async fn set_paused(&self, queue: String, paused: bool) -> Result<QueueInfo> {
+        let info = self.inner.store.queue_set_paused(QueueSetPausedParams { queue, paused }).await?;
+        if !paused {
+            self.inner.wakeups.wake(&info.name);
+        }
+        Ok(info)
+    }
+
+    /// Checks that the store answers.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.inner.store.ping().await?)
+    }
+
+    /// First step of a graceful stop: refuse new claims and end long polls (they answer empty), while
+    /// heartbeats, completions and enqueues keep working so in-flight work can report.
+    pub fn stop_claiming(&self) {
+        self.inner.stop_claims.cancel();
+        self.inner.wakeups.wake_all();
+    }
+
+    /// True once [`Engine::stop_claiming`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.inner.stop_claims.is_cancelled()
+    }
+
+    /// Last step of a graceful stop: stops the maintenance loops (releasing the leader lease), then closes
+    /// the store after its pending writes are committed.
+    pub async fn shutdown(&self) {
+        self.stop_claiming();
+        self.inner.stop_loops.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        self.inner.store.close().await;
+    }
+}
