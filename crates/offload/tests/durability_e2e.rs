@@ -1,0 +1,160 @@
+//! Crash safety and leases with the real binary: what the API acknowledged survives SIGKILL, a dead
+//! worker's job is retried after its lease, and the old worker's late report is refused.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::Server;
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_job_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("offload.db");
+    let mut server = Server::start(&db);
+    let url = server.url.clone();
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let client = http();
+
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let (client, url, accepted) = (client.clone(), url.clone(), accepted.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let batch = i % 4 == 0;
+                let resp = if batch {
+                    let jobs: Vec<Value> = (0..20).map(|k| json!({"queue": "crash", "payload": {"w": w, "i": i, "k": k}})).collect();
+                    client.post(format!("{url}/v1/jobs/batch")).json(&json!({ "jobs": jobs })).send().await
+                } else {
+                    client.post(format!("{url}/v1/jobs")).json(&json!({"queue": "crash", "payload": {"w": w, "i": i}})).send().await
+                };
+                let Ok(resp) = resp else { return };
+                if !resp.status().is_success() {
+                    return;
+                }
+                let Ok(body) = resp.json::<Value>().await else { return };
+                let mut acc = accepted.lock().unwrap();
+                if batch {
+                    acc.extend(body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()));
+                } else {
+                    acc.push(body["id"].as_str().unwrap().to_owned());
+                }
+            }
+        }));
+    }
+    // Kill the server while requests are in flight.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while accepted.lock().unwrap().len() < 3000 {
+        assert!(tokio::time::Instant::now() < deadline, "too few jobs accepted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill_hard();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(accepted.len() >= 3000);
+
+    let server = Server::start(&db);
+    let mut missing = Vec::new();
+    for id in &accepted {
+        let resp = client.get(format!("{}/v1/jobs/{id}", server.url)).send().await.unwrap();
+        if resp.status() != 200 {
+            missing.push(id.clone());
+        }
+    }
+    assert!(missing.is_empty(), "{} of {} acknowledged jobs lost, e.g. {:?}", missing.len(), accepted.len(), &missing[..missing.len().min(5)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_workers_job_is_retried_after_its_lease_and_its_late_completion_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("offload.db"));
+    let url = &server.url;
+    let client = http();
+
+    let job: Value = client
+        .post(format!("{url}/v1/jobs"))
+        .json(&json!({"queue": "leases", "payload": {"x": 1}, "timeout": "1s", "max_attempts": 3,
+                      "backoff": {"base": "100ms", "cap": "100ms"}}))
+        .send().await.unwrap().json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    // Worker 1 claims, then "dies": it never heartbeats or reports.
+    let first: Value = client
+        .post(format!("{url}/v1/queues/leases/claim"))
+        .json(&json!({"worker_id": "w1", "max_jobs": 1}))
+        .send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["jobs"][0]["attempt"], 1);
+    let stale_token = first["jobs"][0]["lease_token"].as_str().unwrap().to_owned();
+
+    // Worker 2 long-polls and gets the job once the lease expired and the retry is due.
+    let second: Value = client
+        .post(format!("{url}/v1/queues/leases/claim"))
+        .json(&json!({"worker_id": "w2", "max_jobs": 1, "wait": "20s"}))
+        .send().await.unwrap().json().await.unwrap();
+    assert_eq!(second["jobs"][0]["id"], id.as_str(), "{second}");
+    assert_eq!(second["jobs"][0]["attempt"], 2);
+    let token = second["jobs"][0]["lease_token"].as_str().unwrap().to_owned();
+
+    // Worker 1 wakes up and tries to report: refused, and nothing changes.
+    for (path, body) in [
+        ("complete", json!({"lease_token": stale_token, "result": "late"})),
+        ("fail", json!({"lease_token": stale_token, "error": "late"})),
+        ("heartbeat", json!({"lease_token": stale_token})),
+    ] {
+        let resp = client.post(format!("{url}/v1/jobs/{id}/{path}")).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 409, "{path}");
+        let problem: Value = resp.json().await.unwrap();
+        assert_eq!(problem["code"], "lease_mismatch");
+    }
+    let now: Value = client.get(format!("{url}/v1/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((now["state"].as_str(), now["attempt"].as_u64()), (Some("running"), Some(2)), "{now}");
+
+    let resp = client
+        .post(format!("{url}/v1/jobs/{id}/complete"))
+        .json(&json!({"lease_token": token, "result": {"ok": true}}))
+        .send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let done: Value = client.get(format!("{url}/v1/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(done["state"], "succeeded");
+    assert_eq!(done["result"], json!({"ok": true}));
+    let attempts = done["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{done}");
+    assert_eq!((attempts[0]["outcome"].as_str(), attempts[0]["worker_id"].as_str()), (Some("lease_expired"), Some("w1")));
+    assert_eq!(attempts[0]["error"], "lease expired");
+    assert_eq!((attempts[1]["outcome"].as_str(), attempts[1]["worker_id"].as_str()), (Some("succeeded"), Some("w2")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_long_polls_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("offload.db"));
+    let url = server.url.clone();
+    let client = http();
+    let poll = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("{url}/v1/queues/idle/claim"))
+                .json(&json!({"worker_id": "w", "wait": "60s"}))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success(), "exit status {status}");
+    let resp = poll.await.unwrap().expect("the long poll gets an answer before the server exits");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["jobs"], json!([]));
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
