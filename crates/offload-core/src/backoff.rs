@@ -51,7 +51,11 @@ impl Backoff {
         let raw = base.as_secs_f64() * 2f64.powi(exponent);
         let capped = raw.min(cap.as_secs_f64());
         let jitter = self.jitter.clamp(0.0, 1.0);
-        let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.0 };
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let jittered = capped * (1.0 - jitter * unit);
         Duration::from_secs_f64(jittered).clamp(base, cap)
     }
@@ -59,7 +63,11 @@ impl Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { base: Self::default_base(), cap: Self::default_cap(), jitter: Self::default_jitter() }
+        Self {
+            base: Self::default_base(),
+            cap: Self::default_cap(),
+            jitter: Self::default_jitter(),
+        }
     }
 }
 
@@ -79,8 +87,13 @@ mod tests {
     #[test]
     fn doubles_until_the_cap_without_jitter() {
         let b = policy(1_000, 60_000, 0.0);
-        let delays: Vec<u64> = (1..=8).map(|n| b.delay(n, 0.5).as_millis() as u64).collect();
-        assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]);
+        let delays: Vec<u64> = (1..=8)
+            .map(|n| b.delay(n, 0.5).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            delays,
+            [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]
+        );
     }
 
     #[test]
@@ -92,7 +105,10 @@ mod tests {
 
     #[test]
     fn base_above_cap_yields_cap() {
-        assert_eq!(policy(10_000, 5_000, 0.2).delay(3, 0.9), Duration::from_secs(5));
+        assert_eq!(
+            policy(10_000, 5_000, 0.2).delay(3, 0.9),
+            Duration::from_secs(5)
+        );
     }
 
     proptest! {

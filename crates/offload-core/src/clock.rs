@@ -32,13 +32,17 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `start`.
     pub fn new(start: Timestamp) -> Self {
-        Self { now: Mutex::new(start) }
+        Self {
+            now: Mutex::new(start),
+        }
     }
 
     /// Moves the clock forward (or backward, with a negative duration).
     pub fn advance(&self, by: SignedDuration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now = now.saturating_add(by).expect("a signed duration never fails to add");
+        *now = now
+            .saturating_add(by)
+            .expect("a signed duration never fails to add");
     }
 
     /// Puts the clock at `to`.

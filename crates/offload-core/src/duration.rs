@@ -50,7 +50,9 @@ impl DurationSpec {
 
     /// Builds a duration from signed milliseconds, refusing negatives.
     pub fn from_millis(ms: i64) -> Result<Self, DurationError> {
-        u64::try_from(ms).map(|ms| Self(Duration::from_millis(ms))).map_err(|_| DurationError::Negative)
+        u64::try_from(ms)
+            .map(|ms| Self(Duration::from_millis(ms)))
+            .map_err(|_| DurationError::Negative)
     }
 
     /// Whole milliseconds, saturating at `u64::MAX`.
@@ -98,7 +100,9 @@ impl<'de> Deserialize<'de> for DurationSpec {
                 } else if v < 0.0 {
                     Err(E::custom(DurationError::Negative))
                 } else {
-                    Err(E::custom("a duration in milliseconds must be a whole number"))
+                    Err(E::custom(
+                        "a duration in milliseconds must be a whole number",
+                    ))
                 }
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -135,8 +139,14 @@ mod tests {
     fn refuses_negative_and_garbage() {
         assert_eq!(DurationSpec::parse("-5s"), Err(DurationError::Negative));
         assert_eq!(DurationSpec::parse("-1"), Err(DurationError::Negative));
-        assert!(matches!(DurationSpec::parse("soon"), Err(DurationError::Syntax(_))));
-        assert!(matches!(DurationSpec::parse(""), Err(DurationError::Syntax(_))));
+        assert!(matches!(
+            DurationSpec::parse("soon"),
+            Err(DurationError::Syntax(_))
+        ));
+        assert!(matches!(
+            DurationSpec::parse(""),
+            Err(DurationError::Syntax(_))
+        ));
         assert!(serde_json::from_str::<DurationSpec>("-3").is_err());
         assert!(serde_json::from_str::<DurationSpec>("1.5").is_err());
         assert!(serde_json::from_str::<DurationSpec>("true").is_err());

@@ -60,7 +60,10 @@ impl JobState {
 
     /// True for states no worker will ever move the job out of (only a manual retry can).
     pub fn is_finished(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Dead | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+        )
     }
 }
 
@@ -72,13 +75,18 @@ impl fmt::Display for JobState {
 
 /// The text is not a job state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job state `{0}`; expected one of scheduled, available, running, retrying, succeeded, dead, cancelled")]
+#[error(
+    "unknown job state `{0}`; expected one of scheduled, available, running, retrying, succeeded, dead, cancelled"
+)]
 pub struct UnknownState(pub String);
 
 impl FromStr for JobState {
     type Err = UnknownState;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| UnknownState(s.to_owned()))
+        JobState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_owned()))
     }
 }
 

@@ -18,5 +18,5 @@ pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::DurationSpec;
 pub use id::{JobId, LeaseToken};
-pub use job::{Attempt, AttemptOutcome, ClaimedJob, Job, JobState, NewJob, Progress, RunAt};
 pub use jiff::{SignedDuration, Timestamp};
+pub use job::{Attempt, AttemptOutcome, ClaimedJob, Job, JobState, NewJob, Progress, RunAt};

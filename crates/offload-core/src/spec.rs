@@ -124,7 +124,11 @@ pub enum ValidationKind {
 impl ValidationError {
     /// An invalid field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into(), kind: ValidationKind::Invalid }
+        Self {
+            field: field.into(),
+            message: message.into(),
+            kind: ValidationKind::Invalid,
+        }
     }
 
     /// Prefixes the field path, for errors found inside a batch (`jobs[3]`).
@@ -143,7 +147,10 @@ pub fn validate_queue_name(queue: &str) -> Result<(), String> {
     if queue.len() > MAX_QUEUE_LEN {
         return Err(format!("must be at most {MAX_QUEUE_LEN} characters"));
     }
-    if !queue.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+    if !queue
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
         return Err("may only contain ASCII letters, digits, '-', '_', '.' and ':'".into());
     }
     Ok(())
@@ -154,10 +161,16 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationErro
         return Err(ValidationError::invalid(field, "must not be empty"));
     }
     if value.len() > max {
-        return Err(ValidationError::invalid(field, format!("must be at most {max} bytes")));
+        return Err(ValidationError::invalid(
+            field,
+            format!("must be at most {max} bytes"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ValidationError::invalid(field, "must not contain control characters"));
+        return Err(ValidationError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -190,7 +203,10 @@ impl EnqueueRequest {
         }
         let run_at = match (self.run_at, self.delay) {
             (Some(_), Some(_)) => {
-                return Err(ValidationError::invalid("delay", "give either `run_at` or `delay`, not both"));
+                return Err(ValidationError::invalid(
+                    "delay",
+                    "give either `run_at` or `delay`, not both",
+                ));
             }
             (Some(at), None) => {
                 let latest = crate::state::add(now, limits.max_delay.0);
@@ -204,9 +220,16 @@ impl EnqueueRequest {
             }
             (None, Some(delay)) => {
                 if delay > limits.max_delay {
-                    return Err(ValidationError::invalid("delay", format!("must be at most {}", limits.max_delay)));
+                    return Err(ValidationError::invalid(
+                        "delay",
+                        format!("must be at most {}", limits.max_delay),
+                    ));
                 }
-                if delay.0.is_zero() { RunAt::Now } else { RunAt::After(delay.0) }
+                if delay.0.is_zero() {
+                    RunAt::Now
+                } else {
+                    RunAt::After(delay.0)
+                }
             }
             (None, None) => RunAt::Now,
         };
@@ -219,13 +242,22 @@ impl EnqueueRequest {
         }
         let backoff = self.backoff.unwrap_or_default();
         if !(0.0..=1.0).contains(&backoff.jitter) {
-            return Err(ValidationError::invalid("backoff.jitter", "must be between 0.0 and 1.0"));
+            return Err(ValidationError::invalid(
+                "backoff.jitter",
+                "must be between 0.0 and 1.0",
+            ));
         }
         if backoff.base > backoff.cap {
-            return Err(ValidationError::invalid("backoff.base", "must not be longer than backoff.cap"));
+            return Err(ValidationError::invalid(
+                "backoff.base",
+                "must not be longer than backoff.cap",
+            ));
         }
         if backoff.cap > limits.max_delay {
-            return Err(ValidationError::invalid("backoff.cap", format!("must be at most {}", limits.max_delay)));
+            return Err(ValidationError::invalid(
+                "backoff.cap",
+                format!("must be at most {}", limits.max_delay),
+            ));
         }
         let timeout = self.timeout.unwrap_or(limits.default_timeout);
         if timeout.0 < MIN_TIMEOUT || timeout > limits.max_timeout {
@@ -249,7 +281,10 @@ impl EnqueueRequest {
         };
         let tags = self.tags.clone().unwrap_or_default();
         if tags.len() > MAX_TAGS {
-            return Err(ValidationError::invalid("tags", format!("at most {MAX_TAGS} tags")));
+            return Err(ValidationError::invalid(
+                "tags",
+                format!("at most {MAX_TAGS} tags"),
+            ));
         }
         for (k, v) in &tags {
             check_text(&format!("tags.{k}"), k, MAX_TAG_KEY_LEN)?;
@@ -284,11 +319,12 @@ impl EnqueueRequest {
     /// A digest of everything in the request except the idempotency key, with the payload normalised (key
     /// order and white space do not matter), so a replay of the same request is recognised as such.
     fn fingerprint(&self) -> String {
-        let payload: serde_json::Value = self
-            .payload
-            .as_ref()
-            .and_then(|p| serde_json::from_str(p.get()).ok())
-            .unwrap_or(serde_json::Value::Null);
+        // A payload too deeply nested for serde_json's value parser is compared by its exact text instead.
+        let payload: serde_json::Value = match &self.payload {
+            None => serde_json::Value::Null,
+            Some(p) => serde_json::from_str(p.get())
+                .unwrap_or_else(|_| serde_json::json!({ "raw_text": p.get() })),
+        };
         let canonical = serde_json::json!({
             "queue": self.queue,
             "name": self.name,
@@ -335,7 +371,8 @@ mod tests {
 
     #[test]
     fn unknown_top_level_fields_are_refused() {
-        let err = serde_json::from_str::<EnqueueRequest>(r#"{"queue":"q","qeue":"x"}"#).unwrap_err();
+        let err =
+            serde_json::from_str::<EnqueueRequest>(r#"{"queue":"q","qeue":"x"}"#).unwrap_err();
         assert!(err.to_string().contains("qeue"), "{err}");
     }
 
@@ -345,15 +382,24 @@ mod tests {
             (r#"{"queue":""}"#, "queue"),
             (r#"{"queue":"has space"}"#, "queue"),
             (r#"{"queue":"q","name":""}"#, "name"),
-            (r#"{"queue":"q","delay":"1s","run_at":"2026-06-01T12:00:00Z"}"#, "delay"),
+            (
+                r#"{"queue":"q","delay":"1s","run_at":"2026-06-01T12:00:00Z"}"#,
+                "delay",
+            ),
             (r#"{"queue":"q","delay":"400d"}"#, "delay"),
             (r#"{"queue":"q","run_at":"2099-01-01T00:00:00Z"}"#, "run_at"),
             (r#"{"queue":"q","max_attempts":0}"#, "max_attempts"),
             (r#"{"queue":"q","max_attempts":1001}"#, "max_attempts"),
             (r#"{"queue":"q","timeout":"10ms"}"#, "timeout"),
             (r#"{"queue":"q","timeout":"2d"}"#, "timeout"),
-            (r#"{"queue":"q","backoff":{"base":"1m","cap":"1s"}}"#, "backoff.base"),
-            (r#"{"queue":"q","backoff":{"jitter":1.5}}"#, "backoff.jitter"),
+            (
+                r#"{"queue":"q","backoff":{"base":"1m","cap":"1s"}}"#,
+                "backoff.base",
+            ),
+            (
+                r#"{"queue":"q","backoff":{"jitter":1.5}}"#,
+                "backoff.jitter",
+            ),
             (r#"{"queue":"q","idempotency_key":""}"#, "idempotency_key"),
             (r#"{"queue":"q","tags":{"":"x"}}"#, "tags."),
         ];
@@ -366,17 +412,36 @@ mod tests {
 
     #[test]
     fn oversized_payload_is_too_large() {
-        let limits = Limits { max_payload_bytes: 10, ..Limits::default() };
-        let err = parse(r#"{"queue":"q","payload":"0123456789abc"}"#).validate(&limits, None, now()).unwrap_err();
-        assert_eq!((err.field.as_str(), err.kind), ("payload", ValidationKind::TooLarge));
+        let limits = Limits {
+            max_payload_bytes: 10,
+            ..Limits::default()
+        };
+        let err = parse(r#"{"queue":"q","payload":"0123456789abc"}"#)
+            .validate(&limits, None, now())
+            .unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.kind),
+            ("payload", ValidationKind::TooLarge)
+        );
     }
 
     #[test]
     fn delay_and_run_at_resolve() {
-        assert_eq!(check(r#"{"queue":"q","delay":"30s"}"#).unwrap().run_at, RunAt::After(Duration::from_secs(30)));
-        assert_eq!(check(r#"{"queue":"q","delay":0}"#).unwrap().run_at, RunAt::Now);
+        assert_eq!(
+            check(r#"{"queue":"q","delay":"30s"}"#).unwrap().run_at,
+            RunAt::After(Duration::from_secs(30))
+        );
+        assert_eq!(
+            check(r#"{"queue":"q","delay":0}"#).unwrap().run_at,
+            RunAt::Now
+        );
         let at: Timestamp = "2026-06-02T00:00:00Z".parse().unwrap();
-        assert_eq!(check(r#"{"queue":"q","run_at":"2026-06-02T00:00:00Z"}"#).unwrap().run_at, RunAt::At(at));
+        assert_eq!(
+            check(r#"{"queue":"q","run_at":"2026-06-02T00:00:00Z"}"#)
+                .unwrap()
+                .run_at,
+            RunAt::At(at)
+        );
     }
 
     #[test]
@@ -394,6 +459,11 @@ mod tests {
         let job = req.validate(&Limits::default(), Some("h"), now()).unwrap();
         assert_eq!(job.idempotency_key.as_deref(), Some("h"));
         let req = parse(r#"{"queue":"q","idempotency_key":"b"}"#);
-        assert_eq!(req.validate(&Limits::default(), Some("h"), now()).unwrap_err().field, "idempotency_key");
+        assert_eq!(
+            req.validate(&Limits::default(), Some("h"), now())
+                .unwrap_err()
+                .field,
+            "idempotency_key"
+        );
     }
 }

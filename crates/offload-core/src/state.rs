@@ -30,7 +30,11 @@ pub fn add(instant: Timestamp, duration: Duration) -> Timestamp {
 /// The state of a job that becomes due at `run_at`: available if already due, otherwise `waiting`
 /// (`scheduled` for new jobs, `retrying` after a failure).
 pub fn due_state(run_at: Timestamp, now: Timestamp, waiting: JobState) -> JobState {
-    if run_at <= now { JobState::Available } else { waiting }
+    if run_at <= now {
+        JobState::Available
+    } else {
+        waiting
+    }
 }
 
 /// When the lease of an attempt claimed (or heartbeated) at `now` ends.
@@ -97,20 +101,39 @@ pub struct AfterFailure {
 }
 
 /// Decides a failed attempt's consequence. `unit` is a uniform random draw in `[0, 1)` for the jitter.
-pub fn after_failure(facts: &RetryFacts, failure: &Failure, now: Timestamp, unit: f64) -> AfterFailure {
+pub fn after_failure(
+    facts: &RetryFacts,
+    failure: &Failure,
+    now: Timestamp,
+    unit: f64,
+) -> AfterFailure {
     let outcome = match failure.cause {
         FailureCause::Worker => AttemptOutcome::Failed,
         FailureCause::LeaseExpired => AttemptOutcome::LeaseExpired,
     };
     if facts.cancel_requested {
-        return AfterFailure { state: JobState::Cancelled, run_at: now, outcome: AttemptOutcome::Cancelled };
+        return AfterFailure {
+            state: JobState::Cancelled,
+            run_at: now,
+            outcome: AttemptOutcome::Cancelled,
+        };
     }
     if !failure.retryable || facts.attempt >= facts.max_attempts {
-        return AfterFailure { state: JobState::Dead, run_at: now, outcome };
+        return AfterFailure {
+            state: JobState::Dead,
+            run_at: now,
+            outcome,
+        };
     }
-    let delay = failure.retry_after.unwrap_or_else(|| facts.backoff.delay(facts.attempt, unit));
+    let delay = failure
+        .retry_after
+        .unwrap_or_else(|| facts.backoff.delay(facts.attempt, unit));
     let run_at = add(now, delay);
-    AfterFailure { state: due_state(run_at, now, JobState::Retrying), run_at, outcome }
+    AfterFailure {
+        state: due_state(run_at, now, JobState::Retrying),
+        run_at,
+        outcome,
+    }
 }
 
 /// What a cancel request does to a job in `state`.
@@ -131,23 +154,36 @@ pub fn cancel(state: JobState) -> Result<Cancel, TransitionError> {
         JobState::Scheduled | JobState::Available | JobState::Retrying => Ok(Cancel::Now),
         JobState::Running => Ok(Cancel::Request),
         JobState::Cancelled => Ok(Cancel::Noop),
-        JobState::Succeeded | JobState::Dead => Err(TransitionError { from: state, action: "cancel" }),
+        JobState::Succeeded | JobState::Dead => Err(TransitionError {
+            from: state,
+            action: "cancel",
+        }),
     }
 }
 
 /// A manual retry: dead and cancelled jobs go back to `available`. Returns the new `max_attempts`: the
 /// attempts already made stay in the history and count, and the job gets at least one more.
-pub fn manual_retry(state: JobState, attempt: u32, max_attempts: u32) -> Result<u32, TransitionError> {
+pub fn manual_retry(
+    state: JobState,
+    attempt: u32,
+    max_attempts: u32,
+) -> Result<u32, TransitionError> {
     match state {
         JobState::Dead | JobState::Cancelled => Ok(max_attempts.max(attempt.saturating_add(1))),
-        _ => Err(TransitionError { from: state, action: "retry" }),
+        _ => Err(TransitionError {
+            from: state,
+            action: "retry",
+        }),
     }
 }
 
 /// Deletion is allowed in every state but `running` (cancel it first, or wait for it).
 pub fn delete(state: JobState) -> Result<(), TransitionError> {
     match state {
-        JobState::Running => Err(TransitionError { from: state, action: "delete" }),
+        JobState::Running => Err(TransitionError {
+            from: state,
+            action: "delete",
+        }),
         _ => Ok(()),
     }
 }
@@ -175,7 +211,12 @@ mod tests {
     }
 
     fn worker_error() -> Failure {
-        Failure { error: "boom".into(), retry_after: None, retryable: true, cause: FailureCause::Worker }
+        Failure {
+            error: "boom".into(),
+            retry_after: None,
+            retryable: true,
+            cause: FailureCause::Worker,
+        }
     }
 
     #[test]
@@ -194,31 +235,61 @@ mod tests {
 
     #[test]
     fn non_retryable_goes_dead_at_once() {
-        let f = Failure { retryable: false, ..worker_error() };
-        assert_eq!(after_failure(&facts(1, 25), &f, t0(), 0.0).state, JobState::Dead);
+        let f = Failure {
+            retryable: false,
+            ..worker_error()
+        };
+        assert_eq!(
+            after_failure(&facts(1, 25), &f, t0(), 0.0).state,
+            JobState::Dead
+        );
     }
 
     #[test]
     fn retry_after_overrides_backoff_and_zero_means_available() {
-        let f = Failure { retry_after: Some(Duration::from_secs(90)), ..worker_error() };
-        assert_eq!(after_failure(&facts(1, 3), &f, t0(), 0.0).run_at, add(t0(), Duration::from_secs(90)));
-        let f = Failure { retry_after: Some(Duration::ZERO), ..worker_error() };
-        assert_eq!(after_failure(&facts(1, 3), &f, t0(), 0.0).state, JobState::Available);
+        let f = Failure {
+            retry_after: Some(Duration::from_secs(90)),
+            ..worker_error()
+        };
+        assert_eq!(
+            after_failure(&facts(1, 3), &f, t0(), 0.0).run_at,
+            add(t0(), Duration::from_secs(90))
+        );
+        let f = Failure {
+            retry_after: Some(Duration::ZERO),
+            ..worker_error()
+        };
+        assert_eq!(
+            after_failure(&facts(1, 3), &f, t0(), 0.0).state,
+            JobState::Available
+        );
     }
 
     #[test]
     fn lease_expiry_is_recorded_as_such_and_counts_as_an_attempt() {
         let d = after_failure(&facts(1, 2), &Failure::lease_expired(), t0(), 0.0);
-        assert_eq!((d.state, d.outcome), (JobState::Retrying, AttemptOutcome::LeaseExpired));
+        assert_eq!(
+            (d.state, d.outcome),
+            (JobState::Retrying, AttemptOutcome::LeaseExpired)
+        );
         let d = after_failure(&facts(2, 2), &Failure::lease_expired(), t0(), 0.0);
-        assert_eq!((d.state, d.outcome), (JobState::Dead, AttemptOutcome::LeaseExpired));
+        assert_eq!(
+            (d.state, d.outcome),
+            (JobState::Dead, AttemptOutcome::LeaseExpired)
+        );
     }
 
     #[test]
     fn requested_cancel_turns_a_failure_into_cancelled() {
-        let f = RetryFacts { cancel_requested: true, ..facts(1, 5) };
+        let f = RetryFacts {
+            cancel_requested: true,
+            ..facts(1, 5)
+        };
         let d = after_failure(&f, &worker_error(), t0(), 0.0);
-        assert_eq!((d.state, d.outcome), (JobState::Cancelled, AttemptOutcome::Cancelled));
+        assert_eq!(
+            (d.state, d.outcome),
+            (JobState::Cancelled, AttemptOutcome::Cancelled)
+        );
     }
 
     #[test]
@@ -236,7 +307,13 @@ mod tests {
     fn manual_retry_rules() {
         assert_eq!(manual_retry(JobState::Dead, 5, 5), Ok(6));
         assert_eq!(manual_retry(JobState::Cancelled, 0, 5), Ok(5));
-        for s in [JobState::Scheduled, JobState::Available, JobState::Running, JobState::Retrying, JobState::Succeeded] {
+        for s in [
+            JobState::Scheduled,
+            JobState::Available,
+            JobState::Running,
+            JobState::Retrying,
+            JobState::Succeeded,
+        ] {
             assert!(manual_retry(s, 1, 5).is_err(), "{s}");
         }
     }
@@ -250,8 +327,18 @@ mod tests {
 
     #[test]
     fn due_state_and_saturating_add() {
-        assert_eq!(due_state(t0(), t0(), JobState::Scheduled), JobState::Available);
-        assert_eq!(due_state(add(t0(), Duration::from_millis(1)), t0(), JobState::Scheduled), JobState::Scheduled);
+        assert_eq!(
+            due_state(t0(), t0(), JobState::Scheduled),
+            JobState::Available
+        );
+        assert_eq!(
+            due_state(
+                add(t0(), Duration::from_millis(1)),
+                t0(),
+                JobState::Scheduled
+            ),
+            JobState::Scheduled
+        );
         assert_eq!(add(t0(), Duration::MAX), Timestamp::MAX);
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use offload_core::api::{HeartbeatResponse, QueueInfo};
 use offload_core::{ClaimedJob, Job, JobId, JobState, NewJob, Timestamp};
 use offload_store::{
-    DynStore, FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams, JobInsertParams,
-    JobListParams, QueueSetPausedParams,
+    DynStore, FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams,
+    JobInsertParams, JobListParams, QueueSetPausedParams,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -41,7 +41,9 @@ pub(crate) struct Inner {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("node_id", &self.inner.config.node_id).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("node_id", &self.inner.config.node_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,7 +87,11 @@ impl Engine {
     /// Stores jobs (all or none) and wakes claimers of the queues that got available jobs.
     pub async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>> {
         let queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
-        let inserted = self.inner.store.job_insert(JobInsertParams { jobs }).await?;
+        let inserted = self
+            .inner
+            .store
+            .job_insert(JobInsertParams { jobs })
+            .await?;
         let mut delayed = false;
         let mut last_woken: Option<&str> = None;
         for (queue, ins) in queues.iter().zip(&inserted) {
@@ -124,7 +130,11 @@ impl Engine {
             if !jobs.is_empty() || now >= deadline || self.inner.stop_claims.is_cancelled() {
                 return Ok(jobs);
             }
-            let poll = self.inner.config.claim_poll.mul_f64(0.5 + fastrand::f64() * 0.5);
+            let poll = self
+                .inner
+                .config
+                .claim_poll
+                .mul_f64(0.5 + fastrand::f64() * 0.5);
             let until = deadline.min(now + poll);
             tokio::select! {
                 _ = &mut notified => {}
@@ -190,7 +200,11 @@ impl Engine {
 
     /// Pauses or resumes a queue; resuming wakes its claimers.
     pub async fn set_paused(&self, queue: String, paused: bool) -> Result<QueueInfo> {
-        let info = self.inner.store.queue_set_paused(QueueSetPausedParams { queue, paused }).await?;
+        let info = self
+            .inner
+            .store
+            .queue_set_paused(QueueSetPausedParams { queue, paused })
+            .await?;
         if !paused {
             self.inner.wakeups.wake(&info.name);
         }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offload_core::JobState;
-use offload_store::{JobPruneParams, JobRescueParams, JobStageParams, LeaderElectParams, LeaderResignParams};
+use offload_store::{
+    JobPruneParams, JobRescueParams, JobStageParams, LeaderElectParams, LeaderResignParams,
+};
 use tokio::time::Instant;
 
 use crate::engine::Inner;
@@ -49,7 +51,10 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
     }
     if was_leader {
-        let resign = LeaderResignParams { name: LEASE_NAME.to_owned(), node_id: inner.config.node_id.clone() };
+        let resign = LeaderResignParams {
+            name: LEASE_NAME.to_owned(),
+            node_id: inner.config.node_id.clone(),
+        };
         if let Err(e) = inner.store.leader_resign(resign).await {
             tracing::debug!(error = %e, "could not resign maintenance lease");
         }
@@ -65,7 +70,11 @@ struct Timers {
 
 impl Timers {
     fn new(now: Instant) -> Self {
-        Self { stage: now, rescue: now, prune: now }
+        Self {
+            stage: now,
+            rescue: now,
+            prune: now,
+        }
     }
 
     fn earliest(&self) -> Instant {
@@ -130,7 +139,11 @@ async fn stage(inner: &Inner, now: Instant) -> Instant {
 async fn rescue(inner: &Inner) {
     let limit = inner.config.maintenance_batch;
     loop {
-        match inner.store.job_rescue_expired(JobRescueParams { limit }).await {
+        match inner
+            .store
+            .job_rescue_expired(JobRescueParams { limit })
+            .await
+        {
             Ok(report) => {
                 for job in &report.rescued {
                     tracing::info!(job = %job.id, queue = %job.queue, state = %job.state, "lease expired; job rescued");
@@ -157,7 +170,12 @@ async fn prune(inner: &Inner) {
     let limit = inner.config.maintenance_batch;
     let mut total = 0;
     loop {
-        let params = JobPruneParams { succeeded: r.succeeded, dead: r.dead, cancelled: r.cancelled, limit };
+        let params = JobPruneParams {
+            succeeded: r.succeeded,
+            dead: r.dead,
+            cancelled: r.cancelled,
+            limit,
+        };
         match inner.store.job_prune(params).await {
             Ok(n) => {
                 total += n;

@@ -1,0 +1,207 @@
+//! Producers' and operators' job routes: enqueue (one or a batch), read, list, cancel, retry, delete.
+//!
+//! The enqueue path is hot: it validates, stores and answers without reading the job back and without
+//! copying the payload (see [`crate::view`]). Only an idempotent replay, which is rare, reads the existing job.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use offload_core::api::{
+    EnqueueBatchRequest, EnqueueBatchResponse, EnqueuedJob, JobPage, ListJobsQuery, MAX_BATCH_JOBS,
+};
+use offload_core::spec::{EnqueueRequest, validate_queue_name};
+use offload_core::{Job, JobId};
+use offload_store::{Inserted, JobListParams};
+
+use crate::AppState;
+use crate::error::{AppError, Result};
+use crate::extract::{JobIdPath, Json, Query};
+use crate::view::PendingJobView;
+
+/// The header that carries an idempotency key, as an alternative to the body's `idempotency_key`.
+static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Page size of `GET /v1/jobs` when none is asked for.
+const DEFAULT_PAGE: u32 = 50;
+/// Largest page of `GET /v1/jobs`.
+const MAX_PAGE: u32 = 500;
+
+/// `POST /v1/jobs`: 201 with the new job; 200 with the existing job for an idempotent replay.
+pub(crate) async fn enqueue(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<EnqueueRequest>,
+) -> Result<Response> {
+    let header_key = match headers.get(&IDEMPOTENCY_KEY) {
+        Some(value) => Some(
+            std::str::from_utf8(value.as_bytes())
+                .map_err(|_| AppError::invalid("Idempotency-Key", "header is not valid UTF-8"))?,
+        ),
+        None => None,
+    };
+    let job = request.validate(&app.limits, header_key, app.engine.now())?;
+    let view =
+        PendingJobView::new(&job).map_err(|e| AppError::Internal(format!("job view: {e}")))?;
+    let inserted = single(app.engine.enqueue(vec![job]).await?)?;
+    if inserted.duplicate {
+        let existing = app.engine.get(inserted.id).await?.ok_or_else(|| {
+            AppError::NotFound(format!(
+                "job {} holds this idempotency key but was just deleted",
+                inserted.id
+            ))
+        })?;
+        return Ok((StatusCode::OK, axum::Json(existing)).into_response());
+    }
+    let body = view
+        .finish(&inserted)
+        .map_err(|e| AppError::Internal(format!("job view: {e}")))?;
+    let location = HeaderValue::try_from(format!("/v1/jobs/{}", inserted.id))
+        .map_err(|e| AppError::Internal(format!("location header: {e}")))?;
+    let json = HeaderValue::from_static("application/json");
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, json), (header::LOCATION, location)],
+        body,
+    )
+        .into_response())
+}
+
+/// The one answer of a one-job insert.
+fn single(inserted: Vec<Inserted>) -> Result<Inserted> {
+    match <[Inserted; 1]>::try_from(inserted) {
+        Ok([one]) => Ok(one),
+        Err(all) => Err(AppError::Internal(format!(
+            "the store answered {} results for one job",
+            all.len()
+        ))),
+    }
+}
+
+/// `POST /v1/jobs/batch`: validates every job, then stores all of them in one transaction or none.
+pub(crate) async fn enqueue_batch(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<EnqueueBatchRequest>,
+) -> Result<(StatusCode, axum::Json<EnqueueBatchResponse>)> {
+    if headers.contains_key(&IDEMPOTENCY_KEY) {
+        return Err(AppError::invalid(
+            "Idempotency-Key",
+            "header is not accepted on batches; give each job its own `idempotency_key`",
+        ));
+    }
+    let count = request.jobs.len();
+    if count == 0 || count > MAX_BATCH_JOBS {
+        return Err(AppError::invalid(
+            "jobs",
+            format!("must hold 1 to {MAX_BATCH_JOBS} jobs, not {count}"),
+        ));
+    }
+    let now = app.engine.now();
+    let jobs = request
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, job)| {
+            job.validate(&app.limits, None, now)
+                .map_err(|e| e.within(&format!("jobs[{i}]")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let inserted = app.engine.enqueue(jobs).await?;
+    if inserted.len() != count {
+        return Err(AppError::Internal(format!(
+            "the store answered {} results for {count} jobs",
+            inserted.len()
+        )));
+    }
+    let jobs = inserted
+        .into_iter()
+        .map(|i| EnqueuedJob {
+            id: i.id,
+            state: i.state,
+            duplicate: i.duplicate,
+        })
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(EnqueueBatchResponse { jobs }),
+    ))
+}
+
+/// `GET /v1/jobs/{id}`: the job with its attempt history.
+pub(crate) async fn get(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<axum::Json<Job>> {
+    match app.engine.get(id).await? {
+        Some(job) => Ok(axum::Json(job)),
+        None => Err(AppError::NotFound(format!("job {id} not found"))),
+    }
+}
+
+/// `GET /v1/jobs`: a filtered page, newest first. A full page carries `next_cursor`.
+pub(crate) async fn list(
+    State(app): State<AppState>,
+    Query(query): Query<ListJobsQuery>,
+) -> Result<axum::Json<JobPage>> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    if let Some(queue) = &query.queue {
+        validate_queue_name(queue).map_err(|m| AppError::invalid("queue", m))?;
+    }
+    let before = match query.cursor.as_deref() {
+        Some(cursor) => Some(cursor.parse::<JobId>().map_err(|_| {
+            AppError::invalid("cursor", "is not a `next_cursor` of a previous page")
+        })?),
+        None => None,
+    };
+    let tag = match query.tag {
+        Some(tag) => match tag.split_once(':') {
+            Some((key, value)) if !key.is_empty() => Some((key.to_owned(), value.to_owned())),
+            _ => return Err(AppError::invalid("tag", "must be written `key:value`")),
+        },
+        None => None,
+    };
+    let params = JobListParams {
+        queue: query.queue,
+        state: query.state,
+        name: query.name,
+        tag,
+        before,
+        limit,
+    };
+    let items = app.engine.list(params).await?;
+    let full = items.len() >= limit as usize;
+    let next_cursor = items.last().filter(|_| full).map(|job| job.id.to_string());
+    Ok(axum::Json(JobPage { items, next_cursor }))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: at once unless running; a running job gets a cancel request its worker
+/// sees on the next heartbeat.
+pub(crate) async fn cancel(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<axum::Json<Job>> {
+    Ok(axum::Json(app.engine.cancel(id).await?))
+}
+
+/// `POST /v1/jobs/{id}/retry`: a dead or cancelled job becomes available again.
+pub(crate) async fn retry(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<axum::Json<Job>> {
+    Ok(axum::Json(app.engine.retry(id).await?))
+}
+
+/// `DELETE /v1/jobs/{id}`: 204; refused while the job runs.
+pub(crate) async fn delete(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+) -> Result<StatusCode> {
+    app.engine.delete(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,20 @@
+//! Handlers, one module per group of routes, and the answers for unknown routes and methods.
+
+use axum::http::{Method, Uri};
+
+use crate::error::AppError;
+
+pub(crate) mod health;
+pub(crate) mod jobs;
+pub(crate) mod queues;
+pub(crate) mod workers;
+
+/// Fallback for paths no route matches.
+pub(crate) async fn not_found(method: Method, uri: Uri) -> AppError {
+    AppError::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+/// Fallback for known paths with a method they do not accept (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}

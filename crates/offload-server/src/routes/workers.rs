@@ -1,0 +1,313 @@
+//! Pull workers' routes: claim (with long poll), heartbeat, complete and fail, one at a time or in batches.
+//!
+//! These are the hot path next to enqueue: each request is validated, then makes exactly one engine call
+//! (no reads before or after), and results stay raw JSON from the body to the store. A stale lease token is
+//! refused with `lease_mismatch` and changes nothing.
+
+use axum::extract::State;
+use offload_core::api::{
+    ClaimRequest, ClaimResponse, CompleteBatchRequest, CompleteRequest, FailBatchRequest,
+    FailRequest, FinishBatchResponse, FinishResult, HeartbeatRequest, HeartbeatResponse,
+    MAX_BATCH_JOBS, MAX_CLAIM_JOBS, MAX_CLAIM_WAIT_MS, MAX_ERROR_LEN, MAX_PROGRESS_MESSAGE_LEN,
+    MAX_WORKER_ID_LEN,
+};
+use offload_core::spec::{Limits, ValidationError, ValidationKind};
+use offload_core::state::{Failure, FailureCause};
+use offload_core::{DurationSpec, JobId, JobState, Progress};
+use offload_store::{
+    Finish, FinishItem, FinishOutcome, JobClaimParams, JobFinishParams, JobHeartbeatParams,
+};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::AppState;
+use crate::error::{AppError, Result};
+use crate::extract::{JobIdPath, Json, QueuePath};
+
+/// Answer of a single completion or failure: the job's state afterwards.
+#[derive(Debug, Serialize)]
+pub(crate) struct FinishedJob {
+    id: JobId,
+    state: JobState,
+}
+
+/// `POST /v1/queues/{queue}/claim`: up to `max_jobs` jobs, long-polling up to `wait` when none is available.
+pub(crate) async fn claim(
+    State(app): State<AppState>,
+    QueuePath(queue): QueuePath,
+    Json(request): Json<ClaimRequest>,
+) -> Result<axum::Json<ClaimResponse>> {
+    let worker_id = request.worker_id;
+    if worker_id.is_empty() || worker_id.len() > MAX_WORKER_ID_LEN {
+        return Err(AppError::invalid(
+            "worker_id",
+            format!("must be 1 to {MAX_WORKER_ID_LEN} bytes"),
+        ));
+    }
+    if worker_id.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "worker_id",
+            "must not contain control characters",
+        ));
+    }
+    let max_jobs = request.max_jobs.unwrap_or(1);
+    if !(1..=MAX_CLAIM_JOBS).contains(&max_jobs) {
+        return Err(AppError::invalid(
+            "max_jobs",
+            format!("must be between 1 and {MAX_CLAIM_JOBS}"),
+        ));
+    }
+    let wait = request.wait.unwrap_or_default();
+    if wait.as_millis() > MAX_CLAIM_WAIT_MS {
+        return Err(AppError::invalid(
+            "wait",
+            format!("must be at most {MAX_CLAIM_WAIT_MS} ms"),
+        ));
+    }
+    let jobs = app
+        .engine
+        .claim(
+            JobClaimParams {
+                queue,
+                worker_id,
+                max_jobs,
+            },
+            wait.0,
+        )
+        .await?;
+    Ok(axum::Json(ClaimResponse { jobs }))
+}
+
+/// `POST /v1/jobs/{id}/heartbeat`: extends the lease, records progress, tells whether a cancel was asked.
+pub(crate) async fn heartbeat(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    Json(request): Json<HeartbeatRequest>,
+) -> Result<axum::Json<HeartbeatResponse>> {
+    let progress = match (request.progress, request.message) {
+        (Some(percent), _) if percent > 100 => {
+            return Err(AppError::invalid("progress", "must be between 0 and 100"));
+        }
+        (_, Some(message)) if message.len() > MAX_PROGRESS_MESSAGE_LEN => {
+            return Err(AppError::invalid(
+                "message",
+                format!("must be at most {MAX_PROGRESS_MESSAGE_LEN} bytes"),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(AppError::invalid("message", "needs a `progress` alongside"));
+        }
+        (Some(percent), message) => Some(Progress { percent, message }),
+        (None, None) => None,
+    };
+    let params = JobHeartbeatParams {
+        id,
+        lease_token: request.lease_token,
+        progress,
+    };
+    Ok(axum::Json(app.engine.heartbeat(params).await?))
+}
+
+/// `POST /v1/jobs/{id}/complete`: the attempt succeeded, with an optional JSON result.
+pub(crate) async fn complete(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    Json(request): Json<CompleteRequest>,
+) -> Result<axum::Json<FinishedJob>> {
+    check_result(&app.limits, request.result.as_deref())?;
+    let finish = Finish::Complete {
+        result: request.result,
+    };
+    finish_one(
+        &app,
+        FinishItem {
+            id,
+            lease_token: request.lease_token,
+            finish,
+        },
+    )
+    .await
+}
+
+/// `POST /v1/jobs/{id}/fail`: the attempt failed; the retry policy decides between retrying and dead.
+pub(crate) async fn fail(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    Json(request): Json<FailRequest>,
+) -> Result<axum::Json<FinishedJob>> {
+    let failure = failure(
+        &app.limits,
+        request.error,
+        request.retry_after,
+        request.retryable,
+    )?;
+    finish_one(
+        &app,
+        FinishItem {
+            id,
+            lease_token: request.lease_token,
+            finish: Finish::Fail(failure),
+        },
+    )
+    .await
+}
+
+/// `POST /v1/jobs/complete`: many completions in one commit, answered per item.
+pub(crate) async fn complete_batch(
+    State(app): State<AppState>,
+    Json(request): Json<CompleteBatchRequest>,
+) -> Result<axum::Json<FinishBatchResponse>> {
+    check_batch_len(request.jobs.len())?;
+    let items = request
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            check_result(&app.limits, item.result.as_deref())
+                .map_err(|e| e.within(&format!("jobs[{i}]")))?;
+            let finish = Finish::Complete {
+                result: item.result,
+            };
+            Ok(FinishItem {
+                id: item.id,
+                lease_token: item.lease_token,
+                finish,
+            })
+        })
+        .collect::<Result<Vec<_>, ValidationError>>()?;
+    finish_many(&app, items).await
+}
+
+/// `POST /v1/jobs/fail`: many failures in one commit, answered per item.
+pub(crate) async fn fail_batch(
+    State(app): State<AppState>,
+    Json(request): Json<FailBatchRequest>,
+) -> Result<axum::Json<FinishBatchResponse>> {
+    check_batch_len(request.jobs.len())?;
+    let items = request
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let failure = failure(&app.limits, item.error, item.retry_after, item.retryable)
+                .map_err(|e| e.within(&format!("jobs[{i}]")))?;
+            Ok(FinishItem {
+                id: item.id,
+                lease_token: item.lease_token,
+                finish: Finish::Fail(failure),
+            })
+        })
+        .collect::<Result<Vec<_>, ValidationError>>()?;
+    finish_many(&app, items).await
+}
+
+fn check_batch_len(count: usize) -> Result<()> {
+    if count == 0 || count > MAX_BATCH_JOBS {
+        return Err(AppError::invalid(
+            "jobs",
+            format!("must hold 1 to {MAX_BATCH_JOBS} items, not {count}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A result is held to the payload limit.
+fn check_result(limits: &Limits, result: Option<&RawValue>) -> Result<(), ValidationError> {
+    match result {
+        Some(result) if result.get().len() > limits.max_payload_bytes => Err(ValidationError {
+            field: "result".to_owned(),
+            message: format!(
+                "is {} bytes; the limit is {} bytes",
+                result.get().len(),
+                limits.max_payload_bytes
+            ),
+            kind: ValidationKind::TooLarge,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A worker's failure report. Over-long errors are cut to [`MAX_ERROR_LEN`], at a character boundary.
+fn failure(
+    limits: &Limits,
+    mut error: String,
+    retry_after: Option<DurationSpec>,
+    retryable: Option<bool>,
+) -> Result<Failure, ValidationError> {
+    if let Some(delay) = retry_after
+        && delay > limits.max_delay
+    {
+        return Err(ValidationError::invalid(
+            "retry_after",
+            format!("must be at most {}", limits.max_delay),
+        ));
+    }
+    if error.len() > MAX_ERROR_LEN {
+        error.truncate(error.floor_char_boundary(MAX_ERROR_LEN));
+    }
+    Ok(Failure {
+        error,
+        retry_after: retry_after.map(|d| d.0),
+        retryable: retryable.unwrap_or(true),
+        cause: FailureCause::Worker,
+    })
+}
+
+async fn finish_one(app: &AppState, item: FinishItem) -> Result<axum::Json<FinishedJob>> {
+    let outcomes = app
+        .engine
+        .finish(JobFinishParams { items: vec![item] })
+        .await?;
+    match <[FinishOutcome; 1]>::try_from(outcomes) {
+        Ok([Ok(finished)]) => Ok(axum::Json(FinishedJob {
+            id: finished.id,
+            state: finished.state,
+        })),
+        Ok([Err(e)]) => Err(e.into()),
+        Err(all) => Err(AppError::Internal(format!(
+            "the store answered {} outcomes for one item",
+            all.len()
+        ))),
+    }
+}
+
+/// Applies the items in one engine call. Refusals (stale token, unknown job) are answered per item; a
+/// server-side failure fails the request, so no 2xx ever reports a write that did not commit.
+async fn finish_many(
+    app: &AppState,
+    items: Vec<FinishItem>,
+) -> Result<axum::Json<FinishBatchResponse>> {
+    let ids: Vec<JobId> = items.iter().map(|item| item.id).collect();
+    let outcomes = app.engine.finish(JobFinishParams { items }).await?;
+    if outcomes.len() != ids.len() {
+        return Err(AppError::Internal(format!(
+            "the store answered {} outcomes for {} items",
+            outcomes.len(),
+            ids.len()
+        )));
+    }
+    let mut jobs = Vec::with_capacity(ids.len());
+    for (id, outcome) in ids.into_iter().zip(outcomes) {
+        jobs.push(match outcome {
+            Ok(finished) => FinishResult {
+                id,
+                ok: true,
+                state: Some(finished.state),
+                code: None,
+            },
+            Err(e) => {
+                let e = AppError::from(e);
+                if e.is_server_error() {
+                    return Err(e);
+                }
+                FinishResult {
+                    id,
+                    ok: false,
+                    state: None,
+                    code: Some(e.code().to_owned()),
+                }
+            }
+        });
+    }
+    Ok(axum::Json(FinishBatchResponse { jobs }))
+}

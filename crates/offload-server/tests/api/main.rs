@@ -1,0 +1,9 @@
+//! The HTTP API, tested against a real engine and SQLite store: in-process with `oneshot`, and end to end
+//! over a real socket (`e2e`). One test binary, so the workspace links it once.
+
+mod common;
+mod e2e;
+mod enqueue;
+mod jobs;
+mod routing;
+mod workers;
