@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use support::Server;
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,19 +32,37 @@ async fn every_acknowledged_job_survives_sigkill() {
             for i in 0.. {
                 let batch = i % 4 == 0;
                 let resp = if batch {
-                    let jobs: Vec<Value> = (0..20).map(|k| json!({"queue": "crash", "payload": {"w": w, "i": i, "k": k}})).collect();
-                    client.post(format!("{url}/v1/jobs/batch")).json(&json!({ "jobs": jobs })).send().await
+                    let jobs: Vec<Value> = (0..20)
+                        .map(|k| json!({"queue": "crash", "payload": {"w": w, "i": i, "k": k}}))
+                        .collect();
+                    client
+                        .post(format!("{url}/v1/jobs/batch"))
+                        .json(&json!({ "jobs": jobs }))
+                        .send()
+                        .await
                 } else {
-                    client.post(format!("{url}/v1/jobs")).json(&json!({"queue": "crash", "payload": {"w": w, "i": i}})).send().await
+                    client
+                        .post(format!("{url}/v1/jobs"))
+                        .json(&json!({"queue": "crash", "payload": {"w": w, "i": i}}))
+                        .send()
+                        .await
                 };
                 let Ok(resp) = resp else { return };
                 if !resp.status().is_success() {
                     return;
                 }
-                let Ok(body) = resp.json::<Value>().await else { return };
+                let Ok(body) = resp.json::<Value>().await else {
+                    return;
+                };
                 let mut acc = accepted.lock().unwrap();
                 if batch {
-                    acc.extend(body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()));
+                    acc.extend(
+                        body["jobs"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|j| j["id"].as_str().unwrap().to_owned()),
+                    );
                 } else {
                     acc.push(body["id"].as_str().unwrap().to_owned());
                 }
@@ -51,7 +72,10 @@ async fn every_acknowledged_job_survives_sigkill() {
     // Kill the server while requests are in flight.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while accepted.lock().unwrap().len() < 3000 {
-        assert!(tokio::time::Instant::now() < deadline, "too few jobs accepted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "too few jobs accepted"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server.kill_hard();
@@ -64,12 +88,22 @@ async fn every_acknowledged_job_survives_sigkill() {
     let server = Server::start(&db);
     let mut missing = Vec::new();
     for id in &accepted {
-        let resp = client.get(format!("{}/v1/jobs/{id}", server.url)).send().await.unwrap();
+        let resp = client
+            .get(format!("{}/v1/jobs/{id}", server.url))
+            .send()
+            .await
+            .unwrap();
         if resp.status() != 200 {
             missing.push(id.clone());
         }
     }
-    assert!(missing.is_empty(), "{} of {} acknowledged jobs lost, e.g. {:?}", missing.len(), accepted.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged jobs lost, e.g. {:?}",
+        missing.len(),
+        accepted.len(),
+        &missing[..missing.len().min(5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,16 +115,28 @@ async fn a_dead_workers_job_is_retried_after_its_lease_and_its_late_completion_i
 
     let job: Value = client
         .post(format!("{url}/v1/jobs"))
-        .json(&json!({"queue": "leases", "payload": {"x": 1}, "timeout": "1s", "max_attempts": 3,
-                      "backoff": {"base": "100ms", "cap": "100ms"}}))
-        .send().await.unwrap().json().await.unwrap();
+        .json(
+            &json!({"queue": "leases", "payload": {"x": 1}, "timeout": "1s", "max_attempts": 3,
+                      "backoff": {"base": "100ms", "cap": "100ms"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
 
     // Worker 1 claims, then "dies": it never heartbeats or reports.
     let first: Value = client
         .post(format!("{url}/v1/queues/leases/claim"))
         .json(&json!({"worker_id": "w1", "max_jobs": 1}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(first["jobs"][0]["attempt"], 1);
     let stale_token = first["jobs"][0]["lease_token"].as_str().unwrap().to_owned();
 
@@ -98,38 +144,86 @@ async fn a_dead_workers_job_is_retried_after_its_lease_and_its_late_completion_i
     let second: Value = client
         .post(format!("{url}/v1/queues/leases/claim"))
         .json(&json!({"worker_id": "w2", "max_jobs": 1, "wait": "20s"}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(second["jobs"][0]["id"], id.as_str(), "{second}");
     assert_eq!(second["jobs"][0]["attempt"], 2);
-    let token = second["jobs"][0]["lease_token"].as_str().unwrap().to_owned();
+    let token = second["jobs"][0]["lease_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Worker 1 wakes up and tries to report: refused, and nothing changes.
     for (path, body) in [
-        ("complete", json!({"lease_token": stale_token, "result": "late"})),
+        (
+            "complete",
+            json!({"lease_token": stale_token, "result": "late"}),
+        ),
         ("fail", json!({"lease_token": stale_token, "error": "late"})),
         ("heartbeat", json!({"lease_token": stale_token})),
     ] {
-        let resp = client.post(format!("{url}/v1/jobs/{id}/{path}")).json(&body).send().await.unwrap();
+        let resp = client
+            .post(format!("{url}/v1/jobs/{id}/{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 409, "{path}");
         let problem: Value = resp.json().await.unwrap();
         assert_eq!(problem["code"], "lease_mismatch");
     }
-    let now: Value = client.get(format!("{url}/v1/jobs/{id}")).send().await.unwrap().json().await.unwrap();
-    assert_eq!((now["state"].as_str(), now["attempt"].as_u64()), (Some("running"), Some(2)), "{now}");
+    let now: Value = client
+        .get(format!("{url}/v1/jobs/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (now["state"].as_str(), now["attempt"].as_u64()),
+        (Some("running"), Some(2)),
+        "{now}"
+    );
 
     let resp = client
         .post(format!("{url}/v1/jobs/{id}/complete"))
         .json(&json!({"lease_token": token, "result": {"ok": true}}))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let done: Value = client.get(format!("{url}/v1/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+    let done: Value = client
+        .get(format!("{url}/v1/jobs/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(done["state"], "succeeded");
     assert_eq!(done["result"], json!({"ok": true}));
     let attempts = done["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "{done}");
-    assert_eq!((attempts[0]["outcome"].as_str(), attempts[0]["worker_id"].as_str()), (Some("lease_expired"), Some("w1")));
+    assert_eq!(
+        (
+            attempts[0]["outcome"].as_str(),
+            attempts[0]["worker_id"].as_str()
+        ),
+        (Some("lease_expired"), Some("w1"))
+    );
     assert_eq!(attempts[0]["error"], "lease expired");
-    assert_eq!((attempts[1]["outcome"].as_str(), attempts[1]["worker_id"].as_str()), (Some("succeeded"), Some("w2")));
+    assert_eq!(
+        (
+            attempts[1]["outcome"].as_str(),
+            attempts[1]["worker_id"].as_str()
+        ),
+        (Some("succeeded"), Some("w2"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,9 +244,14 @@ async fn sigterm_ends_long_polls_and_exits_cleanly() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
-    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
     assert!(status.success(), "exit status {status}");
-    let resp = poll.await.unwrap().expect("the long poll gets an answer before the server exits");
+    let resp = poll
+        .await
+        .unwrap()
+        .expect("the long poll gets an answer before the server exits");
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["jobs"], json!([]));

@@ -18,7 +18,15 @@ fn a_shell_command_completes_jobs_and_failures_are_retried_with_stderr() {
 
     let ok = server.cli_json(&["job", "enqueue", "scripts", "--payload", r#"{"n":21}"#]);
     let ok_id = ok["id"].as_str().unwrap().to_owned();
-    let bad = server.cli_json(&["job", "enqueue", "scripts", "--payload", r#"{"n":-1}"#, "--max-attempts", "1"]);
+    let bad = server.cli_json(&[
+        "job",
+        "enqueue",
+        "scripts",
+        "--payload",
+        r#"{"n":-1}"#,
+        "--max-attempts",
+        "1",
+    ]);
     let bad_id = bad["id"].as_str().unwrap().to_owned();
 
     // Doubles n from stdin and prints JSON; fails with a message on stderr for negative n.
@@ -26,7 +34,19 @@ fn a_shell_command_completes_jobs_and_failures_are_retried_with_stderr() {
         if [ "$n" -lt 0 ]; then echo "negative input: $n" >&2; exit 3; fi;
         echo "{\"doubled\": $((n * 2)), \"job\": \"$OFFLOAD_JOB_ID\"}""#;
     let mut worker = Command::new(bin())
-        .args(["--server", &server.url, "worker", "--queue", "scripts", "--concurrency", "2", "--", "sh", "-c", script])
+        .args([
+            "--server",
+            &server.url,
+            "worker",
+            "--queue",
+            "scripts",
+            "--concurrency",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -45,7 +65,13 @@ fn a_shell_command_completes_jobs_and_failures_are_retried_with_stderr() {
         let job = job_state(&server, &bad_id);
         (job["state"] == "dead").then_some(job)
     });
-    assert!(dead["last_error"].as_str().unwrap().contains("negative input: -1"), "{dead}");
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("negative input: -1"),
+        "{dead}"
+    );
     assert_eq!(dead["attempts"][0]["outcome"], "failed");
 
     // SIGTERM stops the worker cleanly.
@@ -63,13 +89,25 @@ fn sigterm_lets_the_running_job_finish_before_the_worker_exits() {
     let marker = dir.path().join("started");
     let script = format!("touch {}; sleep 1; echo '\"finished\"'", marker.display());
     let mut worker = Command::new(bin())
-        .args(["--server", &server.url, "worker", "--queue", "slow", "--", "sh", "-c", &script])
+        .args([
+            "--server",
+            &server.url,
+            "worker",
+            "--queue",
+            "slow",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(Duration::from_secs(20), "the job to start", || marker.exists().then_some(()));
+    wait_for(Duration::from_secs(20), "the job to start", || {
+        marker.exists().then_some(())
+    });
     signal(worker.id(), "TERM");
     assert!(worker.wait().unwrap().success());
     let job = job_state(&server, &id);
@@ -90,7 +128,11 @@ fn cli_errors_are_one_line_and_non_zero() {
         let out = server.cli(&args);
         assert!(!out.status.success(), "{args:?} should fail");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line expected, got: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line expected, got: {stderr}"
+        );
         assert!(stderr.starts_with("error:"), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
@@ -99,7 +141,16 @@ fn cli_errors_are_one_line_and_non_zero() {
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
 
     // A server that is not there is one clear line too.
-    let out = Command::new(bin()).args(["--server", "http://127.0.0.1:9", "queue", "ls"]).output().unwrap();
+    let out = Command::new(bin())
+        .args(["--server", "http://127.0.0.1:9", "queue", "ls"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
 }

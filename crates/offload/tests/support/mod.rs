@@ -9,25 +9,25 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Path of the binary under test.
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_offload")
 }
 
 /// A running `offload serve` process, killed when dropped.
-pub struct Server {
-    pub child: Child,
-    pub url: String,
-    pub db: PathBuf,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    pub(crate) db: PathBuf,
 }
 
 impl Server {
     /// Starts a server on a free loopback port with the given database file; waits until it listens.
-    pub fn start(db: &Path) -> Server {
+    pub(crate) fn start(db: &Path) -> Server {
         Self::start_with(db, &[])
     }
 
     /// Like [`Server::start`], with extra `serve` arguments.
-    pub fn start_with(db: &Path, extra: &[&str]) -> Server {
+    pub(crate) fn start_with(db: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
             .arg(db)
@@ -43,35 +43,47 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = loop {
             assert!(Instant::now() < deadline, "server did not start in time");
-            let line = lines.next().expect("server exited before listening").expect("read stderr");
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .expect("read stderr");
             if let Some(rest) = line.strip_prefix("offload listening on ") {
                 break rest.split_whitespace().next().expect("url").to_owned();
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Server { child, url, db: db.to_owned() }
+        Server {
+            child,
+            url,
+            db: db.to_owned(),
+        }
     }
 
     /// Sends SIGKILL: the process dies at once, with no chance to flush anything.
-    pub fn kill_hard(&mut self) {
+    pub(crate) fn kill_hard(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         signal(self.child.id(), "TERM");
         self.child.wait().expect("wait for server")
     }
 
     /// Runs a CLI command against this server.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin()).arg("--server").arg(&self.url).args(args).output().expect("run offload cli")
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--server")
+            .arg(&self.url)
+            .args(args)
+            .output()
+            .expect("run offload cli")
     }
 
     /// Runs a CLI command with `--json` and parses its stdout; panics with stderr when it fails.
-    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn cli_json(&self, args: &[&str]) -> serde_json::Value {
         let out = Command::new(bin())
             .arg("--server")
             .arg(&self.url)
@@ -79,9 +91,17 @@ impl Server {
             .args(args)
             .output()
             .expect("run offload cli");
-        assert!(out.status.success(), "offload {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("offload {args:?} printed non-JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "offload {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "offload {args:?} printed non-JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 }
 
@@ -93,13 +113,17 @@ impl Drop for Server {
 }
 
 /// Sends a signal by name with the system's `kill`.
-pub fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("run kill");
+pub(crate) fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {

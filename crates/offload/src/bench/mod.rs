@@ -1,0 +1,105 @@
+//! `offload bench`: end-to-end throughput and latency of a real server on a fresh temporary database.
+//!
+//! The server runs in this process on 127.0.0.1 with its normal configuration (durable commits included);
+//! clients talk plain HTTP to it, as any worker would. Request bodies are built once up front so the figures
+//! measure the server, not the client's JSON encoding. Phases:
+//! 1. single-job enqueues from many concurrent clients;
+//! 2. batch enqueues;
+//! 3. drain: pull workers claim in batches and complete in batches until the queue is empty;
+//! 4. enqueue-to-start latency at low load: one job at a time to a long-polling worker.
+
+mod phases;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::serve::{self, Overrides, ServeConfig};
+
+pub(crate) use report::BenchReport;
+
+/// What to run and how hard.
+#[derive(Debug, Clone)]
+pub(crate) struct BenchOptions {
+    /// Concurrent clients for single-job enqueues.
+    pub(crate) clients: usize,
+    /// Single-job enqueues in phase 1.
+    pub(crate) single_jobs: usize,
+    /// Jobs enqueued in batches in phase 2 (and drained in phase 3).
+    pub(crate) batch_jobs: usize,
+    /// Jobs per batch request.
+    pub(crate) batch_size: usize,
+    /// Concurrent batch clients.
+    pub(crate) batch_clients: usize,
+    /// Concurrent pull workers in the drain.
+    pub(crate) workers: usize,
+    /// Jobs per claim (and per batch completion) in the drain.
+    pub(crate) claim_batch: u32,
+    /// Samples of the latency phase.
+    pub(crate) latency_samples: usize,
+    /// Database file; a temporary directory when absent.
+    pub(crate) database: Option<PathBuf>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            clients: 64,
+            single_jobs: 60_000,
+            batch_jobs: 400_000,
+            batch_size: 1_000,
+            batch_clients: 4,
+            workers: 4,
+            claim_batch: 500,
+            latency_samples: 2_000,
+            database: None,
+        }
+    }
+}
+
+/// Runs every phase against a fresh server and returns the figures.
+pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let database = opts.database.clone().unwrap_or_else(|| dir.path().join("bench.db"));
+    let config = ServeConfig::resolve(Overrides {
+        config: None,
+        listen: Some("127.0.0.1:0".into()),
+        database: Some(database.display().to_string()),
+        api_tokens: Some(Vec::new()),
+    })?;
+    let config = ServeConfig { max_body_bytes: 256 * 1024 * 1024, ..config };
+    let server = serve::start(&config).await?;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.clients.max(opts.workers) * 2)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let ctx = phases::Ctx { http, base };
+
+    eprintln!("bench: database {}", database.display());
+    let enqueue = phases::single_enqueue(&ctx, &opts).await?;
+    eprintln!("  single enqueue: {:>9.0} jobs/s ({} clients)", enqueue.per_s, opts.clients);
+    let batch = phases::batch_enqueue(&ctx, &opts).await?;
+    eprintln!("  batch enqueue:  {:>9.0} jobs/s ({} per batch)", batch.per_s, opts.batch_size);
+    let drain = phases::drain(&ctx, &opts).await?;
+    eprintln!(
+        "  drain:          {:>9.0} jobs/s ({} workers, {} per claim)",
+        drain.per_s, opts.workers, opts.claim_batch
+    );
+    let latency = phases::latency(&ctx, &opts).await?;
+    eprintln!(
+        "  enqueue->start: p50 {:.3} ms, p99 {:.3} ms ({} samples)",
+        latency.p50_ms, latency.p99_ms, opts.latency_samples
+    );
+    server.stop().await?;
+    Ok(BenchReport {
+        enqueue_per_s: enqueue.per_s,
+        batch_enqueue_per_s: batch.per_s,
+        drain_per_s: drain.per_s,
+        p50_ms: latency.p50_ms,
+        p99_ms: latency.p99_ms,
+    })
+}

@@ -1,0 +1,202 @@
+//! The bench phases. Each returns its figure; failures of individual requests abort the run (a bench that
+//! silently drops errors would report fiction).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use offload_core::api::{ClaimResponse, CompleteBatchRequest, CompleteItem, FinishBatchResponse};
+use tokio::sync::{Mutex, mpsc};
+
+use super::BenchOptions;
+use super::report::quantile;
+
+/// Shared client state.
+pub(super) struct Ctx {
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
+}
+
+/// A throughput figure.
+pub(super) struct Throughput {
+    pub(super) per_s: f64,
+}
+
+/// Latency figures.
+pub(super) struct Latency {
+    pub(super) p50_ms: f64,
+    pub(super) p99_ms: f64,
+}
+
+const DRAIN_QUEUE: &str = "bench-drain";
+const LATENCY_QUEUE: &str = "bench-latency";
+
+impl Ctx {
+    async fn post(&self, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status}: {}", String::from_utf8_lossy(&bytes));
+        }
+        Ok(bytes)
+    }
+}
+
+fn throughput(jobs: usize, elapsed: Duration) -> Throughput {
+    Throughput { per_s: jobs as f64 / elapsed.as_secs_f64().max(1e-9) }
+}
+
+/// Phase 1: `clients` tasks each post single jobs until `single_jobs` were accepted.
+pub(super) async fn single_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
+    let body = Bytes::from(r#"{"queue":"bench-single","payload":{"to":"user@example.com","n":42}}"#);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..opts.clients {
+        let (next, body, http, base) = (next.clone(), body.clone(), ctx.http.clone(), ctx.base.clone());
+        let total = opts.single_jobs;
+        tasks.push(tokio::spawn(async move {
+            let ctx = Ctx { http, base };
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                ctx.post("/v1/jobs", body.clone()).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(throughput(opts.single_jobs, started.elapsed()))
+}
+
+/// Phase 2: `batch_clients` tasks post batches of `batch_size` jobs to the drain queue.
+pub(super) async fn batch_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
+    let job = format!(r#"{{"queue":"{DRAIN_QUEUE}","payload":{{"to":"user@example.com","n":42}}}}"#);
+    let body = Bytes::from(format!(r#"{{"jobs":[{}]}}"#, vec![job; opts.batch_size].join(",")));
+    let batches = opts.batch_jobs.div_ceil(opts.batch_size);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..opts.batch_clients {
+        let (next, body, http, base) = (next.clone(), body.clone(), ctx.http.clone(), ctx.base.clone());
+        tasks.push(tokio::spawn(async move {
+            let ctx = Ctx { http, base };
+            while next.fetch_add(1, Ordering::Relaxed) < batches {
+                ctx.post("/v1/jobs/batch", body.clone()).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(throughput(batches * opts.batch_size, started.elapsed()))
+}
+
+/// Phase 3: `workers` pull workers claim up to `claim_batch` jobs and complete them in one request, until
+/// the drain queue is empty.
+pub(super) async fn drain(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
+    let claim = Bytes::from(format!(r#"{{"worker_id":"bench","max_jobs":{}}}"#, opts.claim_batch));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..opts.workers {
+        let (done, claim, http, base) = (done.clone(), claim.clone(), ctx.http.clone(), ctx.base.clone());
+        tasks.push(tokio::spawn(async move {
+            let ctx = Ctx { http, base };
+            loop {
+                let got = ctx.post(&format!("/v1/queues/{DRAIN_QUEUE}/claim"), claim.clone()).await?;
+                let claimed: ClaimResponse = serde_json::from_slice(&got)?;
+                if claimed.jobs.is_empty() {
+                    return anyhow::Ok(());
+                }
+                let n = claimed.jobs.len();
+                complete_all(&ctx, claimed).await?;
+                done.fetch_add(n, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let drained = done.load(Ordering::Relaxed);
+    if drained < opts.batch_jobs {
+        bail!("drain finished with {drained} of {} jobs", opts.batch_jobs);
+    }
+    Ok(throughput(drained, started.elapsed()))
+}
+
+async fn complete_all(ctx: &Ctx, claimed: ClaimResponse) -> anyhow::Result<()> {
+    let jobs = claimed
+        .jobs
+        .into_iter()
+        .map(|j| CompleteItem { id: j.id, lease_token: j.lease_token, result: None })
+        .collect();
+    let body = serde_json::to_vec(&CompleteBatchRequest { jobs })?;
+    let answer: FinishBatchResponse = serde_json::from_slice(&ctx.post("/v1/jobs/complete", body.into()).await?)?;
+    if let Some(bad) = answer.jobs.iter().find(|r| !r.ok) {
+        bail!("completion of {} refused: {:?}", bad.id, bad.code);
+    }
+    Ok(())
+}
+
+/// Phase 4: one job at a time; the time from just before the enqueue request is sent until a long-polling
+/// worker holds the job.
+pub(super) async fn latency(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Latency> {
+    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let (got_tx, mut got_rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let worker = {
+        let (http, base) = (ctx.http.clone(), ctx.base.clone());
+        let samples = opts.latency_samples;
+        tokio::spawn(async move {
+            let ctx = Ctx { http, base };
+            let claim = Bytes::from(r#"{"worker_id":"bench-latency","max_jobs":10,"wait":"5s"}"#);
+            let mut seen = 0;
+            while seen < samples {
+                let got = ctx.post(&format!("/v1/queues/{LATENCY_QUEUE}/claim"), claim.clone()).await?;
+                let at = Instant::now();
+                let claimed: ClaimResponse = serde_json::from_slice(&got)?;
+                for job in &claimed.jobs {
+                    let seq: u64 = serde_json::from_str(job.payload.get())?;
+                    let _ = got_tx.send((seq, at));
+                }
+                seen += claimed.jobs.len();
+                if !claimed.jobs.is_empty() {
+                    complete_all(&ctx, claimed).await?;
+                }
+            }
+            anyhow::Ok(())
+        })
+    };
+    // Let the worker's first long poll reach the server.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut samples = Vec::with_capacity(opts.latency_samples);
+    for seq in 0..opts.latency_samples as u64 {
+        let body = Bytes::from(format!(r#"{{"queue":"{LATENCY_QUEUE}","payload":{seq}}}"#));
+        let t0 = Instant::now();
+        sent.lock().await.insert(seq, t0);
+        ctx.post("/v1/jobs", body).await?;
+        let (got_seq, at) = tokio::time::timeout(Duration::from_secs(10), got_rx.recv())
+            .await
+            .context("a latency job was not delivered within 10 s")?
+            .context("latency worker stopped")?;
+        let start = sent.lock().await.remove(&got_seq).context("unknown latency job")?;
+        samples.push(at.duration_since(start).as_secs_f64() * 1000.0);
+        // Low load: leave the server idle briefly between jobs, and let the worker's next long poll arrive.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    worker.await??;
+    samples.sort_by(f64::total_cmp);
+    Ok(Latency { p50_ms: quantile(&samples, 0.5), p99_ms: quantile(&samples, 0.99) })
+}

@@ -1,0 +1,62 @@
+//! The bench's figures and the machine-readable `RESULT` line.
+
+use std::fmt;
+
+/// Figures of one bench run.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BenchReport {
+    pub(crate) enqueue_per_s: f64,
+    pub(crate) batch_enqueue_per_s: f64,
+    pub(crate) drain_per_s: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+}
+
+impl fmt::Display for BenchReport {
+    /// `RESULT enqueue_per_s=.. batch_enqueue_per_s=.. drain_per_s=.. p50_ms=.. p99_ms=..`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RESULT enqueue_per_s={:.0} batch_enqueue_per_s={:.0} drain_per_s={:.0} p50_ms={:.3} p99_ms={:.3}",
+            self.enqueue_per_s, self.batch_enqueue_per_s, self.drain_per_s, self.p50_ms, self.p99_ms
+        )
+    }
+}
+
+/// The value at quantile `q` (0..=1) of sorted samples (nearest rank).
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_line_has_every_figure() {
+        let r = BenchReport {
+            enqueue_per_s: 1234.4,
+            batch_enqueue_per_s: 5.0,
+            drain_per_s: 6.0,
+            p50_ms: 0.25,
+            p99_ms: 1.5,
+        };
+        assert_eq!(
+            r.to_string(),
+            "RESULT enqueue_per_s=1234 batch_enqueue_per_s=5 drain_per_s=6 p50_ms=0.250 p99_ms=1.500"
+        );
+    }
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert_eq!(quantile(&[], 0.5), 0.0);
+    }
+}

@@ -1,0 +1,104 @@
+//! `offload serve`: open the store, start the engine, serve the API, drain on SIGTERM or Ctrl-C.
+//!
+//! Stop order: stop handing out jobs (long polls answer empty at once), let in-flight requests finish so
+//! workers can still complete and fail, then stop the maintenance loops and close the store after its
+//! pending commits.
+
+pub(crate) mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use offload_engine::{Engine, EngineConfig};
+use offload_server::ServerConfig;
+use offload_store_sqlite::{SqliteOptions, SqliteStore};
+
+pub(crate) use config::{Overrides, ServeConfig};
+
+/// A server that is listening: what tests and the bench need to talk to it and stop it.
+pub(crate) struct Running {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) engine: Engine,
+    pub(crate) serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Running {
+    /// Drains and stops the server, waiting for every committed write.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.serve.await.context("server task failed")?.context("server failed")?;
+        self.engine.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Opens the store and starts listening; returns once the socket is bound.
+pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
+    let store = SqliteStore::open(SqliteOptions::new(config.database.clone()))
+        .await
+        .with_context(|| format!("cannot open database {}", config.database.display()))?;
+    let engine_config = EngineConfig { retention: config.retention, ..EngineConfig::default() };
+    let engine = Engine::new(Arc::new(store), engine_config);
+    engine.start();
+    let server_config = ServerConfig {
+        limits: config.limits.clone(),
+        api_tokens: config.api_tokens.clone(),
+        max_body_bytes: config.max_body_bytes,
+    };
+    let app = offload_server::router(engine.clone(), server_config);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let drain = {
+        let stop = stop.clone();
+        let engine = engine.clone();
+        async move {
+            stop.cancelled().await;
+            engine.stop_claiming();
+        }
+    };
+    let serve = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(drain).await });
+    Ok(Running { addr, engine, serve, stop })
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, then drains.
+pub(crate) async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let running = start(&config).await?;
+    tracing::info!(
+        listen = %running.addr,
+        database = %config.database.display(),
+        auth = !config.api_tokens.is_empty(),
+        "offload is serving"
+    );
+    eprintln!("offload listening on http://{} (database {})", running.addr, config.database.display());
+    shutdown_signal().await;
+    tracing::info!("shutdown requested: draining");
+    running.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
