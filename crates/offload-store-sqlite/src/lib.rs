@@ -1,1 +1,309 @@
-//! placeholder
+//! Offload's embedded SQLite store: one file, WAL, one writer with group commit, a read pool.
+//!
+//! [`SqliteStore`] implements [`Store`]. Every write goes to a single writer task that owns the only write
+//! connection and commits whole groups of queued commands at once (see `writer`); reads use a separate pool of
+//! read-only connections, which WAL lets run beside the writer. Durability: `synchronous=FULL`, so an `Ok`
+//! from a write means the data is on disk.
+//!
+//! Module map: `schema` (migrations, connection settings), `writer` (group commit), `jobs_insert`,
+//! `leases` (claim, heartbeat), `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
+//! delete), `maintenance` (stage, prune), `jobs_read`, `queues`, `leader`; `codec` maps values, `batch` runs
+//! multi-row statements, `error` maps database errors.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use offload_core::api::{HeartbeatResponse, QueueInfo};
+use offload_core::{ClaimedJob, Clock, Job, JobId, SystemClock, Timestamp};
+use offload_store::{
+    FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams, JobInsertParams,
+    JobListParams, JobPruneParams, JobRescueParams, JobStageParams, LeaderElectParams,
+    LeaderResignParams, Leadership, QueueSetPausedParams, RescueReport, Result, StageReport, Store,
+};
+use sqlx::Connection;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool, SqlitePoolOptions};
+
+mod batch;
+mod codec;
+mod counts;
+mod error;
+mod jobs_finish;
+mod jobs_insert;
+mod jobs_manage;
+mod jobs_read;
+mod leader;
+mod leases;
+mod maintenance;
+mod queues;
+mod schema;
+mod writer;
+
+#[cfg(test)]
+mod plans;
+
+use error::{closed, db};
+use writer::Writer;
+
+/// How to open a [`SqliteStore`]: which file, which clock, how many readers.
+#[derive(Clone)]
+pub struct SqliteOptions {
+    /// The database file; created (with its schema) if missing.
+    pub path: PathBuf,
+    /// The clock that decides due times and lease expiry; tests pass a [`offload_core::ManualClock`].
+    pub clock: Arc<dyn Clock>,
+    /// Connections in the read pool (reads never wait for the writer, only for each other).
+    pub read_connections: u32,
+}
+
+impl SqliteOptions {
+    /// Options for the file at `path`, with the system clock and 4 read connections.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            clock: Arc::new(SystemClock),
+            read_connections: 4,
+        }
+    }
+
+    /// The same options with another clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+impl fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("path", &self.path)
+            .field("read_connections", &self.read_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the write connection makes commits durable (see [`SqliteStore::durability`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durability {
+    /// `wal` for every store this crate opens.
+    pub journal_mode: String,
+    /// `full`: every commit is fsynced before a write returns.
+    pub synchronous: String,
+}
+
+/// The SQLite implementation of [`Store`]: the default, zero-setup database of a single Offload node.
+pub struct SqliteStore {
+    clock: Arc<dyn Clock>,
+    writer: Writer,
+    reads: SqlitePool,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database (creating the file if missing), applies pending migrations and starts the writer.
+    /// Must be called inside a Tokio runtime.
+    pub async fn open(options: SqliteOptions) -> Result<Self> {
+        let mut conn = SqliteConnection::connect_with(&schema::write_options(&options.path))
+            .await
+            .map_err(db)?;
+        schema::migrator()
+            .run(&mut conn)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => db(e),
+                e => offload_store::StoreError::Internal(format!("migration failed: {e}")),
+            })?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(schema::read_options(&options.path))
+            .await
+            .map_err(db)?;
+        let writer = Writer::start(conn, options.clock.clone()).await?;
+        Ok(Self {
+            clock: options.clock,
+            writer,
+            reads,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The write connection's durability settings as SQLite reports them, for startup logs and tests.
+    pub async fn durability(&self) -> Result<Durability> {
+        self.writer
+            .run(true, |c, _, _| {
+                Box::pin(async move {
+                    let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                        .fetch_one(&mut *c)
+                        .await
+                        .map_err(db)?;
+                    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                        .fetch_one(&mut *c)
+                        .await
+                        .map_err(db)?;
+                    let synchronous = match synchronous {
+                        0 => "off",
+                        1 => "normal",
+                        2 => "full",
+                        3 => "extra",
+                        _ => "unknown",
+                    };
+                    Ok(Durability {
+                        journal_mode,
+                        synchronous: synchronous.to_owned(),
+                    })
+                })
+            })
+            .await
+    }
+
+    async fn read(&self) -> Result<PoolConnection<Sqlite>> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(closed());
+        }
+        self.reads.acquire().await.map_err(db)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.read().await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn job_insert(&self, p: JobInsertParams) -> Result<Vec<Inserted>> {
+        if p.jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.insert(p.jobs).await
+    }
+
+    async fn job_get(&self, id: JobId) -> Result<Option<Job>> {
+        jobs_read::get_job(&mut *self.read().await?, id).await
+    }
+
+    async fn job_list(&self, p: JobListParams) -> Result<Vec<Job>> {
+        jobs_read::list_jobs(&mut *self.read().await?, &p).await
+    }
+
+    async fn job_claim(&self, p: JobClaimParams) -> Result<Vec<ClaimedJob>> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(leases::claim(c, now, p, counts))
+            })
+            .await
+    }
+
+    async fn job_heartbeat(&self, p: JobHeartbeatParams) -> Result<HeartbeatResponse> {
+        self.writer
+            .run(true, move |c, _, now| {
+                Box::pin(leases::heartbeat(c, now, p))
+            })
+            .await
+    }
+
+    async fn job_finish(&self, p: JobFinishParams) -> Result<Vec<FinishOutcome>> {
+        if p.items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.finish(p.items).await
+    }
+
+    async fn job_cancel(&self, id: JobId) -> Result<Job> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(jobs_manage::cancel(c, now, id, counts))
+            })
+            .await
+    }
+
+    async fn job_retry(&self, id: JobId) -> Result<Job> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(jobs_manage::retry(c, now, id, counts))
+            })
+            .await
+    }
+
+    async fn job_delete(&self, id: JobId) -> Result<()> {
+        self.writer
+            .run(false, move |c, counts, _| {
+                Box::pin(jobs_manage::delete(c, id, counts))
+            })
+            .await
+    }
+
+    async fn job_stage_due(&self, p: JobStageParams) -> Result<StageReport> {
+        self.writer
+            .run(true, move |c, counts, now| {
+                Box::pin(maintenance::stage(c, now, p, counts))
+            })
+            .await
+    }
+
+    async fn job_rescue_expired(&self, p: JobRescueParams) -> Result<RescueReport> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(jobs_finish::rescue(c, now, p, counts))
+            })
+            .await
+    }
+
+    async fn job_prune(&self, p: JobPruneParams) -> Result<u64> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(maintenance::prune(c, now, p, counts))
+            })
+            .await
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueueInfo>> {
+        queues::list(&mut *self.read().await?, self.clock.now(), None).await
+    }
+
+    async fn queue_set_paused(&self, p: QueueSetPausedParams) -> Result<QueueInfo> {
+        self.writer
+            .run(true, move |c, _, now| {
+                Box::pin(queues::set_paused(c, now, p))
+            })
+            .await
+    }
+
+    async fn leader_attempt_elect(&self, p: LeaderElectParams) -> Result<Leadership> {
+        self.writer
+            .run(true, move |c, _, now| Box::pin(leader::elect(c, now, p)))
+            .await
+    }
+
+    async fn leader_resign(&self, p: LeaderResignParams) -> Result<()> {
+        self.writer
+            .run(true, move |c, _, now| Box::pin(leader::resign(c, now, p)))
+            .await
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        // Readers first, so the writer's connection is the last one and checkpoints the WAL as it closes.
+        self.reads.close().await;
+        self.writer.close().await;
+    }
+}

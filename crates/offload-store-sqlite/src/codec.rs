@@ -1,0 +1,101 @@
+//! Conversions between database values and domain types.
+//!
+//! Invariant: reading never panics; a value that does not fit (a negative attempt count, a token of the wrong
+//! length, JSON that does not parse) becomes [`StoreError::Internal`] through [`crate::error::corrupt`].
+//! Times are unix microseconds, durations milliseconds, ids and tokens 16-byte BLOBs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use offload_core::{Backoff, DurationSpec, JobId, JobState, Timestamp};
+use offload_store::Result;
+use serde_json::value::RawValue;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Decode, Row, Sqlite, Type};
+
+use crate::error::{corrupt, db};
+
+/// A timestamp as stored.
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+/// A stored timestamp.
+pub(crate) fn timestamp(us: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(us).map_err(|e| corrupt(format!("timestamp {us}: {e}")))
+}
+
+/// A duration as stored (whole milliseconds, saturating).
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A stored duration.
+pub(crate) fn duration(ms: i64) -> Result<Duration> {
+    u64::try_from(ms)
+        .map(Duration::from_millis)
+        .map_err(|_| corrupt(format!("negative duration {ms}")))
+}
+
+/// A stored job id.
+pub(crate) fn job_id(bytes: &[u8]) -> Result<JobId> {
+    <[u8; 16]>::try_from(bytes)
+        .map(JobId::from_bytes)
+        .map_err(|_| corrupt("job id is not 16 bytes"))
+}
+
+/// An id or token written by SQLite's `hex()` (32 hex digits).
+pub(crate) fn hex_uuid(hex: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::try_parse(hex).map_err(|e| corrupt(format!("id {hex}: {e}")))
+}
+
+/// A stored job state.
+pub(crate) fn state(text: &str) -> Result<JobState> {
+    text.parse().map_err(corrupt)
+}
+
+/// A stored count or attempt number.
+pub(crate) fn u32_of(v: i64, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| corrupt(format!("{what} {v} out of range")))
+}
+
+/// Stored JSON text kept raw (validated, not re-serialized).
+pub(crate) fn raw_json(text: String) -> Result<Box<RawValue>> {
+    RawValue::from_string(text).map_err(|e| corrupt(format!("JSON: {e}")))
+}
+
+/// Tags as stored: a JSON object, or NULL when there are none.
+pub(crate) fn tags_to_db(tags: &BTreeMap<String, String>) -> Option<String> {
+    if tags.is_empty() {
+        None
+    } else {
+        serde_json::to_string(tags).ok()
+    }
+}
+
+/// Stored tags.
+pub(crate) fn tags(text: Option<&str>) -> Result<BTreeMap<String, String>> {
+    match text {
+        None => Ok(BTreeMap::new()),
+        Some(t) => serde_json::from_str(t).map_err(|e| corrupt(format!("tags: {e}"))),
+    }
+}
+
+/// A stored retry policy.
+pub(crate) fn backoff(base_ms: i64, cap_ms: i64, jitter: f64) -> Result<Backoff> {
+    Ok(Backoff {
+        base: DurationSpec(duration(base_ms)?),
+        cap: DurationSpec(duration(cap_ms)?),
+        jitter,
+    })
+}
+
+/// One column of a row, with a database-level decoding failure reported as [`StoreError::Internal`].
+///
+/// [`StoreError::Internal`]: offload_store::StoreError::Internal
+pub(crate) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
+where
+    T: Decode<'r, Sqlite> + Type<Sqlite>,
+{
+    row.try_get(column).map_err(db)
+}

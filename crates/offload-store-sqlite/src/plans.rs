@@ -1,0 +1,87 @@
+//! Guards on the query plans the store's performance depends on: each hot or user-facing query must walk the
+//! index it was written for, and never sort a whole table (sorting the at most `limit` rows picked is fine).
+
+use offload_store::JobListParams;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{AssertSqlSafe, Connection, Row};
+
+use crate::schema;
+
+async fn plan(conn: &mut sqlx::SqliteConnection, sql: &str, args: SqliteArguments) -> String {
+    let rows = sqlx::query_with(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")), args)
+        .fetch_all(conn)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<String, _>(3))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn args(values: &[&str]) -> SqliteArguments {
+    let mut a = SqliteArguments::default();
+    for v in values {
+        sqlx::Arguments::add(&mut a, *v).unwrap();
+    }
+    a
+}
+
+#[tokio::test]
+async fn queries_use_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn =
+        sqlx::SqliteConnection::connect_with(&schema::write_options(&dir.path().join("p.db")))
+            .await
+            .unwrap();
+    schema::migrator().run(&mut conn).await.unwrap();
+
+    let checks: Vec<(String, SqliteArguments, &str)> = vec![
+        (crate::leases::PICK_SQL.to_owned(), args(&["q", "10"]), "jobs_claim"),
+        (format!("{} FROM jobs WHERE id IN (SELECT unhex(value) FROM json_each(?1))", crate::jobs_finish::FACTS_JSON), args(&["[]"]), "jobs_id"),
+        ("SELECT seq FROM jobs WHERE state IN ('scheduled', 'retrying') AND run_at <= ?1 ORDER BY run_at LIMIT ?2".to_owned(), args(&["1", "2"]), "jobs_due"),
+        ("SELECT seq FROM jobs WHERE state = 'running' AND lease_expires_at <= ?1 ORDER BY lease_expires_at LIMIT ?2".to_owned(), args(&["1", "2"]), "jobs_lease"),
+        ("SELECT seq FROM jobs WHERE state IN ('succeeded', 'dead', 'cancelled') AND state = ?1 AND finished_at <= ?2 ORDER BY finished_at LIMIT ?3".to_owned(), args(&["dead", "1", "2"]), "jobs_finished"),
+        (crate::queues::QUEUES_SQL.to_owned(), args(&["q"]), "jobs_available_since"),
+    ];
+    for (sql, a, index) in checks {
+        let p = plan(&mut conn, &sql, a).await;
+        assert!(p.contains(index), "{sql}\n  expected {index}: {p}");
+        // queue_list sorts queue names, never jobs.
+        let sorts_jobs = p.contains("TEMP B-TREE FOR ORDER BY") && !sql.contains("queue_counts");
+        assert!(!sorts_jobs, "{sql}\n  sorts: {p}");
+    }
+
+    let lists = [
+        (None, None, "jobs_id"),
+        (Some("q"), None, "jobs_queue"),
+        (
+            Some("q"),
+            Some(offload_core::JobState::Dead),
+            "jobs_settled",
+        ),
+        (
+            Some("q"),
+            Some(offload_core::JobState::Running),
+            "jobs_queue",
+        ),
+    ];
+    for (queue, state, index) in lists {
+        let p = JobListParams {
+            queue: queue.map(str::to_owned),
+            state,
+            limit: 10,
+            ..Default::default()
+        };
+        let (sql, a) = crate::jobs_read::walk_sql(&p, queue).unwrap();
+        let found = plan(&mut conn, &sql, a).await;
+        assert!(
+            found.contains(index),
+            "{queue:?} {state:?}: expected {index}: {found}"
+        );
+        assert!(
+            !found.contains("TEMP B-TREE FOR ORDER BY"),
+            "{queue:?} {state:?} sorts: {found}"
+        );
+    }
+    conn.close().await.unwrap();
+}

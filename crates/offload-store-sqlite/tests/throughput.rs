@@ -1,0 +1,231 @@
+//! Rough store-level throughput numbers (not a correctness test; ignored by default). Run with:
+//! `cargo test -p offload-store-sqlite --release --test throughput -- --ignored --nocapture --test-threads 1`
+//!
+//! These measure the store alone (no HTTP), so they bound what `offload bench` can reach end to end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use offload_core::{Backoff, JobId, NewJob, RunAt};
+use offload_store::{
+    DynStore, Finish, FinishItem, JobClaimParams, JobFinishParams, JobInsertParams, JobListParams,
+};
+use offload_store_sqlite::{SqliteOptions, SqliteStore};
+use serde_json::value::RawValue;
+
+fn job() -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        queue: "bench".into(),
+        name: Some("noop".into()),
+        payload: RawValue::from_string(
+            r#"{"user_id":12345,"action":"send_email","template":"welcome"}"#.into(),
+        )
+        .unwrap(),
+        run_at: RunAt::Now,
+        priority: 0,
+        max_attempts: 25,
+        backoff: Backoff::default(),
+        timeout: Duration::from_secs(300),
+        idempotency_key: None,
+        request_fingerprint: None,
+        tags: BTreeMap::new(),
+    }
+}
+
+async fn open() -> (DynStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteOptions::new(dir.path().join("bench.db")))
+        .await
+        .unwrap();
+    (Arc::new(store), dir)
+}
+
+fn rate(what: &str, n: usize, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    println!("{what}: {n} in {secs:.2}s = {:.0}/s", n as f64 / secs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn single_job_inserts_from_64_callers() {
+    let (store, _dir) = open().await;
+    let per_caller = 1000;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..per_caller {
+                    store
+                        .job_insert(JobInsertParams { jobs: vec![job()] })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    rate("single inserts, 64 callers", 64 * per_caller, started);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn batch_inserts() {
+    let (store, _dir) = open().await;
+    for batch in [1000, 10_000] {
+        let total = 200_000;
+        let batches: Vec<Vec<NewJob>> = (0..total / batch)
+            .map(|_| (0..batch).map(|_| job()).collect())
+            .collect();
+        let started = Instant::now();
+        for jobs in batches {
+            store.job_insert(JobInsertParams { jobs }).await.unwrap();
+        }
+        rate(&format!("batch inserts of {batch}"), total, started);
+    }
+    let queues = store.queue_list().await.unwrap();
+    println!("{queues:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn claim_and_complete_in_batches() {
+    let (store, _dir) = open().await;
+    let total = 200_000;
+    for _ in 0..total / 10_000 {
+        store
+            .job_insert(JobInsertParams {
+                jobs: (0..10_000).map(|_| job()).collect(),
+            })
+            .await
+            .unwrap();
+    }
+    for (workers, batch) in [(4, 500), (2, 1000), (8, 100)] {
+        let n = total / 3;
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..workers)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut done = 0;
+                    while done < n / workers {
+                        let p = JobClaimParams {
+                            queue: "bench".into(),
+                            worker_id: format!("w{w}"),
+                            max_jobs: batch,
+                        };
+                        let t = Instant::now();
+                        let claimed = store.job_claim(p).await.unwrap();
+                        let tc = t.elapsed();
+                        if claimed.is_empty() {
+                            break;
+                        }
+                        let items = claimed
+                            .iter()
+                            .map(|c| FinishItem {
+                                id: c.id,
+                                lease_token: c.lease_token,
+                                finish: Finish::Complete { result: None },
+                            })
+                            .collect();
+                        let t = Instant::now();
+                        let out = store.job_finish(JobFinishParams { items }).await.unwrap();
+                        if std::env::var("TRACE").is_ok() {
+                            println!("claim {tc:?} finish {:?}", t.elapsed());
+                        }
+                        done += out.len();
+                        assert!(out.iter().all(|o| o.is_ok()));
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut done = 0;
+        for t in tasks {
+            done += t.await.unwrap();
+        }
+        rate(
+            &format!("claim+complete, {workers} workers x {batch}"),
+            done,
+            started,
+        );
+    }
+    let started = Instant::now();
+    let queues = store.queue_list().await.unwrap();
+    println!("queue_list in {:?}: {queues:?}", started.elapsed());
+    let started = Instant::now();
+    let page = store
+        .job_list(JobListParams {
+            queue: Some("bench".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    println!(
+        "job_list(queue) of {} in {:?}",
+        page.len(),
+        started.elapsed()
+    );
+}
+
+/// Measures claim and finish of 1000-job batches by one worker, after optional schema changes (EXPERIMENT:
+/// comma-separated SQL statements run on the file before opening the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn claim_and_complete_breakdown() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.db");
+    let store = SqliteStore::open(SqliteOptions::new(&path)).await.unwrap();
+    if let Ok(sql) = std::env::var("EXPERIMENT") {
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        for stmt in sql.split(';').filter(|s| !s.trim().is_empty()) {
+            sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        c.close().await.unwrap();
+    }
+    let store: DynStore = Arc::new(store);
+    let started = Instant::now();
+    for _ in 0..10 {
+        store
+            .job_insert(JobInsertParams {
+                jobs: (0..10_000).map(|_| job()).collect(),
+            })
+            .await
+            .unwrap();
+    }
+    rate("insert 100k in batches of 10k", 100_000, started);
+    let (mut claim, mut finish) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..50 {
+        let t = Instant::now();
+        let p = JobClaimParams {
+            queue: "bench".into(),
+            worker_id: "w".into(),
+            max_jobs: 1000,
+        };
+        let claimed = store.job_claim(p).await.unwrap();
+        claim += t.elapsed();
+        let items = claimed
+            .iter()
+            .map(|c| FinishItem {
+                id: c.id,
+                lease_token: c.lease_token,
+                finish: Finish::Complete { result: None },
+            })
+            .collect();
+        let t = Instant::now();
+        store.job_finish(JobFinishParams { items }).await.unwrap();
+        finish += t.elapsed();
+    }
+    println!("per 1000: claim {:?} finish {:?}", claim / 50, finish / 50);
+}
