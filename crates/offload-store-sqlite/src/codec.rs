@@ -20,6 +20,11 @@ pub(crate) fn micros(t: Timestamp) -> i64 {
     t.as_microsecond()
 }
 
+/// `t` cut to whole microseconds, the precision timestamps are stored with.
+pub(crate) fn stored_precision(t: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
+}
+
 /// A stored timestamp.
 pub(crate) fn timestamp(us: i64) -> Result<Timestamp> {
     Timestamp::from_microsecond(us).map_err(|e| corrupt(format!("timestamp {us}: {e}")))

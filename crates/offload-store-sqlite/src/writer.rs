@@ -257,7 +257,8 @@ async fn run_group(
     lost.store(false, Ordering::SeqCst);
     let mut failure = exec(conn, "BEGIN IMMEDIATE").await.err();
     // One instant for the whole group: due times, leases and creation times all agree within it.
-    let now = clock.now();
+    // Truncated to the stored precision, so what a write answers equals what a later read returns.
+    let now = crate::codec::stored_precision(clock.now());
 
     if !inserts.is_empty() {
         match &failure {

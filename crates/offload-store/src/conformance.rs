@@ -2,7 +2,7 @@
 //!
 //! Every store crate runs the same functions against its own implementation, in its `tests/`:
 //!
-//! ```ignore
+//! ```text
 //! async fn factory(clock: Arc<ManualClock>) -> offload_store::conformance::TestStore { /* a fresh store */ }
 //! offload_store::conformance_tests!(factory);
 //! ```

@@ -81,7 +81,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "OFFLOAD_DATABASE", value_name = "PATH")]
     pub(crate) database: Option<String>,
     /// API tokens, comma-separated; required when listening on a non-loopback address.
-    #[arg(long, env = "OFFLOAD_API_TOKENS", value_delimiter = ',', hide_env_values = true, value_name = "TOKENS")]
+    #[arg(
+        long,
+        env = "OFFLOAD_API_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "TOKENS"
+    )]
     pub(crate) api_tokens: Option<Vec<String>>,
 }
 

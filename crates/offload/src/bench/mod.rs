@@ -62,14 +62,20 @@ impl Default for BenchOptions {
 /// Runs every phase against a fresh server and returns the figures.
 pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let database = opts.database.clone().unwrap_or_else(|| dir.path().join("bench.db"));
+    let database = opts
+        .database
+        .clone()
+        .unwrap_or_else(|| dir.path().join("bench.db"));
     let config = ServeConfig::resolve(Overrides {
         config: None,
         listen: Some("127.0.0.1:0".into()),
         database: Some(database.display().to_string()),
         api_tokens: Some(Vec::new()),
     })?;
-    let config = ServeConfig { max_body_bytes: 256 * 1024 * 1024, ..config };
+    let config = ServeConfig {
+        max_body_bytes: 256 * 1024 * 1024,
+        ..config
+    };
     let server = serve::start(&config).await?;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::builder()
@@ -81,9 +87,15 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
 
     eprintln!("bench: database {}", database.display());
     let enqueue = phases::single_enqueue(&ctx, &opts).await?;
-    eprintln!("  single enqueue: {:>9.0} jobs/s ({} clients)", enqueue.per_s, opts.clients);
+    eprintln!(
+        "  single enqueue: {:>9.0} jobs/s ({} clients)",
+        enqueue.per_s, opts.clients
+    );
     let batch = phases::batch_enqueue(&ctx, &opts).await?;
-    eprintln!("  batch enqueue:  {:>9.0} jobs/s ({} per batch)", batch.per_s, opts.batch_size);
+    eprintln!(
+        "  batch enqueue:  {:>9.0} jobs/s ({} per batch)",
+        batch.per_s, opts.batch_size
+    );
     let drain = phases::drain(&ctx, &opts).await?;
     eprintln!(
         "  drain:          {:>9.0} jobs/s ({} workers, {} per claim)",

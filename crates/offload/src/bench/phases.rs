@@ -54,17 +54,25 @@ impl Ctx {
 }
 
 fn throughput(jobs: usize, elapsed: Duration) -> Throughput {
-    Throughput { per_s: jobs as f64 / elapsed.as_secs_f64().max(1e-9) }
+    Throughput {
+        per_s: jobs as f64 / elapsed.as_secs_f64().max(1e-9),
+    }
 }
 
 /// Phase 1: `clients` tasks each post single jobs until `single_jobs` were accepted.
 pub(super) async fn single_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
-    let body = Bytes::from(r#"{"queue":"bench-single","payload":{"to":"user@example.com","n":42}}"#);
+    let body =
+        Bytes::from(r#"{"queue":"bench-single","payload":{"to":"user@example.com","n":42}}"#);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..opts.clients {
-        let (next, body, http, base) = (next.clone(), body.clone(), ctx.http.clone(), ctx.base.clone());
+        let (next, body, http, base) = (
+            next.clone(),
+            body.clone(),
+            ctx.http.clone(),
+            ctx.base.clone(),
+        );
         let total = opts.single_jobs;
         tasks.push(tokio::spawn(async move {
             let ctx = Ctx { http, base };
@@ -82,14 +90,23 @@ pub(super) async fn single_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Re
 
 /// Phase 2: `batch_clients` tasks post batches of `batch_size` jobs to the drain queue.
 pub(super) async fn batch_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
-    let job = format!(r#"{{"queue":"{DRAIN_QUEUE}","payload":{{"to":"user@example.com","n":42}}}}"#);
-    let body = Bytes::from(format!(r#"{{"jobs":[{}]}}"#, vec![job; opts.batch_size].join(",")));
+    let job =
+        format!(r#"{{"queue":"{DRAIN_QUEUE}","payload":{{"to":"user@example.com","n":42}}}}"#);
+    let body = Bytes::from(format!(
+        r#"{{"jobs":[{}]}}"#,
+        vec![job; opts.batch_size].join(",")
+    ));
     let batches = opts.batch_jobs.div_ceil(opts.batch_size);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..opts.batch_clients {
-        let (next, body, http, base) = (next.clone(), body.clone(), ctx.http.clone(), ctx.base.clone());
+        let (next, body, http, base) = (
+            next.clone(),
+            body.clone(),
+            ctx.http.clone(),
+            ctx.base.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let ctx = Ctx { http, base };
             while next.fetch_add(1, Ordering::Relaxed) < batches {
@@ -107,16 +124,26 @@ pub(super) async fn batch_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Res
 /// Phase 3: `workers` pull workers claim up to `claim_batch` jobs and complete them in one request, until
 /// the drain queue is empty.
 pub(super) async fn drain(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
-    let claim = Bytes::from(format!(r#"{{"worker_id":"bench","max_jobs":{}}}"#, opts.claim_batch));
+    let claim = Bytes::from(format!(
+        r#"{{"worker_id":"bench","max_jobs":{}}}"#,
+        opts.claim_batch
+    ));
     let done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..opts.workers {
-        let (done, claim, http, base) = (done.clone(), claim.clone(), ctx.http.clone(), ctx.base.clone());
+        let (done, claim, http, base) = (
+            done.clone(),
+            claim.clone(),
+            ctx.http.clone(),
+            ctx.base.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let ctx = Ctx { http, base };
             loop {
-                let got = ctx.post(&format!("/v1/queues/{DRAIN_QUEUE}/claim"), claim.clone()).await?;
+                let got = ctx
+                    .post(&format!("/v1/queues/{DRAIN_QUEUE}/claim"), claim.clone())
+                    .await?;
                 let claimed: ClaimResponse = serde_json::from_slice(&got)?;
                 if claimed.jobs.is_empty() {
                     return anyhow::Ok(());
@@ -141,10 +168,15 @@ async fn complete_all(ctx: &Ctx, claimed: ClaimResponse) -> anyhow::Result<()> {
     let jobs = claimed
         .jobs
         .into_iter()
-        .map(|j| CompleteItem { id: j.id, lease_token: j.lease_token, result: None })
+        .map(|j| CompleteItem {
+            id: j.id,
+            lease_token: j.lease_token,
+            result: None,
+        })
         .collect();
     let body = serde_json::to_vec(&CompleteBatchRequest { jobs })?;
-    let answer: FinishBatchResponse = serde_json::from_slice(&ctx.post("/v1/jobs/complete", body.into()).await?)?;
+    let answer: FinishBatchResponse =
+        serde_json::from_slice(&ctx.post("/v1/jobs/complete", body.into()).await?)?;
     if let Some(bad) = answer.jobs.iter().find(|r| !r.ok) {
         bail!("completion of {} refused: {:?}", bad.id, bad.code);
     }
@@ -164,7 +196,9 @@ pub(super) async fn latency(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<La
             let claim = Bytes::from(r#"{"worker_id":"bench-latency","max_jobs":10,"wait":"5s"}"#);
             let mut seen = 0;
             while seen < samples {
-                let got = ctx.post(&format!("/v1/queues/{LATENCY_QUEUE}/claim"), claim.clone()).await?;
+                let got = ctx
+                    .post(&format!("/v1/queues/{LATENCY_QUEUE}/claim"), claim.clone())
+                    .await?;
                 let at = Instant::now();
                 let claimed: ClaimResponse = serde_json::from_slice(&got)?;
                 for job in &claimed.jobs {
@@ -191,12 +225,19 @@ pub(super) async fn latency(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<La
             .await
             .context("a latency job was not delivered within 10 s")?
             .context("latency worker stopped")?;
-        let start = sent.lock().await.remove(&got_seq).context("unknown latency job")?;
+        let start = sent
+            .lock()
+            .await
+            .remove(&got_seq)
+            .context("unknown latency job")?;
         samples.push(at.duration_since(start).as_secs_f64() * 1000.0);
         // Low load: leave the server idle briefly between jobs, and let the worker's next long poll arrive.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     worker.await??;
     samples.sort_by(f64::total_cmp);
-    Ok(Latency { p50_ms: quantile(&samples, 0.5), p99_ms: quantile(&samples, 0.99) })
+    Ok(Latency {
+        p50_ms: quantile(&samples, 0.5),
+        p99_ms: quantile(&samples, 0.99),
+    })
 }

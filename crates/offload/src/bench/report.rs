@@ -18,7 +18,11 @@ impl fmt::Display for BenchReport {
         write!(
             f,
             "RESULT enqueue_per_s={:.0} batch_enqueue_per_s={:.0} drain_per_s={:.0} p50_ms={:.3} p99_ms={:.3}",
-            self.enqueue_per_s, self.batch_enqueue_per_s, self.drain_per_s, self.p50_ms, self.p99_ms
+            self.enqueue_per_s,
+            self.batch_enqueue_per_s,
+            self.drain_per_s,
+            self.p50_ms,
+            self.p99_ms
         )
     }
 }

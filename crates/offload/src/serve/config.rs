@@ -63,14 +63,22 @@ impl ServeConfig {
     pub(crate) fn resolve(over: Overrides) -> anyhow::Result<Self> {
         let file = match &over.config {
             Some(path) => read_file(path)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => read_file(Path::new(DEFAULT_CONFIG_FILE))?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
             None => FileConfig::default(),
         };
-        let listen_text = over.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .with_context(|| format!("listen address `{listen_text}` is not IP:PORT (e.g. 127.0.0.1:7070)"))?;
-        let database = over.database.or(file.database).unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+        let listen_text = over
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().with_context(|| {
+            format!("listen address `{listen_text}` is not IP:PORT (e.g. 127.0.0.1:7070)")
+        })?;
+        let database = over
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
         if database.contains("://") {
             bail!("database `{database}`: only SQLite file paths are supported by this build");
         }
@@ -92,7 +100,10 @@ impl ServeConfig {
         if limits.max_payload_bytes == 0 {
             bail!("limits.max_payload_bytes must be at least 1");
         }
-        let max_body_bytes = file.max_body_bytes.unwrap_or(64 * 1024 * 1024).max(limits.max_payload_bytes);
+        let max_body_bytes = file
+            .max_body_bytes
+            .unwrap_or(64 * 1024 * 1024)
+            .max(limits.max_payload_bytes);
         Ok(Self {
             listen,
             database: PathBuf::from(database),
@@ -105,8 +116,8 @@ impl ServeConfig {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
     parse_file(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
@@ -127,9 +138,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors_with_position() {
-        let err = parse_file("listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").unwrap_err().to_string();
-        assert!(err.contains("listen_addr") && err.contains("line 2"), "{err}");
-        let err = parse_file("[limits]\nmax_payload = 3\n").unwrap_err().to_string();
+        let err = parse_file("listen = \"127.0.0.1:1\"\nlisten_addr = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("listen_addr") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = parse_file("[limits]\nmax_payload = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_payload"), "{err}");
     }
 
@@ -157,13 +175,29 @@ mod tests {
         assert_eq!(cfg.listen.port(), 9999);
         assert_eq!(cfg.database, PathBuf::from("x.db"));
 
-        let public = Overrides { listen: Some("0.0.0.0:7070".into()), ..Overrides::default() };
-        let err = ServeConfig::resolve(public.clone()).unwrap_err().to_string();
+        let public = Overrides {
+            listen: Some("0.0.0.0:7070".into()),
+            ..Overrides::default()
+        };
+        let err = ServeConfig::resolve(public.clone())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("without API tokens"), "{err}");
-        let with_token = Overrides { api_tokens: Some(vec!["secret".into()]), ..public };
+        let with_token = Overrides {
+            api_tokens: Some(vec!["secret".into()]),
+            ..public
+        };
         assert!(ServeConfig::resolve(with_token).is_ok());
 
-        let bad = Overrides { listen: Some("localhost".into()), ..Overrides::default() };
-        assert!(ServeConfig::resolve(bad).unwrap_err().to_string().contains("IP:PORT"));
+        let bad = Overrides {
+            listen: Some("localhost".into()),
+            ..Overrides::default()
+        };
+        assert!(
+            ServeConfig::resolve(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("IP:PORT")
+        );
     }
 }

@@ -27,7 +27,10 @@ impl Running {
     /// Drains and stops the server, waiting for every committed write.
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();
-        self.serve.await.context("server task failed")?.context("server failed")?;
+        self.serve
+            .await
+            .context("server task failed")?
+            .context("server failed")?;
         self.engine.shutdown().await;
         Ok(())
     }
@@ -38,7 +41,10 @@ pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
     let store = SqliteStore::open(SqliteOptions::new(config.database.clone()))
         .await
         .with_context(|| format!("cannot open database {}", config.database.display()))?;
-    let engine_config = EngineConfig { retention: config.retention, ..EngineConfig::default() };
+    let engine_config = EngineConfig {
+        retention: config.retention,
+        ..EngineConfig::default()
+    };
     let engine = Engine::new(Arc::new(store), engine_config);
     engine.start();
     let server_config = ServerConfig {
@@ -60,8 +66,17 @@ pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
             engine.stop_claiming();
         }
     };
-    let serve = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(drain).await });
-    Ok(Running { addr, engine, serve, stop })
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(drain)
+            .await
+    });
+    Ok(Running {
+        addr,
+        engine,
+        serve,
+        stop,
+    })
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then drains.
@@ -73,7 +88,11 @@ pub(crate) async fn run(config: ServeConfig) -> anyhow::Result<()> {
         auth = !config.api_tokens.is_empty(),
         "offload is serving"
     );
-    eprintln!("offload listening on http://{} (database {})", running.addr, config.database.display());
+    eprintln!(
+        "offload listening on http://{} (database {})",
+        running.addr,
+        config.database.display()
+    );
     shutdown_signal().await;
     tracing::info!("shutdown requested: draining");
     running.stop().await?;
@@ -85,13 +104,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

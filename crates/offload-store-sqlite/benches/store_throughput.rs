@@ -1,5 +1,4 @@
-//! Rough store-level throughput numbers (not a correctness test; ignored by default). Run with:
-//! `cargo test -p offload-store-sqlite --release --test throughput -- --ignored --nocapture --test-threads 1`
+//! Store-level throughput figures (not a correctness test). Run with `cargo bench -p offload-store-sqlite`.
 //!
 //! These measure the store alone (no HTTP), so they bound what `offload bench` can reach end to end.
 
@@ -47,8 +46,6 @@ fn rate(what: &str, n: usize, started: Instant) {
     println!("{what}: {n} in {secs:.2}s = {:.0}/s", n as f64 / secs);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark"]
 async fn single_job_inserts_from_64_callers() {
     let (store, _dir) = open().await;
     let per_caller = 1000;
@@ -72,8 +69,6 @@ async fn single_job_inserts_from_64_callers() {
     rate("single inserts, 64 callers", 64 * per_caller, started);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark"]
 async fn batch_inserts() {
     let (store, _dir) = open().await;
     for batch in [1000, 10_000] {
@@ -91,8 +86,6 @@ async fn batch_inserts() {
     println!("{queues:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark"]
 async fn claim_and_complete_in_batches() {
     let (store, _dir) = open().await;
     let total = 200_000;
@@ -175,8 +168,6 @@ async fn claim_and_complete_in_batches() {
 
 /// Measures claim and finish of 1000-job batches by one worker, after optional schema changes (EXPERIMENT:
 /// comma-separated SQL statements run on the file before opening the store).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark"]
 async fn claim_and_complete_breakdown() {
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
@@ -228,4 +219,19 @@ async fn claim_and_complete_breakdown() {
         finish += t.elapsed();
     }
     println!("per 1000: claim {:?} finish {:?}", claim / 50, finish / 50);
+}
+
+/// `cargo bench -p offload-store-sqlite`: the store alone, without HTTP, to tell store limits from server ones.
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        single_job_inserts_from_64_callers().await;
+        batch_inserts().await;
+        claim_and_complete_in_batches().await;
+        claim_and_complete_breakdown().await;
+    });
 }
