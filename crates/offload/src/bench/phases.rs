@@ -59,25 +59,27 @@ fn throughput(jobs: usize, elapsed: Duration) -> Throughput {
     }
 }
 
-/// Phase 1: `clients` tasks each post single jobs until `single_jobs` were accepted.
-pub(super) async fn single_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
-    let body =
-        Bytes::from(r#"{"queue":"bench-single","payload":{"to":"user@example.com","n":42}}"#);
+/// Posts `body` to `path` `requests` times from `clients` concurrent tasks; fails on any non-2xx answer.
+async fn post_concurrently(
+    ctx: &Ctx,
+    path: &'static str,
+    body: Bytes,
+    clients: usize,
+    requests: usize,
+) -> anyhow::Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..opts.clients {
+    for _ in 0..clients {
         let (next, body, http, base) = (
             next.clone(),
             body.clone(),
             ctx.http.clone(),
             ctx.base.clone(),
         );
-        let total = opts.single_jobs;
         tasks.push(tokio::spawn(async move {
             let ctx = Ctx { http, base };
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                ctx.post("/v1/jobs", body.clone()).await?;
+            while next.fetch_add(1, Ordering::Relaxed) < requests {
+                ctx.post(path, body.clone()).await?;
             }
             anyhow::Ok(())
         }));
@@ -85,6 +87,15 @@ pub(super) async fn single_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Re
     for t in tasks {
         t.await??;
     }
+    Ok(())
+}
+
+/// Phase 1: `clients` tasks each post single jobs until `single_jobs` were accepted.
+pub(super) async fn single_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
+    let body =
+        Bytes::from(r#"{"queue":"bench-single","payload":{"to":"user@example.com","n":42}}"#);
+    let started = Instant::now();
+    post_concurrently(ctx, "/v1/jobs", body, opts.clients, opts.single_jobs).await?;
     Ok(throughput(opts.single_jobs, started.elapsed()))
 }
 
@@ -97,27 +108,8 @@ pub(super) async fn batch_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Res
         vec![job; opts.batch_size].join(",")
     ));
     let batches = opts.batch_jobs.div_ceil(opts.batch_size);
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..opts.batch_clients {
-        let (next, body, http, base) = (
-            next.clone(),
-            body.clone(),
-            ctx.http.clone(),
-            ctx.base.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let ctx = Ctx { http, base };
-            while next.fetch_add(1, Ordering::Relaxed) < batches {
-                ctx.post("/v1/jobs/batch", body.clone()).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    post_concurrently(ctx, "/v1/jobs/batch", body, opts.batch_clients, batches).await?;
     Ok(throughput(batches * opts.batch_size, started.elapsed()))
 }
 

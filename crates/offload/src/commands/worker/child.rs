@@ -179,16 +179,14 @@ async fn capture(
     }
 }
 
-/// Reads to the end (or until `stop`), keeping the first `cap` bytes; true when there was more.
-async fn read_head(
+/// Reads to the end (or until `stop`), handing each chunk read to `keep`.
+async fn read_chunks(
     reader: Option<impl AsyncRead + Unpin>,
-    cap: usize,
     stop: &CancellationToken,
-) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut overflow = false;
+    mut keep: impl FnMut(&[u8]),
+) {
     let Some(mut reader) = reader else {
-        return (kept, overflow);
+        return;
     };
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -198,13 +196,25 @@ async fn read_head(
         };
         match n {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = cap - kept.len();
-                kept.extend_from_slice(&buf[..n.min(room)]);
-                overflow |= n > room;
-            }
+            Ok(n) => keep(&buf[..n]),
         }
     }
+}
+
+/// Reads to the end (or until `stop`), keeping the first `cap` bytes; true when there was more.
+async fn read_head(
+    reader: Option<impl AsyncRead + Unpin>,
+    cap: usize,
+    stop: &CancellationToken,
+) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut overflow = false;
+    read_chunks(reader, stop, |chunk| {
+        let room = cap - kept.len();
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        overflow |= chunk.len() > room;
+    })
+    .await;
     (kept, overflow)
 }
 
@@ -216,27 +226,15 @@ async fn read_tail(
 ) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
     let mut cut = false;
-    let Some(mut reader) = reader else {
-        return (kept, cut);
-    };
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = tokio::select! {
-            n = reader.read(&mut buf) => n,
-            _ = stop.cancelled() => break,
-        };
-        match n {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                kept.extend_from_slice(&buf[..n]);
-                // Trim in bulk, not per read, so a chatty command costs amortised O(1) per byte.
-                if kept.len() > 2 * cap {
-                    kept.drain(..kept.len() - cap);
-                    cut = true;
-                }
-            }
+    read_chunks(reader, stop, |chunk| {
+        kept.extend_from_slice(chunk);
+        // Trim in bulk, not per read, so a chatty command costs amortised O(1) per byte.
+        if kept.len() > 2 * cap {
+            kept.drain(..kept.len() - cap);
+            cut = true;
         }
-    }
+    })
+    .await;
     if kept.len() > cap {
         kept.drain(..kept.len() - cap);
         cut = true;
