@@ -260,26 +260,17 @@ async fn run_group(
     // Truncated to the stored precision, so what a write answers equals what a later read returns.
     let now = crate::codec::stored_precision(clock.now());
 
-    if !inserts.is_empty() {
-        match &failure {
-            Some(e) => inserts
-                .into_iter()
-                .for_each(|(_, reply)| answer(reply, Err(again(e)))(None)),
-            None => {
-                failure = run_bulk(
-                    conn,
-                    now,
-                    lost,
-                    inserts,
-                    &mut counts,
-                    &mut answers,
-                    insert_work,
-                )
-                .await
-                .err();
-            }
-        }
-    }
+    failure = bulk_unless_failed(
+        failure,
+        conn,
+        now,
+        lost,
+        inserts,
+        &mut counts,
+        &mut answers,
+        insert_work,
+    )
+    .await;
     for (op, savepoint) in ops {
         match &failure {
             Some(e) => op.abort(e),
@@ -290,26 +281,17 @@ async fn run_group(
             }
         }
     }
-    if !finishes.is_empty() {
-        match &failure {
-            Some(e) => finishes
-                .into_iter()
-                .for_each(|(_, reply)| answer(reply, Err(again(e)))(None)),
-            None => {
-                failure = run_bulk(
-                    conn,
-                    now,
-                    lost,
-                    finishes,
-                    &mut counts,
-                    &mut answers,
-                    finish_work,
-                )
-                .await
-                .err();
-            }
-        }
-    }
+    failure = bulk_unless_failed(
+        failure,
+        conn,
+        now,
+        lost,
+        finishes,
+        &mut counts,
+        &mut answers,
+        finish_work,
+    )
+    .await;
 
     if failure.is_none() {
         failure = counts.flush(conn).await.err();
@@ -377,6 +359,43 @@ async fn run_op(
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// Runs a merged step unless an earlier step of the group already failed, in which case every command of
+/// this step gets that error. Returns the group's failure afterwards.
+#[allow(clippy::too_many_arguments)] // the group's state, passed through to `run_bulk` unchanged
+async fn bulk_unless_failed<C, T, W>(
+    failure: Option<StoreError>,
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    lost: &AtomicBool,
+    cmds: Vec<(C, Reply<T>)>,
+    counts: &mut Counts,
+    answers: &mut Vec<Answer>,
+    work: W,
+) -> Option<StoreError>
+where
+    T: Send + 'static,
+    W: for<'a> Fn(
+        &'a mut SqliteConnection,
+        Timestamp,
+        &'a [C],
+        &'a mut Counts,
+    ) -> BoxFuture<'a, Result<Vec<Result<T>>>>,
+{
+    if cmds.is_empty() {
+        return failure;
+    }
+    match failure {
+        Some(e) => {
+            cmds.into_iter()
+                .for_each(|(_, reply)| answer(reply, Err(again(&e)))(None));
+            Some(e)
+        }
+        None => run_bulk(conn, now, lost, cmds, counts, answers, work)
+            .await
+            .err(),
+    }
+}
 
 /// Commands of one kind run together: `work` does all of them in as few statements as possible, answering each
 /// command on its own. If the statements fail as a whole, each command is run alone, so that one bad command

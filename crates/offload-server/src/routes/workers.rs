@@ -157,24 +157,16 @@ pub(crate) async fn complete_batch(
     State(app): State<AppState>,
     Json(request): Json<CompleteBatchRequest>,
 ) -> Result<axum::Json<FinishBatchResponse>> {
-    check_batch_len(request.jobs.len())?;
-    let items = request
-        .jobs
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            check_result(&app.limits, item.result.as_deref())
-                .map_err(|e| e.within(&format!("jobs[{i}]")))?;
-            let finish = Finish::Complete {
+    let items = batch_items(request.jobs, |item| {
+        check_result(&app.limits, item.result.as_deref())?;
+        Ok(FinishItem {
+            id: item.id,
+            lease_token: item.lease_token,
+            finish: Finish::Complete {
                 result: item.result,
-            };
-            Ok(FinishItem {
-                id: item.id,
-                lease_token: item.lease_token,
-                finish,
-            })
+            },
         })
-        .collect::<Result<Vec<_>, ValidationError>>()?;
+    })?;
     finish_many(&app, items).await
 }
 
@@ -183,22 +175,29 @@ pub(crate) async fn fail_batch(
     State(app): State<AppState>,
     Json(request): Json<FailBatchRequest>,
 ) -> Result<axum::Json<FinishBatchResponse>> {
-    check_batch_len(request.jobs.len())?;
-    let items = request
-        .jobs
+    let items = batch_items(request.jobs, |item| {
+        let failure = failure(&app.limits, item.error, item.retry_after, item.retryable)?;
+        Ok(FinishItem {
+            id: item.id,
+            lease_token: item.lease_token,
+            finish: Finish::Fail(failure),
+        })
+    })?;
+    finish_many(&app, items).await
+}
+
+/// Checks a batch's size and turns each item into a finish, naming the item (`jobs[i]`) in any refusal.
+fn batch_items<T>(
+    jobs: Vec<T>,
+    each: impl Fn(T) -> Result<FinishItem, ValidationError>,
+) -> Result<Vec<FinishItem>> {
+    check_batch_len(jobs.len())?;
+    let items = jobs
         .into_iter()
         .enumerate()
-        .map(|(i, item)| {
-            let failure = failure(&app.limits, item.error, item.retry_after, item.retryable)
-                .map_err(|e| e.within(&format!("jobs[{i}]")))?;
-            Ok(FinishItem {
-                id: item.id,
-                lease_token: item.lease_token,
-                finish: Finish::Fail(failure),
-            })
-        })
+        .map(|(i, item)| each(item).map_err(|e| e.within(&format!("jobs[{i}]"))))
         .collect::<Result<Vec<_>, ValidationError>>()?;
-    finish_many(&app, items).await
+    Ok(items)
 }
 
 fn check_batch_len(count: usize) -> Result<()> {
