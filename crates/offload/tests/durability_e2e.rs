@@ -9,6 +9,18 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::Server;
 
+/// POSTs JSON and returns the status with the parsed answer.
+async fn post_json(client: &reqwest::Client, url: String, body: &Value) -> (u16, Value) {
+    let resp = client.post(url).json(body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// GETs a JSON document.
+async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -113,43 +125,32 @@ async fn a_dead_workers_job_is_retried_after_its_lease_and_its_late_completion_i
     let url = &server.url;
     let client = http();
 
-    let job: Value = client
-        .post(format!("{url}/v1/jobs"))
-        .json(
-            &json!({"queue": "leases", "payload": {"x": 1}, "timeout": "1s", "max_attempts": 3,
+    let (_, job) = post_json(
+        &client,
+        format!("{url}/v1/jobs"),
+        &json!({"queue": "leases", "payload": {"x": 1}, "timeout": "1s", "max_attempts": 3,
                       "backoff": {"base": "100ms", "cap": "100ms"}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    )
+    .await;
     let id = job["id"].as_str().unwrap().to_owned();
 
     // Worker 1 claims, then "dies": it never heartbeats or reports.
-    let first: Value = client
-        .post(format!("{url}/v1/queues/leases/claim"))
-        .json(&json!({"worker_id": "w1", "max_jobs": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, first) = post_json(
+        &client,
+        format!("{url}/v1/queues/leases/claim"),
+        &json!({"worker_id": "w1", "max_jobs": 1}),
+    )
+    .await;
     assert_eq!(first["jobs"][0]["attempt"], 1);
     let stale_token = first["jobs"][0]["lease_token"].as_str().unwrap().to_owned();
 
     // Worker 2 long-polls and gets the job once the lease expired and the retry is due.
-    let second: Value = client
-        .post(format!("{url}/v1/queues/leases/claim"))
-        .json(&json!({"worker_id": "w2", "max_jobs": 1, "wait": "20s"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, second) = post_json(
+        &client,
+        format!("{url}/v1/queues/leases/claim"),
+        &json!({"worker_id": "w2", "max_jobs": 1, "wait": "20s"}),
+    )
+    .await;
     assert_eq!(second["jobs"][0]["id"], id.as_str(), "{second}");
     assert_eq!(second["jobs"][0]["attempt"], 2);
     let token = second["jobs"][0]["lease_token"]
@@ -166,45 +167,26 @@ async fn a_dead_workers_job_is_retried_after_its_lease_and_its_late_completion_i
         ("fail", json!({"lease_token": stale_token, "error": "late"})),
         ("heartbeat", json!({"lease_token": stale_token})),
     ] {
-        let resp = client
-            .post(format!("{url}/v1/jobs/{id}/{path}"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 409, "{path}");
-        let problem: Value = resp.json().await.unwrap();
+        let (status, problem) =
+            post_json(&client, format!("{url}/v1/jobs/{id}/{path}"), &body).await;
+        assert_eq!(status, 409, "{path}");
         assert_eq!(problem["code"], "lease_mismatch");
     }
-    let now: Value = client
-        .get(format!("{url}/v1/jobs/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now = get_json(&client, format!("{url}/v1/jobs/{id}")).await;
     assert_eq!(
         (now["state"].as_str(), now["attempt"].as_u64()),
         (Some("running"), Some(2)),
         "{now}"
     );
 
-    let resp = client
-        .post(format!("{url}/v1/jobs/{id}/complete"))
-        .json(&json!({"lease_token": token, "result": {"ok": true}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let done: Value = client
-        .get(format!("{url}/v1/jobs/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, _) = post_json(
+        &client,
+        format!("{url}/v1/jobs/{id}/complete"),
+        &json!({"lease_token": token, "result": {"ok": true}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let done = get_json(&client, format!("{url}/v1/jobs/{id}")).await;
     assert_eq!(done["state"], "succeeded");
     assert_eq!(done["result"], json!({"ok": true}));
     let attempts = done["attempts"].as_array().unwrap();
