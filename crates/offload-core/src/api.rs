@@ -159,6 +159,27 @@ pub struct FailRequest {
     pub retryable: Option<bool>,
 }
 
+/// `POST /v1/jobs/{id}/snooze`: run the job again after `delay`, without using up an attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnoozeRequest {
+    /// The claim's fencing token.
+    pub lease_token: LeaseToken,
+    /// How long to wait before the job is available again (zero: at once).
+    pub delay: DurationSpec,
+}
+
+/// `POST /v1/jobs/{id}/abort`: the worker ends the job as `cancelled`, with no further attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbortRequest {
+    /// The claim's fencing token.
+    pub lease_token: LeaseToken,
+    /// Why, kept as the attempt's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// One completion within `POST /v1/jobs/complete`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -154,8 +154,10 @@ pub enum AttemptOutcome {
     Failed,
     /// The worker stopped heartbeating; the rescuer ended the attempt.
     LeaseExpired,
-    /// Ended by a cancellation the worker acknowledged.
+    /// Ended as cancelled: a cancel request the worker acknowledged, or the worker's own decision.
     Cancelled,
+    /// The worker snoozed the job: it runs again later, and this attempt did not use one up.
+    Snoozed,
 }
 
 impl AttemptOutcome {
@@ -167,6 +169,7 @@ impl AttemptOutcome {
             AttemptOutcome::Failed => "failed",
             AttemptOutcome::LeaseExpired => "lease_expired",
             AttemptOutcome::Cancelled => "cancelled",
+            AttemptOutcome::Snoozed => "snoozed",
         }
     }
 }
@@ -180,6 +183,7 @@ impl FromStr for AttemptOutcome {
             AttemptOutcome::Failed,
             AttemptOutcome::LeaseExpired,
             AttemptOutcome::Cancelled,
+            AttemptOutcome::Snoozed,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)

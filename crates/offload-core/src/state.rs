@@ -2,7 +2,8 @@
 //!
 //! Stores call these with the facts they read inside their transaction and persist the decision; no store
 //! encodes a rule of its own. Invariant: a job leaves `running` only through a decision made here (complete,
-//! failure, lease expiry or acknowledged cancellation), and a finished job only through [`manual_retry`].
+//! failure, snooze, lease expiry, the worker's own cancellation or an acknowledged cancel request), and a
+//! finished job only through [`manual_retry`].
 
 use std::time::Duration;
 
@@ -133,6 +134,50 @@ pub fn after_failure(
         state: due_state(run_at, now, JobState::Retrying),
         run_at,
         outcome,
+    }
+}
+
+/// What happens to a running job after its worker snoozed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterSnooze {
+    /// The job's next state: `scheduled`, `available` (a zero delay) or `cancelled` (a cancel was requested).
+    pub state: JobState,
+    /// When it runs again (only meaningful for `scheduled`/`available`).
+    pub run_at: Timestamp,
+    /// The job's new `max_attempts`: one more than before, so the snoozed attempt does not use one up.
+    pub max_attempts: u32,
+    /// How the attempt is recorded in the history.
+    pub outcome: AttemptOutcome,
+}
+
+/// Decides a snooze: the worker asks to run the job again after `delay` without counting this attempt against
+/// `max_attempts` (the attempt stays in the history as `snoozed`, and `max_attempts` grows by one, so attempt
+/// numbers stay unique). A requested cancel wins: the job ends `cancelled` instead of coming back.
+pub fn after_snooze(facts: &RetryFacts, delay: Duration, now: Timestamp) -> AfterSnooze {
+    if facts.cancel_requested {
+        return AfterSnooze {
+            state: JobState::Cancelled,
+            run_at: now,
+            max_attempts: facts.max_attempts,
+            outcome: AttemptOutcome::Cancelled,
+        };
+    }
+    let run_at = add(now, delay);
+    AfterSnooze {
+        state: due_state(run_at, now, JobState::Scheduled),
+        run_at,
+        max_attempts: facts.max_attempts.saturating_add(1),
+        outcome: AttemptOutcome::Snoozed,
+    }
+}
+
+/// Decides a cancellation by the job's own worker (it found the job must not run again, e.g. its subject no
+/// longer exists): the job ends `cancelled` at once, whatever attempts are left, with no retry.
+pub fn after_worker_cancel(now: Timestamp) -> AfterFailure {
+    AfterFailure {
+        state: JobState::Cancelled,
+        run_at: now,
+        outcome: AttemptOutcome::Cancelled,
     }
 }
 
@@ -289,6 +334,48 @@ mod tests {
         assert_eq!(
             (d.state, d.outcome),
             (JobState::Cancelled, AttemptOutcome::Cancelled)
+        );
+    }
+
+    #[test]
+    fn snooze_runs_again_later_without_using_up_an_attempt() {
+        let d = after_snooze(&facts(3, 3), Duration::from_secs(30), t0());
+        assert_eq!(
+            d,
+            AfterSnooze {
+                state: JobState::Scheduled,
+                run_at: add(t0(), Duration::from_secs(30)),
+                max_attempts: 4,
+                outcome: AttemptOutcome::Snoozed,
+            }
+        );
+        let d = after_snooze(&facts(1, 3), Duration::ZERO, t0());
+        assert_eq!((d.state, d.run_at), (JobState::Available, t0()));
+        assert_eq!(
+            after_snooze(&facts(1, u32::MAX), Duration::ZERO, t0()).max_attempts,
+            u32::MAX
+        );
+    }
+
+    #[test]
+    fn snooze_after_a_cancel_request_cancels() {
+        let f = RetryFacts {
+            cancel_requested: true,
+            ..facts(1, 5)
+        };
+        let d = after_snooze(&f, Duration::from_secs(30), t0());
+        assert_eq!(
+            (d.state, d.max_attempts, d.outcome),
+            (JobState::Cancelled, 5, AttemptOutcome::Cancelled)
+        );
+    }
+
+    #[test]
+    fn worker_cancel_ends_the_job_at_once() {
+        let d = after_worker_cancel(t0());
+        assert_eq!(
+            (d.state, d.run_at, d.outcome),
+            (JobState::Cancelled, t0(), AttemptOutcome::Cancelled)
         );
     }
 

@@ -149,14 +149,15 @@ impl Engine {
         Ok(self.inner.store.job_heartbeat(params).await?)
     }
 
-    /// Applies completions and failures; wakes claimers when a failed job is due again at once.
+    /// Applies completions and failures (and snoozes); wakes claimers when a job is due again at once, and the
+    /// stager when it is due later.
     pub async fn finish(&self, params: JobFinishParams) -> Result<Vec<FinishOutcome>> {
         let outcomes = self.inner.store.job_finish(params).await?;
         let mut delayed = false;
         for finished in outcomes.iter().flatten() {
             match finished.state {
                 JobState::Available => self.inner.wakeups.wake(&finished.queue),
-                JobState::Retrying => delayed = true,
+                JobState::Retrying | JobState::Scheduled => delayed = true,
                 _ => {}
             }
         }

@@ -103,6 +103,8 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .route("/v1/jobs/{id}/heartbeat", post(workers::heartbeat))
         .route("/v1/jobs/{id}/complete", post(workers::complete))
         .route("/v1/jobs/{id}/fail", post(workers::fail))
+        .route("/v1/jobs/{id}/snooze", post(workers::snooze))
+        .route("/v1/jobs/{id}/abort", post(workers::abort))
         .route("/v1/queues", get(queues::list))
         .route("/v1/queues/{queue}/claim", post(workers::claim))
         .route("/v1/queues/{queue}/pause", post(queues::pause))

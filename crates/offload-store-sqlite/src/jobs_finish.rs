@@ -1,14 +1,16 @@
-//! Ending attempts: completions and failures reported by workers, and expired leases ended by the rescuer.
+//! Ending attempts: completions, failures, snoozes and cancellations reported by workers, and expired leases
+//! ended by the rescuer.
 //!
 //! Invariant: an attempt ends at most once and only with its current lease token. All items of a group are
 //! read in one statement, decided in order in memory (so a second report for the same attempt sees the first
 //! one's effect and is refused), and written with one multi-row UPDATE plus one multi-row INSERT into the
-//! attempt history. What follows a failure is decided by [`offload_core::state::after_failure`].
+//! attempt history. What follows a failure is decided by [`offload_core::state::after_failure`], a snooze by
+//! [`offload_core::state::after_snooze`], a worker's cancellation by [`offload_core::state::after_worker_cancel`].
 
 use std::collections::HashMap;
 
 use offload_core::api::MAX_ERROR_LEN;
-use offload_core::state::{Failure, RetryFacts, after_failure};
+use offload_core::state::{Failure, RetryFacts, after_failure, after_snooze, after_worker_cancel};
 use offload_core::{AttemptOutcome, Backoff, JobId, JobState, LeaseToken, Timestamp};
 use offload_store::{
     Finish, FinishItem, FinishOutcome, Finished, JobRescueParams, RescueReport, Result, StoreError,
@@ -116,8 +118,10 @@ struct End<'a> {
     started_at: i64,
     worker_id: Option<String>,
     state: JobState,
-    /// New due time (retries); `None` keeps it.
+    /// New due time (retries, snoozes); `None` keeps it.
     run_at: Option<i64>,
+    /// New attempt allowance (snoozes); `None` keeps it.
+    max_attempts: Option<u32>,
     result: Option<&'a str>,
     error: Option<&'a str>,
     outcome: AttemptOutcome,
@@ -226,6 +230,7 @@ fn decide<'a>(
                 worker_id: f.worker_id.clone(),
                 state: JobState::Succeeded,
                 run_at: None,
+                max_attempts: None,
                 result: result.as_deref().map(|r| r.get()),
                 error: None,
                 outcome: AttemptOutcome::Succeeded,
@@ -235,6 +240,24 @@ fn decide<'a>(
             end
         }
         Finish::Fail(failure) => failed(f, failure, now),
+        Finish::Snooze { delay } => snoozed(f, *delay, now),
+        Finish::Cancel { reason } => {
+            let decision = after_worker_cancel(now);
+            f.state = decision.state;
+            f.lease_token = None;
+            End {
+                seq: f.seq,
+                attempt: f.attempt,
+                started_at: f.attempted_at.unwrap_or(micros(now)),
+                worker_id: f.worker_id.clone(),
+                state: decision.state,
+                run_at: None,
+                max_attempts: None,
+                result: None,
+                error: Some(truncate(reason)),
+                outcome: decision.outcome,
+            }
+        }
     };
     let finished = Finished {
         id: f.id,
@@ -263,8 +286,37 @@ fn failed<'a>(f: &mut Facts, failure: &'a Failure, now: Timestamp) -> End<'a> {
         worker_id: f.worker_id.clone(),
         state: decision.state,
         run_at: (!decision.state.is_finished()).then(|| micros(decision.run_at)),
+        max_attempts: None,
         result: None,
         error: Some(truncate(&failure.error)),
+        outcome: decision.outcome,
+    }
+}
+
+/// A snoozed attempt's end: due again after `delay` with one more attempt allowed (or cancelled, when a cancel
+/// was requested); updates `f` to the decided state.
+fn snoozed<'a>(f: &mut Facts, delay: std::time::Duration, now: Timestamp) -> End<'a> {
+    let retry = RetryFacts {
+        attempt: f.attempt,
+        max_attempts: f.max_attempts,
+        backoff: f.backoff,
+        cancel_requested: f.cancel_requested,
+    };
+    let decision = after_snooze(&retry, delay, now);
+    f.state = decision.state;
+    f.max_attempts = decision.max_attempts;
+    f.lease_token = None;
+    let back = !decision.state.is_finished();
+    End {
+        seq: f.seq,
+        attempt: f.attempt,
+        started_at: f.attempted_at.unwrap_or(micros(now)),
+        worker_id: f.worker_id.clone(),
+        state: decision.state,
+        run_at: back.then(|| micros(decision.run_at)),
+        max_attempts: back.then_some(decision.max_attempts),
+        result: None,
+        error: None,
         outcome: decision.outcome,
     }
 }
@@ -281,15 +333,16 @@ fn truncate(s: &str) -> &str {
     &s[..end]
 }
 
-/// Values per row of the job UPDATE: seq, state, run_at, finished_at, result, error.
-const UPDATE_PER_ROW: usize = 6;
+/// Values per row of the job UPDATE: seq, state, run_at, finished_at, result, error, max_attempts.
+const UPDATE_PER_ROW: usize = 7;
 
 fn update_sql(rows: usize) -> String {
-    // column3 NULL keeps run_at; column4 is NULL unless the job reached a finished state.
+    // column3 NULL keeps run_at, column7 NULL max_attempts; column4 is NULL unless the job reached a finished
+    // state.
     format!(
         "UPDATE jobs SET state = v.column2, run_at = coalesce(v.column3, jobs.run_at), \
            finished_at = v.column4, result = v.column5, last_error = coalesce(v.column6, jobs.last_error), \
-           lease_token = NULL, lease_expires_at = NULL \
+           max_attempts = coalesce(v.column7, jobs.max_attempts), lease_token = NULL, lease_expires_at = NULL \
          FROM (VALUES {}) AS v WHERE jobs.seq = v.column1",
         batch::values(rows, UPDATE_PER_ROW)
     )
@@ -316,7 +369,8 @@ async fn write(conn: &mut SqliteConnection, now: Timestamp, ends: &[End<'_>]) ->
         bind(args, e.run_at)?;
         bind(args, e.state.is_finished().then_some(now))?;
         bind(args, e.result)?;
-        bind(args, e.error)
+        bind(args, e.error)?;
+        bind(args, e.max_attempts.map(i64::from))
     };
     batch::execute(conn, ends, UPDATE_PER_ROW, &update_sql, &update).await?;
     let attempt = |args: &mut SqliteArguments, e: &End<'_>| {

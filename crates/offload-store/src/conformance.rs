@@ -1050,6 +1050,160 @@ pub async fn rescue_expired_lease_fences_the_old_worker(h: Harness) {
     );
 }
 
+/// A snooze brings the job back after its delay without using up an attempt: it is recorded as `snoozed`,
+/// `max_attempts` grows by one, and a zero delay makes it available at once.
+pub async fn snooze_runs_again_later_without_using_up_an_attempt(h: Harness) {
+    h.insert(vec![NewJob {
+        max_attempts: 2,
+        ..job("q")
+    }])
+    .await;
+    let c1 = h.claim_as("q", "w-1", 1).await.remove(0);
+    h.advance(secs(2));
+    let snooze = Finish::Snooze { delay: secs(30) };
+    let done = h
+        .finish(c1.id, c1.lease_token, snooze.clone())
+        .await
+        .unwrap();
+    assert_eq!((done.id, done.state), (c1.id, JobState::Scheduled));
+    let got = h.get(c1.id).await;
+    assert_eq!(
+        (got.state, got.attempt, got.max_attempts, got.run_at),
+        (JobState::Scheduled, 1, 3, add(h.now(), secs(30)))
+    );
+    assert_eq!((got.finished_at, got.lease_expires_at), (None, None));
+    let attempts = got.attempts.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (
+            attempts[0].outcome,
+            attempts[0].worker_id.as_deref(),
+            attempts[0].finished_at
+        ),
+        (AttemptOutcome::Snoozed, Some("w-1"), Some(h.now()))
+    );
+    assert_eq!(
+        h.counts("q").await,
+        state_counts(&[(JobState::Scheduled, 1)])
+    );
+    assert!(matches!(
+        h.finish(c1.id, c1.lease_token, snooze).await,
+        Err(StoreError::LeaseMismatch)
+    ));
+    assert!(h.claim("q", 1).await.is_empty(), "not before its delay");
+
+    h.advance(secs(30));
+    assert_eq!(h.stage().await.staged, vec![("q".to_owned(), 1)]);
+    let c2 = h.claim("q", 1).await.remove(0);
+    assert_eq!((c2.attempt, c2.max_attempts), (2, 3));
+    let zero = Finish::Snooze {
+        delay: Duration::ZERO,
+    };
+    assert_eq!(
+        h.finish(c2.id, c2.lease_token, zero).await.unwrap().state,
+        JobState::Available
+    );
+    let c3 = h.claim("q", 1).await.remove(0);
+    assert_eq!(
+        (c3.attempt, c3.max_attempts),
+        (3, 4),
+        "due at once, no staging"
+    );
+    assert_eq!(
+        h.fail(&c3, "boom", true, None).await.unwrap().state,
+        JobState::Retrying,
+        "two snoozes left two real attempts"
+    );
+    h.advance(secs(60));
+    h.stage().await;
+    let c4 = h.claim("q", 1).await.remove(0);
+    assert_eq!(
+        h.fail(&c4, "boom", true, None).await.unwrap().state,
+        JobState::Dead
+    );
+    let outcomes: Vec<_> = h
+        .get(c1.id)
+        .await
+        .attempts
+        .unwrap()
+        .iter()
+        .map(|a| (a.attempt, a.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (1, AttemptOutcome::Snoozed),
+            (2, AttemptOutcome::Snoozed),
+            (3, AttemptOutcome::Failed),
+            (4, AttemptOutcome::Failed),
+        ]
+    );
+
+    // A requested cancel wins over a snooze.
+    h.insert(vec![job("q")]).await;
+    let c = h.claim("q", 1).await.remove(0);
+    h.store.job_cancel(c.id).await.unwrap();
+    let snooze = Finish::Snooze { delay: secs(30) };
+    assert_eq!(
+        h.finish(c.id, c.lease_token, snooze).await.unwrap().state,
+        JobState::Cancelled
+    );
+    let got = h.get(c.id).await;
+    assert_eq!(
+        (got.max_attempts, got.finished_at),
+        (3, Some(h.now())),
+        "a cancelled job gets no extra attempt"
+    );
+}
+
+/// A worker can end its job as cancelled: at once, with attempts left, keeping its reason; the job can be
+/// retried by hand like any cancelled job.
+pub async fn worker_cancel_ends_the_job(h: Harness) {
+    h.insert(vec![job("q")]).await;
+    let c = h.claim_as("q", "w-9", 1).await.remove(0);
+    h.advance(secs(3));
+    let cancel = Finish::Cancel {
+        reason: "the account was closed".into(),
+    };
+    let done = h.finish(c.id, c.lease_token, cancel.clone()).await.unwrap();
+    assert_eq!((done.id, done.state), (c.id, JobState::Cancelled));
+    let got = h.get(c.id).await;
+    assert_eq!(
+        (got.state, got.finished_at, got.lease_expires_at),
+        (JobState::Cancelled, Some(h.now()), None)
+    );
+    assert_eq!(got.last_error.as_deref(), Some("the account was closed"));
+    let attempts = got.attempts.unwrap();
+    assert_eq!(
+        (
+            attempts[0].outcome,
+            attempts[0].error.as_deref(),
+            attempts[0].worker_id.as_deref()
+        ),
+        (
+            AttemptOutcome::Cancelled,
+            Some("the account was closed"),
+            Some("w-9")
+        )
+    );
+    assert_eq!(
+        h.counts("q").await,
+        state_counts(&[(JobState::Cancelled, 1)])
+    );
+    assert!(matches!(
+        h.finish(c.id, c.lease_token, cancel).await,
+        Err(StoreError::LeaseMismatch)
+    ));
+    assert!(matches!(
+        h.complete(&c, None).await,
+        Err(StoreError::LeaseMismatch)
+    ));
+
+    let again = h.store.job_retry(c.id).await.unwrap();
+    assert_eq!(again.state, JobState::Available);
+    assert_eq!(h.claim("q", 1).await[0].attempt, 2);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // User actions
 // ---------------------------------------------------------------------------------------------------------
@@ -1593,6 +1747,8 @@ macro_rules! conformance_tests {
             attempts_history_is_recorded,
             finish_batch_items_stand_alone,
             rescue_expired_lease_fences_the_old_worker,
+            snooze_runs_again_later_without_using_up_an_attempt,
+            worker_cancel_ends_the_job,
             cancel_rules,
             manual_retry_of_dead_and_cancelled,
             delete_rules,

@@ -123,6 +123,16 @@ pub enum Finish {
     },
     /// Failure; the retry policy decides what follows.
     Fail(Failure),
+    /// Run the job again after `delay` without using up an attempt, per [`offload_core::state::after_snooze`].
+    Snooze {
+        /// How long until the job is available again.
+        delay: Duration,
+    },
+    /// The worker ends the job as cancelled, per [`offload_core::state::after_worker_cancel`].
+    Cancel {
+        /// Why, kept as the attempt's error.
+        reason: String,
+    },
 }
 
 /// One item of `job_finish`.
@@ -274,8 +284,9 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::LeaseMismatch`] when the token is stale, [`StoreError::NotFound`] for an unknown job.
     async fn job_heartbeat(&self, p: JobHeartbeatParams) -> Result<HeartbeatResponse>;
 
-    /// Completes or fails attempts in one transaction; each item is answered on its own. The attempt is
-    /// recorded in the history; failures follow [`offload_core::state::after_failure`].
+    /// Completes, fails, snoozes or cancels attempts in one transaction; each item is answered on its own. The
+    /// attempt is recorded in the history; failures follow [`offload_core::state::after_failure`], snoozes
+    /// [`offload_core::state::after_snooze`] (which also raises `max_attempts` by one).
     async fn job_finish(&self, p: JobFinishParams) -> Result<Vec<FinishOutcome>>;
 
     /// Cancels a job per [`offload_core::state::cancel`]; returns the job afterwards.

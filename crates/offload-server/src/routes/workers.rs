@@ -1,4 +1,5 @@
-//! Pull workers' routes: claim (with long poll), heartbeat, complete and fail, one at a time or in batches.
+//! Pull workers' routes: claim (with long poll), heartbeat, complete and fail, one at a time or in batches;
+//! snooze and abort, one at a time.
 //!
 //! These are the hot path next to enqueue: each request is validated, then makes exactly one engine call
 //! (no reads before or after), and results stay raw JSON from the body to the store. A stale lease token is
@@ -6,10 +7,10 @@
 
 use axum::extract::State;
 use offload_core::api::{
-    ClaimRequest, ClaimResponse, CompleteBatchRequest, CompleteRequest, FailBatchRequest,
-    FailRequest, FinishBatchResponse, FinishResult, HeartbeatRequest, HeartbeatResponse,
-    MAX_BATCH_JOBS, MAX_CLAIM_JOBS, MAX_CLAIM_WAIT_MS, MAX_ERROR_LEN, MAX_PROGRESS_MESSAGE_LEN,
-    MAX_WORKER_ID_LEN,
+    AbortRequest, ClaimRequest, ClaimResponse, CompleteBatchRequest, CompleteRequest,
+    FailBatchRequest, FailRequest, FinishBatchResponse, FinishResult, HeartbeatRequest,
+    HeartbeatResponse, MAX_BATCH_JOBS, MAX_CLAIM_JOBS, MAX_CLAIM_WAIT_MS, MAX_ERROR_LEN,
+    MAX_PROGRESS_MESSAGE_LEN, MAX_WORKER_ID_LEN, SnoozeRequest,
 };
 use offload_core::spec::{Limits, ValidationError, ValidationKind};
 use offload_core::state::{Failure, FailureCause};
@@ -147,6 +148,56 @@ pub(crate) async fn fail(
             id,
             lease_token: request.lease_token,
             finish: Finish::Fail(failure),
+        },
+    )
+    .await
+}
+
+/// `POST /v1/jobs/{id}/snooze`: run the job again after `delay` without using up an attempt.
+pub(crate) async fn snooze(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    Json(request): Json<SnoozeRequest>,
+) -> Result<axum::Json<FinishedJob>> {
+    if request.delay > app.limits.max_delay {
+        return Err(AppError::invalid(
+            "delay",
+            format!("must be at most {}", app.limits.max_delay),
+        ));
+    }
+    let finish = Finish::Snooze {
+        delay: request.delay.0,
+    };
+    finish_one(
+        &app,
+        FinishItem {
+            id,
+            lease_token: request.lease_token,
+            finish,
+        },
+    )
+    .await
+}
+
+/// `POST /v1/jobs/{id}/abort`: the worker ends the job as cancelled, with no further attempt. An over-long
+/// reason is cut to [`MAX_ERROR_LEN`], like a failure's error.
+pub(crate) async fn abort(
+    State(app): State<AppState>,
+    JobIdPath(id): JobIdPath,
+    Json(request): Json<AbortRequest>,
+) -> Result<axum::Json<FinishedJob>> {
+    let mut reason = request
+        .reason
+        .unwrap_or_else(|| "cancelled by the worker".to_owned());
+    if reason.len() > MAX_ERROR_LEN {
+        reason.truncate(reason.floor_char_boundary(MAX_ERROR_LEN));
+    }
+    finish_one(
+        &app,
+        FinishItem {
+            id,
+            lease_token: request.lease_token,
+            finish: Finish::Cancel { reason },
         },
     )
     .await
