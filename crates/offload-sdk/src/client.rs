@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offload_core::api::{
-    ClaimRequest, ClaimResponse, CompleteBatchRequest, CompleteRequest, EnqueueBatchRequest,
-    EnqueueBatchResponse, FailBatchRequest, FailRequest, FinishBatchResponse, Health,
-    HeartbeatRequest, HeartbeatResponse, JobPage, ListJobsQuery, Problem, QueueInfo, QueueList,
+    AbortRequest, ClaimRequest, ClaimResponse, CompleteBatchRequest, CompleteRequest,
+    EnqueueBatchRequest, EnqueueBatchResponse, FailBatchRequest, FailRequest, FinishBatchResponse,
+    Health, HeartbeatRequest, HeartbeatResponse, JobPage, ListJobsQuery, Problem, QueueInfo,
+    QueueList, SnoozeRequest,
 };
 use offload_core::spec::EnqueueRequest;
 use offload_core::{Job, JobId};
@@ -19,6 +20,7 @@ use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result, TransportError};
+use crate::spec::JobSpec;
 
 /// Time limit of one ordinary request (everything but the long-poll part of a claim).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -141,6 +143,32 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/jobs` from a [`JobSpec`]: a typed payload with any of the API's options. Answers as
+    /// [`Client::enqueue`]; a payload that cannot be serialized fails with [`Error::Encode`] before anything is
+    /// sent.
+    pub async fn enqueue_job(&self, job: &JobSpec) -> Result<Enqueued> {
+        self.enqueue(job.request()?).await
+    }
+
+    /// `POST /v1/jobs/batch` from [`JobSpec`]s: all stored in one transaction, or none. The answer lists the
+    /// jobs in the order given.
+    pub async fn enqueue_jobs(&self, jobs: &[JobSpec]) -> Result<EnqueueBatchResponse> {
+        /// Borrows every request, so a large batch is not copied before it is encoded.
+        #[derive(serde::Serialize)]
+        struct Batch<'a> {
+            jobs: Vec<&'a EnqueueRequest>,
+        }
+        let jobs = jobs
+            .iter()
+            .map(JobSpec::request)
+            .collect::<Result<Vec<_>>>()?;
+        self.call(
+            self.request(Method::POST, &["v1", "jobs", "batch"])?
+                .json(&Batch { jobs }),
+        )
+        .await
+    }
+
     /// `GET /v1/jobs/{id}`: one job with its attempt history.
     pub async fn get_job(&self, id: JobId) -> Result<Job> {
         self.call(self.request(Method::GET, &["v1", "jobs", &id.to_string()])?)
@@ -212,6 +240,23 @@ impl Client {
     pub async fn fail(&self, id: JobId, request: &FailRequest) -> Result<()> {
         let rb = self
             .request(Method::POST, &["v1", "jobs", &id.to_string(), "fail"])?
+            .json(request);
+        self.send(rb).await.map(drop)
+    }
+
+    /// `POST /v1/jobs/{id}/snooze`: runs the job again after `delay` without using up an attempt (a requested
+    /// cancel still wins: the job then ends cancelled).
+    pub async fn snooze(&self, id: JobId, request: &SnoozeRequest) -> Result<()> {
+        let rb = self
+            .request(Method::POST, &["v1", "jobs", &id.to_string(), "snooze"])?
+            .json(request);
+        self.send(rb).await.map(drop)
+    }
+
+    /// `POST /v1/jobs/{id}/abort`: the worker ends the job as cancelled, with no further attempt.
+    pub async fn abort(&self, id: JobId, request: &AbortRequest) -> Result<()> {
+        let rb = self
+            .request(Method::POST, &["v1", "jobs", &id.to_string(), "abort"])?
             .json(request);
         self.send(rb).await.map(drop)
     }

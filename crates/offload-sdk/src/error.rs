@@ -61,6 +61,14 @@ pub enum Error {
     /// The token given to [`crate::Client::with_token`] cannot be sent in an HTTP header.
     #[error("the API token contains characters that cannot be sent in an HTTP header")]
     InvalidToken,
+    /// A value could not be serialized to JSON (a payload or a result); nothing was sent.
+    #[error("cannot encode {what} as JSON: {message}")]
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// Why it failed.
+        message: String,
+    },
 }
 
 impl Error {
