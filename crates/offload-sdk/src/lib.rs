@@ -76,7 +76,8 @@ pub use offload_core::Job as JobRecord;
 pub use offload_core::api;
 pub use offload_core::spec::EnqueueRequest;
 pub use offload_core::{
-    Backoff, ClaimedJob, DurationSpec, JobId, JobState, LeaseToken, Progress, Timestamp,
+    Attempt, AttemptOutcome, Backoff, ClaimedJob, DurationSpec, JobId, JobState, LeaseToken,
+    Progress, Timestamp,
 };
 pub use spec::JobSpec;
 pub use worker::{BuildError, Job, JobError, Worker, WorkerBuilder, WorkerHandle, WorkerStats};
