@@ -545,7 +545,10 @@ async fn a_late_completion_after_the_lease_expired_is_refused() {
     assert_eq!(stats.succeeded, 0);
     let j = job(&w.client, id).await;
     assert_eq!(j.state, JobState::Succeeded);
-    assert_eq!(j.result.as_ref().unwrap().get(), r#""from the fresh worker""#);
+    assert_eq!(
+        j.result.as_ref().unwrap().get(),
+        r#""from the fresh worker""#
+    );
     assert_eq!(
         outcomes(&j),
         [AttemptOutcome::LeaseExpired, AttemptOutcome::Succeeded]

@@ -6,6 +6,7 @@
 //! 1. single-job enqueues from many concurrent clients;
 //! 2. batch enqueues;
 //! 3. drain: pull workers claim in batches and complete in batches until the queue is empty;
+//!    3b. the same drain by the SDK's `Worker` with no-op handlers (target: at least 80 % of phase 3);
 //! 4. enqueue-to-start latency at low load: one job at a time to a long-polling worker.
 
 mod phases;
@@ -101,6 +102,12 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         "  drain:          {:>9.0} jobs/s ({} workers, {} per claim)",
         drain.per_s, opts.workers, opts.claim_batch
     );
+    let sdk_drain = phases::sdk_drain(&ctx, &opts).await?;
+    eprintln!(
+        "  SDK drain:      {:>9.0} jobs/s ({:.0} % of the raw drain)",
+        sdk_drain.per_s,
+        100.0 * sdk_drain.per_s / drain.per_s.max(1e-9)
+    );
     let latency = phases::latency(&ctx, &opts).await?;
     eprintln!(
         "  enqueue->start: p50 {:.3} ms, p99 {:.3} ms ({} samples)",
@@ -111,6 +118,7 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         enqueue_per_s: enqueue.per_s,
         batch_enqueue_per_s: batch.per_s,
         drain_per_s: drain.per_s,
+        sdk_drain_per_s: sdk_drain.per_s,
         p50_ms: latency.p50_ms,
         p99_ms: latency.p99_ms,
     })

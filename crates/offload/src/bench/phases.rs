@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use offload_core::api::{ClaimResponse, CompleteBatchRequest, CompleteItem, FinishBatchResponse};
+use offload_sdk::{Client, Job, JobError, Worker};
+use serde::Deserialize;
 use tokio::sync::{Mutex, mpsc};
 
 use super::BenchOptions;
@@ -33,6 +35,7 @@ pub(super) struct Latency {
 
 const DRAIN_QUEUE: &str = "bench-drain";
 const LATENCY_QUEUE: &str = "bench-latency";
+const SDK_QUEUE: &str = "bench-sdk";
 
 impl Ctx {
     async fn post(&self, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
@@ -101,16 +104,22 @@ pub(super) async fn single_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Re
 
 /// Phase 2: `batch_clients` tasks post batches of `batch_size` jobs to the drain queue.
 pub(super) async fn batch_enqueue(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
-    let job =
-        format!(r#"{{"queue":"{DRAIN_QUEUE}","payload":{{"to":"user@example.com","n":42}}}}"#);
+    let started = Instant::now();
+    let jobs = fill(ctx, DRAIN_QUEUE, opts).await?;
+    Ok(throughput(jobs, started.elapsed()))
+}
+
+/// Enqueues about `batch_jobs` jobs (whole batches of `batch_size`) to `queue` from `batch_clients` tasks;
+/// returns how many.
+async fn fill(ctx: &Ctx, queue: &str, opts: &BenchOptions) -> anyhow::Result<usize> {
+    let job = format!(r#"{{"queue":"{queue}","payload":{{"to":"user@example.com","n":42}}}}"#);
     let body = Bytes::from(format!(
         r#"{{"jobs":[{}]}}"#,
         vec![job; opts.batch_size].join(",")
     ));
     let batches = opts.batch_jobs.div_ceil(opts.batch_size);
-    let started = Instant::now();
     post_concurrently(ctx, "/v1/jobs/batch", body, opts.batch_clients, batches).await?;
-    Ok(throughput(batches * opts.batch_size, started.elapsed()))
+    Ok(batches * opts.batch_size)
 }
 
 /// Phase 3: `workers` pull workers claim up to `claim_batch` jobs and complete them in one request, until
@@ -154,6 +163,46 @@ pub(super) async fn drain(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Thro
         bail!("drain finished with {drained} of {} jobs", opts.batch_jobs);
     }
     Ok(throughput(drained, started.elapsed()))
+}
+
+/// The payload of the bench's jobs, as a handler would decode it.
+#[derive(Deserialize)]
+struct Email {
+    #[allow(dead_code)] // decoded like a real handler would, never read: the handler does nothing
+    to: String,
+    #[allow(dead_code)] // as above
+    n: u64,
+}
+
+/// A handler that does nothing but decode its payload.
+async fn noop(_job: Job<Email>) -> Result<(), JobError> {
+    Ok(())
+}
+
+/// Phase 3b: the same drain by the SDK's [`Worker`] with a no-op handler, holding as many jobs at once as
+/// the raw workers do together (`workers * claim_batch`). Filling the queue is not timed; the clock stops when
+/// the last completion is acknowledged.
+pub(super) async fn sdk_drain(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
+    let jobs = fill(ctx, SDK_QUEUE, opts).await?;
+    let concurrency = opts.workers * opts.claim_batch as usize;
+    let worker = Worker::builder(Client::new(&ctx.base)?)
+        .queue(SDK_QUEUE, concurrency)
+        .claim_batch(opts.claim_batch as usize)
+        .worker_id("bench-sdk")
+        .fallback(noop)
+        .build()?;
+    let started = Instant::now();
+    let handle = worker.start();
+    let ended = |s: &offload_sdk::WorkerStats| {
+        (s.succeeded + s.failed + s.refused + s.unreported) as usize >= jobs
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(600), handle.wait_until(ended)).await;
+    let elapsed = started.elapsed();
+    let stats = handle.shutdown(Duration::from_secs(10)).await;
+    if waited.is_err() || stats.succeeded as usize != jobs {
+        bail!("the SDK worker drain ended with {stats:?} for {jobs} jobs");
+    }
+    Ok(throughput(jobs, elapsed))
 }
 
 async fn complete_all(ctx: &Ctx, claimed: ClaimResponse) -> anyhow::Result<()> {

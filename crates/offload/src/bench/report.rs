@@ -8,19 +8,23 @@ pub(crate) struct BenchReport {
     pub(crate) enqueue_per_s: f64,
     pub(crate) batch_enqueue_per_s: f64,
     pub(crate) drain_per_s: f64,
+    /// The same drain by the SDK's worker with no-op handlers.
+    pub(crate) sdk_drain_per_s: f64,
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
 }
 
 impl fmt::Display for BenchReport {
-    /// `RESULT enqueue_per_s=.. batch_enqueue_per_s=.. drain_per_s=.. p50_ms=.. p99_ms=..`
+    /// `RESULT enqueue_per_s=.. batch_enqueue_per_s=.. drain_per_s=.. sdk_drain_per_s=.. p50_ms=.. p99_ms=..`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "RESULT enqueue_per_s={:.0} batch_enqueue_per_s={:.0} drain_per_s={:.0} p50_ms={:.3} p99_ms={:.3}",
+            "RESULT enqueue_per_s={:.0} batch_enqueue_per_s={:.0} drain_per_s={:.0} sdk_drain_per_s={:.0} \
+             p50_ms={:.3} p99_ms={:.3}",
             self.enqueue_per_s,
             self.batch_enqueue_per_s,
             self.drain_per_s,
+            self.sdk_drain_per_s,
             self.p50_ms,
             self.p99_ms
         )
@@ -46,12 +50,13 @@ mod tests {
             enqueue_per_s: 1234.4,
             batch_enqueue_per_s: 5.0,
             drain_per_s: 6.0,
+            sdk_drain_per_s: 7.0,
             p50_ms: 0.25,
             p99_ms: 1.5,
         };
         assert_eq!(
             r.to_string(),
-            "RESULT enqueue_per_s=1234 batch_enqueue_per_s=5 drain_per_s=6 p50_ms=0.250 p99_ms=1.500"
+            "RESULT enqueue_per_s=1234 batch_enqueue_per_s=5 drain_per_s=6 sdk_drain_per_s=7 p50_ms=0.250 p99_ms=1.500"
         );
     }
 
