@@ -306,4 +306,7 @@ pub struct ClaimedJob {
     pub tags: BTreeMap<String, String>,
     /// When it was enqueued.
     pub created_at: Timestamp,
+    /// When it was due (its first `run_at`, or the end of its last backoff): the claim's wait is measured
+    /// from here.
+    pub run_at: Timestamp,
 }

@@ -32,6 +32,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use offload_core::spec::Limits;
 use offload_engine::Engine;
 use utoipa_axum::router::OpenApiRouter;
@@ -40,6 +41,7 @@ use utoipa_axum::routes;
 mod auth;
 mod error;
 mod extract;
+pub mod metrics;
 mod openapi;
 mod routes;
 mod view;
@@ -60,6 +62,9 @@ pub struct ServerConfig {
     /// Largest body of a batch request (`POST /v1/jobs/batch`, `/v1/jobs/complete`, `/v1/jobs/fail`); default
     /// 64 MiB.
     pub max_body_bytes: usize,
+    /// The installed Prometheus recorder (see [`metrics::recorder`]), rendered at `/metrics` before the
+    /// queue metrics read at scrape time. `None`: `/metrics` shows only the latter.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +73,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             api_tokens: Vec::new(),
             max_body_bytes: 64 * 1024 * 1024,
+            metrics: None,
         }
     }
 }
@@ -79,6 +85,7 @@ pub(crate) struct AppState(Arc<Shared>);
 pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) limits: Limits,
+    pub(crate) metrics: Option<PrometheusHandle>,
 }
 
 impl std::ops::Deref for AppState {
@@ -93,6 +100,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
     let state = AppState(Arc::new(Shared {
         engine,
         limits: config.limits.clone(),
+        metrics: config.metrics.clone(),
     }));
     let (api, paths) = api_routes(&config).split_for_parts();
     // Serialized once: the document never changes while the server runs.
@@ -109,6 +117,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
                 async move { ([(header::CONTENT_TYPE, "application/json")], document) }
             }),
         )
+        .route(metrics::PATH, get(metrics::render))
         // After every route is added: the 405 fallback is set on the routes that exist.
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found);

@@ -156,6 +156,8 @@ pub struct Finished {
     pub queue: String,
     /// The state it moved to.
     pub state: JobState,
+    /// When the attempt that just ended started (for run-time metrics).
+    pub started_at: Timestamp,
 }
 
 /// `job_stage_due`: move due `scheduled` and `retrying` jobs to `available`.
