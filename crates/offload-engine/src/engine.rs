@@ -8,7 +8,7 @@ use offload_core::api::{HeartbeatResponse, QueueInfo};
 use offload_core::{ClaimedJob, Job, JobId, JobState, NewJob, Timestamp};
 use offload_store::{
     DynStore, FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams,
-    JobInsertParams, JobListParams, QueueSetPausedParams,
+    JobInsertParams, JobListParams, QueueSetPausedParams, QueueThroughputParams, ThroughputBucket,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -226,6 +226,15 @@ impl Engine {
     /// Every queue with its counts.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
         Ok(self.inner.store.queue_list().await?)
+    }
+
+    /// Attempts ended per queue and minute since `since` (for the dashboard's throughput chart).
+    pub async fn throughput(&self, since: Timestamp) -> Result<Vec<ThroughputBucket>> {
+        Ok(self
+            .inner
+            .store
+            .queue_throughput(QueueThroughputParams { since })
+            .await?)
     }
 
     /// Pauses or resumes a queue; resuming wakes its claimers.

@@ -36,7 +36,7 @@ impl Tokens {
     }
 
     /// True when `presented` is one of the tokens. Looks at every token, whatever matches.
-    fn accepts(&self, presented: &[u8]) -> bool {
+    pub(crate) fn accepts(&self, presented: &[u8]) -> bool {
         let presented = digest(presented);
         self.digests.iter().fold(false, |found, known| {
             found | constant_time_eq(known, &presented)

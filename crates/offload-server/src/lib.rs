@@ -44,6 +44,7 @@ mod extract;
 pub mod metrics;
 mod openapi;
 mod routes;
+mod ui;
 mod view;
 
 use routes::{health, jobs, queues, workers};
@@ -86,6 +87,7 @@ pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) limits: Limits,
     pub(crate) metrics: Option<PrometheusHandle>,
+    pub(crate) sessions: Arc<ui::Sessions>,
 }
 
 impl std::ops::Deref for AppState {
@@ -97,10 +99,13 @@ impl std::ops::Deref for AppState {
 
 /// Builds the HTTP API on `engine`. The router carries its state; serve it with `axum::serve`.
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
+    let tokens = auth::Tokens::new(&config.api_tokens).map(Arc::new);
+    let sessions = Arc::new(ui::Sessions::new(tokens.clone()));
     let state = AppState(Arc::new(Shared {
         engine,
         limits: config.limits.clone(),
         metrics: config.metrics.clone(),
+        sessions: sessions.clone(),
     }));
     let (api, paths) = api_routes(&config).split_for_parts();
     // Serialized once: the document never changes while the server runs.
@@ -118,12 +123,13 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
             }),
         )
         .route(metrics::PATH, get(metrics::render))
+        .merge(ui::routes(sessions))
         // After every route is added: the 405 fallback is set on the routes that exist.
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found);
-    let app = match auth::Tokens::new(&config.api_tokens) {
+    let app = match tokens {
         Some(tokens) => app.layer(axum::middleware::from_fn_with_state(
-            Arc::new(tokens),
+            tokens,
             auth::require_bearer,
         )),
         None => app,
