@@ -369,8 +369,6 @@ pub(crate) struct JobsQuery {
     id: String,
     #[serde(default)]
     cursor: String,
-    #[serde(flatten)]
-    notice: NoticeQuery,
 }
 
 /// The filters as the form shows them.
@@ -518,8 +516,9 @@ pub(crate) async fn jobs(
     State(app): State<AppState>,
     Extension(csrf): Extension<Csrf>,
     Query(q): Query<JobsQuery>,
+    Query(notice): Query<NoticeQuery>,
 ) -> Result<Response, UiError> {
-    list_page(app, csrf, q, false).await
+    list_page(app, csrf, q, notice, false).await
 }
 
 /// `GET /ui/dead`: dead jobs, newest first, with "retry all".
@@ -527,14 +526,16 @@ pub(crate) async fn dead(
     State(app): State<AppState>,
     Extension(csrf): Extension<Csrf>,
     Query(q): Query<JobsQuery>,
+    Query(notice): Query<NoticeQuery>,
 ) -> Result<Response, UiError> {
-    list_page(app, csrf, q, true).await
+    list_page(app, csrf, q, notice, true).await
 }
 
 async fn list_page(
     app: AppState,
     csrf: Csrf,
     q: JobsQuery,
+    notice: NoticeQuery,
     dead_view: bool,
 ) -> Result<Response, UiError> {
     let id = q.id.trim();
@@ -608,7 +609,7 @@ async fn list_page(
         },
     );
     let page = JobsPage {
-        layout: layout(&app, csrf, base_path, q.notice.notice()),
+        layout: layout(&app, csrf, base_path, notice.notice()),
         title: if dead_view { "Dead jobs" } else { "Jobs" },
         base_path,
         dead_view,

@@ -7,4 +7,5 @@ mod enqueue;
 mod jobs;
 mod metrics;
 mod routing;
+mod ui;
 mod workers;
