@@ -1,4 +1,5 @@
-//! Offload's HTTP API (`/v1`): an axum [`Router`] over an [`Engine`].
+//! Offload's HTTP API (`/v1`), dashboard (`/ui`), metrics and OpenAPI document: an axum [`Router`] over an
+//! [`Engine`].
 //!
 //! [`router`] builds the whole API; the binary binds and serves it. Every body size is bounded on purpose:
 //! single-job routes accept the payload limit plus 64 KiB, batch routes [`ServerConfig::max_body_bytes`].
@@ -24,7 +25,9 @@
 //! | `unavailable` | 503 | the store cannot be reached; nothing was written |
 //!
 //! Layout: `error` (the one error type), `extract` (body, query and path extractors that reject with it),
-//! `auth` (bearer tokens), `view` (the enqueue answer), and one module per group of routes.
+//! `auth` (bearer tokens), `view` (the enqueue answer), and one module per group of routes; `openapi` (the
+//! document at `/openapi.json`, built from the same route list as the router), [`metrics`] (`/metrics`) and
+//! `ui` (the dashboard at `/ui`).
 
 use std::sync::Arc;
 
