@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, header};
+use offload_core::Timestamp;
 use offload_core::spec::EnqueueRequest;
 use offload_core::spec::Limits;
-use offload_core::Timestamp;
 use offload_engine::{Engine, EngineConfig};
 use offload_server::{ServerConfig, router};
 use offload_store::{
@@ -102,11 +102,23 @@ async fn run() {
     let pages: Vec<(&str, String)> = vec![
         ("overview", "/ui".into()),
         ("jobs", "/ui/jobs".into()),
-        ("jobs page 11 (cursor)", format!("/ui/jobs?queue=q2&cursor={middle}")),
+        (
+            "jobs page 11 (cursor)",
+            format!("/ui/jobs?queue=q2&cursor={middle}"),
+        ),
         ("jobs queue", "/ui/jobs?queue=q1".into()),
-        ("jobs available, all queues", "/ui/jobs?state=available".into()),
-        ("jobs queue+available (new backlog)", "/ui/jobs?queue=q1&state=available".into()),
-        ("jobs queue+available (old backlog)", "/ui/jobs?queue=q4&state=available".into()),
+        (
+            "jobs available, all queues",
+            "/ui/jobs?state=available".into(),
+        ),
+        (
+            "jobs queue+available (new backlog)",
+            "/ui/jobs?queue=q1&state=available".into(),
+        ),
+        (
+            "jobs queue+available (old backlog)",
+            "/ui/jobs?queue=q4&state=available".into(),
+        ),
         ("jobs succeeded", "/ui/jobs?state=succeeded".into()),
         ("jobs name", "/ui/jobs?name=send-3".into()),
         ("jobs name+queue", "/ui/jobs?queue=q3&name=send-3".into()),
@@ -117,7 +129,10 @@ async fn run() {
         ("job detail", format!("/ui/jobs/{some_dead}")),
         ("metrics", "/metrics".into()),
     ];
-    println!("\n{:<38} {:>9} {:>9} {:>9}", "page", "p50 ms", "p99 ms", "max ms");
+    println!(
+        "\n{:<38} {:>9} {:>9} {:>9}",
+        "page", "p50 ms", "p99 ms", "max ms"
+    );
     let mut worst = Duration::ZERO;
     let mut results = Vec::new();
     for (name, path) in &pages {
@@ -235,10 +250,8 @@ async fn fill(store: &DynStore, total: usize) {
                     } else {
                         Finish::Complete {
                             result: Some(
-                                serde_json::value::RawValue::from_string(
-                                    r#"{"sent":true}"#.into(),
-                                )
-                                .unwrap(),
+                                serde_json::value::RawValue::from_string(r#"{"sent":true}"#.into())
+                                    .unwrap(),
                             ),
                         }
                     },

@@ -250,6 +250,17 @@ fn state_counts(pairs: &[(JobState, u64)]) -> BTreeMap<JobState, u64> {
     all
 }
 
+/// Ids of a `job_list` page, panicking on failure.
+async fn list_ids(h: &Harness, p: JobListParams) -> Vec<JobId> {
+    h.store
+        .job_list(p)
+        .await
+        .expect("job_list")
+        .into_iter()
+        .map(|j| j.id)
+        .collect()
+}
+
 /// Throughput of `since`, panicking on failure.
 async fn throughput(h: &Harness, since: Timestamp) -> Vec<(String, Timestamp, u64, u64)> {
     h.store
@@ -1253,6 +1264,134 @@ pub async fn prune_honours_retention_per_state(h: Harness) {
     );
 }
 
+/// Lists find the few old jobs of a state among many newer ones, a name's or a tag's jobs wherever they are,
+/// newest first, page after page; a deleted job is gone from every list.
+pub async fn job_list_finds_rare_states_names_and_tags(h: Harness) {
+    let tagged = |k: &str, v: &str| NewJob {
+        tags: BTreeMap::from([(k.to_owned(), v.to_owned())]),
+        ..job("q")
+    };
+    // Oldest: 3 jobs that will stay available, 2 of them named and tagged, behind 40 newer ones that finish.
+    let mut old = vec![
+        NewJob {
+            name: Some("rare".into()),
+            ..tagged("tenant", "acme")
+        },
+        job("q"),
+        NewJob {
+            name: Some("rare".into()),
+            ..tagged("tenant", "acme")
+        },
+    ];
+    for j in &mut old {
+        j.priority = 0;
+    }
+    let old_ids: Vec<JobId> = old.iter().map(|j| j.id).collect();
+    h.insert(old).await;
+    let newer: Vec<NewJob> = (0..40)
+        .map(|i| NewJob {
+            priority: 1,
+            ..tagged("tenant", if i % 2 == 0 { "other" } else { "acme" })
+        })
+        .collect();
+    h.insert(newer).await;
+    let claimed = h.claim("q", 40).await;
+    assert!(
+        claimed.iter().all(|c| !old_ids.contains(&c.id)),
+        "priority 1 first"
+    );
+    for c in &claimed[..39] {
+        h.complete(c, None).await.unwrap();
+    }
+    let running = claimed[39].id;
+
+    let newest_first: Vec<JobId> = old_ids.iter().rev().copied().collect();
+    for queue in [Some("q".to_owned()), None] {
+        let available = JobListParams {
+            queue: queue.clone(),
+            state: Some(JobState::Available),
+            limit: 2,
+            ..Default::default()
+        };
+        let page = list_ids(&h, available.clone()).await;
+        assert_eq!(page, newest_first[..2], "{queue:?}");
+        let rest = list_ids(
+            &h,
+            JobListParams {
+                before: Some(page[1]),
+                ..available
+            },
+        )
+        .await;
+        assert_eq!(rest, newest_first[2..], "{queue:?}");
+        let runs = list_ids(
+            &h,
+            JobListParams {
+                queue,
+                state: Some(JobState::Running),
+                limit: 5,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(runs, vec![running]);
+    }
+    let named = list_ids(
+        &h,
+        JobListParams {
+            name: Some("rare".into()),
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(named, vec![old_ids[2]]);
+    let named = list_ids(
+        &h,
+        JobListParams {
+            name: Some("rare".into()),
+            queue: Some("q".into()),
+            before: Some(old_ids[2]),
+            limit: 5,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(named, vec![old_ids[0]]);
+    // 20 newer acme jobs (19 succeeded, the running one or not), then the 2 old ones.
+    let acme = JobListParams {
+        tag: Some(("tenant".into(), "acme".into())),
+        limit: 100,
+        ..Default::default()
+    };
+    let all = list_ids(&h, acme.clone()).await;
+    assert_eq!(all.len(), 22);
+    assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let old_acme = list_ids(
+        &h,
+        JobListParams {
+            state: Some(JobState::Available),
+            ..acme.clone()
+        },
+    )
+    .await;
+    assert_eq!(old_acme, vec![old_ids[2], old_ids[0]]);
+    let page = list_ids(
+        &h,
+        JobListParams {
+            before: Some(all[10]),
+            limit: 5,
+            ..acme.clone()
+        },
+    )
+    .await;
+    assert_eq!(page, all[11..16]);
+    h.store.job_delete(old_ids[2]).await.unwrap();
+    let after = list_ids(&h, acme).await;
+    assert_eq!(after.len(), 21);
+    assert!(!after.contains(&old_ids[2]));
+}
+
 /// Ended attempts are counted per queue and minute: completions as succeeded, worker failures (retrying or
 /// dead) and expired leases as failed, acknowledged cancellations as neither; `since` picks whole minutes; the
 /// pruner drops minutes older than a day.
@@ -1693,6 +1832,7 @@ macro_rules! conformance_tests {
             prune_honours_retention_per_state,
             queue_counts_match_actual_states,
             throughput_counts_ended_attempts_per_minute,
+            job_list_finds_rare_states_names_and_tags,
             job_list_filters_and_pages,
             leader_election_takeover_and_resign,
             close_makes_the_store_unavailable,
