@@ -15,8 +15,14 @@ CREATE TABLE queue_throughput (
 -- The pruner drops old minutes across queues.
 CREATE INDEX queue_throughput_minute ON queue_throughput (minute);
 
--- Dashboard lists filtered by job name: newest first among the jobs of one name, however rare the name.
-CREATE INDEX jobs_name ON jobs (name, id) WHERE name IS NOT NULL;
+-- Dashboard lists filtered by job name: newest first among one queue's jobs of one name, however rare the name
+-- (a list by name alone merges one walk per queue).
+CREATE INDEX jobs_name ON jobs (name, queue, id) WHERE name IS NOT NULL;
+
+-- The same index as before plus the job id, so a list of a queue's few available jobs reads only this index to
+-- pick the newest (the oldest-available probe still uses its (queue, run_at) prefix).
+DROP INDEX jobs_available_since;
+CREATE INDEX jobs_available_since ON jobs (queue, run_at, id) WHERE state = 'available';
 
 -- Every tag of every job, so a list filtered by tag walks the jobs carrying it (newest first), not every job.
 -- Kept by a trigger on insert (tags never change afterwards) and by the cascade on delete.

@@ -61,28 +61,32 @@ pub(crate) async fn list_jobs(conn: &mut SqliteConnection, p: &JobListParams) ->
     if p.limit == 0 {
         return Ok(Vec::new());
     }
-    let Some(state) = p.state else {
-        return walk(conn, p, p.queue.as_deref(), Walk::ById).await;
-    };
-    let queues: Vec<String> = match &p.queue {
-        Some(queue) => vec![queue.clone()],
-        None => sqlx::query_scalar(
+    // Walks that need a queue (per-state and per-name indexes start with it) run once per queue, merged.
+    let per_queue = p.queue.is_none() && p.tag.is_none() && (p.state.is_some() || p.name.is_some());
+    if !per_queue {
+        let how = walk_for(conn, p, p.queue.as_deref()).await?;
+        return walk(conn, p, p.queue.as_deref(), how).await;
+    }
+    let queues: Vec<String> = match p.state {
+        Some(state) => sqlx::query_scalar(
             "SELECT queue FROM queue_counts WHERE state = ?1 AND n > 0 ORDER BY queue",
         )
-        .bind(state.as_str())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?,
-    };
+        .bind(state.as_str()),
+        None => sqlx::query_scalar(
+            "SELECT DISTINCT queue FROM queue_counts WHERE n > 0 AND ?1 IS NULL ORDER BY queue",
+        )
+        .bind(None::<&str>),
+    }
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
     let mut jobs = Vec::new();
     for queue in &queues {
-        let how = walk_for(conn, p, queue, state).await?;
+        let how = walk_for(conn, p, Some(queue)).await?;
         jobs.extend(walk(conn, p, Some(queue), how).await?);
     }
-    if queues.len() > 1 {
-        jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
-        jobs.truncate(p.limit as usize);
-    }
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+    jobs.truncate(p.limit as usize);
     Ok(jobs)
 }
 
@@ -97,22 +101,20 @@ pub(crate) enum Walk {
 }
 
 /// Most jobs of a state read whole by a [`Walk::Sparse`] list.
-const SPARSE_MAX: i64 = 50_000;
+const SPARSE_MAX: i64 = 200_000;
 
 /// [`Walk::Sparse`] when the counters say `state` holds at most [`SPARSE_MAX`] jobs (all queues' for
 /// `running`, whose index has no queue) and at most half of `queue`'s.
 async fn walk_for(
     conn: &mut SqliteConnection,
     p: &JobListParams,
-    queue: &str,
-    state: JobState,
+    queue: Option<&str>,
 ) -> Result<Walk> {
-    if p.tag.is_some()
-        || p.name.is_some()
-        || !matches!(state, JobState::Available | JobState::Running)
-    {
+    let (Some(queue), Some(state @ (JobState::Available | JobState::Running)), None, None) =
+        (queue, p.state, &p.tag, &p.name)
+    else {
         return Ok(Walk::ById);
-    }
+    };
     let (in_state, in_queue, all_queues): (i64, i64, i64) = sqlx::query_as(
         "SELECT coalesce(SUM(CASE WHEN queue = ?1 AND state = ?2 THEN n END), 0), \
                 coalesce(SUM(CASE WHEN queue = ?1 THEN n END), 0), \
@@ -182,14 +184,15 @@ pub(crate) fn walk_sql_with(
     if let Some(queue) = queue {
         filters.push(format!("jobs.queue = {}", q.bind(queue)?));
     }
+    let mut sparse = None;
     match (p.state, how) {
         // Literal states: SQLite only uses a partial index when the query implies its condition.
         (Some(JobState::Available), Walk::Sparse) => {
-            from = "jobs INDEXED BY jobs_available_since".to_owned();
+            sparse = Some("jobs INDEXED BY jobs_available_since");
             filters.push("jobs.state = 'available'".to_owned());
         }
         (Some(JobState::Running), Walk::Sparse) => {
-            from = "jobs INDEXED BY jobs_lease".to_owned();
+            sparse = Some("jobs INDEXED BY jobs_lease");
             filters.push("jobs.state = 'running'".to_owned());
         }
         (Some(s @ (JobState::Available | JobState::Running)), _) => {
@@ -222,10 +225,18 @@ pub(crate) fn walk_sql_with(
         .map(|c| format!("jobs.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    Ok((
-        format!("SELECT {columns} FROM {from} {filters} ORDER BY {order} DESC LIMIT {limit}"),
-        q.args,
-    ))
+    let sql = match sparse {
+        // Pick the page's rows from the small index first (no table reads), then read just those rows.
+        Some(index) => format!(
+            "SELECT {columns} FROM jobs WHERE seq IN \
+               (SELECT jobs.seq FROM {index} {filters} ORDER BY jobs.id DESC LIMIT {limit}) \
+             ORDER BY jobs.id DESC"
+        ),
+        None => {
+            format!("SELECT {columns} FROM {from} {filters} ORDER BY {order} DESC LIMIT {limit}")
+        }
+    };
+    Ok((sql, q.args))
 }
 
 /// Arguments of a statement built at run time, numbered `?1`, `?2`... in the order they are bound.

@@ -110,7 +110,7 @@ async fn queries_use_their_indexes() {
         (
             sparse(offload_core::JobState::Available),
             Walk::Sparse,
-            "jobs_available_since",
+            "COVERING INDEX jobs_available_since",
             true,
         ),
         (
