@@ -462,7 +462,6 @@ struct JobsPage {
     first_url: String,
     next_url: Option<String>,
     paged: bool,
-    bulk_limit: usize,
 }
 
 struct JobRow {
@@ -622,7 +621,6 @@ async fn list_page(
         first_url,
         next_url,
         paged: !cursor.is_empty(),
-        bulk_limit: BULK_LIMIT,
     };
     Ok(render(&page))
 }
