@@ -28,6 +28,7 @@ pub const MAX_PROGRESS_MESSAGE_LEN: usize = 1024;
 /// `POST /v1/jobs/batch`: all jobs are stored in one transaction, or none is.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnqueueBatchRequest {
     /// The jobs, each as for `POST /v1/jobs`.
     pub jobs: Vec<EnqueueRequest>,
@@ -35,6 +36,7 @@ pub struct EnqueueBatchRequest {
 
 /// One entry of a batch enqueue answer, in request order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnqueuedJob {
     /// The job's id (the existing job's, for an idempotent replay).
     pub id: JobId,
@@ -46,6 +48,7 @@ pub struct EnqueuedJob {
 
 /// Answer of `POST /v1/jobs/batch`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnqueueBatchResponse {
     /// One entry per requested job, in request order.
     pub jobs: Vec<EnqueuedJob>,
@@ -54,6 +57,8 @@ pub struct EnqueueBatchResponse {
 /// Query of `GET /v1/jobs`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListJobsQuery {
     /// Only this queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +82,7 @@ pub struct ListJobsQuery {
 
 /// One page of a list, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
@@ -91,6 +97,7 @@ pub type JobPage = Page<Job>;
 /// `POST /v1/queues/{queue}/claim`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimRequest {
     /// Who is claiming; recorded on the attempt.
     pub worker_id: String,
@@ -104,6 +111,7 @@ pub struct ClaimRequest {
 
 /// Answer of a claim: possibly empty.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimResponse {
     /// The claimed jobs, highest priority first.
     pub jobs: Vec<ClaimedJob>,
@@ -112,6 +120,7 @@ pub struct ClaimResponse {
 /// `POST /v1/jobs/{id}/heartbeat`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatRequest {
     /// The claim's fencing token.
     pub lease_token: LeaseToken,
@@ -125,6 +134,7 @@ pub struct HeartbeatRequest {
 
 /// Answer of a heartbeat.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatResponse {
     /// The extended lease deadline.
     pub lease_expires_at: Timestamp,
@@ -135,17 +145,20 @@ pub struct HeartbeatResponse {
 /// `POST /v1/jobs/{id}/complete`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompleteRequest {
     /// The claim's fencing token.
     pub lease_token: LeaseToken,
     /// Any JSON result to keep on the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub result: Option<Box<RawValue>>,
 }
 
 /// `POST /v1/jobs/{id}/fail`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailRequest {
     /// The claim's fencing token.
     pub lease_token: LeaseToken,
@@ -161,6 +174,7 @@ pub struct FailRequest {
 
 /// `POST /v1/jobs/{id}/snooze`: run the job again after `delay`, without using up an attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SnoozeRequest {
     /// The claim's fencing token.
@@ -171,6 +185,7 @@ pub struct SnoozeRequest {
 
 /// `POST /v1/jobs/{id}/abort`: the worker ends the job as `cancelled`, with no further attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AbortRequest {
     /// The claim's fencing token.
@@ -183,6 +198,7 @@ pub struct AbortRequest {
 /// One completion within `POST /v1/jobs/complete`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompleteItem {
     /// The job.
     pub id: JobId,
@@ -190,12 +206,14 @@ pub struct CompleteItem {
     pub lease_token: LeaseToken,
     /// Any JSON result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub result: Option<Box<RawValue>>,
 }
 
 /// `POST /v1/jobs/complete`: many completions in one request and one commit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompleteBatchRequest {
     /// The completions.
     pub jobs: Vec<CompleteItem>,
@@ -204,6 +222,7 @@ pub struct CompleteBatchRequest {
 /// One failure within `POST /v1/jobs/fail`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailItem {
     /// The job.
     pub id: JobId,
@@ -222,6 +241,7 @@ pub struct FailItem {
 /// `POST /v1/jobs/fail`: many failures in one request and one commit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailBatchRequest {
     /// The failures.
     pub jobs: Vec<FailItem>,
@@ -229,6 +249,7 @@ pub struct FailBatchRequest {
 
 /// Per-job answer within a batch completion or failure.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FinishResult {
     /// The job.
     pub id: JobId,
@@ -244,6 +265,7 @@ pub struct FinishResult {
 
 /// Answer of the batch completion and failure endpoints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FinishBatchResponse {
     /// One entry per item, in request order.
     pub jobs: Vec<FinishResult>,
@@ -251,6 +273,7 @@ pub struct FinishBatchResponse {
 
 /// A queue as `GET /v1/queues` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueInfo {
     /// Queue name.
     pub name: String,
@@ -265,6 +288,7 @@ pub struct QueueInfo {
 
 /// Answer of `GET /v1/queues`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueList {
     /// Every queue that has jobs or was paused.
     pub queues: Vec<QueueInfo>,
@@ -272,6 +296,7 @@ pub struct QueueList {
 
 /// An error response (`application/problem+json`, RFC 9457).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// A URI naming the problem type (`about:blank` style tags: `urn:offload:problem:{code}`).
     #[serde(rename = "type")]
@@ -291,6 +316,7 @@ pub struct Problem {
 
 /// Answer of `GET /healthz`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` when the store answers.
     pub status: String,

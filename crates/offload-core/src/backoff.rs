@@ -12,6 +12,7 @@ use crate::duration::DurationSpec;
 /// A job's retry delay policy.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Backoff {
     /// Delay after the first failed attempt.
     #[serde(default = "Backoff::default_base")]

@@ -113,6 +113,39 @@ impl<'de> Deserialize<'de> for DurationSpec {
     }
 }
 
+/// In OpenAPI: a string in the duration syntax, or integer milliseconds (answers always use milliseconds).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for DurationSpec {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(0))
+                    .description(Some("milliseconds")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "a duration such as \"30s\", \"5m\", \"1h30m\", \"2d\" or \"PT5M\"",
+                    ))
+                    .examples(["30s"]),
+            )
+            .description(Some(
+                "A non-negative duration: text or integer milliseconds.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for DurationSpec {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 /// A job's identity. UUIDv7, so newer jobs sort after older ones and "newest first" is an index scan.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobId(pub Uuid);
 
 impl JobId {
@@ -60,6 +61,7 @@ impl FromStr for JobId {
 /// the newer attempt: its token no longer matches.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseToken(pub Uuid);
 
 impl LeaseToken {

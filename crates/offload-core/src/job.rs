@@ -16,6 +16,7 @@ use crate::id::{JobId, LeaseToken};
 /// Where a job is in its life. See DESIGN.md for the diagram; [`crate::state`] holds every transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobState {
     /// Waiting for its `run_at`.
     Scheduled,
@@ -134,6 +135,7 @@ pub struct NewJob {
 
 /// Progress a worker reported through heartbeats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Progress {
     /// 0 to 100.
     pub percent: u8,
@@ -145,6 +147,7 @@ pub struct Progress {
 /// How one attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AttemptOutcome {
     /// Still running (only ever the job's current attempt).
     Running,
@@ -193,6 +196,7 @@ impl FromStr for AttemptOutcome {
 
 /// One execution of a job, as kept in its history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attempt {
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -213,6 +217,7 @@ pub struct Attempt {
 
 /// A stored job, as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     /// Identity.
     pub id: JobId,
@@ -224,6 +229,7 @@ pub struct Job {
     /// Current state.
     pub state: JobState,
     /// The payload as the user sent it.
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub payload: Box<RawValue>,
     /// Higher runs first.
     pub priority: i32,
@@ -262,6 +268,7 @@ pub struct Job {
     pub progress: Option<Progress>,
     /// The result the worker completed it with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub result: Option<Box<RawValue>>,
     /// The last error reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +283,7 @@ pub struct Job {
 
 /// A job handed to a pull worker: what it needs to do the work and to report back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimedJob {
     /// Identity.
     pub id: JobId,
@@ -285,6 +293,7 @@ pub struct ClaimedJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The payload as the user sent it.
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub payload: Box<RawValue>,
     /// This attempt's number (1 for the first).
     pub attempt: u32,
@@ -301,4 +310,7 @@ pub struct ClaimedJob {
     pub tags: BTreeMap<String, String>,
     /// When it was enqueued.
     pub created_at: Timestamp,
+    /// When it was due (its first `run_at`, or the end of its last backoff): the claim's wait is measured
+    /// from here.
+    pub run_at: Timestamp,
 }

@@ -65,6 +65,7 @@ pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// A request to enqueue one job, exactly as the API accepts it. Unknown fields are refused.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnqueueRequest {
     /// Queue to put the job on (required).
     pub queue: String,
@@ -73,6 +74,7 @@ pub struct EnqueueRequest {
     pub name: Option<String>,
     /// Any JSON value; `null` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub payload: Option<Box<RawValue>>,
     /// First run at this instant (RFC 3339). Exclusive with `delay`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,7 @@ use offload_core::api::{HeartbeatResponse, QueueInfo};
 use offload_core::{ClaimedJob, Job, JobId, JobState, NewJob, Timestamp};
 use offload_store::{
     DynStore, FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams,
-    JobInsertParams, JobListParams, QueueSetPausedParams,
+    JobInsertParams, JobListParams, QueueSetPausedParams, QueueThroughputParams, ThroughputBucket,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::maintenance;
+use crate::observe;
 use crate::wakeup::Wakeups;
 
 /// The running core of a server: one per process, cheap to clone.
@@ -94,9 +95,20 @@ impl Engine {
             .await?;
         let mut delayed = false;
         let mut last_woken: Option<&str> = None;
+        let mut stored: Option<(&str, u64)> = None;
         for (queue, ins) in queues.iter().zip(&inserted) {
             if ins.duplicate {
                 continue;
+            }
+            // Batches are mostly one queue: count runs of the same queue, emit once per run.
+            match &mut stored {
+                Some((q, n)) if *q == queue.as_str() => *n += 1,
+                _ => {
+                    if let Some((q, n)) = stored {
+                        observe::enqueued(q, n);
+                    }
+                    stored = Some((queue.as_str(), 1));
+                }
             }
             match ins.state {
                 JobState::Available if last_woken != Some(queue.as_str()) => {
@@ -106,6 +118,9 @@ impl Engine {
                 JobState::Scheduled => delayed = true,
                 _ => {}
             }
+        }
+        if let Some((q, n)) = stored {
+            observe::enqueued(q, n);
         }
         if delayed {
             self.inner.stager_wakeup.notify_one();
@@ -126,6 +141,18 @@ impl Engine {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let jobs = self.inner.store.job_claim(params.clone()).await?;
+            if let Some(first) = jobs.first() {
+                // Every job of one claim started at the same instant: its lease start.
+                let started = first
+                    .lease_expires_at
+                    .checked_sub(
+                        jiff::SignedDuration::try_from(first.timeout.0).unwrap_or_default(),
+                    )
+                    .unwrap_or_else(|_| self.now());
+                for job in &jobs {
+                    observe::waited(&job.queue, job.run_at, started);
+                }
+            }
             let now = Instant::now();
             if !jobs.is_empty() || now >= deadline || self.inner.stop_claims.is_cancelled() {
                 return Ok(jobs);
@@ -153,8 +180,11 @@ impl Engine {
     /// stager when it is due later.
     pub async fn finish(&self, params: JobFinishParams) -> Result<Vec<FinishOutcome>> {
         let outcomes = self.inner.store.job_finish(params).await?;
+        let now = self.now();
         let mut delayed = false;
         for finished in outcomes.iter().flatten() {
+            observe::finished(&finished.queue, finished.state);
+            observe::ran(&finished.queue, finished.started_at, now);
             match finished.state {
                 JobState::Available => self.inner.wakeups.wake(&finished.queue),
                 JobState::Retrying | JobState::Scheduled => delayed = true,
@@ -197,6 +227,15 @@ impl Engine {
     /// Every queue with its counts.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
         Ok(self.inner.store.queue_list().await?)
+    }
+
+    /// Attempts ended per queue and minute since `since` (for the dashboard's throughput chart).
+    pub async fn throughput(&self, since: Timestamp) -> Result<Vec<ThroughputBucket>> {
+        Ok(self
+            .inner
+            .store
+            .queue_throughput(QueueThroughputParams { since })
+            .await?)
     }
 
     /// Pauses or resumes a queue; resuming wakes its claimers.

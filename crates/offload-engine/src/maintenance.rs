@@ -15,6 +15,7 @@ use offload_store::{
 use tokio::time::Instant;
 
 use crate::engine::Inner;
+use crate::observe;
 
 const LEASE_NAME: &str = "maintenance";
 
@@ -146,6 +147,8 @@ async fn rescue(inner: &Inner) {
         {
             Ok(report) => {
                 for job in &report.rescued {
+                    observe::lease_expired(&job.queue);
+                    observe::finished(&job.queue, job.state);
                     tracing::info!(job = %job.id, queue = %job.queue, state = %job.state, "lease expired; job rescued");
                     if job.state == JobState::Available {
                         inner.wakeups.wake(&job.queue);

@@ -3,7 +3,7 @@
 //! Invariant: when tokens are configured, no request under `/v1` reaches a handler (or learns whether its
 //! route exists) without `Authorization: Bearer <token>` naming one of them. Tokens are compared as SHA-256
 //! digests in constant time, so neither the content nor the length of a token leaks through timing.
-//! `/healthz` stays open for load balancers.
+//! `/metrics` needs a token too (it names every queue); `/healthz` stays open for load balancers.
 
 use std::sync::Arc;
 
@@ -36,7 +36,7 @@ impl Tokens {
     }
 
     /// True when `presented` is one of the tokens. Looks at every token, whatever matches.
-    fn accepts(&self, presented: &[u8]) -> bool {
+    pub(crate) fn accepts(&self, presented: &[u8]) -> bool {
         let presented = digest(presented);
         self.digests.iter().fold(false, |found, known| {
             found | constant_time_eq(known, &presented)
@@ -60,7 +60,7 @@ pub(crate) async fn require_bearer(
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    let protected = path == "/v1" || path.starts_with("/v1/");
+    let protected = path == "/v1" || path.starts_with("/v1/") || path == crate::metrics::PATH;
     if protected {
         let presented = req
             .headers()

@@ -134,6 +134,11 @@ impl AppError {
         }
     }
 
+    /// The HTTP status this error is answered with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.meta().status
+    }
+
     /// The stable code, for answers that report errors per item (batch completion).
     pub(crate) fn code(&self) -> &'static str {
         self.meta().code

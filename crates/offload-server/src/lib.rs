@@ -1,4 +1,5 @@
-//! Offload's HTTP API (`/v1`): an axum [`Router`] over an [`Engine`].
+//! Offload's HTTP API (`/v1`), dashboard (`/ui`), metrics and OpenAPI document: an axum [`Router`] over an
+//! [`Engine`].
 //!
 //! [`router`] builds the whole API; the binary binds and serves it. Every body size is bounded on purpose:
 //! single-job routes accept the payload limit plus 64 KiB, batch routes [`ServerConfig::max_body_bytes`].
@@ -24,20 +25,29 @@
 //! | `unavailable` | 503 | the store cannot be reached; nothing was written |
 //!
 //! Layout: `error` (the one error type), `extract` (body, query and path extractors that reject with it),
-//! `auth` (bearer tokens), `view` (the enqueue answer), and one module per group of routes.
+//! `auth` (bearer tokens), `view` (the enqueue answer), and one module per group of routes; `openapi` (the
+//! document at `/openapi.json`, built from the same route list as the router), [`metrics`] (`/metrics`) and
+//! `ui` (the dashboard at `/ui`).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::http::header;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use offload_core::spec::Limits;
 use offload_engine::Engine;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 mod auth;
 mod error;
 mod extract;
+pub mod metrics;
+mod openapi;
 mod routes;
+mod ui;
 mod view;
 
 use routes::{health, jobs, queues, workers};
@@ -56,6 +66,9 @@ pub struct ServerConfig {
     /// Largest body of a batch request (`POST /v1/jobs/batch`, `/v1/jobs/complete`, `/v1/jobs/fail`); default
     /// 64 MiB.
     pub max_body_bytes: usize,
+    /// The installed Prometheus recorder (see [`metrics::recorder`]), rendered at `/metrics` before the
+    /// queue metrics read at scrape time. `None`: `/metrics` shows only the latter.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +77,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             api_tokens: Vec::new(),
             max_body_bytes: 64 * 1024 * 1024,
+            metrics: None,
         }
     }
 }
@@ -75,6 +89,8 @@ pub(crate) struct AppState(Arc<Shared>);
 pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) limits: Limits,
+    pub(crate) metrics: Option<PrometheusHandle>,
+    pub(crate) sessions: Arc<ui::Sessions>,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,50 +102,80 @@ impl std::ops::Deref for AppState {
 
 /// Builds the HTTP API on `engine`. The router carries its state; serve it with `axum::serve`.
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
-    let single_body = config
-        .limits
-        .max_payload_bytes
-        .saturating_add(SINGLE_BODY_OVERHEAD);
+    let tokens = auth::Tokens::new(&config.api_tokens).map(Arc::new);
+    let sessions = Arc::new(ui::Sessions::new(tokens.clone()));
     let state = AppState(Arc::new(Shared {
         engine,
-        limits: config.limits,
+        limits: config.limits.clone(),
+        metrics: config.metrics.clone(),
+        sessions: sessions.clone(),
     }));
-
-    let single = Router::new()
-        .route("/v1/jobs", post(jobs::enqueue).get(jobs::list))
-        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::delete))
-        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/v1/jobs/{id}/heartbeat", post(workers::heartbeat))
-        .route("/v1/jobs/{id}/complete", post(workers::complete))
-        .route("/v1/jobs/{id}/fail", post(workers::fail))
-        .route("/v1/jobs/{id}/snooze", post(workers::snooze))
-        .route("/v1/jobs/{id}/abort", post(workers::abort))
-        .route("/v1/queues", get(queues::list))
-        .route("/v1/queues/{queue}/claim", post(workers::claim))
-        .route("/v1/queues/{queue}/pause", post(queues::pause))
-        .route("/v1/queues/{queue}/resume", post(queues::resume))
-        .layer(DefaultBodyLimit::max(single_body));
-    // Static segments win over `{id}` in axum's matcher, so `/v1/jobs/complete` never reaches `/v1/jobs/{id}`.
-    let batch = Router::new()
-        .route("/v1/jobs/batch", post(jobs::enqueue_batch))
-        .route("/v1/jobs/complete", post(workers::complete_batch))
-        .route("/v1/jobs/fail", post(workers::fail_batch))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let (api, paths) = api_routes(&config).split_for_parts();
+    // Serialized once: the document never changes while the server runs.
+    let document = axum::body::Bytes::from(
+        serde_json::to_vec(&openapi::document(paths)).expect("the OpenAPI document serializes"),
+    );
 
     let app = Router::new()
-        .route("/healthz", get(health::healthz))
-        .merge(single)
-        .merge(batch)
+        .merge(api)
+        .route(
+            openapi::PATH,
+            get(move || {
+                let document = document.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], document) }
+            }),
+        )
+        .route(metrics::PATH, get(metrics::render))
+        .merge(ui::routes(sessions))
         // After every route is added: the 405 fallback is set on the routes that exist.
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found);
-    let app = match auth::Tokens::new(&config.api_tokens) {
+    let app = match tokens {
         Some(tokens) => app.layer(axum::middleware::from_fn_with_state(
-            Arc::new(tokens),
+            tokens,
             auth::require_bearer,
         )),
         None => app,
     };
     app.with_state(state)
+}
+
+/// The OpenAPI document of every API route, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, paths) = api_routes(&ServerConfig::default()).split_for_parts();
+    openapi::document(paths)
+}
+
+/// Every documented route: the one list both the router and the OpenAPI document are built from. A new
+/// route is a handler annotated with `#[utoipa::path]`, named here once.
+fn api_routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
+    let single_body = config
+        .limits
+        .max_payload_bytes
+        .saturating_add(SINGLE_BODY_OVERHEAD);
+    let single = OpenApiRouter::new()
+        .routes(routes!(jobs::enqueue, jobs::list))
+        .routes(routes!(jobs::get, jobs::delete))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(workers::heartbeat))
+        .routes(routes!(workers::complete))
+        .routes(routes!(workers::fail))
+        .routes(routes!(workers::snooze))
+        .routes(routes!(workers::abort))
+        .routes(routes!(queues::list))
+        .routes(routes!(workers::claim))
+        .routes(routes!(queues::pause))
+        .routes(routes!(queues::resume))
+        .layer(DefaultBodyLimit::max(single_body));
+    // Static segments win over `{id}` in axum's matcher, so `/v1/jobs/complete` never reaches `/v1/jobs/{id}`.
+    let batch = OpenApiRouter::new()
+        .routes(routes!(jobs::enqueue_batch))
+        .routes(routes!(workers::complete_batch))
+        .routes(routes!(workers::fail_batch))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes));
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .merge(single)
+        .merge(batch)
 }

@@ -178,6 +178,7 @@ pub(crate) async fn rescue(
             id: f.id,
             queue: f.queue,
             state: end.state,
+            started_at: codec::timestamp(end.started_at)?,
         });
         ends.push(end);
     }
@@ -263,6 +264,7 @@ fn decide<'a>(
         id: f.id,
         queue: f.queue.clone(),
         state: end.state,
+        started_at: codec::timestamp(end.started_at)?,
     };
     ends.push(end);
     Ok(finished)

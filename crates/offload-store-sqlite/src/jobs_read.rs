@@ -1,9 +1,10 @@
 //! Reading jobs: one job with its history, and filtered pages newest first.
 //!
 //! Invariant: a job is read with its history in one statement, so the two never disagree; every list is an
-//! index walk in `id` order that stops after `limit` matches. Filters the index does not cover (`name`, `tag`,
-//! and the `available`/`running` states, which are left out of the per-state index to keep claims cheap) are
-//! checked on the rows walked, so a filter matching few recent jobs may walk many.
+//! index walk in `id` order that stops after `limit` matches, or (for a state holding few jobs, per the
+//! maintained counters) a read of that state's partial index. Tags and names have indexes of their own;
+//! filters an index does not cover are checked on the rows walked, so combining a common tag or name with a
+//! rare other filter may walk many rows.
 
 use offload_core::{Attempt, AttemptOutcome, DurationSpec, Job, JobId, JobState, Progress};
 use offload_store::{JobListParams, Result};
@@ -51,30 +52,90 @@ pub(crate) async fn get_job(conn: &mut SqliteConnection, id: JobId) -> Result<Op
 }
 
 /// A page of jobs, newest first. Each filter combination walks an index in `id` order and stops after
-/// `limit` matches: no filter: `jobs_id`; a queue: `jobs_queue`; a queue and a settled state (neither
-/// `available` nor `running`): `jobs_settled`; a queue and `available`/`running`: `jobs_queue`, skipping the
-/// jobs in other states; a state alone: one such walk per queue that has jobs in that state, merged.
+/// `limit` matches: a tag: `job_tags` (the jobs carrying it); else a name: `jobs_name`; no filter: `jobs_id`;
+/// a queue: `jobs_queue`; a queue and a settled state (neither `available` nor `running`): `jobs_settled`; a
+/// queue and `available`/`running`: `jobs_queue`, skipping the jobs in other states, unless the counters say
+/// the state's jobs are few ([`Walk::Sparse`]): then its partial index is read whole and the few rows sorted;
+/// a state alone: one such walk per queue that has jobs in that state, merged.
 pub(crate) async fn list_jobs(conn: &mut SqliteConnection, p: &JobListParams) -> Result<Vec<Job>> {
     if p.limit == 0 {
         return Ok(Vec::new());
     }
-    let (Some(state), None) = (p.state, &p.queue) else {
-        return walk(conn, p, p.queue.as_deref()).await;
-    };
-    let queues: Vec<String> = sqlx::query_scalar(
-        "SELECT queue FROM queue_counts WHERE state = ?1 AND n > 0 ORDER BY queue",
-    )
-    .bind(state.as_str())
+    // Walks that need a queue (per-state and per-name indexes start with it) run once per queue, merged.
+    let per_queue = p.queue.is_none() && p.tag.is_none() && (p.state.is_some() || p.name.is_some());
+    if !per_queue {
+        let how = walk_for(conn, p, p.queue.as_deref()).await?;
+        return walk(conn, p, p.queue.as_deref(), how).await;
+    }
+    let queues: Vec<String> = match p.state {
+        Some(state) => sqlx::query_scalar(
+            "SELECT queue FROM queue_counts WHERE state = ?1 AND n > 0 ORDER BY queue",
+        )
+        .bind(state.as_str()),
+        None => sqlx::query_scalar(
+            "SELECT DISTINCT queue FROM queue_counts WHERE n > 0 AND ?1 IS NULL ORDER BY queue",
+        )
+        .bind(None::<&str>),
+    }
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
     let mut jobs = Vec::new();
     for queue in &queues {
-        jobs.extend(walk(conn, p, Some(queue)).await?);
+        let how = walk_for(conn, p, Some(queue)).await?;
+        jobs.extend(walk(conn, p, Some(queue), how).await?);
     }
     jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
     jobs.truncate(p.limit as usize);
     Ok(jobs)
+}
+
+/// How a list reaches its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Walk an index in `id` order, checking the filters on each row, until `limit` rows matched.
+    ById,
+    /// Read every job of the state (available or running) through its partial index and sort them: for
+    /// states that hold few of a queue's jobs, which a walk by id might have to skip past by the thousand.
+    Sparse,
+}
+
+/// Most jobs of a state read whole by a [`Walk::Sparse`] list.
+const SPARSE_MAX: i64 = 200_000;
+
+/// [`Walk::Sparse`] when the counters say `state` holds at most [`SPARSE_MAX`] jobs (all queues' for
+/// `running`, whose index has no queue) and at most half of `queue`'s.
+async fn walk_for(
+    conn: &mut SqliteConnection,
+    p: &JobListParams,
+    queue: Option<&str>,
+) -> Result<Walk> {
+    let (Some(queue), Some(state @ (JobState::Available | JobState::Running)), None, None) =
+        (queue, p.state, &p.tag, &p.name)
+    else {
+        return Ok(Walk::ById);
+    };
+    let (in_state, in_queue, all_queues): (i64, i64, i64) = sqlx::query_as(
+        "SELECT coalesce(SUM(CASE WHEN queue = ?1 AND state = ?2 THEN n END), 0), \
+                coalesce(SUM(CASE WHEN queue = ?1 THEN n END), 0), \
+                coalesce(SUM(CASE WHEN state = ?2 THEN n END), 0) \
+         FROM queue_counts WHERE queue = ?1 OR state = ?2",
+    )
+    .bind(queue)
+    .bind(state.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let scanned = if state == JobState::Running {
+        all_queues
+    } else {
+        in_state
+    };
+    Ok(if scanned <= SPARSE_MAX && in_state * 2 <= in_queue {
+        Walk::Sparse
+    } else {
+        Walk::ById
+    })
 }
 
 /// One index walk, newest first, over `queue` (or every queue) with the other filters of `p`.
@@ -82,8 +143,9 @@ async fn walk(
     conn: &mut SqliteConnection,
     p: &JobListParams,
     queue: Option<&str>,
+    how: Walk,
 ) -> Result<Vec<Job>> {
-    let (sql, args) = walk_sql(p, queue)?;
+    let (sql, args) = walk_sql_with(p, queue, how)?;
     let rows = sqlx::query_with(AssertSqlSafe(sql), args)
         .fetch_all(conn)
         .await
@@ -91,39 +153,66 @@ async fn walk(
     rows.iter().map(job_from_row).collect()
 }
 
-/// The statement of [`walk`].
+/// The statement of a [`Walk::ById`] walk.
+#[cfg(test)]
 pub(crate) fn walk_sql(
     p: &JobListParams,
     queue: Option<&str>,
 ) -> Result<(String, SqliteArguments)> {
+    walk_sql_with(p, queue, Walk::ById)
+}
+
+/// The statement of [`walk`].
+pub(crate) fn walk_sql_with(
+    p: &JobListParams,
+    queue: Option<&str>,
+    how: Walk,
+) -> Result<(String, SqliteArguments)> {
     let mut q = Params::default();
     let mut filters = Vec::new();
-    if let Some(queue) = queue {
-        filters.push(format!("queue = {}", q.bind(queue)?));
+    // The tag's jobs come from `job_tags`, in id order (its key ends with the job id).
+    let mut from = "jobs".to_owned();
+    let mut order = "jobs.id";
+    if let Some((key, value)) = &p.tag {
+        let (k, v) = (q.bind(key.as_str())?, q.bind(value.as_str())?);
+        from = "job_tags AS t CROSS JOIN jobs ON jobs.id = t.job_id".to_owned();
+        order = "t.job_id";
+        filters.push(format!("t.key = {k} AND t.value = {v}"));
+    } else if p.name.is_some() {
+        from = "jobs INDEXED BY jobs_name".to_owned();
     }
-    match p.state {
-        Some(s @ (JobState::Available | JobState::Running)) => {
-            filters.push(format!("state = {}", q.bind(s.as_str())?))
+    if let Some(queue) = queue {
+        filters.push(format!("jobs.queue = {}", q.bind(queue)?));
+    }
+    let mut sparse = None;
+    match (p.state, how) {
+        // Literal states: SQLite only uses a partial index when the query implies its condition.
+        (Some(JobState::Available), Walk::Sparse) => {
+            sparse = Some("jobs INDEXED BY jobs_available_since");
+            filters.push("jobs.state = 'available'".to_owned());
+        }
+        (Some(JobState::Running), Walk::Sparse) => {
+            sparse = Some("jobs INDEXED BY jobs_lease");
+            filters.push("jobs.state = 'running'".to_owned());
+        }
+        (Some(s @ (JobState::Available | JobState::Running)), _) => {
+            filters.push(format!("jobs.state = {}", q.bind(s.as_str())?))
         }
         // Repeats the partial index's condition so that `jobs_settled` applies.
-        Some(s) => filters.push(format!(
-            "state NOT IN ('available', 'running') AND state = {}",
+        (Some(s), _) => filters.push(format!(
+            "jobs.state NOT IN ('available', 'running') AND jobs.state = {}",
             q.bind(s.as_str())?
         )),
-        None => {}
+        (None, _) => {}
     }
     if let Some(name) = &p.name {
-        filters.push(format!("name = {}", q.bind(name.as_str())?));
-    }
-    if let Some((key, value)) = &p.tag {
-        // Tags are a JSON object; json_each compares the key exactly (no JSON-path quoting of user text).
-        let (k, v) = (q.bind(key.as_str())?, q.bind(value.as_str())?);
-        filters.push(format!(
-            "EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE key = {k} AND value = {v})"
-        ));
+        filters.push(format!("jobs.name = {}", q.bind(name.as_str())?));
     }
     if let Some(before) = &p.before {
-        filters.push(format!("id < {}", q.bind(before.as_bytes().as_slice())?));
+        filters.push(format!(
+            "{order} < {}",
+            q.bind(before.as_bytes().as_slice())?
+        ));
     }
     let limit = q.bind(i64::from(p.limit))?;
     let filters = if filters.is_empty() {
@@ -131,10 +220,23 @@ pub(crate) fn walk_sql(
     } else {
         format!("WHERE {}", filters.join(" AND "))
     };
-    Ok((
-        format!("SELECT {JOB_COLUMNS} FROM jobs {filters} ORDER BY id DESC LIMIT {limit}"),
-        q.args,
-    ))
+    let columns = JOB_COLUMNS
+        .split(", ")
+        .map(|c| format!("jobs.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = match sparse {
+        // Pick the page's rows from the small index first (no table reads), then read just those rows.
+        Some(index) => format!(
+            "SELECT {columns} FROM jobs WHERE seq IN \
+               (SELECT jobs.seq FROM {index} {filters} ORDER BY jobs.id DESC LIMIT {limit}) \
+             ORDER BY jobs.id DESC"
+        ),
+        None => {
+            format!("SELECT {columns} FROM {from} {filters} ORDER BY {order} DESC LIMIT {limit}")
+        }
+    };
+    Ok((sql, q.args))
 }
 
 /// Arguments of a statement built at run time, numbered `?1`, `?2`... in the order they are bound.

@@ -38,7 +38,7 @@ WHERE seq IN (SELECT value FROM json_each(?3))";
 /// JSON string holding the stored text exactly.
 const READ_SQL: &str = "\
 SELECT json_group_array(json_array(seq, hex(id), queue, name, payload, attempt, max_attempts, hex(lease_token),
-    lease_expires_at, timeout_ms, tags, created_at))
+    lease_expires_at, timeout_ms, tags, created_at, run_at))
 FROM jobs WHERE seq IN (SELECT value FROM json_each(?1))";
 
 /// One element of [`READ_SQL`].
@@ -54,6 +54,7 @@ type ClaimedRow = (
     i64,
     i64,
     Option<String>,
+    i64,
     i64,
 );
 
@@ -119,6 +120,7 @@ fn claimed(row: ClaimedRow) -> Result<(i64, ClaimedJob)> {
         timeout_ms,
         tags,
         created_at,
+        run_at,
     ) = row;
     let job = ClaimedJob {
         id: JobId(hex_uuid(&id)?),
@@ -132,6 +134,7 @@ fn claimed(row: ClaimedRow) -> Result<(i64, ClaimedJob)> {
         timeout: DurationSpec(codec::duration(timeout_ms)?),
         tags: codec::tags(tags.as_deref())?,
         created_at: codec::timestamp(created_at)?,
+        run_at: codec::timestamp(run_at)?,
     };
     Ok((seq, job))
 }

@@ -21,7 +21,8 @@ use offload_core::{ClaimedJob, Clock, Job, JobId, SystemClock, Timestamp};
 use offload_store::{
     FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams, JobInsertParams,
     JobListParams, JobPruneParams, JobRescueParams, JobStageParams, LeaderElectParams,
-    LeaderResignParams, Leadership, QueueSetPausedParams, RescueReport, Result, StageReport, Store,
+    LeaderResignParams, Leadership, QueueSetPausedParams, QueueThroughputParams, RescueReport,
+    Result, StageReport, Store, ThroughputBucket,
 };
 use sqlx::Connection;
 use sqlx::pool::PoolConnection;
@@ -278,6 +279,10 @@ impl Store for SqliteStore {
 
     async fn queue_list(&self) -> Result<Vec<QueueInfo>> {
         queues::list(&mut *self.read().await?, self.clock.now(), None).await
+    }
+
+    async fn queue_throughput(&self, p: QueueThroughputParams) -> Result<Vec<ThroughputBucket>> {
+        queues::throughput(&mut *self.read().await?, p).await
     }
 
     async fn queue_set_paused(&self, p: QueueSetPausedParams) -> Result<QueueInfo> {

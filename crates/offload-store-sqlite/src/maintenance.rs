@@ -11,7 +11,11 @@ use sqlx::sqlite::SqliteConnection;
 
 use crate::codec::{self, get, micros};
 use crate::counts::Counts;
+use crate::counts::MICROS_PER_MINUTE;
 use crate::error::db;
+
+/// Minutes of throughput kept by the pruner: a day.
+const THROUGHPUT_KEPT_MINUTES: i64 = 24 * 60;
 
 /// Makes due `scheduled` and `retrying` jobs available. The `run_at <= now` condition is
 /// [`offload_core::state::due_state`]'s rule, applied in SQL to the `jobs_due` index.
@@ -108,5 +112,11 @@ pub(crate) async fn prune(
         }
         deleted += gone.len() as u64;
     }
+    // Throughput minutes older than a day: the dashboard shows the last hour.
+    sqlx::query("DELETE FROM queue_throughput WHERE minute < ?1")
+        .bind(micros(now).div_euclid(MICROS_PER_MINUTE) - THROUGHPUT_KEPT_MINUTES)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     Ok(deleted)
 }

@@ -5,6 +5,7 @@ use offload_store::JobListParams;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
+use crate::jobs_read::Walk;
 use crate::schema;
 
 async fn plan(conn: &mut sqlx::SqliteConnection, sql: &str, args: SqliteArguments) -> String {
@@ -81,6 +82,52 @@ async fn queries_use_their_indexes() {
         assert!(
             !found.contains("TEMP B-TREE FOR ORDER BY"),
             "{queue:?} {state:?} sorts: {found}"
+        );
+    }
+
+    // The dashboard's lookups: a tag's jobs, a name's jobs, and few jobs of a state read whole.
+    let tag = JobListParams {
+        tag: Some(("tenant".into(), "acme".into())),
+        state: Some(offload_core::JobState::Available),
+        limit: 10,
+        ..Default::default()
+    };
+    let name = JobListParams {
+        name: Some("resize".into()),
+        queue: Some("q".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let sparse = |state| JobListParams {
+        queue: Some("q".into()),
+        state: Some(state),
+        limit: 10,
+        ..Default::default()
+    };
+    let cases = [
+        (tag, Walk::ById, "SEARCH t USING PRIMARY KEY", false),
+        (name, Walk::ById, "jobs_name", false),
+        (
+            sparse(offload_core::JobState::Available),
+            Walk::Sparse,
+            "COVERING INDEX jobs_available_since",
+            true,
+        ),
+        (
+            sparse(offload_core::JobState::Running),
+            Walk::Sparse,
+            "jobs_lease",
+            true,
+        ),
+    ];
+    for (p, how, index, sorts) in cases {
+        let (sql, a) = crate::jobs_read::walk_sql_with(&p, p.queue.as_deref(), how).unwrap();
+        let found = plan(&mut conn, &sql, a).await;
+        assert!(found.contains(index), "{p:?}: expected {index}: {found}");
+        assert_eq!(
+            found.contains("TEMP B-TREE FOR ORDER BY"),
+            sorts,
+            "{p:?}: {found}"
         );
     }
     conn.close().await.unwrap();

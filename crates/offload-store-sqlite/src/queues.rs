@@ -1,16 +1,20 @@
 //! Queues: their counts per state, paused flag and the age of their oldest available job.
 //!
 //! Invariant: nothing here counts jobs. Counts come from `queue_counts` (kept exact by triggers on `jobs`);
-//! the oldest available job is one probe of the `jobs_available_since` index per queue.
+//! the oldest available job is one probe of the `jobs_available_since` index per queue; throughput comes
+//! from `queue_throughput` (one row per queue and minute).
 
 use std::collections::BTreeMap;
 
 use offload_core::api::QueueInfo;
 use offload_core::{JobState, Timestamp};
-use offload_store::{QueueSetPausedParams, Result, StoreError};
+use offload_store::{
+    QueueSetPausedParams, QueueThroughputParams, Result, StoreError, ThroughputBucket,
+};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use crate::codec::{self, get, micros};
+use crate::counts::MICROS_PER_MINUTE;
 use crate::error::{corrupt, db};
 
 /// Known queues (with jobs, or paused/resumed once), optionally just `?1`, in one consistent statement.
@@ -60,6 +64,38 @@ fn info(row: &SqliteRow, now: Timestamp) -> Result<QueueInfo> {
         counts,
         oldest_available_age_ms,
     })
+}
+
+/// Ended attempts per queue and minute since `p.since`'s minute: a range scan of `queue_throughput`, which
+/// holds at most one row per queue and minute.
+pub(crate) async fn throughput(
+    conn: &mut SqliteConnection,
+    p: QueueThroughputParams,
+) -> Result<Vec<ThroughputBucket>> {
+    let first = micros(p.since).div_euclid(MICROS_PER_MINUTE);
+    let rows = sqlx::query(
+        "SELECT queue, minute, succeeded, failed FROM queue_throughput WHERE minute >= ?1 \
+         ORDER BY queue, minute",
+    )
+    .bind(first)
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            let minute: i64 = get(row, "minute")?;
+            let count = |column: &str| -> Result<u64> {
+                let n: i64 = get(row, column)?;
+                u64::try_from(n).map_err(|_| corrupt(format!("negative throughput {n}")))
+            };
+            Ok(ThroughputBucket {
+                queue: get(row, "queue")?,
+                minute: codec::timestamp(minute.saturating_mul(MICROS_PER_MINUTE))?,
+                succeeded: count("succeeded")?,
+                failed: count("failed")?,
+            })
+        })
+        .collect()
 }
 
 /// Pauses or resumes a queue, creating it if unknown.

@@ -294,7 +294,7 @@ async fn run_group(
     .await;
 
     if failure.is_none() {
-        failure = counts.flush(conn).await.err();
+        failure = counts.flush(conn, now).await.err();
     }
     if failure.is_none() {
         failure = exec(conn, "COMMIT").await.err();

@@ -32,7 +32,8 @@ use serde_json::value::RawValue;
 use crate::{
     DynStore, Finish, FinishItem, FinishOutcome, Inserted, JobClaimParams, JobFinishParams,
     JobHeartbeatParams, JobInsertParams, JobListParams, JobPruneParams, JobRescueParams,
-    JobStageParams, LeaderElectParams, LeaderResignParams, QueueSetPausedParams, StoreError,
+    JobStageParams, LeaderElectParams, LeaderResignParams, QueueSetPausedParams,
+    QueueThroughputParams, StoreError,
 };
 
 /// What a store crate's factory returns: a fresh, empty store, plus whatever must live as long as it
@@ -247,6 +248,28 @@ fn state_counts(pairs: &[(JobState, u64)]) -> BTreeMap<JobState, u64> {
     let mut all: BTreeMap<JobState, u64> = JobState::ALL.into_iter().map(|s| (s, 0)).collect();
     all.extend(pairs.iter().copied());
     all
+}
+
+/// Ids of a `job_list` page, panicking on failure.
+async fn list_ids(h: &Harness, p: JobListParams) -> Vec<JobId> {
+    h.store
+        .job_list(p)
+        .await
+        .expect("job_list")
+        .into_iter()
+        .map(|j| j.id)
+        .collect()
+}
+
+/// Throughput of `since`, panicking on failure.
+async fn throughput(h: &Harness, since: Timestamp) -> Vec<(String, Timestamp, u64, u64)> {
+    h.store
+        .queue_throughput(QueueThroughputParams { since })
+        .await
+        .expect("queue_throughput")
+        .into_iter()
+        .map(|b| (b.queue, b.minute, b.succeeded, b.failed))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -530,6 +553,12 @@ pub async fn claims_follow_priority_then_due_time(h: Harness) {
     assert_eq!(c.timeout, DurationSpec(secs(120)));
     assert_eq!(c.payload.get(), r#"{"n":1}"#);
     assert_eq!(c.created_at, t0());
+    assert_eq!(c.run_at, t0(), "a job due at once was due when enqueued");
+    assert_eq!(
+        claimed[2].run_at,
+        add(t0(), secs(10)),
+        "a delayed job was due at its run_at"
+    );
 
     let got = h.get(c.id).await;
     assert_eq!(got.state, JobState::Running);
@@ -727,6 +756,7 @@ pub async fn complete_records_result_and_history(h: Harness) {
         (done.id, done.queue.as_str(), done.state),
         (c.id, "q", JobState::Succeeded)
     );
+    assert_eq!(done.started_at, t0(), "the attempt's start is reported");
 
     let got = h.get(c.id).await;
     assert_eq!(got.state, JobState::Succeeded);
@@ -1388,6 +1418,209 @@ pub async fn prune_honours_retention_per_state(h: Harness) {
     );
 }
 
+/// Lists find the few old jobs of a state among many newer ones, a name's or a tag's jobs wherever they are,
+/// newest first, page after page; a deleted job is gone from every list.
+pub async fn job_list_finds_rare_states_names_and_tags(h: Harness) {
+    let tagged = |k: &str, v: &str| NewJob {
+        tags: BTreeMap::from([(k.to_owned(), v.to_owned())]),
+        ..job("q")
+    };
+    // Oldest: 3 jobs that will stay available, 2 of them named and tagged, behind 40 newer ones that finish.
+    let mut old = vec![
+        NewJob {
+            name: Some("rare".into()),
+            ..tagged("tenant", "acme")
+        },
+        job("q"),
+        NewJob {
+            name: Some("rare".into()),
+            ..tagged("tenant", "acme")
+        },
+    ];
+    for j in &mut old {
+        j.priority = 0;
+    }
+    let old_ids: Vec<JobId> = old.iter().map(|j| j.id).collect();
+    h.insert(old).await;
+    let newer: Vec<NewJob> = (0..40)
+        .map(|i| NewJob {
+            priority: 1,
+            ..tagged("tenant", if i % 2 == 0 { "other" } else { "acme" })
+        })
+        .collect();
+    h.insert(newer).await;
+    let claimed = h.claim("q", 40).await;
+    assert!(
+        claimed.iter().all(|c| !old_ids.contains(&c.id)),
+        "priority 1 first"
+    );
+    for c in &claimed[..39] {
+        h.complete(c, None).await.unwrap();
+    }
+    let running = claimed[39].id;
+
+    let newest_first: Vec<JobId> = old_ids.iter().rev().copied().collect();
+    for queue in [Some("q".to_owned()), None] {
+        let available = JobListParams {
+            queue: queue.clone(),
+            state: Some(JobState::Available),
+            limit: 2,
+            ..Default::default()
+        };
+        let page = list_ids(&h, available.clone()).await;
+        assert_eq!(page, newest_first[..2], "{queue:?}");
+        let rest = list_ids(
+            &h,
+            JobListParams {
+                before: Some(page[1]),
+                ..available
+            },
+        )
+        .await;
+        assert_eq!(rest, newest_first[2..], "{queue:?}");
+        let runs = list_ids(
+            &h,
+            JobListParams {
+                queue,
+                state: Some(JobState::Running),
+                limit: 5,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(runs, vec![running]);
+    }
+    let named = list_ids(
+        &h,
+        JobListParams {
+            name: Some("rare".into()),
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(named, vec![old_ids[2]]);
+    let named = list_ids(
+        &h,
+        JobListParams {
+            name: Some("rare".into()),
+            queue: Some("q".into()),
+            before: Some(old_ids[2]),
+            limit: 5,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(named, vec![old_ids[0]]);
+    // 20 newer acme jobs (19 succeeded, the running one or not), then the 2 old ones.
+    let acme = JobListParams {
+        tag: Some(("tenant".into(), "acme".into())),
+        limit: 100,
+        ..Default::default()
+    };
+    let all = list_ids(&h, acme.clone()).await;
+    assert_eq!(all.len(), 22);
+    assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let old_acme = list_ids(
+        &h,
+        JobListParams {
+            state: Some(JobState::Available),
+            ..acme.clone()
+        },
+    )
+    .await;
+    assert_eq!(old_acme, vec![old_ids[2], old_ids[0]]);
+    let page = list_ids(
+        &h,
+        JobListParams {
+            before: Some(all[10]),
+            limit: 5,
+            ..acme.clone()
+        },
+    )
+    .await;
+    assert_eq!(page, all[11..16]);
+    h.store.job_delete(old_ids[2]).await.unwrap();
+    let after = list_ids(&h, acme).await;
+    assert_eq!(after.len(), 21);
+    assert!(!after.contains(&old_ids[2]));
+}
+
+/// Ended attempts are counted per queue and minute: completions as succeeded, worker failures (retrying or
+/// dead) and expired leases as failed, acknowledged cancellations as neither; `since` picks whole minutes; the
+/// pruner drops minutes older than a day.
+pub async fn throughput_counts_ended_attempts_per_minute(h: Harness) {
+    let m = |n: u64| add(t0(), secs(60 * n));
+    assert!(throughput(&h, t0()).await.is_empty());
+    let ids = h
+        .insert((0..5).map(|i| job(if i < 4 { "a" } else { "b" })).collect())
+        .await;
+    h.store.job_cancel(ids[3].id).await.unwrap();
+    assert!(
+        throughput(&h, t0()).await.is_empty(),
+        "enqueues and cancels end no attempt"
+    );
+    let a = h.claim("a", 3).await;
+    h.advance(secs(10));
+    h.complete(&a[0], None).await.unwrap();
+    h.fail(&a[1], "boom", true, None).await.unwrap();
+    let b = h.claim("b", 1).await;
+    h.advance(secs(60));
+    h.fail(&a[2], "fatal", false, None).await.unwrap();
+    h.complete(&b[0], None).await.unwrap();
+    assert_eq!(
+        throughput(&h, t0()).await,
+        vec![
+            ("a".to_owned(), m(0), 1, 1),
+            ("a".to_owned(), m(1), 0, 1),
+            ("b".to_owned(), m(1), 1, 0),
+        ]
+    );
+    assert_eq!(
+        throughput(&h, add(m(1), secs(59))).await.len(),
+        2,
+        "`since` includes the minute holding it"
+    );
+
+    // An expired lease is a failed attempt, in the minute of the rescue.
+    h.stage().await;
+    let again = h.claim("a", 1).await;
+    assert_eq!(again.len(), 1);
+    h.advance(secs(120));
+    let rescued = h
+        .store
+        .job_rescue_expired(JobRescueParams { limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!(rescued.rescued.len(), 1);
+    assert_eq!(
+        throughput(&h, m(2)).await,
+        vec![("a".to_owned(), m(3), 0, 1)]
+    );
+
+    // Acknowledged cancellation: not a throughput event.
+    h.advance(secs(10));
+    h.stage().await;
+    let c = h.claim("a", 1).await.remove(0);
+    h.store.job_cancel(c.id).await.unwrap();
+    h.fail(&c, "stopped", true, None).await.unwrap();
+    assert_eq!(h.get(c.id).await.state, JobState::Cancelled);
+    assert_eq!(
+        throughput(&h, m(2)).await,
+        vec![("a".to_owned(), m(3), 0, 1)]
+    );
+
+    h.advance(secs(2 * 24 * 3600));
+    let prune = JobPruneParams {
+        succeeded: secs(365 * 24 * 3600),
+        dead: secs(365 * 24 * 3600),
+        cancelled: secs(365 * 24 * 3600),
+        limit: 100,
+    };
+    h.store.job_prune(prune).await.unwrap();
+    assert!(throughput(&h, t0()).await.is_empty(), "old minutes pruned");
+}
+
 /// The per-queue counts always equal the jobs' actual states after a mix of operations, and
 /// `oldest_available_age_ms` tracks the oldest available job.
 pub async fn queue_counts_match_actual_states(h: Harness) {
@@ -1754,6 +1987,8 @@ macro_rules! conformance_tests {
             delete_rules,
             prune_honours_retention_per_state,
             queue_counts_match_actual_states,
+            throughput_counts_ended_attempts_per_minute,
+            job_list_finds_rare_states_names_and_tags,
             job_list_filters_and_pages,
             leader_election_takeover_and_resign,
             close_makes_the_store_unavailable,

@@ -166,6 +166,8 @@ pub struct Finished {
     pub queue: String,
     /// The state it moved to.
     pub state: JobState,
+    /// When the attempt that just ended started (for run-time metrics).
+    pub started_at: Timestamp,
 }
 
 /// `job_stage_due`: move due `scheduled` and `retrying` jobs to `available`.
@@ -218,6 +220,27 @@ pub struct QueueSetPausedParams {
     pub queue: String,
     /// Pause or resume.
     pub paused: bool,
+}
+
+/// `queue_throughput`: how many attempts ended per queue and minute.
+#[derive(Debug, Clone)]
+pub struct QueueThroughputParams {
+    /// Only minutes that end after this instant (the minute holding it is included).
+    pub since: Timestamp,
+}
+
+/// Attempts of one queue that ended within one minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThroughputBucket {
+    /// The queue.
+    pub queue: String,
+    /// The minute's first instant (whole minutes since the Unix epoch).
+    pub minute: Timestamp,
+    /// Attempts completed by their worker.
+    pub succeeded: u64,
+    /// Attempts that failed (reported by the worker or ended by an expired lease), whether the job then
+    /// retries or is dead.
+    pub failed: u64,
 }
 
 /// `leader_attempt_elect`: take or renew the lease on a named piece of singleton work.
@@ -305,11 +328,17 @@ pub trait Store: Send + Sync + 'static {
     /// was requested) is cancelled.
     async fn job_rescue_expired(&self, p: JobRescueParams) -> Result<RescueReport>;
 
-    /// Deletes finished jobs past their retention; returns how many.
+    /// Deletes finished jobs past their retention; returns how many. Also drops throughput buckets older
+    /// than a day.
     async fn job_prune(&self, p: JobPruneParams) -> Result<u64>;
 
     /// Every known queue with counts per state, from maintained counters (never a table scan).
     async fn queue_list(&self) -> Result<Vec<QueueInfo>>;
+
+    /// Attempts ended per queue and minute, from minutes since `since`, ordered by queue then minute; minutes
+    /// without an ended attempt are absent. Kept in maintained counters (never counted from jobs), so the
+    /// answer is bounded by queues x minutes; buckets older than a day may be dropped by [`Store::job_prune`].
+    async fn queue_throughput(&self, p: QueueThroughputParams) -> Result<Vec<ThroughputBucket>>;
 
     /// Pauses or resumes a queue; returns it afterwards.
     async fn queue_set_paused(&self, p: QueueSetPausedParams) -> Result<QueueInfo>;

@@ -9,6 +9,13 @@ use crate::AppState;
 
 /// 200 `ok` when the store answers; 503 `unavailable` when it does not, `draining` while the server stops
 /// (so load balancers send new work elsewhere).
+#[utoipa::path(
+    get, path = "/healthz", tag = "health", operation_id = "healthz", security(()),
+    responses(
+        (status = 200, description = "The store answers", body = Health),
+        (status = 503, description = "Draining, or the store does not answer", body = Health),
+    )
+)]
 pub(crate) async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
     let (code, status) = if app.engine.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")

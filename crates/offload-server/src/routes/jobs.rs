@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use offload_core::api::{
     EnqueueBatchRequest, EnqueueBatchResponse, EnqueuedJob, JobPage, ListJobsQuery, MAX_BATCH_JOBS,
+    Page,
 };
 use offload_core::spec::{EnqueueRequest, validate_queue_name};
 use offload_core::{Job, JobId};
@@ -27,6 +28,15 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
 
 /// `POST /v1/jobs`: 201 with the new job; 200 with the existing job for an idempotent replay.
+#[utoipa::path(
+    post, path = "/v1/jobs", tag = "jobs", operation_id = "enqueue",
+    request_body = EnqueueRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "De-duplication key, as an alternative to the body's `idempotency_key`")),
+    responses(
+        (status = 201, description = "Stored durably", body = Job),
+        (status = 200, description = "Idempotent replay: the job created by the same request earlier", body = Job),
+    )
+)]
 pub(crate) async fn enqueue(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -78,6 +88,11 @@ fn single(inserted: Vec<Inserted>) -> Result<Inserted> {
 }
 
 /// `POST /v1/jobs/batch`: validates every job, then stores all of them in one transaction or none.
+#[utoipa::path(
+    post, path = "/v1/jobs/batch", tag = "jobs", operation_id = "enqueue_batch",
+    request_body = EnqueueBatchRequest,
+    responses((status = 201, description = "Every job stored in one transaction", body = EnqueueBatchResponse))
+)]
 pub(crate) async fn enqueue_batch(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -128,6 +143,10 @@ pub(crate) async fn enqueue_batch(
 }
 
 /// `GET /v1/jobs/{id}`: the job with its attempt history.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs", operation_id = "get_job", params(("id" = JobId, Path, description = "The job's id (a UUID)")),
+    responses((status = 200, description = "The job with its attempt history", body = Job))
+)]
 pub(crate) async fn get(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
@@ -139,6 +158,10 @@ pub(crate) async fn get(
 }
 
 /// `GET /v1/jobs`: a filtered page, newest first. A full page carries `next_cursor`.
+#[utoipa::path(
+    get, path = "/v1/jobs", tag = "jobs", operation_id = "list_jobs", params(ListJobsQuery),
+    responses((status = 200, description = "A page of jobs, newest first", body = Page<Job>))
+)]
 pub(crate) async fn list(
     State(app): State<AppState>,
     Query(query): Query<ListJobsQuery>,
@@ -182,6 +205,10 @@ pub(crate) async fn list(
 
 /// `POST /v1/jobs/{id}/cancel`: at once unless running; a running job gets a cancel request its worker
 /// sees on the next heartbeat.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/cancel", tag = "jobs", operation_id = "cancel_job", params(("id" = JobId, Path, description = "The job's id (a UUID)")),
+    responses((status = 200, description = "The job afterwards (cancelled, or `cancel_requested` when running)", body = Job))
+)]
 pub(crate) async fn cancel(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
@@ -190,6 +217,10 @@ pub(crate) async fn cancel(
 }
 
 /// `POST /v1/jobs/{id}/retry`: a dead or cancelled job becomes available again.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/retry", tag = "jobs", operation_id = "retry_job", params(("id" = JobId, Path, description = "The job's id (a UUID)")),
+    responses((status = 200, description = "The job, available again", body = Job))
+)]
 pub(crate) async fn retry(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
@@ -198,6 +229,10 @@ pub(crate) async fn retry(
 }
 
 /// `DELETE /v1/jobs/{id}`: 204; refused while the job runs.
+#[utoipa::path(
+    delete, path = "/v1/jobs/{id}", tag = "jobs", operation_id = "delete_job", params(("id" = JobId, Path, description = "The job's id (a UUID)")),
+    responses((status = 204, description = "Deleted with its history"))
+)]
 pub(crate) async fn delete(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,

@@ -26,13 +26,20 @@ use crate::error::{AppError, Result};
 use crate::extract::{JobIdPath, Json, QueuePath};
 
 /// Answer of a single completion or failure: the job's state afterwards.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct FinishedJob {
+    /// The job.
     id: JobId,
+    /// Its state afterwards.
     state: JobState,
 }
 
 /// `POST /v1/queues/{queue}/claim`: up to `max_jobs` jobs, long-polling up to `wait` when none is available.
+#[utoipa::path(
+    post, path = "/v1/queues/{queue}/claim", tag = "workers", operation_id = "claim", params(("queue" = String, Path, description = "Queue name: 1 to 128 ASCII letters, digits and `-_.:`")),
+    request_body = ClaimRequest,
+    responses((status = 200, description = "The claimed jobs (possibly none)", body = ClaimResponse))
+)]
 pub(crate) async fn claim(
     State(app): State<AppState>,
     QueuePath(queue): QueuePath,
@@ -80,6 +87,11 @@ pub(crate) async fn claim(
 }
 
 /// `POST /v1/jobs/{id}/heartbeat`: extends the lease, records progress, tells whether a cancel was asked.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/heartbeat", tag = "workers", operation_id = "heartbeat", params(("id" = JobId, Path, description = "The job's id (a UUID)")),
+    request_body = HeartbeatRequest,
+    responses((status = 200, description = "The extended lease", body = HeartbeatResponse))
+)]
 pub(crate) async fn heartbeat(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
@@ -110,6 +122,11 @@ pub(crate) async fn heartbeat(
 }
 
 /// `POST /v1/jobs/{id}/complete`: the attempt succeeded, with an optional JSON result.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/complete", tag = "workers", operation_id = "complete", params(("id" = JobId, Path, description = "The job's id (a UUID)")),
+    request_body = CompleteRequest,
+    responses((status = 200, description = "The job's state afterwards", body = FinishedJob))
+)]
 pub(crate) async fn complete(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
@@ -131,6 +148,11 @@ pub(crate) async fn complete(
 }
 
 /// `POST /v1/jobs/{id}/fail`: the attempt failed; the retry policy decides between retrying and dead.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/fail", tag = "workers", operation_id = "fail", params(("id" = JobId, Path, description = "The job's id (a UUID)")),
+    request_body = FailRequest,
+    responses((status = 200, description = "The job's state afterwards (retrying, available, dead or cancelled)", body = FinishedJob))
+)]
 pub(crate) async fn fail(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
@@ -154,6 +176,11 @@ pub(crate) async fn fail(
 }
 
 /// `POST /v1/jobs/{id}/snooze`: run the job again after `delay` without using up an attempt.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/snooze", tag = "workers", operation_id = "snooze", params(("id" = JobId, Path, description = "The job's id (a UUID)")),
+    request_body = SnoozeRequest,
+    responses((status = 200, description = "The job's state afterwards (scheduled, available, or cancelled when a cancel was requested)", body = FinishedJob))
+)]
 pub(crate) async fn snooze(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
@@ -181,6 +208,11 @@ pub(crate) async fn snooze(
 
 /// `POST /v1/jobs/{id}/abort`: the worker ends the job as cancelled, with no further attempt. An over-long
 /// reason is cut to [`MAX_ERROR_LEN`], like a failure's error.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/abort", tag = "workers", operation_id = "abort", params(("id" = JobId, Path, description = "The job's id (a UUID)")),
+    request_body = AbortRequest,
+    responses((status = 200, description = "The job's state afterwards (cancelled)", body = FinishedJob))
+)]
 pub(crate) async fn abort(
     State(app): State<AppState>,
     JobIdPath(id): JobIdPath,
@@ -204,6 +236,11 @@ pub(crate) async fn abort(
 }
 
 /// `POST /v1/jobs/complete`: many completions in one commit, answered per item.
+#[utoipa::path(
+    post, path = "/v1/jobs/complete", tag = "workers", operation_id = "complete_batch",
+    request_body = CompleteBatchRequest,
+    responses((status = 200, description = "One answer per item, in order", body = FinishBatchResponse))
+)]
 pub(crate) async fn complete_batch(
     State(app): State<AppState>,
     Json(request): Json<CompleteBatchRequest>,
@@ -222,6 +259,11 @@ pub(crate) async fn complete_batch(
 }
 
 /// `POST /v1/jobs/fail`: many failures in one commit, answered per item.
+#[utoipa::path(
+    post, path = "/v1/jobs/fail", tag = "workers", operation_id = "fail_batch",
+    request_body = FailBatchRequest,
+    responses((status = 200, description = "One answer per item, in order", body = FinishBatchResponse))
+)]
 pub(crate) async fn fail_batch(
     State(app): State<AppState>,
     Json(request): Json<FailBatchRequest>,

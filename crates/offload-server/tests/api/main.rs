@@ -5,6 +5,8 @@ mod common;
 mod e2e;
 mod enqueue;
 mod jobs;
+mod metrics;
 mod routing;
 mod snooze_abort;
+mod ui;
 mod workers;

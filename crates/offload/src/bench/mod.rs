@@ -77,7 +77,7 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         max_body_bytes: 256 * 1024 * 1024,
         ..config
     };
-    let server = serve::start(&config).await?;
+    let server = serve::start(&config, None).await?;
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.clients.max(opts.workers) * 2)

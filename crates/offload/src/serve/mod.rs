@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use offload_engine::{Engine, EngineConfig};
 use offload_server::ServerConfig;
+use offload_server::metrics::PrometheusHandle;
 use offload_store_sqlite::{SqliteOptions, SqliteStore};
 
 pub(crate) use config::{Overrides, ServeConfig};
@@ -36,8 +37,12 @@ impl Running {
     }
 }
 
-/// Opens the store and starts listening; returns once the socket is bound.
-pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
+/// Opens the store and starts listening; returns once the socket is bound. `metrics` is the installed
+/// Prometheus recorder's handle, rendered at `/metrics`.
+pub(crate) async fn start(
+    config: &ServeConfig,
+    metrics: Option<PrometheusHandle>,
+) -> anyhow::Result<Running> {
     let store = SqliteStore::open(SqliteOptions::new(config.database.clone()))
         .await
         .with_context(|| format!("cannot open database {}", config.database.display()))?;
@@ -51,6 +56,7 @@ pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
         limits: config.limits.clone(),
         api_tokens: config.api_tokens.clone(),
         max_body_bytes: config.max_body_bytes,
+        metrics,
     };
     let app = offload_server::router(engine.clone(), server_config);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -81,7 +87,12 @@ pub(crate) async fn start(config: &ServeConfig) -> anyhow::Result<Running> {
 
 /// Runs the server until SIGTERM or Ctrl-C, then drains.
 pub(crate) async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    let running = start(&config).await?;
+    // The one global recorder of the process: the engine's counters and histograms land here.
+    let metrics = offload_server::metrics::recorder()
+        .and_then(|builder| builder.install_recorder())
+        .context("cannot install the metrics recorder")?;
+    offload_engine::describe_metrics();
+    let running = start(&config, Some(metrics)).await?;
     tracing::info!(
         listen = %running.addr,
         database = %config.database.display(),

@@ -373,6 +373,7 @@ mod tests {
             timeout: Duration::from_secs(60).into(),
             tags: Default::default(),
             created_at: offload_core::Timestamp::now(),
+            run_at: offload_core::Timestamp::now(),
         }
     }
 

@@ -1,0 +1,116 @@
+//! Counters and histograms of what happens to jobs, emitted through the `metrics` facade.
+//!
+//! Invariant: labels are bounded sets (queue names, outcome names), never a job id. Without an installed
+//! recorder every emission is a no-op; the binary installs one (the Prometheus exporter) and the server
+//! renders it at `/metrics`.
+
+use std::time::Duration;
+
+use offload_core::{JobState, Timestamp};
+
+/// Jobs stored by enqueues (idempotent replays not counted), by `queue`.
+pub const JOBS_ENQUEUED: &str = "offload_jobs_enqueued_total";
+/// Attempts ended, by `queue` and `state` (`succeeded`, `retrying`, `dead`, `cancelled`).
+pub const JOBS_FINISHED: &str = "offload_jobs_finished_total";
+/// Seconds from a job being due to its attempt starting, by `queue`.
+pub const JOB_WAIT_SECONDS: &str = "offload_job_wait_seconds";
+/// Seconds from an attempt's start to its worker's report, by `queue`.
+pub const JOB_RUN_SECONDS: &str = "offload_job_run_seconds";
+/// Attempts ended because their lease expired, by `queue`.
+pub const LEASE_EXPIRIES: &str = "offload_lease_expiries_total";
+
+/// Upper bounds (seconds) of the wait and run histograms' buckets: from 5 ms to an hour.
+pub const DURATION_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+/// Registers the descriptions of every metric with the installed recorder (call once after installing it).
+pub fn describe_metrics() {
+    metrics::describe_counter!(JOBS_ENQUEUED, "Jobs stored by enqueues, by queue.");
+    metrics::describe_counter!(
+        JOBS_FINISHED,
+        "Attempts ended, by queue and the state the job moved to (succeeded, retrying, dead, cancelled)."
+    );
+    metrics::describe_histogram!(
+        JOB_WAIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from a job being due to its attempt starting, by queue."
+    );
+    metrics::describe_histogram!(
+        JOB_RUN_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from an attempt starting to its worker reporting, by queue."
+    );
+    metrics::describe_counter!(
+        LEASE_EXPIRIES,
+        "Attempts ended by an expired lease, by queue."
+    );
+}
+
+/// `n` jobs stored on `queue`.
+pub(crate) fn enqueued(queue: &str, n: u64) {
+    metrics::counter!(JOBS_ENQUEUED, "queue" => queue.to_owned()).increment(n);
+}
+
+/// An attempt ended and its job moved to `state`.
+pub(crate) fn finished(queue: &str, state: JobState) {
+    metrics::counter!(JOBS_FINISHED, "queue" => queue.to_owned(), "state" => finish_label(state))
+        .increment(1);
+}
+
+/// The label of the state a finished attempt left its job in: a failure that will be tried again is
+/// `retrying`, whether it waits for its backoff or is due at once.
+fn finish_label(state: JobState) -> &'static str {
+    match state {
+        JobState::Succeeded => "succeeded",
+        JobState::Dead => "dead",
+        JobState::Cancelled => "cancelled",
+        JobState::Retrying | JobState::Available | JobState::Scheduled | JobState::Running => {
+            "retrying"
+        }
+    }
+}
+
+/// An attempt started at `start` for a job due at `due`.
+pub(crate) fn waited(queue: &str, due: Timestamp, start: Timestamp) {
+    metrics::histogram!(JOB_WAIT_SECONDS, "queue" => queue.to_owned()).record(seconds(due, start));
+}
+
+/// An attempt that started at `start` was reported at `end`.
+pub(crate) fn ran(queue: &str, start: Timestamp, end: Timestamp) {
+    metrics::histogram!(JOB_RUN_SECONDS, "queue" => queue.to_owned()).record(seconds(start, end));
+}
+
+/// An attempt's lease expired.
+pub(crate) fn lease_expired(queue: &str) {
+    metrics::counter!(LEASE_EXPIRIES, "queue" => queue.to_owned()).increment(1);
+}
+
+/// Seconds from `from` to `to`, zero when `to` is earlier (clocks of different sources, truncation).
+fn seconds(from: Timestamp, to: Timestamp) -> f64 {
+    Duration::try_from(to.duration_since(from))
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_that_retry_are_labelled_retrying() {
+        assert_eq!(finish_label(JobState::Available), "retrying");
+        assert_eq!(finish_label(JobState::Retrying), "retrying");
+        assert_eq!(finish_label(JobState::Dead), "dead");
+        assert_eq!(finish_label(JobState::Succeeded), "succeeded");
+        assert_eq!(finish_label(JobState::Cancelled), "cancelled");
+    }
+
+    #[test]
+    fn negative_spans_are_zero() {
+        let a: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let b: Timestamp = "2026-01-01T00:00:01.5Z".parse().unwrap();
+        assert_eq!(seconds(a, b), 1.5);
+        assert_eq!(seconds(b, a), 0.0);
+    }
+}

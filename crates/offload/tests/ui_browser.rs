@@ -1,0 +1,406 @@
+//! The dashboard in a real headless Chromium, driven through chromedriver against the real `offload` binary.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and `chromium-driver`; `.ci/run`
+//! installs them; `CHROMIUM` and `CHROMEDRIVER` override the paths). A screenshot of every page visited is
+//! saved under `target/ui-screenshots/` for people to look at.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use support::Server;
+
+/// What a hostile user can put in every field the dashboard shows.
+const XSS: &str = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=1\">";
+/// The same for tag keys (at most 64 bytes).
+const XSS_SHORT: &str = "<svg onload=\"window.__xss=1\">";
+
+/// A running chromedriver, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tool(env: &str, default: &str) -> String {
+    let path = std::env::var(env).unwrap_or_else(|_| default.to_owned());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} is missing: install Debian's `chromium` and `chromium-driver` (see .ci/run), or set {env}"
+    );
+    path
+}
+
+fn start_driver() -> Driver {
+    let driver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// A fresh headless browser session with its own profile directory.
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium");
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect::<Vec<_>>();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({"binary": chromium, "args": args}),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("open a browser session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits (up to 20 s) until the element matching `css` exists, following htmx's swaps.
+async fn find(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element `{css}`: {e}"))
+}
+
+/// Waits until `css`'s text is `text`.
+async fn wait_text(client: &Client, css: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(el) = client.find(Locator::Css(css)).await
+            && el.text().await.is_ok_and(|t| t.trim() == text)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "`{css}` never read `{text}`");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A small HTTP client for the API.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {value}");
+        value
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    async fn enqueue(&self, body: Value) -> String {
+        self.post("/v1/jobs", body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Claims `n` jobs of `queue` as `worker`.
+    async fn claim(&self, queue: &str, worker: &str, n: u32) -> Vec<Value> {
+        let claimed = self
+            .post(
+                &format!("/v1/queues/{queue}/claim"),
+                json!({"worker_id": worker, "max_jobs": n}),
+            )
+            .await;
+        claimed["jobs"].as_array().unwrap().clone()
+    }
+}
+
+fn id(job: &Value) -> &str {
+    job["id"].as_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_and_steers_jobs_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("offload.db"));
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.url.clone(),
+    };
+    // One job that will die, one that succeeds, and one left waiting.
+    api.enqueue(
+        json!({"queue": "emails", "name": "welcome", "max_attempts": 1,
+        "payload": {"to": "grace@example.com"}}),
+    )
+    .await;
+    api.enqueue(json!({"queue": "emails", "name": "digest", "payload": {"week": 47}}))
+        .await;
+    let claimed = api.claim("emails", "worker-7", 2).await;
+    let (dying, done) = (&claimed[0], &claimed[1]);
+    api.post(
+        &format!("/v1/jobs/{}/fail", id(dying)),
+        json!({"lease_token": dying["lease_token"], "error": "SMTP 550: mailbox unavailable"}),
+    )
+    .await;
+    api.post(
+        &format!("/v1/jobs/{}/complete", id(done)),
+        json!({"lease_token": done["lease_token"], "result": {"sent": 1200}}),
+    )
+    .await;
+    let waiting = api
+        .enqueue(
+            json!({"queue": "emails", "name": "reminder", "payload": {"user": 42},
+            "tags": {"tenant": "acme"}}),
+        )
+        .await;
+    api.enqueue(json!({"queue": "reports", "delay": "1h", "payload": {"month": "2026-11"}}))
+        .await;
+
+    let driver = start_driver();
+    let client = browser(&driver, &dir.path().join("profile")).await;
+
+    // The overview lists the queue with its counts.
+    client.goto(&format!("{}/ui", server.url)).await.unwrap();
+    let row = find(&client, "#queue-emails").await;
+    let text = row.text().await.unwrap();
+    assert!(text.contains("emails"), "{text}");
+    screenshot(&client, "overview").await;
+
+    // The jobs page shows the enqueued job; its detail page shows its payload.
+    client
+        .goto(&format!("{}/ui/jobs", server.url))
+        .await
+        .unwrap();
+    let link = find(&client, &format!("a[href='/ui/jobs/{waiting}']")).await;
+    screenshot(&client, "jobs").await;
+    link.click().await.unwrap();
+    let payload = find(&client, "#payload").await.text().await.unwrap();
+    assert!(payload.contains("\"user\": 42"), "{payload}");
+    wait_text(&client, "#job-state", "available").await;
+    screenshot(&client, "job").await;
+
+    // The dead job, retried from its page, is available again.
+    client
+        .goto(&format!("{}/ui/dead", server.url))
+        .await
+        .unwrap();
+    let link = find(&client, &format!("a[href='/ui/jobs/{}']", id(dying))).await;
+    screenshot(&client, "dead").await;
+    link.click().await.unwrap();
+    wait_text(&client, "#job-state", "dead").await;
+    let error = find(&client, "#last-error").await.text().await.unwrap();
+    assert_eq!(error, "SMTP 550: mailbox unavailable");
+    screenshot(&client, "dead-job").await;
+    find(&client, "#retry").await.click().await.unwrap();
+    wait_text(&client, "#job-state", "available").await;
+    screenshot(&client, "retried").await;
+    let job = api.get(&format!("/v1/jobs/{}", id(dying))).await;
+    assert_eq!(job["state"], "available");
+
+    // Pausing a queue from the overview.
+    client.goto(&format!("{}/ui", server.url)).await.unwrap();
+    find(&client, "#queue-emails button[value=pause]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(&client, "#queue-emails .badge.paused").await;
+    screenshot(&client, "paused").await;
+    let queues = api.get("/v1/queues").await;
+    let emails = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "emails")
+        .unwrap();
+    assert_eq!(emails["paused"], true);
+
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_is_inert_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("offload.db"));
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.url.clone(),
+    };
+    // Markup in every field the dashboard shows (queue names cannot hold any: the API refuses them).
+    let refused = api
+        .http
+        .post(format!("{}/v1/jobs", server.url))
+        .json(&json!({"queue": XSS}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    for key in ["a", "b"] {
+        api.enqueue(
+            json!({"queue": "xss", "name": XSS, "payload": {XSS: XSS, "list": [XSS]},
+            "tags": {XSS_SHORT: XSS}, "idempotency_key": format!("{XSS}{key}"), "max_attempts": 1}),
+        )
+        .await;
+    }
+    let jobs = api.claim("xss", XSS, 2).await;
+    for job in &jobs {
+        api.post(
+            &format!("/v1/jobs/{}/heartbeat", id(job)),
+            json!({"lease_token": job["lease_token"], "progress": 40, "message": XSS}),
+        )
+        .await;
+    }
+    let (done, dead) = (&jobs[0], &jobs[1]);
+    api.post(
+        &format!("/v1/jobs/{}/complete", id(done)),
+        json!({"lease_token": done["lease_token"], "result": {XSS: [XSS]}}),
+    )
+    .await;
+    api.post(
+        &format!("/v1/jobs/{}/fail", id(dead)),
+        json!({"lease_token": dead["lease_token"], "error": XSS}),
+    )
+    .await;
+    // One more, still running, with its progress message on show.
+    let running = api
+        .enqueue(json!({"queue": "xss", "name": XSS, "payload": XSS}))
+        .await;
+    let claimed = api.claim("xss", XSS, 1).await;
+    assert_eq!(id(&claimed[0]), running);
+    api.post(
+        &format!("/v1/jobs/{running}/heartbeat"),
+        json!({"lease_token": claimed[0]["lease_token"], "progress": 70, "message": XSS}),
+    )
+    .await;
+
+    let driver = start_driver();
+    let client = browser(&driver, &dir.path().join("profile")).await;
+    let encoded: String = form_urlencoded_name(XSS);
+    let pages = [
+        ("xss-overview", "/ui".to_owned()),
+        ("xss-jobs", "/ui/jobs?queue=xss".to_owned()),
+        ("xss-jobs-by-name", format!("/ui/jobs?name={encoded}")),
+        ("xss-dead", "/ui/dead".to_owned()),
+        ("xss-succeeded-job", format!("/ui/jobs/{}", id(done))),
+        ("xss-dead-job", format!("/ui/jobs/{}", id(dead))),
+        ("xss-running-job", format!("/ui/jobs/{running}")),
+    ];
+    for (name, path) in pages {
+        client.goto(&format!("{}{path}", server.url)).await.unwrap();
+        find(&client, "main#main").await;
+        let inert = client
+            .execute(
+                "return [window.__xss === undefined, \
+                   document.querySelectorAll('script:not([src]), img[src=x], svg[onload], [onerror]').length];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            inert,
+            json!([true, 0]),
+            "{path}: markup from users became live"
+        );
+        screenshot(&client, name).await;
+    }
+    // The hostile text is shown as text, where it belongs.
+    client
+        .goto(&format!("{}/ui/jobs/{}", server.url, id(dead)))
+        .await
+        .unwrap();
+    let error = find(&client, "#last-error").await.text().await.unwrap();
+    assert_eq!(error, XSS);
+    let payload = find(&client, "#payload").await.text().await.unwrap();
+    assert!(
+        payload.contains("<script>window.__xss=1</script>"),
+        "{payload}"
+    );
+    client
+        .goto(&format!("{}/ui/jobs/{running}", server.url))
+        .await
+        .unwrap();
+    let progress = find(&client, ".progress").await.text().await.unwrap();
+    assert!(progress.contains(XSS), "{progress}");
+    client.close().await.unwrap();
+}
+
+/// `text` encoded for a query string.
+fn form_urlencoded_name(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
