@@ -5,5 +5,6 @@ mod common;
 mod e2e;
 mod enqueue;
 mod jobs;
+mod push;
 mod routing;
 mod workers;
