@@ -71,6 +71,7 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         listen: Some("127.0.0.1:0".into()),
         database: Some(database.display().to_string()),
         api_tokens: Some(Vec::new()),
+        ..Overrides::default()
     })?;
     let config = ServeConfig {
         max_body_bytes: 256 * 1024 * 1024,

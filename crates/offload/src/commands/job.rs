@@ -126,6 +126,11 @@ fn build_request(
         timeout: args.timeout,
         idempotency_key: args.idempotency_key,
         tags: if tags.is_empty() { None } else { Some(tags) },
+        target: args.target.map(|url| offload_core::push::Target {
+            callback_url: args.callback_url,
+            failure_callback_url: args.failure_callback_url,
+            ..offload_core::push::Target::post(url)
+        }),
     })
 }
 
