@@ -163,6 +163,12 @@ pub(crate) struct BenchArgs {
     /// Database file to use instead of a temporary one.
     #[arg(long, value_name = "PATH")]
     pub(crate) database: Option<std::path::PathBuf>,
+    /// Push jobs delivered to a no-op endpoint in the push throughput phase.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) push_jobs: usize,
+    /// Samples of the push enqueue-to-delivery latency phase.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) push_latency_samples: usize,
 }
 
 /// `offload job ...`

@@ -77,6 +77,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 claim_batch: args.claim_batch.clamp(1, offload_core::api::MAX_CLAIM_JOBS),
                 latency_samples: args.latency_samples.max(1),
                 database: args.database,
+                push_jobs: args.push_jobs.max(1),
+                push_latency_samples: args.push_latency_samples.max(1),
                 ..defaults
             })
             .await?;
