@@ -5,8 +5,11 @@ ALTER TABLE jobs ADD COLUMN target TEXT;
 -- The target's `scheme://host:port`, which the dispatcher's per-destination concurrency cap counts by.
 ALTER TABLE jobs ADD COLUMN destination TEXT;
 
--- The push dispatcher's claims: available push jobs of every queue, highest priority first, then oldest due.
-CREATE INDEX jobs_push_claim ON jobs (priority DESC, run_at) WHERE state = 'available' AND target IS NOT NULL;
+-- The push dispatcher's claims: the destinations and queues that have available push jobs (walked one
+-- (destination, queue) pair per seek, so a large backlog of one destination is never scanned), and each pair's
+-- jobs, highest priority first, then oldest due.
+CREATE INDEX jobs_push_claim ON jobs (destination, queue, priority DESC, run_at)
+    WHERE state = 'available' AND target IS NOT NULL;
 
 -- Server settings that must survive restarts and be the same on every node (the generated signing secret).
 CREATE TABLE settings (

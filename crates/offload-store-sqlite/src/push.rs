@@ -2,9 +2,12 @@
 //!
 //! Invariant: like a worker's claim, a push claim runs in the single writer's transaction, so no job is handed
 //! out twice; it only ever takes jobs with a target, of unpaused queues, and never more jobs of one
-//! destination than the cap minus what the caller already holds. Destinations already at the cap are left out
-//! in SQL; the others are budgeted in order over a window of candidates, so a destination with a large
-//! backlog cannot fill a claim meant for several.
+//! destination than the cap minus what the caller already holds.
+//!
+//! Cost: the claim walks the `(destination, queue)` pairs that have available push jobs, one index seek per
+//! pair, jumping over a whole destination that is at its cap and over paused queues; it then reads at most the
+//! remaining budget of jobs from each pair. So a claim's work does not depend on how large a backlog any
+//! destination (or paused queue) has. At most [`MAX_PAIRS`] pairs are visited per claim, in name order.
 
 use std::collections::HashMap;
 
@@ -17,16 +20,25 @@ use crate::counts::Counts;
 use crate::error::{corrupt, db};
 use crate::leases::{ClaimedRow, TAKE_SQL, claimed};
 
-/// Candidate push jobs in claim order: `[seq, destination, queue]`, skipping destinations at their cap (`?1`,
-/// a JSON array) and paused queues.
-pub(crate) const PICK_PUSH_SQL: &str = "\
-SELECT json_group_array(json_array(seq, destination, queue) ORDER BY priority DESC, run_at, seq) FROM (
-    SELECT seq, destination, queue, priority, run_at FROM jobs
-    WHERE state = 'available' AND target IS NOT NULL
-      AND destination NOT IN (SELECT value FROM json_each(?1))
-      AND NOT EXISTS (SELECT 1 FROM queues WHERE name = jobs.queue AND paused)
+/// The first `(destination, queue)` pair with available push jobs after `(?1, ?2)`.
+pub(crate) const NEXT_PAIR_SQL: &str = "\
+SELECT destination, queue FROM jobs
+WHERE state = 'available' AND target IS NOT NULL AND (destination, queue) > (?1, ?2)
+ORDER BY destination, queue LIMIT 1";
+
+/// The first pair of the next destination after `?1`.
+pub(crate) const NEXT_DESTINATION_SQL: &str = "\
+SELECT destination, queue FROM jobs
+WHERE state = 'available' AND target IS NOT NULL AND destination > ?1
+ORDER BY destination, queue LIMIT 1";
+
+/// The first jobs of one pair in claim order: `[seq, priority, run_at]`.
+pub(crate) const PAIR_JOBS_SQL: &str = "\
+SELECT json_group_array(json_array(seq, priority, run_at) ORDER BY priority DESC, run_at, seq) FROM (
+    SELECT seq, priority, run_at FROM jobs
+    WHERE state = 'available' AND target IS NOT NULL AND destination = ?1 AND queue = ?2
     ORDER BY priority DESC, run_at, seq
-    LIMIT ?2)";
+    LIMIT ?3)";
 
 /// The claimed push jobs: the worker claim's columns, then the target and its destination.
 const READ_PUSH_SQL: &str = "\
@@ -36,8 +48,16 @@ SELECT json_group_array(json_array(
     target, destination))
 FROM jobs WHERE seq IN (SELECT value FROM json_each(?1))";
 
-/// Candidates read per job asked for, so that jobs of other destinations are found behind a backlog of one.
-const WINDOW: u32 = 4;
+/// Most `(destination, queue)` pairs visited by one claim.
+pub(crate) const MAX_PAIRS: usize = 1024;
+
+/// One candidate job.
+struct Candidate {
+    seq: i64,
+    priority: i64,
+    run_at: i64,
+    pair: usize,
+}
 
 /// Claims push jobs; returned highest priority first, then oldest due.
 pub(crate) async fn claim(
@@ -50,34 +70,75 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let mut held: HashMap<String, u32> = p.busy.into_iter().collect();
-    let full: Vec<&str> = held
-        .iter()
-        .filter(|(_, n)| **n >= p.per_destination)
-        .map(|(d, _)| d.as_str())
-        .collect();
-    let full = serde_json::to_string(&full).map_err(|e| corrupt(format!("push claim: {e}")))?;
-    let window = i64::from(p.max_jobs.saturating_mul(WINDOW));
-    let candidates: String = sqlx::query_scalar(PICK_PUSH_SQL)
-        .bind(full)
-        .bind(window)
-        .fetch_one(&mut *conn)
+    let paused: Vec<String> = sqlx::query_scalar("SELECT name FROM queues WHERE paused")
+        .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
-    let candidates: Vec<(i64, String, String)> =
-        serde_json::from_str(&candidates).map_err(|e| corrupt(format!("push claim: {e}")))?;
+    let budget = |held: &HashMap<String, u32>, d: &str| {
+        p.per_destination
+            .saturating_sub(held.get(d).copied().unwrap_or(0))
+            .min(p.max_jobs)
+    };
+
+    // Walk the pairs, reading each open pair's first jobs.
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut at: Option<(String, String)> = None;
+    for _ in 0..MAX_PAIRS {
+        let next: Option<(String, String)> = match &at {
+            None => sqlx::query_as(NEXT_PAIR_SQL).bind("").bind(""),
+            Some((d, _)) if budget(&held, d) == 0 => {
+                sqlx::query_as(NEXT_DESTINATION_SQL).bind(d.as_str())
+            }
+            Some((d, q)) => sqlx::query_as(NEXT_PAIR_SQL)
+                .bind(d.as_str())
+                .bind(q.as_str()),
+        }
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+        let Some((destination, queue)) = next else {
+            break;
+        };
+        let open = budget(&held, &destination);
+        if open > 0 && !paused.contains(&queue) {
+            let json: String = sqlx::query_scalar(PAIR_JOBS_SQL)
+                .bind(destination.as_str())
+                .bind(queue.as_str())
+                .bind(i64::from(open))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db)?;
+            let rows: Vec<(i64, i64, i64)> =
+                serde_json::from_str(&json).map_err(|e| corrupt(format!("push claim: {e}")))?;
+            let pair = pairs.len();
+            candidates.extend(rows.into_iter().map(|(seq, priority, run_at)| Candidate {
+                seq,
+                priority,
+                run_at,
+                pair,
+            }));
+            pairs.push((destination.clone(), queue.clone()));
+        }
+        at = Some((destination, queue));
+    }
+
+    // Best first across pairs; each destination's budget spans its queues.
+    candidates.sort_by_key(|c| (std::cmp::Reverse(c.priority), c.run_at, c.seq));
     let mut order = Vec::new();
-    let mut per_queue: HashMap<String, i64> = HashMap::new();
-    for (seq, destination, queue) in candidates {
+    let mut per_queue: HashMap<&str, i64> = HashMap::new();
+    for c in &candidates {
         if order.len() >= p.max_jobs as usize {
             break;
         }
-        let n = held.entry(destination).or_default();
+        let (destination, queue) = &pairs[c.pair];
+        let n = held.entry(destination.clone()).or_default();
         if *n >= p.per_destination {
             continue;
         }
         *n += 1;
-        order.push(seq);
-        *per_queue.entry(queue).or_default() += 1;
+        order.push(c.seq);
+        *per_queue.entry(queue.as_str()).or_default() += 1;
     }
     if order.is_empty() {
         return Ok(Vec::new());
@@ -92,7 +153,7 @@ pub(crate) async fn claim(
         .map_err(db)?;
     let json: String = sqlx::query_scalar(READ_PUSH_SQL)
         .bind(picked)
-        .fetch_one(conn)
+        .fetch_one(&mut *conn)
         .await
         .map_err(db)?;
     let rows: Vec<(ClaimedRow, String, String)> =
@@ -117,7 +178,7 @@ pub(crate) async fn claim(
         .collect::<Result<Vec<_>>>()?;
     jobs.sort_by_key(|(seq, _)| position.get(seq).copied().unwrap_or(usize::MAX));
     for (queue, n) in per_queue {
-        counts.moved(&queue, JobState::Available, JobState::Running, n);
+        counts.moved(queue, JobState::Available, JobState::Running, n);
     }
     Ok(jobs.into_iter().map(|(_, job)| job).collect())
 }

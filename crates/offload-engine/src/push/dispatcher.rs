@@ -44,12 +44,20 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
     let mut deliveries: JoinSet<String> = JoinSet::new();
     let mut look = true;
     let mut claiming = true;
+    // Slots freed at full destinations since the last claim: jobs of those destinations may be waiting. A
+    // claim is worth its transaction once a quarter of a destination's slots are free (or nothing is in
+    // flight), not for every single slot.
+    let mut freed = 0u32;
+    let worth_claiming = (config.per_destination / 4).max(1);
     loop {
         if inner.stop_claims.is_cancelled() || inner.stop_loops.is_cancelled() {
             claiming = false;
         }
         while let Some(done) = deliveries.try_join_next() {
-            look |= slots.release(done, config.per_destination);
+            freed += u32::from(slots.release(done, config.per_destination));
+        }
+        if freed >= worth_claiming || (freed > 0 && deliveries.is_empty()) {
+            look = true;
         }
         if claiming && look && slots.total < config.max_in_flight {
             let want = (config.max_in_flight - slots.total).min(config.claim_batch);
@@ -59,6 +67,7 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
                 per_destination: config.per_destination,
                 busy: slots.busy(),
             };
+            freed = 0;
             match inner.store.job_claim_push(params).await {
                 Ok(jobs) => {
                     look = jobs.len() == want as usize;
@@ -82,7 +91,7 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
         let poll = inner.config.claim_poll.mul_f64(0.5 + fastrand::f64() * 0.5);
         tokio::select! {
             Some(done) = deliveries.join_next(), if !deliveries.is_empty() => {
-                look |= slots.release(done, config.per_destination);
+                freed += u32::from(slots.release(done, config.per_destination));
             }
             _ = inner.push_wakeup.notified(), if claiming => look = true,
             _ = tokio::time::sleep(poll), if claiming => look = true,

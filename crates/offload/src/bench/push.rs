@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use axum::body::Bytes as Body;
 use axum::extract::State;
 use bytes::Bytes;
-use offload_core::api::QueueList;
 use offload_core::JobState;
+use offload_core::api::QueueList;
 use tokio::sync::mpsc;
 
 use super::BenchOptions;
@@ -91,7 +91,9 @@ pub(super) async fn throughput(
     loop {
         let queues: QueueList = serde_json::from_slice(&ctx.get("/v1/queues").await?)?;
         let counts = queues.queues.iter().find(|q| q.name == PUSH_QUEUE);
-        let done = counts.map_or(0, |q| q.counts.get(&JobState::Succeeded).copied().unwrap_or(0));
+        let done = counts.map_or(0, |q| {
+            q.counts.get(&JobState::Succeeded).copied().unwrap_or(0)
+        });
         let failed = counts.map_or(0, |q| {
             q.counts.get(&JobState::Dead).copied().unwrap_or(0)
                 + q.counts.get(&JobState::Retrying).copied().unwrap_or(0)
