@@ -71,10 +71,8 @@ async fn a_crash_during_delivery_redelivers_with_the_same_webhook_id() {
         .unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
 
-    let next = |arrivals: &mut mpsc::UnboundedReceiver<(HeaderMap, Bytes)>| {
-        let got = arrivals.try_recv().ok();
-        got
-    };
+    let next =
+        |arrivals: &mut mpsc::UnboundedReceiver<(HeaderMap, Bytes)>| arrivals.try_recv().ok();
     let (first, first_body) = tokio::task::block_in_place(|| {
         wait_for(Duration::from_secs(20), "the first delivery", || {
             next(&mut arrivals)
