@@ -42,6 +42,8 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
     let deliverer = Arc::new(deliverer);
     let mut slots = Slots::default();
     let mut deliveries: JoinSet<String> = JoinSet::new();
+    // The destination of each delivery task, to free its slot even if the task panics.
+    let mut destinations: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut look = true;
     let mut claiming = true;
     // Slots freed at full destinations since the last claim: jobs of those destinations may be waiting. A
@@ -53,8 +55,9 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
         if inner.stop_claims.is_cancelled() || inner.stop_loops.is_cancelled() {
             claiming = false;
         }
-        while let Some(done) = deliveries.try_join_next() {
-            freed += u32::from(slots.release(done, config.per_destination));
+        while let Some(done) = deliveries.try_join_next_with_id() {
+            let destination = finished(&mut destinations, done);
+            freed += u32::from(slots.release(&destination, config.per_destination));
         }
         if freed >= worth_claiming || (freed > 0 && deliveries.is_empty()) {
             look = true;
@@ -73,9 +76,11 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
                     look = jobs.len() == want as usize;
                     for job in jobs {
                         slots.take(&job.destination);
+                        let destination = job.destination.clone();
                         let task =
                             deliver(inner.clone(), deliverer.clone(), job, finish_tx.clone());
-                        deliveries.spawn(task);
+                        let handle = deliveries.spawn(task);
+                        destinations.insert(handle.id(), destination);
                     }
                 }
                 Err(e) => {
@@ -90,8 +95,9 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
         }
         let poll = inner.config.claim_poll.mul_f64(0.5 + fastrand::f64() * 0.5);
         tokio::select! {
-            Some(done) = deliveries.join_next(), if !deliveries.is_empty() => {
-                freed += u32::from(slots.release(done, config.per_destination));
+            Some(done) = deliveries.join_next_with_id(), if !deliveries.is_empty() => {
+                let destination = finished(&mut destinations, done);
+                freed += u32::from(slots.release(&destination, config.per_destination));
             }
             _ = inner.push_wakeup.notified(), if claiming => look = true,
             _ = tokio::time::sleep(poll), if claiming => look = true,
@@ -104,6 +110,23 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
     }
     drop(finish_tx);
     let _ = completer.await;
+}
+
+/// The destination of a finished delivery task (whether it returned, panicked or was aborted).
+fn finished(
+    destinations: &mut HashMap<tokio::task::Id, String>,
+    done: Result<(tokio::task::Id, String), tokio::task::JoinError>,
+) -> String {
+    let id = match &done {
+        Ok((id, _)) => *id,
+        Err(e) => {
+            if e.is_panic() {
+                tracing::error!(error = %e, "a push delivery task panicked; its job is left to its lease");
+            }
+            e.id()
+        }
+    };
+    destinations.remove(&id).unwrap_or_default()
 }
 
 /// At shutdown: lets deliveries in flight finish within the grace period, then abandons the rest (their
@@ -138,19 +161,13 @@ impl Slots {
         }
     }
 
-    /// Frees the slot of a finished delivery task; true when its destination was at the cap (so jobs of it
-    /// may have been left out of claims) or the total was.
-    fn release(&mut self, done: Result<String, tokio::task::JoinError>, cap: u32) -> bool {
-        let Ok(destination) = done else {
-            // A delivery task panicked or was aborted: its slot is lost with its destination name; count
-            // it free in total (the job itself is left to its lease).
-            self.total = self.total.saturating_sub(1);
-            return true;
-        };
+    /// Frees the slot of a finished delivery; true when its destination was at the cap (so jobs of it may
+    /// have been left out of claims).
+    fn release(&mut self, destination: &str, cap: u32) -> bool {
         self.total = self.total.saturating_sub(1);
-        match self.per_destination.get_mut(&destination) {
+        match self.per_destination.get_mut(destination) {
             Some(n) if *n <= 1 => {
-                self.per_destination.remove(&destination);
+                self.per_destination.remove(destination);
                 cap <= 1
             }
             Some(n) => {
@@ -303,9 +320,9 @@ mod tests {
         let mut busy = s.busy();
         busy.sort();
         assert_eq!(busy, vec![("a".to_owned(), 2), ("b".to_owned(), 1)]);
-        assert!(s.release(Ok("a".into()), 2), "a was at its cap of 2");
-        assert!(!s.release(Ok("a".into()), 2));
-        assert!(!s.release(Ok("b".into()), 2));
+        assert!(s.release("a", 2), "a was at its cap of 2");
+        assert!(!s.release("a", 2));
+        assert!(!s.release("b", 2));
         assert_eq!(s.total, 0);
         assert!(s.busy().is_empty());
     }
