@@ -199,6 +199,40 @@ mod tests {
     }
 
     #[test]
+    fn target_options_make_a_push_job() {
+        let req = build_request(
+            enqueue_args(&[
+                "hooks",
+                "--target",
+                "https://app.example/work",
+                "--callback-url",
+                "https://app.example/done",
+            ]),
+            None,
+        )
+        .unwrap();
+        let target = req.target.unwrap();
+        assert_eq!(target.url, "https://app.example/work");
+        assert_eq!(target.method, "POST");
+        assert_eq!(
+            target.callback_url.as_deref(),
+            Some("https://app.example/done")
+        );
+        assert!(
+            crate::cli::Cli::try_parse_from([
+                "offload",
+                "job",
+                "enqueue",
+                "q",
+                "--callback-url",
+                "http://x"
+            ])
+            .is_err(),
+            "a callback needs a target"
+        );
+    }
+
+    #[test]
     fn a_bare_enqueue_sends_only_the_queue() {
         let req = build_request(enqueue_args(&["q"]), None).unwrap();
         assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"queue":"q"}"#);
