@@ -20,8 +20,9 @@ pub const MAX_CLAIM_JOBS: u32 = 1_000;
 pub const MAX_CLAIM_WAIT_MS: u64 = 60_000;
 /// Longest worker id.
 pub const MAX_WORKER_ID_LEN: usize = 256;
-/// Longest error message kept on an attempt; longer ones are cut (at a character boundary).
-pub const MAX_ERROR_LEN: usize = 16 * 1024;
+/// Longest error message kept on an attempt; longer ones are cut (at a character boundary). Room for a push
+/// delivery's error line with the first 64 KiB of the response body.
+pub const MAX_ERROR_LEN: usize = 80 * 1024;
 /// Longest progress message.
 pub const MAX_PROGRESS_MESSAGE_LEN: usize = 1024;
 

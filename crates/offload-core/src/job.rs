@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use crate::backoff::Backoff;
 use crate::duration::DurationSpec;
 use crate::id::{JobId, LeaseToken};
+use crate::push::Target;
 
 /// Where a job is in its life. See DESIGN.md for the diagram; [`crate::state`] holds every transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -131,6 +132,8 @@ pub struct NewJob {
     pub request_fingerprint: Option<String>,
     /// Free-form labels for filtering.
     pub tags: BTreeMap<String, String>,
+    /// Push jobs: where the server delivers the job. `None`: a pull job, claimed by workers.
+    pub target: Option<Target>,
 }
 
 /// Progress a worker reported through heartbeats.
@@ -279,6 +282,9 @@ pub struct Job {
     /// Attempt history, oldest first; present on single-job reads, absent in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<Attempt>>,
+    /// Push jobs: where the server delivers the job (absent for pull jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
 }
 
 /// A job handed to a pull worker: what it needs to do the work and to report back.

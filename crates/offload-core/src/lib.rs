@@ -2,7 +2,8 @@
 //!
 //! Everything that decides *what happens* to a job lives here as plain data and pure functions: the job model
 //! and its states ([`job`]), the transitions between states ([`state`]), the retry policy ([`backoff`]),
-//! validation of what users send ([`spec`]) and the wire types the server and the SDK share ([`api`]).
+//! validation of what users send ([`spec`]) and the wire types the server and the SDK share ([`api`]); push
+//! delivery's targets, outcome rules and callbacks are in [`push`].
 //! Stores persist what these functions decide; they never re-implement the rules.
 
 pub mod api;
@@ -11,6 +12,7 @@ pub mod clock;
 pub mod duration;
 pub mod id;
 pub mod job;
+pub mod push;
 pub mod spec;
 pub mod state;
 

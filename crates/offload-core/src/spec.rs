@@ -15,6 +15,8 @@ use crate::backoff::Backoff;
 use crate::duration::DurationSpec;
 use crate::id::JobId;
 use crate::job::{NewJob, RunAt};
+use crate::push::Target;
+use crate::push::callback::RESERVED_QUEUE_PREFIX;
 
 /// Limits applied to every job; operators can change them in the configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +102,9 @@ pub struct EnqueueRequest {
     /// Labels for filtering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// Makes it a push job: the server delivers it to this target instead of handing it to pull workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
 }
 
 /// Why a request was refused; `field` is the JSON path of the offending field.
@@ -187,6 +192,14 @@ impl EnqueueRequest {
         now: Timestamp,
     ) -> Result<NewJob, ValidationError> {
         validate_queue_name(&self.queue).map_err(|m| ValidationError::invalid("queue", m))?;
+        if self.queue.starts_with(RESERVED_QUEUE_PREFIX) {
+            return Err(ValidationError::invalid(
+                "queue",
+                format!(
+                    "names starting with `{RESERVED_QUEUE_PREFIX}` are reserved for the server"
+                ),
+            ));
+        }
         if let Some(name) = &self.name {
             check_text("name", name, MAX_NAME_LEN)?;
         }
@@ -297,6 +310,7 @@ impl EnqueueRequest {
                 ));
             }
         }
+        let target = self.target.clone().map(Target::validate).transpose()?;
         let request_fingerprint = idempotency_key.as_ref().map(|_| self.fingerprint());
         let payload = match self.payload {
             Some(p) => p,
@@ -315,6 +329,7 @@ impl EnqueueRequest {
             idempotency_key,
             request_fingerprint,
             tags,
+            target,
         })
     }
 
@@ -327,7 +342,7 @@ impl EnqueueRequest {
             Some(p) => serde_json::from_str(p.get())
                 .unwrap_or_else(|_| serde_json::json!({ "raw_text": p.get() })),
         };
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "queue": self.queue,
             "name": self.name,
             "payload": payload,
@@ -339,6 +354,10 @@ impl EnqueueRequest {
             "timeout": self.timeout,
             "tags": self.tags,
         });
+        // Only when present, so the fingerprints of jobs without a target stay what they always were.
+        if let (Some(target), Some(map)) = (&self.target, canonical.as_object_mut()) {
+            map.insert("target".to_owned(), serde_json::json!(target));
+        }
         let digest = Sha256::digest(canonical.to_string().as_bytes());
         digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
@@ -404,12 +423,53 @@ mod tests {
             ),
             (r#"{"queue":"q","idempotency_key":""}"#, "idempotency_key"),
             (r#"{"queue":"q","tags":{"":"x"}}"#, "tags."),
+            (r#"{"queue":"offload.callbacks"}"#, "queue"),
+            (
+                r#"{"queue":"q","target":{"url":"gopher://x"}}"#,
+                "target.url",
+            ),
+            (
+                r#"{"queue":"q","target":{"url":"http://x","timeout":"0s"}}"#,
+                "target.timeout",
+            ),
         ];
         for (json, field) in cases {
             let err = check(json).unwrap_err();
             assert_eq!(err.field, field, "{json}: {err}");
             assert_eq!(err.kind, ValidationKind::Invalid);
         }
+    }
+
+    #[test]
+    fn target_is_validated_and_kept() {
+        let job = check(
+            r#"{"queue":"q","target":{"url":"https://App.example/hook","method":"patch","headers":{"X-Key":"k"},"timeout":"15m"}}"#,
+        )
+        .unwrap();
+        let target = job.target.unwrap();
+        assert_eq!(target.url, "https://app.example/hook");
+        assert_eq!(target.method, "PATCH");
+        assert_eq!(target.headers.get("x-key").map(String::as_str), Some("k"));
+        assert_eq!(target.timeout, Some(DurationSpec(Duration::from_secs(900))));
+        assert!(check(r#"{"queue":"q"}"#).unwrap().target.is_none());
+    }
+
+    #[test]
+    fn fingerprint_of_a_job_without_target_is_unchanged() {
+        // Computed before targets existed: stored idempotency keys must keep matching their replays.
+        let job = check(r#"{"queue":"q","idempotency_key":"k","payload":{"a":1}}"#).unwrap();
+        let canonical = serde_json::json!({
+            "queue": "q", "name": null, "payload": {"a": 1}, "run_at": null, "delay": null, "priority": null,
+            "max_attempts": null, "backoff": null, "timeout": null, "tags": null,
+        });
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        let expected: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        assert_eq!(job.request_fingerprint.as_deref(), Some(expected.as_str()));
+        let with_target = check(
+            r#"{"queue":"q","idempotency_key":"k","payload":{"a":1},"target":{"url":"http://x"}}"#,
+        )
+        .unwrap();
+        assert_ne!(with_target.request_fingerprint, job.request_fingerprint);
     }
 
     #[test]

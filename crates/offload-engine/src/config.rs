@@ -50,6 +50,8 @@ pub struct EngineConfig {
     pub claim_poll: Duration,
     /// Rows per maintenance statement, bounding each transaction.
     pub maintenance_batch: u32,
+    /// Push delivery (off unless it has a signing secret).
+    pub push: crate::push::PushConfig,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +65,7 @@ impl Default for EngineConfig {
             leader_ttl: Duration::from_secs(15),
             claim_poll: Duration::from_secs(1),
             maintenance_batch: 1000,
+            push: crate::push::PushConfig::default(),
         }
     }
 }

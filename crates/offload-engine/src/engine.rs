@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offload_core::api::{HeartbeatResponse, QueueInfo};
+use offload_core::push::target::known_address;
+use offload_core::spec::ValidationError;
 use offload_core::{ClaimedJob, Job, JobId, JobState, NewJob, Timestamp};
 use offload_store::{
     DynStore, FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams,
@@ -19,6 +21,7 @@ use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::maintenance;
 use crate::observe;
+use crate::push;
 use crate::wakeup::Wakeups;
 
 /// The running core of a server: one per process, cheap to clone.
@@ -33,8 +36,10 @@ pub(crate) struct Inner {
     pub(crate) wakeups: Wakeups,
     /// Wakes the stager early when a delayed job is enqueued.
     pub(crate) stager_wakeup: Notify,
+    /// Wakes the push dispatcher when push jobs may have become available.
+    pub(crate) push_wakeup: Notify,
     /// Cancelled when the server starts draining: no new claims.
-    stop_claims: CancellationToken,
+    pub(crate) stop_claims: CancellationToken,
     /// Cancelled when background loops must stop.
     pub(crate) stop_loops: CancellationToken,
     tasks: TaskTracker,
@@ -49,14 +54,17 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Builds an engine on a store; call [`Engine::start`] to run its maintenance loops.
+    /// Builds an engine on a store; call [`Engine::start`] to run its maintenance loops and the push
+    /// dispatcher. Installs rustls' default crypto provider (see [`push::install_crypto_provider`]).
     pub fn new(store: DynStore, config: EngineConfig) -> Self {
+        push::install_crypto_provider();
         Self {
             inner: Arc::new(Inner {
                 store,
                 config,
                 wakeups: Wakeups::default(),
                 stager_wakeup: Notify::new(),
+                push_wakeup: Notify::new(),
                 stop_claims: CancellationToken::new(),
                 stop_loops: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -64,10 +72,59 @@ impl Engine {
         }
     }
 
-    /// Spawns the maintenance loops (staging, rescue, pruning) under the leader lease.
+    /// The engine of shared state (for the engine's own tasks).
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// Wakes the push dispatcher (push jobs may have become available).
+    pub(crate) fn wake_push(&self) {
+        self.inner.push_wakeup.notify_one();
+    }
+
+    /// Spawns the maintenance loops (staging, rescue, pruning) under the leader lease, and the push
+    /// dispatcher when push delivery is enabled (a delivery client that cannot be built is logged as an
+    /// error; push jobs then wait).
     pub fn start(&self) {
         let inner = self.inner.clone();
         self.inner.tasks.spawn(maintenance::run(inner));
+        if self.inner.config.push.enabled() {
+            match push::Deliverer::new(&self.inner.config.push) {
+                Ok(deliverer) => {
+                    self.inner
+                        .tasks
+                        .spawn(push::run_dispatcher(self.inner.clone(), deliverer));
+                }
+                Err(e) => tracing::error!(error = %e, "push delivery cannot start"),
+            }
+        }
+    }
+
+    /// Checks what can be known about a push job before it is stored: that push delivery is enabled, and
+    /// that no URL of its target is an address the outbound policy refuses (IP literals and `localhost`;
+    /// other names are checked when they are resolved, at delivery). Pull jobs always pass.
+    pub fn check_push(&self, job: &NewJob) -> std::result::Result<(), ValidationError> {
+        let Some(target) = &job.target else {
+            return Ok(());
+        };
+        let config = &self.inner.config.push;
+        if !config.enabled() {
+            return Err(ValidationError::invalid(
+                "target",
+                "push delivery is off on this server (it has no signing secret)",
+            ));
+        }
+        for (field, url) in target.urls() {
+            if let Some(ip) = known_address(url)
+                && let Err(why) = config.policy.explain(ip)
+            {
+                return Err(ValidationError::invalid(
+                    field,
+                    format!("refused by the outbound address policy: {why}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The store, for operations the engine adds nothing to.
@@ -88,6 +145,7 @@ impl Engine {
     /// Stores jobs (all or none) and wakes claimers of the queues that got available jobs.
     pub async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>> {
         let queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
+        let push: Vec<bool> = jobs.iter().map(|j| j.target.is_some()).collect();
         let inserted = self
             .inner
             .store
@@ -96,7 +154,8 @@ impl Engine {
         let mut delayed = false;
         let mut last_woken: Option<&str> = None;
         let mut stored: Option<(&str, u64)> = None;
-        for (queue, ins) in queues.iter().zip(&inserted) {
+        let mut pushed = false;
+        for ((queue, ins), is_push) in queues.iter().zip(&inserted).zip(push) {
             if ins.duplicate {
                 continue;
             }
@@ -109,6 +168,11 @@ impl Engine {
                     }
                     stored = Some((queue.as_str(), 1));
                 }
+            }
+            if is_push {
+                pushed |= ins.state == JobState::Available;
+                delayed |= ins.state == JobState::Scheduled;
+                continue;
             }
             match ins.state {
                 JobState::Available if last_woken != Some(queue.as_str()) => {
@@ -124,6 +188,9 @@ impl Engine {
         }
         if delayed {
             self.inner.stager_wakeup.notify_one();
+        }
+        if pushed {
+            self.inner.push_wakeup.notify_one();
         }
         Ok(inserted)
     }
@@ -212,10 +279,14 @@ impl Engine {
         Ok(self.inner.store.job_cancel(id).await?)
     }
 
-    /// Puts a dead or cancelled job back to available and wakes its queue's claimers.
+    /// Puts a dead or cancelled job back to available and wakes its queue's claimers (or the dispatcher).
     pub async fn retry(&self, id: JobId) -> Result<Job> {
         let job = self.inner.store.job_retry(id).await?;
-        self.inner.wakeups.wake(&job.queue);
+        if job.target.is_some() {
+            self.inner.push_wakeup.notify_one();
+        } else {
+            self.inner.wakeups.wake(&job.queue);
+        }
         Ok(job)
     }
 
@@ -247,6 +318,7 @@ impl Engine {
             .await?;
         if !paused {
             self.inner.wakeups.wake(&info.name);
+            self.inner.push_wakeup.notify_one();
         }
         Ok(info)
     }

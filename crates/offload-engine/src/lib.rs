@@ -2,7 +2,8 @@
 //!
 //! The [`Engine`] adds what a store alone cannot do: waking long-polling claimers the moment jobs become
 //! available ([`wakeup`]), the maintenance loops that stage due jobs, rescue expired leases and prune old
-//! jobs under a leader lease ([`maintenance`]), and the order of a graceful stop. It knows no HTTP. It counts
+//! jobs under a leader lease ([`maintenance`]), the push dispatcher that delivers push jobs to their targets
+//! ([`push`]), and the order of a graceful stop. It serves no HTTP; it only sends push deliveries. It counts
 //! what happens to jobs through the `metrics` facade ([`observe`]).
 
 mod config;
@@ -10,9 +11,11 @@ mod engine;
 mod error;
 mod maintenance;
 pub mod observe;
+pub mod push;
 mod wakeup;
 
 pub use config::{EngineConfig, Retention};
 pub use engine::Engine;
 pub use error::{EngineError, Result};
 pub use observe::describe_metrics;
+pub use push::{AddressPolicy, PushConfig, SigningSecret};

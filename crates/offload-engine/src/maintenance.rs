@@ -119,6 +119,9 @@ async fn stage(inner: &Inner, now: Instant) -> Instant {
                 moved += n;
                 inner.wakeups.wake(queue);
             }
+            if moved > 0 {
+                inner.push_wakeup.notify_one();
+            }
             if moved >= u64::from(limit) {
                 return now;
             }
@@ -152,9 +155,14 @@ async fn rescue(inner: &Inner) {
                     tracing::info!(job = %job.id, queue = %job.queue, state = %job.state, "lease expired; job rescued");
                     if job.state == JobState::Available {
                         inner.wakeups.wake(&job.queue);
+                        inner.push_wakeup.notify_one();
                     } else if job.state == JobState::Retrying {
                         inner.stager_wakeup.notify_one();
                     }
+                }
+                if !report.rescued.is_empty() {
+                    // A rescued push job that died may have created its failure callback.
+                    inner.push_wakeup.notify_one();
                 }
                 if report.rescued.len() < limit as usize {
                     return;

@@ -18,6 +18,8 @@ pub const JOB_WAIT_SECONDS: &str = "offload_job_wait_seconds";
 pub const JOB_RUN_SECONDS: &str = "offload_job_run_seconds";
 /// Attempts ended because their lease expired, by `queue`.
 pub const LEASE_EXPIRIES: &str = "offload_lease_expiries_total";
+/// Push deliveries by `queue` and `result` (`2xx`, `3xx`, `4xx`, `5xx`, `timeout`, `connect`, `refused`).
+pub const PUSH_DELIVERIES: &str = "offload_push_deliveries_total";
 
 /// Upper bounds (seconds) of the wait and run histograms' buckets: from 5 ms to an hour.
 pub const DURATION_BUCKETS: [f64; 16] = [
@@ -44,6 +46,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         LEASE_EXPIRIES,
         "Attempts ended by an expired lease, by queue."
+    );
+    metrics::describe_counter!(
+        PUSH_DELIVERIES,
+        "Push deliveries, by queue and result class (2xx, 3xx, 4xx, 5xx, timeout, connect, refused)."
     );
 }
 

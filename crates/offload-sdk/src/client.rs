@@ -76,6 +76,9 @@ impl Client {
             return Err(invalid("must not have a query or fragment"));
         }
         let server: Arc<str> = base.as_str().trim_end_matches('/').into();
+        // Where reqwest is built with rustls but no default provider (as in Offload's own workspace), it
+        // needs a process default: rustls' ring provider, unless the program installed one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(concat!("offload-sdk/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use offload_core::push::Target;
 use offload_core::{Backoff, DurationSpec, JobId, JobState, NewJob, Timestamp};
 use offload_store::Inserted;
 use serde::Serialize;
@@ -31,6 +32,8 @@ struct Head<'a> {
     idempotency_key: Option<&'a str>,
     tags: &'a BTreeMap<String, String>,
     cancel_requested: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a Target>,
 }
 
 /// The fields the store decides.
@@ -63,6 +66,7 @@ impl PendingJobView {
             idempotency_key: job.idempotency_key.as_deref(),
             tags: &job.tags,
             cancel_requested: false,
+            target: job.target.as_ref(),
         };
         let mut buf = Vec::with_capacity(job.payload.get().len() + 256 + job.queue.len());
         serde_json::to_writer(&mut buf, &head)?;
@@ -103,7 +107,7 @@ mod tests {
         let now: Timestamp = "2026-06-01T12:00:00Z".parse().unwrap();
         let request: EnqueueRequest = serde_json::from_str(
             r#"{"queue":"q","name":"n","payload":{"b": [1, 2], "a":"\u00e9"},"priority":3,"tags":{"k":"v"},
-                "idempotency_key":"key"}"#,
+                "idempotency_key":"key","target":{"url":"https://app.example/hook","headers":{"X-A":"1"}}}"#,
         )
         .unwrap();
         let job = request.validate(&Limits::default(), None, now).unwrap();
@@ -133,6 +137,7 @@ mod tests {
         assert_eq!(view.idempotency_key.as_deref(), Some("key"));
         assert_eq!(view.tags.get("k").map(String::as_str), Some("v"));
         assert!(view.attempts.is_none());
+        assert_eq!(view.target, job.target);
         // Every field of a Job document, no more: a round trip through Job is the identity.
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(value, serde_json::to_value(&view).unwrap());

@@ -30,6 +30,7 @@ fn job() -> NewJob {
         idempotency_key: None,
         request_fingerprint: None,
         tags: BTreeMap::new(),
+        target: None,
     }
 }
 

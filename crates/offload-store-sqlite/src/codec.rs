@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use offload_core::push::Target;
 use offload_core::{Backoff, DurationSpec, JobId, JobState, Timestamp};
 use offload_store::Result;
 use serde_json::value::RawValue;
@@ -84,6 +85,24 @@ pub(crate) fn tags(text: Option<&str>) -> Result<BTreeMap<String, String>> {
         None => Ok(BTreeMap::new()),
         Some(t) => serde_json::from_str(t).map_err(|e| corrupt(format!("tags: {e}"))),
     }
+}
+
+/// A target as stored: its JSON and its destination; both NULL for pull jobs.
+pub(crate) fn target_to_db(target: Option<&Target>) -> Result<(Option<String>, Option<String>)> {
+    match target {
+        None => Ok((None, None)),
+        Some(t) => {
+            let json = serde_json::to_string(t)
+                .map_err(|e| offload_store::StoreError::Internal(format!("target: {e}")))?;
+            Ok((Some(json), Some(t.destination())))
+        }
+    }
+}
+
+/// A stored target.
+pub(crate) fn target(text: Option<&str>) -> Result<Option<Target>> {
+    text.map(|t| serde_json::from_str(t).map_err(|e| corrupt(format!("target: {e}"))))
+        .transpose()
 }
 
 /// A stored retry policy.

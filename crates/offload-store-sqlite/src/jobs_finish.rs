@@ -6,15 +6,19 @@
 //! one's effect and is refused), and written with one multi-row UPDATE plus one multi-row INSERT into the
 //! attempt history. What follows a failure is decided by [`offload_core::state::after_failure`], a snooze by
 //! [`offload_core::state::after_snooze`], a worker's cancellation by [`offload_core::state::after_worker_cancel`].
+//! A push job that ends succeeded or dead gets its callback job ([`offload_core::push::callback_job`]) inserted
+//! in the same transaction, so a callback is never lost nor sent for an end that was rolled back.
 
 use std::collections::HashMap;
 
 use offload_core::api::MAX_ERROR_LEN;
+use offload_core::push::callback::{Ended, callback_job};
 use offload_core::state::{Failure, RetryFacts, after_failure, after_snooze, after_worker_cancel};
-use offload_core::{AttemptOutcome, Backoff, JobId, JobState, LeaseToken, Timestamp};
+use offload_core::{AttemptOutcome, Backoff, JobId, JobState, LeaseToken, NewJob, Timestamp};
 use offload_store::{
     Finish, FinishItem, FinishOutcome, Finished, JobRescueParams, RescueReport, Result, StoreError,
 };
+use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 
@@ -36,11 +40,15 @@ struct Facts {
     cancel_requested: bool,
     attempted_at: Option<i64>,
     worker_id: Option<String>,
+    name: Option<String>,
+    /// The target's JSON (push jobs only); read only when the job ends for good.
+    target: Option<String>,
 }
 
 /// The facts of every selected job as ONE JSON array (one row crosses from SQLite to us, not one per job).
 pub(crate) const FACTS_JSON: &str = "SELECT json_group_array(json_array(seq, hex(id), queue, state, hex(lease_token), attempt, \
-     max_attempts, backoff_base_ms, backoff_cap_ms, backoff_jitter, cancel_requested, attempted_at, worker_id))";
+     max_attempts, backoff_base_ms, backoff_cap_ms, backoff_jitter, cancel_requested, attempted_at, worker_id, name, \
+     target))";
 
 /// One element of [`FACTS_JSON`].
 type FactsRow = (
@@ -56,6 +64,8 @@ type FactsRow = (
     f64,
     i64,
     Option<i64>,
+    Option<String>,
+    Option<String>,
     Option<String>,
 );
 
@@ -88,6 +98,8 @@ async fn facts(
                 cancel,
                 attempted_at,
                 worker_id,
+                name,
+                target,
             )| {
                 Ok(Facts {
                     seq,
@@ -105,6 +117,8 @@ async fn facts(
                     cancel_requested: cancel != 0,
                     attempted_at,
                     worker_id,
+                    name,
+                    target,
                 })
             },
         )
@@ -125,6 +139,8 @@ struct End<'a> {
     result: Option<&'a str>,
     error: Option<&'a str>,
     outcome: AttemptOutcome,
+    /// The callback job to insert with this end.
+    callback: Option<NewJob>,
 }
 
 /// Applies the items of several `job_finish` commands. The outer error means the statements failed (the caller
@@ -146,7 +162,7 @@ pub(crate) async fn finish(
                 .collect()
         })
         .collect::<Vec<Vec<FinishOutcome>>>();
-    write(conn, now, &ends).await?;
+    write(conn, now, &ends, counts).await?;
     for done in answers.iter().flatten().flatten() {
         counts.moved(&done.queue, JobState::Running, done.state, 1);
     }
@@ -182,7 +198,7 @@ pub(crate) async fn rescue(
         });
         ends.push(end);
     }
-    write(conn, now, &ends).await?;
+    write(conn, now, &ends, counts).await?;
     for done in &rescued {
         counts.moved(&done.queue, JobState::Running, done.state, 1);
     }
@@ -224,6 +240,7 @@ fn decide<'a>(
     let end = match &item.finish {
         // A completion is applied even when a cancel was requested: the work was done.
         Finish::Complete { result } => {
+            let callback = callback(f, JobState::Succeeded, result.as_deref(), None, now);
             let end = End {
                 seq: f.seq,
                 attempt: f.attempt,
@@ -235,6 +252,7 @@ fn decide<'a>(
                 result: result.as_deref().map(|r| r.get()),
                 error: None,
                 outcome: AttemptOutcome::Succeeded,
+                callback,
             };
             f.state = end.state;
             f.lease_token = None;
@@ -257,6 +275,8 @@ fn decide<'a>(
                 result: None,
                 error: Some(truncate(reason)),
                 outcome: decision.outcome,
+                // Callbacks follow only a push job's success or death.
+                callback: None,
             }
         }
     };
@@ -279,6 +299,8 @@ fn failed<'a>(f: &mut Facts, failure: &'a Failure, now: Timestamp) -> End<'a> {
         cancel_requested: f.cancel_requested,
     };
     let decision = after_failure(&retry, failure, now, fastrand::f64());
+    let error = truncate(&failure.error);
+    let callback = callback(f, decision.state, None, Some(error), now);
     f.state = decision.state;
     f.lease_token = None;
     End {
@@ -290,8 +312,9 @@ fn failed<'a>(f: &mut Facts, failure: &'a Failure, now: Timestamp) -> End<'a> {
         run_at: (!decision.state.is_finished()).then(|| micros(decision.run_at)),
         max_attempts: None,
         result: None,
-        error: Some(truncate(&failure.error)),
+        error: Some(error),
         outcome: decision.outcome,
+        callback,
     }
 }
 
@@ -320,7 +343,42 @@ fn snoozed<'a>(f: &mut Facts, delay: std::time::Duration, now: Timestamp) -> End
         result: None,
         error: None,
         outcome: decision.outcome,
+        // A snooze brings the job back (or cancels it): no end a callback reports.
+        callback: None,
     }
+}
+
+/// The callback job of a push job ending in `state`, if it asked for one.
+fn callback(
+    f: &Facts,
+    state: JobState,
+    result: Option<&RawValue>,
+    error: Option<&str>,
+    now: Timestamp,
+) -> Option<NewJob> {
+    let text = f.target.as_deref()?;
+    if !matches!(state, JobState::Succeeded | JobState::Dead) {
+        return None;
+    }
+    let target = match codec::target(Some(text)) {
+        Ok(Some(t)) => t,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(job = %f.id, error = %e, "unreadable target; no callback");
+            return None;
+        }
+    };
+    callback_job(&Ended {
+        id: f.id,
+        queue: &f.queue,
+        name: f.name.as_deref(),
+        target: &target,
+        state,
+        attempt: f.attempt,
+        result,
+        error,
+        finished_at: now,
+    })
 }
 
 /// `s` cut to at most [`MAX_ERROR_LEN`] bytes, at a character boundary.
@@ -360,11 +418,16 @@ fn attempt_sql(rows: usize) -> String {
     )
 }
 
-async fn write(conn: &mut SqliteConnection, now: Timestamp, ends: &[End<'_>]) -> Result<()> {
+async fn write(
+    conn: &mut SqliteConnection,
+    now_ts: Timestamp,
+    ends: &[End<'_>],
+    counts: &mut Counts,
+) -> Result<()> {
     if ends.is_empty() {
         return Ok(());
     }
-    let now = micros(now);
+    let now = micros(now_ts);
     let update = |args: &mut SqliteArguments, e: &End<'_>| {
         bind(args, e.seq)?;
         bind(args, e.state.as_str())?;
@@ -385,6 +448,13 @@ async fn write(conn: &mut SqliteConnection, now: Timestamp, ends: &[End<'_>]) ->
         bind(args, e.error)
     };
     batch::execute(conn, ends, ATTEMPT_PER_ROW, &attempt_sql, &attempt).await?;
+    let callbacks: Vec<NewJob> = ends.iter().filter_map(|e| e.callback.clone()).collect();
+    if !callbacks.is_empty() {
+        // No idempotency keys: the only possible answer is success.
+        for answer in crate::jobs_insert::insert(conn, now_ts, &[callbacks], counts).await? {
+            answer?;
+        }
+    }
     Ok(())
 }
 

@@ -164,12 +164,13 @@ async fn load_holders(
 }
 
 /// Values bound per row.
-const PER_ROW: usize = 16;
+const PER_ROW: usize = 18;
 
 fn insert_sql(rows: usize) -> String {
     format!(
         "INSERT INTO jobs (created_at, id, queue, name, state, payload, priority, max_attempts, backoff_base_ms, \
-         backoff_cap_ms, backoff_jitter, timeout_ms, run_at, idempotency_key, request_fingerprint, tags) VALUES {}",
+         backoff_cap_ms, backoff_jitter, timeout_ms, run_at, idempotency_key, request_fingerprint, tags, target, \
+         destination) VALUES {}",
         batch::values(rows, PER_ROW)
     )
 }
@@ -196,7 +197,10 @@ async fn write(conn: &mut SqliteConnection, now: Timestamp, rows: &[Row<'_>]) ->
         bind(args, micros(r.run_at))?;
         bind(args, j.idempotency_key.as_deref())?;
         bind(args, j.request_fingerprint.as_deref())?;
-        bind(args, codec::tags_to_db(&j.tags))
+        bind(args, codec::tags_to_db(&j.tags))?;
+        let (target, destination) = codec::target_to_db(j.target.as_ref())?;
+        bind(args, target)?;
+        bind(args, destination)
     };
     batch::execute(conn, rows, PER_ROW, &insert_sql, &row).await?;
     Ok(())

@@ -17,7 +17,7 @@ use crate::error::{corrupt, db};
 /// The columns [`job_from_row`] reads.
 const JOB_COLUMNS: &str = "seq, id, queue, name, state, payload, priority, attempt, max_attempts, backoff_base_ms, \
      backoff_cap_ms, backoff_jitter, timeout_ms, run_at, created_at, attempted_at, finished_at, lease_expires_at, \
-     worker_id, idempotency_key, tags, progress, progress_message, result, last_error, cancel_requested";
+     worker_id, idempotency_key, tags, progress, progress_message, result, last_error, cancel_requested, target";
 
 /// One job with its attempt history: ended attempts from `job_attempts` (as one JSON array, so the job row
 /// and its history come from the same statement) plus the running one synthesized from the job row.
@@ -305,6 +305,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
         last_error: get(row, "last_error")?,
         cancel_requested: get::<i64>(row, "cancel_requested")? != 0,
         attempts: None,
+        target: codec::target(get::<Option<&str>>(row, "target")?)?,
     })
 }
 

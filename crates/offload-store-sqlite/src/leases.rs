@@ -19,17 +19,17 @@ use crate::counts::Counts;
 use crate::error::{corrupt, db};
 
 /// The jobs to claim, in claim order (the claim index's: priority, due time, then insertion), as a JSON array of
-/// `seq`. Paused queues hand out nothing.
+/// `seq`. Paused queues hand out nothing; push jobs (with a target) are the dispatcher's, never a worker's.
 pub(crate) const PICK_SQL: &str = "\
 SELECT json_group_array(seq ORDER BY priority DESC, run_at, seq) FROM (
     SELECT seq, priority, run_at FROM jobs
-    WHERE queue = ?1 AND state = 'available'
+    WHERE queue = ?1 AND state = 'available' AND target IS NULL
       AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?1 AND paused)
     ORDER BY priority DESC, run_at, seq
     LIMIT ?2)";
 
 /// Starts an attempt on each picked job.
-const TAKE_SQL: &str = "\
+pub(crate) const TAKE_SQL: &str = "\
 UPDATE jobs SET state = 'running', attempt = attempt + 1, attempted_at = ?1, lease_token = randomblob(16),
     lease_expires_at = ?1 + timeout_ms * 1000, worker_id = ?2, progress = NULL, progress_message = NULL
 WHERE seq IN (SELECT value FROM json_each(?3))";
@@ -42,7 +42,7 @@ SELECT json_group_array(json_array(seq, hex(id), queue, name, payload, attempt, 
 FROM jobs WHERE seq IN (SELECT value FROM json_each(?1))";
 
 /// One element of [`READ_SQL`].
-type ClaimedRow = (
+pub(crate) type ClaimedRow = (
     i64,
     String,
     String,
@@ -106,7 +106,8 @@ pub(crate) async fn claim(
     Ok(claimed.into_iter().map(|(_, job)| job).collect())
 }
 
-fn claimed(row: ClaimedRow) -> Result<(i64, ClaimedJob)> {
+/// A claimed job from its row; `seq` kept for ordering.
+pub(crate) fn claimed(row: ClaimedRow) -> Result<(i64, ClaimedJob)> {
     let (
         seq,
         id,

@@ -6,7 +6,7 @@
 //! from a write means the data is on disk.
 //!
 //! Module map: `schema` (migrations, connection settings), `writer` (group commit), `jobs_insert`,
-//! `leases` (claim, heartbeat), `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
+//! `leases` (claim, heartbeat), `push` (the push dispatcher's claims), `settings`, `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
 //! delete), `maintenance` (stage, prune), `jobs_read`, `queues`, `leader`; `codec` maps values, `batch` runs
 //! multi-row statements, `error` maps database errors.
 
@@ -19,10 +19,11 @@ use async_trait::async_trait;
 use offload_core::api::{HeartbeatResponse, QueueInfo};
 use offload_core::{ClaimedJob, Clock, Job, JobId, SystemClock, Timestamp};
 use offload_store::{
-    FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams, JobInsertParams,
-    JobListParams, JobPruneParams, JobRescueParams, JobStageParams, LeaderElectParams,
-    LeaderResignParams, Leadership, QueueSetPausedParams, QueueThroughputParams, RescueReport,
-    Result, StageReport, Store, ThroughputBucket,
+    FinishOutcome, Inserted, JobClaimParams, JobClaimPushParams, JobFinishParams,
+    JobHeartbeatParams, JobInsertParams, JobListParams, JobPruneParams, JobRescueParams,
+    JobStageParams, LeaderElectParams, LeaderResignParams, Leadership, PushJob,
+    QueueSetPausedParams, QueueThroughputParams, RescueReport, Result, SettingInitParams,
+    StageReport, Store, ThroughputBucket,
 };
 use sqlx::Connection;
 use sqlx::pool::PoolConnection;
@@ -39,8 +40,10 @@ mod jobs_read;
 mod leader;
 mod leases;
 mod maintenance;
+mod push;
 mod queues;
 mod schema;
+mod settings;
 mod writer;
 
 #[cfg(test)]
@@ -214,6 +217,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn job_claim_push(&self, p: JobClaimPushParams) -> Result<Vec<PushJob>> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(push::claim(c, now, p, counts))
+            })
+            .await
+    }
+
     async fn job_heartbeat(&self, p: JobHeartbeatParams) -> Result<HeartbeatResponse> {
         self.writer
             .run(true, move |c, _, now| {
@@ -290,6 +301,12 @@ impl Store for SqliteStore {
             .run(true, move |c, _, now| {
                 Box::pin(queues::set_paused(c, now, p))
             })
+            .await
+    }
+
+    async fn setting_init(&self, p: SettingInitParams) -> Result<String> {
+        self.writer
+            .run(true, move |c, _, now| Box::pin(settings::init(c, now, p)))
             .await
     }
 

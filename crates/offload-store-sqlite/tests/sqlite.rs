@@ -82,19 +82,13 @@ async fn database_is_in_wal_mode_with_full_sync() {
         .await
         .unwrap()
         .get(0);
-    let latest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+    let newest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .unwrap()
-        .filter_map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_str()?
-                .get(..4)?
-                .parse::<i64>()
-                .ok()
-        })
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|n| n.split('_').next().and_then(|v| v.parse::<i64>().ok()))
         .max()
         .unwrap();
-    assert_eq!(version, latest, "every migration applied");
+    assert_eq!(version, newest, "every migration applied");
     conn.close().await.unwrap();
 
     // synchronous is per connection: the store reports its writer's setting.

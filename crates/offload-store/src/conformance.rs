@@ -29,11 +29,13 @@ use offload_core::{
 };
 use serde_json::value::RawValue;
 
+use offload_core::push::{CALLBACK_QUEUE, Target};
+
 use crate::{
-    DynStore, Finish, FinishItem, FinishOutcome, Inserted, JobClaimParams, JobFinishParams,
-    JobHeartbeatParams, JobInsertParams, JobListParams, JobPruneParams, JobRescueParams,
-    JobStageParams, LeaderElectParams, LeaderResignParams, QueueSetPausedParams,
-    QueueThroughputParams, StoreError,
+    DynStore, Finish, FinishItem, FinishOutcome, Inserted, JobClaimParams, JobClaimPushParams,
+    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPruneParams,
+    JobRescueParams, JobStageParams, LeaderElectParams, LeaderResignParams, PushJob,
+    QueueSetPausedParams, QueueThroughputParams, SettingInitParams, StoreError,
 };
 
 /// What a store crate's factory returns: a fresh, empty store, plus whatever must live as long as it
@@ -229,6 +231,7 @@ pub fn job(queue: &str) -> NewJob {
         idempotency_key: None,
         request_fingerprint: None,
         tags: BTreeMap::new(),
+        target: None,
     }
 }
 
@@ -1959,6 +1962,312 @@ pub async fn close_makes_the_store_unavailable(h: Harness) {
     ));
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Push jobs
+// ---------------------------------------------------------------------------------------------------------
+
+/// A push job: like [`job`], delivered to `url`.
+pub fn push_job(queue: &str, url: &str) -> NewJob {
+    NewJob {
+        target: Some(Target::post(url)),
+        ..job(queue)
+    }
+}
+
+impl Harness {
+    /// Claims push jobs as the dispatcher `d1`.
+    pub async fn claim_push(
+        &self,
+        max_jobs: u32,
+        per_destination: u32,
+        busy: &[(&str, u32)],
+    ) -> Vec<PushJob> {
+        let p = JobClaimPushParams {
+            worker_id: "d1".into(),
+            max_jobs,
+            per_destination,
+            busy: busy.iter().map(|(d, n)| ((*d).to_owned(), *n)).collect(),
+        };
+        self.store.job_claim_push(p).await.expect("claim push")
+    }
+
+    /// Jobs of the callback queue, oldest first.
+    pub async fn callbacks(&self) -> Vec<offload_core::Job> {
+        let mut jobs = self
+            .store
+            .job_list(JobListParams {
+                queue: Some(CALLBACK_QUEUE.into()),
+                limit: 100,
+                ..JobListParams::default()
+            })
+            .await
+            .expect("list callbacks");
+        jobs.reverse();
+        jobs
+    }
+}
+
+/// A push job keeps its target through insert, get and list; workers' claims never see it, the push claim
+/// only sees push jobs, with their target and destination.
+pub async fn push_jobs_are_only_claimed_by_the_dispatcher(h: Harness) {
+    let mut headers = BTreeMap::new();
+    headers.insert("authorization".to_owned(), "Bearer abc".to_owned());
+    let target = Target {
+        method: "PUT".into(),
+        headers,
+        timeout: Some(DurationSpec(secs(900))),
+        callback_url: Some("https://app.example/done".into()),
+        failure_callback_url: Some("https://app.example/failed".into()),
+        ..Target::post("https://app.example/work")
+    };
+    let push = NewJob {
+        target: Some(target.clone()),
+        ..job("mixed")
+    };
+    let pull = job("mixed");
+    let (push_id, pull_id) = (push.id, pull.id);
+    h.insert(vec![push, pull]).await;
+
+    assert_eq!(h.get(push_id).await.target, Some(target.clone()));
+    assert_eq!(h.get(pull_id).await.target, None);
+    let listed = h
+        .store
+        .job_list(JobListParams {
+            queue: Some("mixed".into()),
+            limit: 10,
+            ..JobListParams::default()
+        })
+        .await
+        .unwrap();
+    let listed_push = listed.iter().find(|j| j.id == push_id).unwrap();
+    assert_eq!(listed_push.target, Some(target.clone()));
+
+    let pulled = h.claim("mixed", 10).await;
+    assert_eq!(
+        pulled.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![pull_id],
+        "a worker never gets a push job"
+    );
+    let pushed = h.claim_push(10, 10, &[]).await;
+    assert_eq!(pushed.len(), 1, "the dispatcher never gets a pull job");
+    let p = &pushed[0];
+    assert_eq!((p.job.id, p.job.attempt), (push_id, 1));
+    assert_eq!(p.job.queue, "mixed");
+    assert_eq!(p.job.payload.get(), r#"{"n":1}"#);
+    assert_eq!(p.job.lease_expires_at, lease_deadline(t0(), secs(30)));
+    assert_eq!(p.target, target);
+    assert_eq!(p.destination, "https://app.example:443");
+    assert_eq!(h.get(push_id).await.state, JobState::Running);
+    assert_eq!(
+        h.get(push_id).await.worker_id.as_deref(),
+        Some("d1"),
+        "the dispatcher is the attempt's worker"
+    );
+    assert!(h.claim_push(10, 10, &[]).await.is_empty());
+    // The push job's attempt ends like any other.
+    let done = h
+        .finish(
+            p.job.id,
+            p.job.lease_token,
+            Finish::Complete {
+                result: Some(raw(r#"{"status":200}"#)),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(
+        h.counts("mixed").await,
+        state_counts(&[(JobState::Running, 1), (JobState::Succeeded, 1)])
+    );
+}
+
+/// Push claims follow priority then due time across queues, skip paused queues, and never let one
+/// destination hold more than `per_destination` jobs (counting what the caller holds).
+pub async fn push_claims_cap_each_destination(h: Harness) {
+    let a = "http://a.example/hook";
+    let b = "http://b.example:8080/hook";
+    let (da, db) = ("http://a.example:80", "http://b.example:8080");
+    let mut jobs = Vec::new();
+    for i in 0..5 {
+        jobs.push(NewJob {
+            priority: 10 - i,
+            ..push_job("qa", a)
+        });
+    }
+    for _ in 0..3 {
+        jobs.push(push_job("qb", b));
+    }
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    h.insert(jobs).await;
+
+    let first = h.claim_push(10, 2, &[(da, 1)]).await;
+    let got: Vec<JobId> = first.iter().map(|p| p.job.id).collect();
+    assert_eq!(
+        got,
+        vec![ids[0], ids[5], ids[6]],
+        "one more of a (it holds one), two of b, in priority order"
+    );
+    assert!(
+        h.claim_push(10, 2, &[(da, 2), (db, 2)]).await.is_empty(),
+        "every destination is at its cap"
+    );
+    let more = h.claim_push(1, 2, &[(da, 2), (db, 1)]).await;
+    assert_eq!(
+        more.iter().map(|p| p.job.id).collect::<Vec<_>>(),
+        vec![ids[7]]
+    );
+
+    h.store
+        .queue_set_paused(QueueSetPausedParams {
+            queue: "qa".into(),
+            paused: true,
+        })
+        .await
+        .unwrap();
+    assert!(
+        h.claim_push(10, 10, &[]).await.is_empty(),
+        "a paused queue hands out nothing"
+    );
+    h.store
+        .queue_set_paused(QueueSetPausedParams {
+            queue: "qa".into(),
+            paused: false,
+        })
+        .await
+        .unwrap();
+    let rest = h.claim_push(10, 10, &[]).await;
+    assert_eq!(
+        rest.iter().map(|p| p.job.id).collect::<Vec<_>>(),
+        ids[1..5].to_vec()
+    );
+    assert_eq!(
+        h.counts("qa").await,
+        state_counts(&[(JobState::Running, 5)])
+    );
+}
+
+/// A push job that succeeds gets its `callback_url` job, one that dies (by failure or lease expiry) its
+/// `failure_callback_url` job, in the same transaction; a retry or a job without callbacks gets none.
+pub async fn push_callbacks_are_created_with_the_end(h: Harness) {
+    // Callbacks go elsewhere, so that claims can leave them out by destination.
+    let hooks = [("https://hooks.example:443", 10)];
+    let target = Target {
+        callback_url: Some("https://hooks.example/done".into()),
+        failure_callback_url: Some("https://hooks.example/failed".into()),
+        ..Target::post("https://app.example/work")
+    };
+    let with = |max_attempts| NewJob {
+        name: Some("welcome".into()),
+        max_attempts,
+        target: Some(target.clone()),
+        ..job("emails")
+    };
+    h.insert(vec![
+        with(3),
+        push_job("emails", "https://app.example/work"),
+    ])
+    .await;
+    let claimed = h.claim_push(10, 10, &[]).await;
+    assert_eq!(claimed.len(), 2);
+    for p in &claimed {
+        h.complete(&p.job, Some(r#"{"status":200,"body":"ok"}"#))
+            .await
+            .unwrap();
+    }
+    let callbacks = h.callbacks().await;
+    assert_eq!(callbacks.len(), 1, "only the job with a callback_url");
+    let cb = &callbacks[0];
+    let source = claimed
+        .iter()
+        .find(|p| p.target.callback_url.is_some())
+        .unwrap();
+    assert_eq!(cb.state, JobState::Available);
+    assert_eq!(cb.name.as_deref(), Some("callback"));
+    assert_eq!(
+        cb.target.as_ref().map(|t| t.url.as_str()),
+        Some("https://hooks.example/done")
+    );
+    assert_eq!(cb.tags.get("callback_of"), Some(&source.job.id.to_string()));
+    let payload: serde_json::Value = serde_json::from_str(cb.payload.get()).unwrap();
+    assert_eq!(payload["job_id"], source.job.id.to_string());
+    assert_eq!(payload["state"], "succeeded");
+    assert_eq!(payload["name"], "welcome");
+    assert_eq!(payload["result"]["body"], "ok");
+
+    // A retryable failure with attempts left: no callback yet. The last attempt's failure: the failure one.
+    h.insert(vec![with(2)]).await;
+    let p = h.claim_push(1, 10, &hooks).await.remove(0);
+    h.fail(&p.job, "HTTP 503", true, Some(Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(h.callbacks().await.len(), 1);
+    let p = h.claim_push(1, 10, &hooks).await.remove(0);
+    assert_eq!(p.job.attempt, 2);
+    assert_eq!(
+        h.fail(&p.job, "HTTP 500: boom", true, None)
+            .await
+            .unwrap()
+            .state,
+        JobState::Dead
+    );
+    let callbacks = h.callbacks().await;
+    assert_eq!(callbacks.len(), 2);
+    let failed = &callbacks[1];
+    assert_eq!(failed.name.as_deref(), Some("failure_callback"));
+    assert_eq!(
+        failed.target.as_ref().map(|t| t.url.as_str()),
+        Some("https://hooks.example/failed")
+    );
+    let payload: serde_json::Value = serde_json::from_str(failed.payload.get()).unwrap();
+    assert_eq!(payload["state"], "dead");
+    assert_eq!(payload["error"], "HTTP 500: boom");
+    assert_eq!(payload["attempt"], 2);
+
+    // Dying by lease expiry also calls back.
+    h.insert(vec![with(1)]).await;
+    let p = h.claim_push(1, 10, &hooks).await.remove(0);
+    h.advance(secs(31));
+    let report = h
+        .store
+        .job_rescue_expired(JobRescueParams { limit: 100 })
+        .await
+        .unwrap();
+    assert_eq!(report.rescued[0].id, p.job.id);
+    let callbacks = h.callbacks().await;
+    assert_eq!(callbacks.len(), 3);
+    let payload: serde_json::Value = serde_json::from_str(callbacks[2].payload.get()).unwrap();
+    assert_eq!(payload["error"], "lease expired");
+
+    // Callbacks are push jobs: the dispatcher claims them, and they have no callbacks of their own.
+    let cbs = h.claim_push(10, 10, &[]).await;
+    assert_eq!(cbs.len(), 3);
+    for cb in &cbs {
+        assert_eq!(cb.job.queue, CALLBACK_QUEUE);
+        h.complete(&cb.job, None).await.unwrap();
+    }
+    assert_eq!(h.callbacks().await.len(), 3);
+    assert_eq!(
+        h.counts(CALLBACK_QUEUE).await,
+        state_counts(&[(JobState::Succeeded, 3)])
+    );
+}
+
+/// A setting keeps the first value stored.
+pub async fn setting_init_keeps_the_first_value(h: Harness) {
+    let init = |value: &str| SettingInitParams {
+        name: "push.signing_secret".into(),
+        value: value.into(),
+    };
+    assert_eq!(h.store.setting_init(init("first")).await.unwrap(), "first");
+    assert_eq!(h.store.setting_init(init("second")).await.unwrap(), "first");
+    let other = SettingInitParams {
+        name: "other".into(),
+        value: "x".into(),
+    };
+    assert_eq!(h.store.setting_init(other).await.unwrap(), "x");
+}
+
 /// Expands to one `#[tokio::test]` per conformance function, each on a fresh store from `$factory`
 /// (an `async fn(Arc<ManualClock>) -> TestStore`).
 #[macro_export]
@@ -1992,6 +2301,10 @@ macro_rules! conformance_tests {
             job_list_filters_and_pages,
             leader_election_takeover_and_resign,
             close_makes_the_store_unavailable,
+            push_jobs_are_only_claimed_by_the_dispatcher,
+            push_claims_cap_each_destination,
+            push_callbacks_are_created_with_the_end,
+            setting_init_keeps_the_first_value,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use offload_core::api::{HeartbeatResponse, QueueInfo};
+use offload_core::push::Target;
 use offload_core::state::{Failure, TransitionError};
 use offload_core::{ClaimedJob, Job, JobId, JobState, LeaseToken, NewJob, Progress, Timestamp};
 use serde_json::value::RawValue;
@@ -100,6 +101,40 @@ pub struct JobClaimParams {
     pub worker_id: String,
     /// Upper bound on jobs returned.
     pub max_jobs: u32,
+}
+
+/// `job_claim_push`: hand available push jobs to the push dispatcher, at most `per_destination` per
+/// destination counting the ones it already holds.
+#[derive(Debug, Clone)]
+pub struct JobClaimPushParams {
+    /// Recorded on the attempt (the dispatcher's identity).
+    pub worker_id: String,
+    /// Upper bound on jobs returned.
+    pub max_jobs: u32,
+    /// Most jobs of one destination the caller may hold at once.
+    pub per_destination: u32,
+    /// Jobs per destination the caller already holds (destinations it holds none of may be left out).
+    pub busy: Vec<(String, u32)>,
+}
+
+/// A push job handed to the dispatcher: the claim, plus where to deliver it.
+#[derive(Debug, Clone)]
+pub struct PushJob {
+    /// The claimed attempt (id, payload, attempt number, lease token, lease deadline, queue).
+    pub job: ClaimedJob,
+    /// Where to deliver it.
+    pub target: Target,
+    /// The target's destination (`scheme://host:port`), which the concurrency cap counts by.
+    pub destination: String,
+}
+
+/// `setting_init`: a named server setting, created with `value` unless it exists.
+#[derive(Debug, Clone)]
+pub struct SettingInitParams {
+    /// The setting's name, e.g. `push.signing_secret`.
+    pub name: String,
+    /// The value to store when the setting does not exist yet.
+    pub value: String,
 }
 
 /// `job_heartbeat`: extend a lease, record progress.
@@ -300,8 +335,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Claims up to `max_jobs` available jobs of an unpaused queue, highest priority first, then oldest due
     /// first. Each gets `attempt + 1`, a fresh lease token and a lease of its `timeout`. Never hands one job
-    /// to two callers.
+    /// to two callers, and never a push job (one with a target): those only go to [`Store::job_claim_push`].
     async fn job_claim(&self, p: JobClaimParams) -> Result<Vec<ClaimedJob>>;
+
+    /// Claims up to `max_jobs` available push jobs of unpaused queues, highest priority first, then oldest
+    /// due first, skipping jobs whose destination already has `per_destination` jobs held (counting
+    /// `busy` and the jobs of this claim). Claims work as in [`Store::job_claim`]; pull jobs are never
+    /// returned.
+    async fn job_claim_push(&self, p: JobClaimPushParams) -> Result<Vec<PushJob>>;
 
     /// Extends a running job's lease by its timeout from now and records progress. Fails with
     /// [`StoreError::LeaseMismatch`] when the token is stale, [`StoreError::NotFound`] for an unknown job.
@@ -309,7 +350,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Completes, fails, snoozes or cancels attempts in one transaction; each item is answered on its own. The
     /// attempt is recorded in the history; failures follow [`offload_core::state::after_failure`], snoozes
-    /// [`offload_core::state::after_snooze`] (which also raises `max_attempts` by one).
+    /// [`offload_core::state::after_snooze`] (which also raises `max_attempts` by one). A push job that ends
+    /// succeeded or dead gets its callback job (per [`offload_core::push::callback_job`]) inserted in the same
+    /// transaction.
     async fn job_finish(&self, p: JobFinishParams) -> Result<Vec<FinishOutcome>>;
 
     /// Cancels a job per [`offload_core::state::cancel`]; returns the job afterwards.
@@ -325,7 +368,8 @@ pub trait Store: Send + Sync + 'static {
     async fn job_stage_due(&self, p: JobStageParams) -> Result<StageReport>;
 
     /// Ends expired leases as failed attempts ("lease expired"); the job retries, dies, or (when a cancel
-    /// was requested) is cancelled.
+    /// was requested) is cancelled. A push job that dies gets its failure callback as in
+    /// [`Store::job_finish`].
     async fn job_rescue_expired(&self, p: JobRescueParams) -> Result<RescueReport>;
 
     /// Deletes finished jobs past their retention; returns how many. Also drops throughput buckets older
@@ -342,6 +386,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pauses or resumes a queue; returns it afterwards.
     async fn queue_set_paused(&self, p: QueueSetPausedParams) -> Result<QueueInfo>;
+
+    /// Returns the named setting, storing `value` first if it does not exist (so every node, and every
+    /// restart, sees the value stored first).
+    async fn setting_init(&self, p: SettingInitParams) -> Result<String>;
 
     /// Takes the named lease if it is free or expired, renews it if this node holds it.
     async fn leader_attempt_elect(&self, p: LeaderElectParams) -> Result<Leadership>;

@@ -66,6 +66,37 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Measure throughput and latency end to end against a fresh server on a temporary database.
     Bench(BenchArgs),
+    /// Push delivery: print the signing secret receivers verify deliveries with.
+    #[command(subcommand)]
+    Push(PushCommand),
+}
+
+/// `offload push ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum PushCommand {
+    /// Print the secrets push deliveries are signed with (`whsec_...`): the configured ones, or the one the
+    /// server generated and keeps in its database (created now if the server never ran).
+    Secret(PushSecretArgs),
+}
+
+/// `offload push secret`: reads the configuration and the database as `offload serve` would.
+#[derive(Debug, Args)]
+pub(crate) struct PushSecretArgs {
+    /// Configuration file [default: offload.toml in the current directory, if it exists].
+    #[arg(long, env = "OFFLOAD_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// SQLite database file [default: offload.db].
+    #[arg(long, env = "OFFLOAD_DATABASE", value_name = "PATH")]
+    pub(crate) database: Option<String>,
+    /// Push signing secrets, comma-separated (overrides `[push] signing_secrets`).
+    #[arg(
+        long,
+        env = "OFFLOAD_PUSH_SIGNING_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "SECRETS"
+    )]
+    pub(crate) push_signing_secrets: Option<Vec<String>>,
 }
 
 /// `offload serve`: flags and environment variables override `offload.toml`, which overrides defaults.
@@ -89,6 +120,20 @@ pub(crate) struct ServeArgs {
         value_name = "TOKENS"
     )]
     pub(crate) api_tokens: Option<Vec<String>>,
+    /// Push signing secrets (`whsec_...`), comma-separated; deliveries carry one signature per secret
+    /// [default: `[push] signing_secrets`, else a secret generated once and kept in the database].
+    #[arg(
+        long,
+        env = "OFFLOAD_PUSH_SIGNING_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "SECRETS"
+    )]
+    pub(crate) push_signing_secrets: Option<Vec<String>>,
+    /// Allow push deliveries to internal addresses (loopback, private ranges) [default: only when listening
+    /// on a loopback address].
+    #[arg(long, env = "OFFLOAD_PUSH_ALLOW_PRIVATE", value_name = "BOOL")]
+    pub(crate) push_allow_private: Option<bool>,
 }
 
 /// `offload bench`: sizes of each phase.
@@ -118,6 +163,12 @@ pub(crate) struct BenchArgs {
     /// Database file to use instead of a temporary one.
     #[arg(long, value_name = "PATH")]
     pub(crate) database: Option<std::path::PathBuf>,
+    /// Push jobs delivered to a no-op endpoint in the push throughput phase.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) push_jobs: usize,
+    /// Samples of the push enqueue-to-delivery latency phase.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) push_latency_samples: usize,
 }
 
 /// `offload job ...`
@@ -193,6 +244,15 @@ pub(crate) struct EnqueueArgs {
     /// A label, repeatable.
     #[arg(long = "tag", value_parser = parse_tag, value_name = "KEY=VALUE")]
     pub(crate) tags: Vec<(String, String)>,
+    /// Make it a push job: the server POSTs the payload to this URL (signed) instead of handing it to workers.
+    #[arg(long, value_name = "URL")]
+    pub(crate) target: Option<String>,
+    /// With --target: receives a signed POST with the result once the job succeeded.
+    #[arg(long, requires = "target", value_name = "URL")]
+    pub(crate) callback_url: Option<String>,
+    /// With --target: receives a signed POST with the last error once the job is dead.
+    #[arg(long, requires = "target", value_name = "URL")]
+    pub(crate) failure_callback_url: Option<String>,
 }
 
 /// `offload job ls`.

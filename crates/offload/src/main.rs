@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Command::Worker(_) | Command::Serve(_) => "info",
         _ => "warn",
     });
+    // reqwest is built without a default TLS provider (no aws-lc): give it rustls' ring provider.
+    offload_engine::push::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,9 +60,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 listen: args.listen,
                 database: args.database,
                 api_tokens: args.api_tokens,
+                push_signing_secrets: args.push_signing_secrets,
+                push_allow_private: args.push_allow_private,
             })?;
             serve::run(config).await
         }
+        Command::Push(command) => commands::push::run(&global, command).await,
         Command::Bench(args) => {
             let defaults = bench::BenchOptions::default();
             let report = bench::run(bench::BenchOptions {
@@ -72,6 +77,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 claim_batch: args.claim_batch.clamp(1, offload_core::api::MAX_CLAIM_JOBS),
                 latency_samples: args.latency_samples.max(1),
                 database: args.database,
+                push_jobs: args.push_jobs.max(1),
+                push_latency_samples: args.push_latency_samples.max(1),
                 ..defaults
             })
             .await?;

@@ -232,6 +232,9 @@ pub(crate) fn job_details(job: &Job) -> String {
                 .join(" "),
         ));
     }
+    if let Some(target) = &job.target {
+        fields.push(("target", format!("{} {}", target.method, target.url)));
+    }
     fields.push(("payload", job.payload.get().to_owned()));
     if let Some(result) = &job.result {
         fields.push(("result", result.get().to_owned()));

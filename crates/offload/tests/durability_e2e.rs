@@ -22,6 +22,7 @@ async fn get_json(client: &reqwest::Client, url: String) -> Value {
 }
 
 fn http() -> reqwest::Client {
+    offload_engine::push::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

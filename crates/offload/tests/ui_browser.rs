@@ -68,6 +68,12 @@ fn start_driver() -> Driver {
 }
 
 /// A fresh headless browser session with its own profile directory.
+/// A plain HTTP client for the API; TLS needs the process's crypto provider installed first.
+fn http_client() -> reqwest::Client {
+    offload_engine::push::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
     let chromium = tool("CHROMIUM", "/usr/bin/chromium");
     let args = [
@@ -193,7 +199,7 @@ async fn dashboard_shows_and_steers_jobs_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("offload.db"));
     let api = Api {
-        http: reqwest::Client::new(),
+        http: http_client(),
         base: server.url.clone(),
     };
     // One job that will die, one that succeeds, and one left waiting.
@@ -292,7 +298,7 @@ async fn hostile_input_is_inert_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("offload.db"));
     let api = Api {
-        http: reqwest::Client::new(),
+        http: http_client(),
         base: server.url.clone(),
     };
     // Markup in every field the dashboard shows (queue names cannot hold any: the API refuses them).

@@ -50,6 +50,7 @@ pub(crate) async fn enqueue(
         None => None,
     };
     let job = request.validate(&app.limits, header_key, app.engine.now())?;
+    app.engine.check_push(&job)?;
     let view =
         PendingJobView::new(&job).map_err(|e| AppError::Internal(format!("job view: {e}")))?;
     let inserted = single(app.engine.enqueue(vec![job]).await?)?;
@@ -118,6 +119,7 @@ pub(crate) async fn enqueue_batch(
         .enumerate()
         .map(|(i, job)| {
             job.validate(&app.limits, None, now)
+                .and_then(|job| app.engine.check_push(&job).map(|()| job))
                 .map_err(|e| e.within(&format!("jobs[{i}]")))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -6,6 +6,7 @@ mod e2e;
 mod enqueue;
 mod jobs;
 mod metrics;
+mod push;
 mod routing;
 mod snooze_abort;
 mod ui;

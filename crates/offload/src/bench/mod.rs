@@ -7,9 +7,12 @@
 //! 2. batch enqueues;
 //! 3. drain: pull workers claim in batches and complete in batches until the queue is empty;
 //!    3b. the same drain by the SDK's `Worker` with no-op handlers (target: at least 80 % of phase 3);
-//! 4. enqueue-to-start latency at low load: one job at a time to a long-polling worker.
+//! 4. enqueue-to-start latency at low load: one job at a time to a long-polling worker;
+//! 5. push deliveries per second to a no-op HTTP endpoint on 127.0.0.1;
+//! 6. push enqueue-to-delivery latency at low load.
 
 mod phases;
+mod push;
 mod report;
 
 use std::path::PathBuf;
@@ -42,6 +45,10 @@ pub(crate) struct BenchOptions {
     pub(crate) latency_samples: usize,
     /// Database file; a temporary directory when absent.
     pub(crate) database: Option<PathBuf>,
+    /// Push jobs delivered in the push throughput phase.
+    pub(crate) push_jobs: usize,
+    /// Samples of the push latency phase.
+    pub(crate) push_latency_samples: usize,
 }
 
 impl Default for BenchOptions {
@@ -56,6 +63,8 @@ impl Default for BenchOptions {
             claim_batch: 500,
             latency_samples: 2_000,
             database: None,
+            push_jobs: 100_000,
+            push_latency_samples: 1_000,
         }
     }
 }
@@ -72,6 +81,7 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         listen: Some("127.0.0.1:0".into()),
         database: Some(database.display().to_string()),
         api_tokens: Some(Vec::new()),
+        ..Overrides::default()
     })?;
     let config = ServeConfig {
         max_body_bytes: 256 * 1024 * 1024,
@@ -113,6 +123,17 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         "  enqueue->start: p50 {:.3} ms, p99 {:.3} ms ({} samples)",
         latency.p50_ms, latency.p99_ms, opts.latency_samples
     );
+    let mut endpoint = push::endpoint().await?;
+    let push_rate = push::throughput(&ctx, &opts, &endpoint).await?;
+    eprintln!(
+        "  push delivery:  {:>9.0} jobs/s ({} jobs to one no-op endpoint)",
+        push_rate.per_s, opts.push_jobs
+    );
+    let push_latency = push::latency(&ctx, &opts, &mut endpoint).await?;
+    eprintln!(
+        "  enqueue->push:  p50 {:.3} ms, p99 {:.3} ms ({} samples)",
+        push_latency.p50_ms, push_latency.p99_ms, opts.push_latency_samples
+    );
     server.stop().await?;
     Ok(BenchReport {
         enqueue_per_s: enqueue.per_s,
@@ -121,5 +142,8 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         sdk_drain_per_s: sdk_drain.per_s,
         p50_ms: latency.p50_ms,
         p99_ms: latency.p99_ms,
+        push_per_s: push_rate.per_s,
+        push_p50_ms: push_latency.p50_ms,
+        push_p99_ms: push_latency.p99_ms,
     })
 }

@@ -17,20 +17,20 @@ use super::BenchOptions;
 use super::report::quantile;
 
 /// Shared client state.
-pub(super) struct Ctx {
-    pub(super) http: reqwest::Client,
-    pub(super) base: String,
+pub(crate) struct Ctx {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
 }
 
 /// A throughput figure.
-pub(super) struct Throughput {
-    pub(super) per_s: f64,
+pub(crate) struct Throughput {
+    pub(crate) per_s: f64,
 }
 
 /// Latency figures.
-pub(super) struct Latency {
-    pub(super) p50_ms: f64,
-    pub(super) p99_ms: f64,
+pub(crate) struct Latency {
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
 }
 
 const DRAIN_QUEUE: &str = "bench-drain";
@@ -38,7 +38,24 @@ const LATENCY_QUEUE: &str = "bench-latency";
 const SDK_QUEUE: &str = "bench-sdk";
 
 impl Ctx {
-    async fn post(&self, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
+    /// GETs `path`; fails on a non-2xx answer.
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Bytes> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if !status.is_success() {
+            bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// POSTs `body` as JSON to `path`; fails on a non-2xx answer.
+    pub(crate) async fn post(&self, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))

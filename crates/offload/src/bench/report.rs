@@ -12,10 +12,14 @@ pub(crate) struct BenchReport {
     pub(crate) sdk_drain_per_s: f64,
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
+    pub(crate) push_per_s: f64,
+    pub(crate) push_p50_ms: f64,
+    pub(crate) push_p99_ms: f64,
 }
 
 impl fmt::Display for BenchReport {
-    /// `RESULT enqueue_per_s=.. batch_enqueue_per_s=.. drain_per_s=.. sdk_drain_per_s=.. p50_ms=.. p99_ms=..`
+    /// `RESULT enqueue_per_s=.. batch_enqueue_per_s=.. drain_per_s=.. sdk_drain_per_s=.. p50_ms=.. p99_ms=..
+    /// push_per_s=.. push_p50_ms=.. push_p99_ms=..`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -27,6 +31,11 @@ impl fmt::Display for BenchReport {
             self.sdk_drain_per_s,
             self.p50_ms,
             self.p99_ms
+        )?;
+        write!(
+            f,
+            " push_per_s={:.0} push_p50_ms={:.3} push_p99_ms={:.3}",
+            self.push_per_s, self.push_p50_ms, self.push_p99_ms
         )
     }
 }
@@ -53,10 +62,14 @@ mod tests {
             sdk_drain_per_s: 7.0,
             p50_ms: 0.25,
             p99_ms: 1.5,
+            push_per_s: 20_000.4,
+            push_p50_ms: 0.5,
+            push_p99_ms: 2.0,
         };
         assert_eq!(
             r.to_string(),
-            "RESULT enqueue_per_s=1234 batch_enqueue_per_s=5 drain_per_s=6 sdk_drain_per_s=7 p50_ms=0.250 p99_ms=1.500"
+            "RESULT enqueue_per_s=1234 batch_enqueue_per_s=5 drain_per_s=6 sdk_drain_per_s=7 p50_ms=0.250 p99_ms=1.500 \
+             push_per_s=20000 push_p50_ms=0.500 push_p99_ms=2.000"
         );
     }
 

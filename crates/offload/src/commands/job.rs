@@ -126,6 +126,11 @@ fn build_request(
         timeout: args.timeout,
         idempotency_key: args.idempotency_key,
         tags: if tags.is_empty() { None } else { Some(tags) },
+        target: args.target.map(|url| offload_core::push::Target {
+            callback_url: args.callback_url,
+            failure_callback_url: args.failure_callback_url,
+            ..offload_core::push::Target::post(url)
+        }),
     })
 }
 
@@ -190,6 +195,40 @@ mod tests {
             req.payload.unwrap().get(),
             r#"{"user": 42}"#,
             "the payload is sent as written"
+        );
+    }
+
+    #[test]
+    fn target_options_make_a_push_job() {
+        let req = build_request(
+            enqueue_args(&[
+                "hooks",
+                "--target",
+                "https://app.example/work",
+                "--callback-url",
+                "https://app.example/done",
+            ]),
+            None,
+        )
+        .unwrap();
+        let target = req.target.unwrap();
+        assert_eq!(target.url, "https://app.example/work");
+        assert_eq!(target.method, "POST");
+        assert_eq!(
+            target.callback_url.as_deref(),
+            Some("https://app.example/done")
+        );
+        assert!(
+            crate::cli::Cli::try_parse_from([
+                "offload",
+                "job",
+                "enqueue",
+                "q",
+                "--callback-url",
+                "http://x"
+            ])
+            .is_err(),
+            "a callback needs a target"
         );
     }
 

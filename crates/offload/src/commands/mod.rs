@@ -3,6 +3,7 @@
 //! Invariant: commands return errors instead of printing them; `main` prints one line and picks the exit status.
 
 pub(crate) mod job;
+pub(crate) mod push;
 pub(crate) mod queue;
 pub(crate) mod worker;
 

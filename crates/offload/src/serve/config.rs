@@ -7,8 +7,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use offload_core::DurationSpec;
+use offload_core::push::target::{MAX_TARGET_TIMEOUT, MIN_TARGET_TIMEOUT};
 use offload_core::spec::Limits;
-use offload_engine::Retention;
+use offload_engine::push::{DEFAULT_PER_DESTINATION, DEFAULT_TIMEOUT};
+use offload_engine::{AddressPolicy, Retention, SigningSecret};
 use serde::Deserialize;
 
 /// The default address: loopback only, so a fresh install is never reachable from other machines.
@@ -36,6 +39,38 @@ pub(crate) struct FileConfig {
     /// Finished-job retention.
     #[serde(default)]
     pub(crate) retention: Option<Retention>,
+    /// Push delivery.
+    #[serde(default)]
+    pub(crate) push: Option<PushFile>,
+}
+
+/// `[push]` in `offload.toml`. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PushFile {
+    /// `whsec_...` secrets; deliveries carry one signature per secret.
+    pub(crate) signing_secrets: Option<Vec<String>>,
+    /// Allow internal addresses (default: only when listening on loopback).
+    pub(crate) allow_private: Option<bool>,
+    /// Ranges (or single addresses) always allowed.
+    pub(crate) allow_cidrs: Option<Vec<String>>,
+    /// Deliveries in flight per destination.
+    pub(crate) per_destination_concurrency: Option<u32>,
+    /// Request timeout of targets that set none.
+    pub(crate) default_timeout: Option<DurationSpec>,
+    /// Deliveries in flight in all.
+    pub(crate) max_in_flight: Option<u32>,
+}
+
+/// Push delivery as resolved from file, environment and defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct PushSettings {
+    /// Configured secrets; empty: the server uses the secret generated and kept in its database.
+    pub(crate) signing_secrets: Vec<SigningSecret>,
+    pub(crate) policy: AddressPolicy,
+    pub(crate) per_destination: u32,
+    pub(crate) default_timeout: std::time::Duration,
+    pub(crate) max_in_flight: u32,
 }
 
 /// What the command line and environment said (flags win over env; clap resolves that).
@@ -45,6 +80,10 @@ pub(crate) struct Overrides {
     pub(crate) listen: Option<String>,
     pub(crate) database: Option<String>,
     pub(crate) api_tokens: Option<Vec<String>>,
+    /// `OFFLOAD_PUSH_SIGNING_SECRETS` / `--push-signing-secrets`.
+    pub(crate) push_signing_secrets: Option<Vec<String>>,
+    /// `OFFLOAD_PUSH_ALLOW_PRIVATE` / `--push-allow-private`.
+    pub(crate) push_allow_private: Option<bool>,
 }
 
 /// The resolved configuration the server runs with.
@@ -56,6 +95,7 @@ pub(crate) struct ServeConfig {
     pub(crate) max_body_bytes: usize,
     pub(crate) limits: Limits,
     pub(crate) retention: Retention,
+    pub(crate) push: PushSettings,
 }
 
 impl ServeConfig {
@@ -104,6 +144,12 @@ impl ServeConfig {
             .max_body_bytes
             .unwrap_or(64 * 1024 * 1024)
             .max(limits.max_payload_bytes);
+        let push = resolve_push(
+            file.push.unwrap_or_default(),
+            over.push_signing_secrets,
+            over.push_allow_private,
+            listen,
+        )?;
         Ok(Self {
             listen,
             database: PathBuf::from(database),
@@ -111,8 +157,73 @@ impl ServeConfig {
             max_body_bytes,
             limits,
             retention: file.retention.unwrap_or_default(),
+            push,
         })
     }
+}
+
+/// Resolves `[push]`. Internal addresses are allowed by default only when the server listens on loopback
+/// (a laptop: targets such as `http://localhost:3000` just work); a server reachable from other machines
+/// refuses them unless `allow_private` or `allow_cidrs` says otherwise.
+fn resolve_push(
+    file: PushFile,
+    secrets: Option<Vec<String>>,
+    allow_private: Option<bool>,
+    listen: SocketAddr,
+) -> anyhow::Result<PushSettings> {
+    let signing_secrets = secrets
+        .or(file.signing_secrets)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(i, s)| SigningSecret::parse(s).with_context(|| format!("push.signing_secrets[{i}]")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let allow = file
+        .allow_cidrs
+        .unwrap_or_default()
+        .iter()
+        .map(|text| {
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .with_context(|| {
+                    format!(
+                        "push.allow_cidrs: `{text}` is not a range (e.g. 10.1.0.0/16) or an address"
+                    )
+                })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let per_destination = file
+        .per_destination_concurrency
+        .unwrap_or(DEFAULT_PER_DESTINATION);
+    if per_destination == 0 {
+        bail!("push.per_destination_concurrency must be at least 1");
+    }
+    let max_in_flight = file.max_in_flight.unwrap_or(1024);
+    if max_in_flight == 0 {
+        bail!("push.max_in_flight must be at least 1");
+    }
+    let default_timeout = file.default_timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
+    if !(MIN_TARGET_TIMEOUT..=MAX_TARGET_TIMEOUT).contains(&default_timeout) {
+        bail!(
+            "push.default_timeout must be between {} and {}",
+            DurationSpec(MIN_TARGET_TIMEOUT),
+            DurationSpec(MAX_TARGET_TIMEOUT)
+        );
+    }
+    Ok(PushSettings {
+        signing_secrets,
+        policy: AddressPolicy {
+            allow_private: allow_private
+                .or(file.allow_private)
+                .unwrap_or(listen.ip().is_loopback()),
+            allow,
+        },
+        per_destination,
+        default_timeout,
+        max_in_flight,
+    })
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -162,6 +273,81 @@ mod tests {
         assert_eq!(r.succeeded.as_secs(), 3600);
         assert_eq!(r.dead.as_millis(), 5000);
         assert_eq!(r.cancelled, Retention::default().cancelled);
+    }
+
+    #[test]
+    fn push_defaults_follow_the_listener() {
+        let local = ServeConfig::resolve(Overrides::default()).unwrap();
+        assert!(
+            local.push.policy.allow_private,
+            "loopback: internal targets allowed"
+        );
+        assert!(local.push.signing_secrets.is_empty());
+        assert_eq!(local.push.per_destination, DEFAULT_PER_DESTINATION);
+        let public = ServeConfig::resolve(Overrides {
+            listen: Some("0.0.0.0:7070".into()),
+            api_tokens: Some(vec!["t".into()]),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert!(
+            !public.push.policy.allow_private,
+            "reachable: refused by default"
+        );
+        let opened = ServeConfig::resolve(Overrides {
+            listen: Some("0.0.0.0:7070".into()),
+            api_tokens: Some(vec!["t".into()]),
+            push_allow_private: Some(true),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert!(opened.push.policy.allow_private);
+    }
+
+    #[test]
+    fn push_section_parses_and_checks() {
+        let file = parse_file(
+            "[push]\nsigning_secrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\nallow_private = false\n\
+             allow_cidrs = [\"10.1.0.0/16\", \"192.168.0.7\"]\nper_destination_concurrency = 8\n\
+             default_timeout = \"2m\"\n",
+        )
+        .unwrap();
+        let listen: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let push = resolve_push(file.push.unwrap(), None, None, listen).unwrap();
+        assert_eq!(push.signing_secrets.len(), 1);
+        assert!(
+            !push.policy.allow_private,
+            "the file wins over the listener default"
+        );
+        assert_eq!(push.policy.allow.len(), 2);
+        assert_eq!(push.per_destination, 8);
+        assert_eq!(push.default_timeout.as_secs(), 120);
+        let env = resolve_push(
+            PushFile::default(),
+            Some(vec![
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                " ".into(),
+            ]),
+            None,
+            listen,
+        )
+        .unwrap();
+        assert_eq!(env.signing_secrets.len(), 1);
+        let bad = |toml: &str| {
+            let file = parse_file(toml).unwrap();
+            resolve_push(file.push.unwrap(), None, None, listen)
+                .map(drop)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("[push]\nsigning_secrets = [\"hunter2\"]\n").contains("signing_secrets[0]"));
+        assert!(bad("[push]\nallow_cidrs = [\"10.0.0.0/33\"]\n").contains("allow_cidrs"));
+        assert!(bad("[push]\nper_destination_concurrency = 0\n").contains("per_destination"));
+        assert!(bad("[push]\ndefault_timeout = \"2h\"\n").contains("default_timeout"));
+        assert!(
+            parse_file("[push]\nsecrets = []\n").is_err(),
+            "unknown keys are errors"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! pending commits.
 
 pub(crate) mod config;
+pub(crate) mod push;
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ pub(crate) struct Running {
     pub(crate) addr: std::net::SocketAddr,
     pub(crate) engine: Engine,
     pub(crate) serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Push deliveries are signed with the secret generated for this database (none was configured).
+    pub(crate) generated_secret: bool,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -46,8 +49,10 @@ pub(crate) async fn start(
     let store = SqliteStore::open(SqliteOptions::new(config.database.clone()))
         .await
         .with_context(|| format!("cannot open database {}", config.database.display()))?;
+    let (push, generated_secret) = push::config(&store, &config.push).await?;
     let engine_config = EngineConfig {
         retention: config.retention,
+        push,
         ..EngineConfig::default()
     };
     let engine = Engine::new(Arc::new(store), engine_config);
@@ -81,6 +86,7 @@ pub(crate) async fn start(
         addr,
         engine,
         serve,
+        generated_secret,
         stop,
     })
 }
@@ -103,6 +109,19 @@ pub(crate) async fn run(config: ServeConfig) -> anyhow::Result<()> {
         "offload listening on http://{} (database {})",
         running.addr,
         config.database.display()
+    );
+    if running.generated_secret {
+        eprintln!(
+            "push deliveries are signed with a secret generated for this database: print it with `offload push \
+             secret`, or set [push] signing_secrets"
+        );
+    }
+    let policy = &config.push.policy;
+    tracing::info!(
+        allow_private = policy.allow_private,
+        allow_cidrs = policy.allow.len(),
+        per_destination = config.push.per_destination,
+        "push delivery ready"
     );
     shutdown_signal().await;
     tracing::info!("shutdown requested: draining");

@@ -1,0 +1,184 @@
+//! Push claims: handing available push jobs to the dispatcher under a per-destination cap.
+//!
+//! Invariant: like a worker's claim, a push claim runs in the single writer's transaction, so no job is handed
+//! out twice; it only ever takes jobs with a target, of unpaused queues, and never more jobs of one
+//! destination than the cap minus what the caller already holds.
+//!
+//! Cost: the claim walks the `(destination, queue)` pairs that have available push jobs, one index seek per
+//! pair, jumping over a whole destination that is at its cap and over paused queues; it then reads at most the
+//! remaining budget of jobs from each pair. So a claim's work does not depend on how large a backlog any
+//! destination (or paused queue) has. At most [`MAX_PAIRS`] pairs are visited per claim, in name order.
+
+use std::collections::HashMap;
+
+use offload_core::{JobState, Timestamp};
+use offload_store::{JobClaimPushParams, PushJob, Result};
+use sqlx::sqlite::SqliteConnection;
+
+use crate::codec::{self, micros};
+use crate::counts::Counts;
+use crate::error::{corrupt, db};
+use crate::leases::{ClaimedRow, TAKE_SQL, claimed};
+
+/// The first `(destination, queue)` pair with available push jobs after `(?1, ?2)`.
+pub(crate) const NEXT_PAIR_SQL: &str = "\
+SELECT destination, queue FROM jobs
+WHERE state = 'available' AND target IS NOT NULL AND (destination, queue) > (?1, ?2)
+ORDER BY destination, queue LIMIT 1";
+
+/// The first pair of the next destination after `?1`.
+pub(crate) const NEXT_DESTINATION_SQL: &str = "\
+SELECT destination, queue FROM jobs
+WHERE state = 'available' AND target IS NOT NULL AND destination > ?1
+ORDER BY destination, queue LIMIT 1";
+
+/// The first jobs of one pair in claim order: `[seq, priority, run_at]`.
+pub(crate) const PAIR_JOBS_SQL: &str = "\
+SELECT json_group_array(json_array(seq, priority, run_at) ORDER BY priority DESC, run_at, seq) FROM (
+    SELECT seq, priority, run_at FROM jobs
+    WHERE state = 'available' AND target IS NOT NULL AND destination = ?1 AND queue = ?2
+    ORDER BY priority DESC, run_at, seq
+    LIMIT ?3)";
+
+/// The claimed push jobs: the worker claim's columns, then the target and its destination.
+const READ_PUSH_SQL: &str = "\
+SELECT json_group_array(json_array(
+    json_array(seq, hex(id), queue, name, payload, attempt, max_attempts, hex(lease_token), lease_expires_at,
+               timeout_ms, tags, created_at, run_at),
+    target, destination))
+FROM jobs WHERE seq IN (SELECT value FROM json_each(?1))";
+
+/// Most `(destination, queue)` pairs visited by one claim.
+pub(crate) const MAX_PAIRS: usize = 1024;
+
+/// One candidate job.
+struct Candidate {
+    seq: i64,
+    priority: i64,
+    run_at: i64,
+    pair: usize,
+}
+
+/// Claims push jobs; returned highest priority first, then oldest due.
+pub(crate) async fn claim(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    p: JobClaimPushParams,
+    counts: &mut Counts,
+) -> Result<Vec<PushJob>> {
+    if p.max_jobs == 0 || p.per_destination == 0 {
+        return Ok(Vec::new());
+    }
+    let mut held: HashMap<String, u32> = p.busy.into_iter().collect();
+    let paused: Vec<String> = sqlx::query_scalar("SELECT name FROM queues WHERE paused")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let budget = |held: &HashMap<String, u32>, d: &str| {
+        p.per_destination
+            .saturating_sub(held.get(d).copied().unwrap_or(0))
+            .min(p.max_jobs)
+    };
+
+    // Walk the pairs, reading each open pair's first jobs.
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut at: Option<(String, String)> = None;
+    for _ in 0..MAX_PAIRS {
+        let next: Option<(String, String)> = match &at {
+            None => sqlx::query_as(NEXT_PAIR_SQL).bind("").bind(""),
+            Some((d, _)) if budget(&held, d) == 0 => {
+                sqlx::query_as(NEXT_DESTINATION_SQL).bind(d.as_str())
+            }
+            Some((d, q)) => sqlx::query_as(NEXT_PAIR_SQL)
+                .bind(d.as_str())
+                .bind(q.as_str()),
+        }
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+        let Some((destination, queue)) = next else {
+            break;
+        };
+        let open = budget(&held, &destination);
+        if open > 0 && !paused.contains(&queue) {
+            let json: String = sqlx::query_scalar(PAIR_JOBS_SQL)
+                .bind(destination.as_str())
+                .bind(queue.as_str())
+                .bind(i64::from(open))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db)?;
+            let rows: Vec<(i64, i64, i64)> =
+                serde_json::from_str(&json).map_err(|e| corrupt(format!("push claim: {e}")))?;
+            let pair = pairs.len();
+            candidates.extend(rows.into_iter().map(|(seq, priority, run_at)| Candidate {
+                seq,
+                priority,
+                run_at,
+                pair,
+            }));
+            pairs.push((destination.clone(), queue.clone()));
+        }
+        at = Some((destination, queue));
+    }
+
+    // Best first across pairs; each destination's budget spans its queues.
+    candidates.sort_by_key(|c| (std::cmp::Reverse(c.priority), c.run_at, c.seq));
+    let mut order = Vec::new();
+    let mut per_queue: HashMap<&str, i64> = HashMap::new();
+    for c in &candidates {
+        if order.len() >= p.max_jobs as usize {
+            break;
+        }
+        let (destination, queue) = &pairs[c.pair];
+        let n = held.entry(destination.clone()).or_default();
+        if *n >= p.per_destination {
+            continue;
+        }
+        *n += 1;
+        order.push(c.seq);
+        *per_queue.entry(queue.as_str()).or_default() += 1;
+    }
+    if order.is_empty() {
+        return Ok(Vec::new());
+    }
+    let picked = serde_json::to_string(&order).map_err(|e| corrupt(format!("push claim: {e}")))?;
+    sqlx::query(TAKE_SQL)
+        .bind(micros(now))
+        .bind(p.worker_id)
+        .bind(picked.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let json: String = sqlx::query_scalar(READ_PUSH_SQL)
+        .bind(picked)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    let rows: Vec<(ClaimedRow, String, String)> =
+        serde_json::from_str(&json).map_err(|e| corrupt(format!("claimed push jobs: {e}")))?;
+    let position: HashMap<i64, usize> =
+        order.iter().enumerate().map(|(i, seq)| (*seq, i)).collect();
+    let mut jobs = rows
+        .into_iter()
+        .map(|(row, target, destination)| {
+            let (seq, job) = claimed(row)?;
+            let target =
+                codec::target(Some(&target))?.ok_or_else(|| corrupt("push job without target"))?;
+            Ok((
+                seq,
+                PushJob {
+                    job,
+                    target,
+                    destination,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    jobs.sort_by_key(|(seq, _)| position.get(seq).copied().unwrap_or(usize::MAX));
+    for (queue, n) in per_queue {
+        counts.moved(queue, JobState::Available, JobState::Running, n);
+    }
+    Ok(jobs.into_iter().map(|(_, job)| job).collect())
+}
