@@ -2,12 +2,14 @@
 //!
 //! Everything that decides *what happens* to a job lives here as plain data and pure functions: the job model
 //! and its states ([`job`]), the transitions between states ([`state`]), the retry policy ([`backoff`]),
-//! validation of what users send ([`spec`]) and the wire types the server and the SDK share ([`api`]).
+//! validation of what users send ([`spec`]), cron schedules and their policies ([`cron`]) and the wire types
+//! the server and the SDK share ([`api`]).
 //! Stores persist what these functions decide; they never re-implement the rules.
 
 pub mod api;
 pub mod backoff;
 pub mod clock;
+pub mod cron;
 pub mod duration;
 pub mod id;
 pub mod job;
