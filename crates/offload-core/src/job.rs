@@ -268,6 +268,18 @@ pub struct Job {
     /// Attempt history, oldest first; present on single-job reads, absent in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<Attempt>>,
+    /// The cron schedule tick that created the job, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduledBy>,
+}
+
+/// The schedule tick a job was created for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledBy {
+    /// The schedule's name.
+    pub name: String,
+    /// The tick's fire time (for a run triggered by hand, the moment of the trigger).
+    pub fire_at: Timestamp,
 }
 
 /// A job handed to a pull worker: what it needs to do the work and to report back.

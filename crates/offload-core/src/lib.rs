@@ -21,4 +21,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::DurationSpec;
 pub use id::{JobId, LeaseToken};
 pub use jiff::{SignedDuration, Timestamp};
-pub use job::{Attempt, AttemptOutcome, ClaimedJob, Job, JobState, NewJob, Progress, RunAt};
+pub use job::{
+    Attempt, AttemptOutcome, ClaimedJob, Job, JobState, NewJob, Progress, RunAt, ScheduledBy,
+};
