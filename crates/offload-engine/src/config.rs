@@ -50,6 +50,15 @@ pub struct EngineConfig {
     pub claim_poll: Duration,
     /// Rows per maintenance statement, bounding each transaction.
     pub maintenance_batch: u32,
+    /// Cron: a tick at most this late is on time and runs whatever the schedule's catch-up policy (a short
+    /// stall, a restart or a change of leader is not an outage); later ticks follow the catch-up policy.
+    pub cron_grace: Duration,
+    /// Cron: longest sleep of the enqueuer between looks for due schedules (it sleeps until the next fire time
+    /// and wakes at once when a schedule changes on this node; this bounds how long a change made on another
+    /// node, or a jump of the clock, goes unnoticed).
+    pub cron_poll: Duration,
+    /// Cron: most schedules fired in one transaction.
+    pub cron_batch: u32,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +72,9 @@ impl Default for EngineConfig {
             leader_ttl: Duration::from_secs(15),
             claim_poll: Duration::from_secs(1),
             maintenance_batch: 1000,
+            cron_grace: Duration::from_secs(60),
+            cron_poll: Duration::from_secs(1),
+            cron_batch: 500,
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::wakeup::Wakeups;
 /// The running core of a server: one per process, cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) wakeups: Wakeups,
     /// Wakes the stager early when a delayed job is enqueued.
     pub(crate) stager_wakeup: Notify,
+    /// Wakes the cron enqueuer when a schedule changes.
+    pub(crate) cron_wakeup: Notify,
     /// Cancelled when the server starts draining: no new claims.
     stop_claims: CancellationToken,
     /// Cancelled when background loops must stop.
@@ -56,6 +58,7 @@ impl Engine {
                 config,
                 wakeups: Wakeups::default(),
                 stager_wakeup: Notify::new(),
+                cron_wakeup: Notify::new(),
                 stop_claims: CancellationToken::new(),
                 stop_loops: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -63,10 +66,12 @@ impl Engine {
         }
     }
 
-    /// Spawns the maintenance loops (staging, rescue, pruning) under the leader lease.
+    /// Spawns the maintenance loops (staging, rescue, pruning) and the cron enqueuer, each under its leader
+    /// lease.
     pub fn start(&self) {
         let inner = self.inner.clone();
         self.inner.tasks.spawn(maintenance::run(inner));
+        self.inner.tasks.spawn(crate::cron::run(self.inner.clone()));
     }
 
     /// The store, for operations the engine adds nothing to.

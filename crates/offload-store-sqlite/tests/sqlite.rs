@@ -84,7 +84,14 @@ async fn database_is_in_wal_mode_with_full_sync() {
         .get(0);
     let newest_file = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .unwrap()
-        .filter_map(|e| e.unwrap().file_name().to_str()?.get(..4)?.parse::<i64>().ok())
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .get(..4)?
+                .parse::<i64>()
+                .ok()
+        })
         .max()
         .unwrap();
     assert_eq!(version, newest_file, "every migration is applied");
