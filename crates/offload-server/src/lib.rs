@@ -11,7 +11,7 @@
 //! | --- | --- | --- |
 //! | `malformed_json` | 400 | the body is not JSON: syntax error, invalid UTF-8, truncated, unreadable |
 //! | `unauthorized` | 401 | missing or unknown bearer token (with `WWW-Authenticate: Bearer`) |
-//! | `not_found` | 404 | unknown job or route; a path `id` that is not a job id |
+//! | `not_found` | 404 | unknown job, schedule or route; a path `id` that is not a job id |
 //! | `method_not_allowed` | 405 | the route exists, the method does not |
 //! | `idempotency_conflict` | 409 | the idempotency key is held by a job created from a different request |
 //! | `lease_mismatch` | 409 | stale lease token: the attempt was rescued or already finished |
@@ -40,7 +40,7 @@ mod extract;
 mod routes;
 mod view;
 
-use routes::{health, jobs, queues, workers};
+use routes::{health, jobs, queues, schedules, workers};
 
 /// Extra room, beyond the payload limit, that single-job bodies may take for the other fields.
 const SINGLE_BODY_OVERHEAD: usize = 64 * 1024;
@@ -107,6 +107,16 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .route("/v1/queues/{queue}/claim", post(workers::claim))
         .route("/v1/queues/{queue}/pause", post(queues::pause))
         .route("/v1/queues/{queue}/resume", post(queues::resume))
+        .route("/v1/schedules", get(schedules::list))
+        .route(
+            "/v1/schedules/{name}",
+            get(schedules::get)
+                .put(schedules::put)
+                .delete(schedules::delete),
+        )
+        .route("/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/v1/schedules/{name}/resume", post(schedules::resume))
+        .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
         .layer(DefaultBodyLimit::max(single_body));
     // Static segments win over `{id}` in axum's matcher, so `/v1/jobs/complete` never reaches `/v1/jobs/{id}`.
     let batch = Router::new()

@@ -6,4 +6,5 @@ mod e2e;
 mod enqueue;
 mod jobs;
 mod routing;
+mod schedules;
 mod workers;
