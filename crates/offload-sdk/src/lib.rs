@@ -37,9 +37,12 @@
 
 mod client;
 mod error;
+mod schedules;
 
 pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_TIMEOUT, Enqueued};
 pub use error::{Error, Result, TransportError, TransportKind, code};
 pub use offload_core::api;
+pub use offload_core::cron::{ScheduleInfo, ScheduleSpec};
 pub use offload_core::spec::EnqueueRequest;
 pub use offload_core::{ClaimedJob, DurationSpec, Job, JobId, JobState, LeaseToken, Timestamp};
+pub use schedules::PutSchedule;

@@ -60,6 +60,9 @@ pub(crate) enum Command {
     /// List, pause and resume queues.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Manage cron schedules, or check an expression's next fire times (`schedule next`, no server needed).
+    #[command(subcommand)]
+    Schedule(crate::commands::schedule::ScheduleCommand),
     /// Run a command for each job of a queue: a generic pull worker.
     Worker(WorkerArgs),
     /// Run the server (SQLite file in the current directory, API on 127.0.0.1:7070 by default).

@@ -51,6 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Job(command) => commands::job::run(&global, command).await,
         Command::Queue(command) => commands::queue::run(&global, command).await,
+        Command::Schedule(command) => commands::schedule::run(&global, command).await,
         Command::Worker(args) => commands::worker::run(&global, args).await,
         Command::Serve(args) => {
             let config = serve::ServeConfig::resolve(serve::Overrides {

@@ -20,6 +20,7 @@ pub use policy::{
     next_fire_on_upsert, overlap_decision, plan_due,
 };
 pub use schedule::{
-    JobTemplate, JobTemplateSpec, ListSchedulesQuery, Schedule, ScheduleInfo, ScheduleList,
-    ScheduleRecord, ScheduleSource, ScheduleSpec, StoredSchedule, Tick, TickOutcome, Triggered,
+    FireTimes, JobTemplate, JobTemplateSpec, ListSchedulesQuery, Schedule, ScheduleInfo,
+    ScheduleList, ScheduleRecord, ScheduleSource, ScheduleSpec, StoredSchedule, Tick, TickOutcome,
+    Triggered,
 };
