@@ -74,7 +74,7 @@ impl Default for EngineConfig {
             maintenance_batch: 1000,
             cron_grace: Duration::from_secs(60),
             cron_poll: Duration::from_secs(1),
-            cron_batch: 500,
+            cron_batch: 2000,
         }
     }
 }

@@ -108,10 +108,12 @@ async fn fire_until(inner: &Inner, until: Instant) {
         changed.as_mut().enable();
         let wait = match pass(inner).await {
             Ok(report) => match report.next_fire_at {
+                // Wake early enough to read and plan before the tick.
                 Some(next) => {
                     let until_next = inner.store.now().duration_until(next);
                     Duration::try_from(until_next)
                         .unwrap_or(Duration::ZERO)
+                        .saturating_sub(PLAN_AHEAD)
                         .min(inner.config.cron_poll)
                 }
                 None => inner.config.cron_poll,
@@ -130,33 +132,56 @@ async fn fire_until(inner: &Inner, until: Instant) {
     }
 }
 
-/// One pass: every due schedule, in batches of `cron_batch` schedules per transaction.
+/// How far ahead of a tick the enqueuer reads and plans, so the tick's transaction starts at its fire time
+/// rather than after the reads.
+const PLAN_AHEAD: Duration = Duration::from_millis(100);
+
+/// One pass: every schedule due now or within [`PLAN_AHEAD`], in batches of `cron_batch` schedules per
+/// transaction. A batch is planned for the latest fire time among it, then fired once the store's clock
+/// reaches that instant.
 async fn pass(inner: &Inner) -> Result<CronPass> {
     let limit = inner.config.cron_batch.max(1);
     let mut report = CronPass::default();
     loop {
+        let now = inner.store.now();
+        let until = offload_core::state::add(now, PLAN_AHEAD);
         let due = inner
             .store
-            .schedule_due(ScheduleDueParams { limit })
+            .schedule_due(ScheduleDueParams { until, limit })
             .await?;
-        report.next_fire_at = due.next_fire_at;
+        report.next_fire_at = earliest(report.next_fire_at, due.next_fire_at);
         if due.due.is_empty() {
             return Ok(report);
         }
-        let now = inner.store.now();
         let full = due.due.len() >= limit as usize;
+        let at = due
+            .due
+            .iter()
+            .filter_map(|r| r.next_fire_at)
+            .max()
+            .map_or(now, |t| t.max(now));
         let fires: Vec<ScheduleFire> = due
             .due
             .iter()
-            .filter_map(|record| plan(inner, record, now))
+            .filter_map(|record| plan(inner, record, at))
             .collect();
+        if !reached(inner, at).await {
+            // The clock did not get there (a clock moved by hand): plan again next time.
+            report.next_fire_at = earliest(report.next_fire_at, Some(at));
+            return Ok(report);
+        }
         let names: Vec<String> = fires.iter().map(|f| f.name.clone()).collect();
+        let nexts: Vec<Option<Timestamp>> = fires.iter().map(|f| f.next_fire_at).collect();
         let outcomes = inner
             .store
             .schedule_fire(ScheduleFireParams { fires })
             .await?;
-        for (name, outcome) in names.iter().zip(&outcomes) {
+        for ((name, outcome), next) in names.iter().zip(&outcomes).zip(nexts) {
             account(inner, name, outcome, &mut report);
+            // The schedules just fired wait for their new next fire time; a stale plan is planned again at
+            // once.
+            let wake = if outcome.applied { next } else { Some(at) };
+            report.next_fire_at = earliest(report.next_fire_at, wake);
         }
         if !full {
             return Ok(report);
@@ -164,7 +189,24 @@ async fn pass(inner: &Inner) -> Result<CronPass> {
     }
 }
 
-/// The plan of one due schedule at `now`.
+/// Waits until the store's clock reads `at` (at most [`PLAN_AHEAD`] away); false if it still does not.
+async fn reached(inner: &Inner, at: Timestamp) -> bool {
+    let left = Duration::try_from(inner.store.now().duration_until(at)).unwrap_or(Duration::ZERO);
+    if left.is_zero() {
+        return true;
+    }
+    tokio::time::sleep(left.min(PLAN_AHEAD)).await;
+    inner.store.now() >= at
+}
+
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The plan of one due schedule, as of `now` (the instant it will be fired at).
 fn plan(inner: &Inner, record: &ScheduleRecord, now: Timestamp) -> Option<ScheduleFire> {
     let from = record.next_fire_at?;
     let s = &record.schedule;

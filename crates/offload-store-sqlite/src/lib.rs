@@ -340,7 +340,7 @@ impl Store for SqliteStore {
     }
 
     async fn schedule_due(&self, p: ScheduleDueParams) -> Result<DueSchedules> {
-        schedules::due(&mut *self.read().await?, self.clock.now(), p).await
+        schedules::due(&mut *self.read().await?, p).await
     }
 
     async fn schedule_fire(&self, p: ScheduleFireParams) -> Result<Vec<FireOutcome>> {

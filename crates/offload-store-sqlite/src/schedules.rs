@@ -238,12 +238,9 @@ pub(crate) async fn set_paused(
     read(conn, &p.name).await?.ok_or_else(|| not_found(&p.name))
 }
 
-/// Unpaused schedules due at `now`, and the earliest next fire time after it.
-pub(crate) async fn due(
-    conn: &mut SqliteConnection,
-    now: Timestamp,
-    p: ScheduleDueParams,
-) -> Result<DueSchedules> {
+/// Unpaused schedules due by `p.until`, and the earliest next fire time after it.
+pub(crate) async fn due(conn: &mut SqliteConnection, p: ScheduleDueParams) -> Result<DueSchedules> {
+    let now = p.until;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM schedules WHERE paused = 0 AND next_fire_at IS NOT NULL AND next_fire_at <= ?1 \
          ORDER BY next_fire_at LIMIT ?2"

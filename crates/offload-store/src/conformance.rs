@@ -1826,18 +1826,23 @@ impl TapPaused for Schedule {
 pub async fn schedule_pause_resume_and_due(h: Harness) {
     h.put_schedule(schedule("minutely", "* * * * *", "")).await;
     h.put_schedule(schedule("hourly", "0 * * * *", "")).await;
-    let due = |h: &Harness| {
+    let due_by = |h: &Harness, until: Timestamp| {
         let store = h.store.clone();
         async move {
             store
-                .schedule_due(ScheduleDueParams { limit: 10 })
+                .schedule_due(ScheduleDueParams { until, limit: 10 })
                 .await
                 .unwrap()
         }
     };
+    let due = |h: &Harness| due_by(h, h.now());
     let none = due(&h).await;
     assert!(none.due.is_empty());
     assert_eq!(none.next_fire_at, Some(at(60)));
+    // Looking ahead: due by a later instant.
+    let ahead = due_by(&h, at(60)).await;
+    assert_eq!(ahead.due.len(), 1);
+    assert_eq!(ahead.next_fire_at, Some(at(3600)));
 
     h.advance(secs(61));
     let one = due(&h).await;
@@ -2066,7 +2071,10 @@ pub async fn schedule_fire_ignores_changed_schedules(h: Harness) {
     h.advance(secs(60));
     let due = h
         .store
-        .schedule_due(ScheduleDueParams { limit: 10 })
+        .schedule_due(ScheduleDueParams {
+            until: h.now(),
+            limit: 10,
+        })
         .await
         .unwrap()
         .due;

@@ -296,9 +296,12 @@ pub struct ScheduleSetPausedParams {
     pub paused: bool,
 }
 
-/// `schedule_due`: unpaused schedules whose next fire time has come.
+/// `schedule_due`: unpaused schedules whose next fire time has come (or comes by `until`).
 #[derive(Debug, Clone)]
 pub struct ScheduleDueParams {
+    /// Schedules whose next fire time is at or before this instant (the enqueuer looks a little ahead, to plan
+    /// before the tick and fire at it).
+    pub until: Timestamp,
     /// Most schedules to return, earliest next fire time first.
     pub limit: u32,
 }
@@ -306,9 +309,10 @@ pub struct ScheduleDueParams {
 /// What `schedule_due` found.
 #[derive(Debug, Clone, Default)]
 pub struct DueSchedules {
-    /// Schedules whose next fire time is at or before now, earliest first.
+    /// Schedules whose next fire time is at or before `until`, earliest first.
     pub due: Vec<ScheduleRecord>,
-    /// The earliest next fire time of the unpaused schedules not yet due, so the enqueuer can sleep until it.
+    /// The earliest next fire time after `until` of the unpaused schedules, so the enqueuer can sleep until
+    /// it.
     pub next_fire_at: Option<Timestamp>,
 }
 
@@ -478,7 +482,7 @@ pub trait Store: Send + Sync + 'static {
     /// returns it afterwards.
     async fn schedule_set_paused(&self, p: ScheduleSetPausedParams) -> Result<ScheduleRecord>;
 
-    /// Unpaused schedules whose next fire time is at or before now, and the earliest one that is not.
+    /// Unpaused schedules whose next fire time is at or before `until`, and the earliest one after it.
     async fn schedule_due(&self, p: ScheduleDueParams) -> Result<DueSchedules>;
 
     /// Applies planned ticks, all plans in one transaction. For each plan whose schedule still has the

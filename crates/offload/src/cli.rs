@@ -121,6 +121,18 @@ pub(crate) struct BenchArgs {
     /// Database file to use instead of a temporary one.
     #[arg(long, value_name = "PATH")]
     pub(crate) database: Option<std::path::PathBuf>,
+    /// Schedules firing every second in the cron fire-lag phase.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) cron_schedules: usize,
+    /// Seconds of ticks the cron fire-lag phase measures.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) cron_seconds: usize,
+    /// Idle schedules in the cron CPU phase.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) idle_schedules: usize,
+    /// Seconds the cron CPU phase measures.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) idle_seconds: usize,
 }
 
 /// `offload job ...`

@@ -73,6 +73,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 claim_batch: args.claim_batch.clamp(1, offload_core::api::MAX_CLAIM_JOBS),
                 latency_samples: args.latency_samples.max(1),
                 database: args.database,
+                cron_schedules: args.cron_schedules.max(1),
+                cron_seconds: args.cron_seconds.max(1),
+                idle_schedules: args.idle_schedules,
+                idle_seconds: args.idle_seconds.max(1),
                 ..defaults
             })
             .await?;

@@ -6,7 +6,9 @@
 //! accepted and a time zone from the bundled IANA database, so computing fire times never fails for a reason
 //! other than "no fire time left before the year 5000".
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -121,11 +123,22 @@ fn parser() -> CronParser {
         .build()
 }
 
-/// A parsed cron expression, as the user wrote it (trimmed).
+/// A parsed cron expression, as the user wrote it (trimmed). Cheap to clone.
 #[derive(Clone)]
 pub struct CronExpr {
     text: String,
-    cron: Cron,
+    cron: Arc<Cron>,
+}
+
+/// Most distinct expressions kept parsed; the cache starts over when full.
+const CACHE_SIZE: usize = 4096;
+
+/// Expressions already accepted, by text. Parsing (with the per-part checks) costs about 100 µs, and stores
+/// rebuild every due schedule's expression on each enqueuer pass; the same text always parses the same way,
+/// so it is parsed once per process.
+fn cache() -> &'static Mutex<HashMap<String, Arc<Cron>>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Cron>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 impl fmt::Debug for CronExpr {
@@ -144,6 +157,12 @@ impl CronExpr {
     /// Parses a 5-field (minute first) or 6-field (second first) expression, or a nickname.
     pub fn parse(text: &str) -> Result<Self, ExprError> {
         let text = text.trim();
+        if let Some(cron) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(text) {
+            return Ok(Self {
+                text: text.to_owned(),
+                cron: cron.clone(),
+            });
+        }
         if text.is_empty() {
             return Err(ExprError::Empty);
         }
@@ -154,9 +173,16 @@ impl CronExpr {
         } else {
             check_parts(text)?;
         }
-        let cron = parser()
-            .parse(text)
-            .map_err(|e| ExprError::Invalid(croner_message(&e)))?;
+        let cron = Arc::new(
+            parser()
+                .parse(text)
+                .map_err(|e| ExprError::Invalid(croner_message(&e)))?,
+        );
+        let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(text.to_owned(), cron.clone());
         Ok(Self {
             text: text.to_owned(),
             cron,

@@ -6,8 +6,10 @@
 //! 1. single-job enqueues from many concurrent clients;
 //! 2. batch enqueues;
 //! 3. drain: pull workers claim in batches and complete in batches until the queue is empty;
-//! 4. enqueue-to-start latency at low load: one job at a time to a long-polling worker.
+//! 4. enqueue-to-start latency at low load: one job at a time to a long-polling worker;
+//! 5. and 6. cron: fire lag of schedules firing every second, and the CPU cost of idle schedules (see `cron`).
 
+mod cron;
 mod phases;
 mod report;
 
@@ -41,6 +43,14 @@ pub(crate) struct BenchOptions {
     pub(crate) latency_samples: usize,
     /// Database file; a temporary directory when absent.
     pub(crate) database: Option<PathBuf>,
+    /// Schedules firing every second in the cron fire-lag phase.
+    pub(crate) cron_schedules: usize,
+    /// Seconds of ticks measured in the cron fire-lag phase.
+    pub(crate) cron_seconds: usize,
+    /// Idle schedules in the cron CPU phase.
+    pub(crate) idle_schedules: usize,
+    /// Seconds the cron CPU phase measures.
+    pub(crate) idle_seconds: usize,
 }
 
 impl Default for BenchOptions {
@@ -55,6 +65,10 @@ impl Default for BenchOptions {
             claim_batch: 500,
             latency_samples: 2_000,
             database: None,
+            cron_schedules: 1_000,
+            cron_seconds: 10,
+            idle_schedules: 10_000,
+            idle_seconds: 10,
         }
     }
 }
@@ -106,6 +120,16 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         "  enqueue->start: p50 {:.3} ms, p99 {:.3} ms ({} samples)",
         latency.p50_ms, latency.p99_ms, opts.latency_samples
     );
+    let client = offload_sdk::Client::new(&ctx.base)?;
+    let cron = cron::run(&client, &opts).await?;
+    eprintln!(
+        "  cron fire lag:  p50 {:.3} ms, p99 {:.3} ms ({} schedules every second, {} ticks)",
+        cron.lag_p50_ms, cron.lag_p99_ms, opts.cron_schedules, cron.ticks
+    );
+    eprintln!(
+        "  cron idle CPU:  {:.2} % of a core ({} idle schedules)",
+        cron.idle_cpu_pct, opts.idle_schedules
+    );
     server.stop().await?;
     Ok(BenchReport {
         enqueue_per_s: enqueue.per_s,
@@ -113,5 +137,8 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         drain_per_s: drain.per_s,
         p50_ms: latency.p50_ms,
         p99_ms: latency.p99_ms,
+        cron_lag_p50_ms: cron.lag_p50_ms,
+        cron_lag_p99_ms: cron.lag_p99_ms,
+        cron_idle_cpu_pct: cron.idle_cpu_pct,
     })
 }

@@ -10,10 +10,14 @@ pub(crate) struct BenchReport {
     pub(crate) drain_per_s: f64,
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
+    pub(crate) cron_lag_p50_ms: f64,
+    pub(crate) cron_lag_p99_ms: f64,
+    pub(crate) cron_idle_cpu_pct: f64,
 }
 
 impl fmt::Display for BenchReport {
-    /// `RESULT enqueue_per_s=.. batch_enqueue_per_s=.. drain_per_s=.. p50_ms=.. p99_ms=..`
+    /// `RESULT enqueue_per_s=.. batch_enqueue_per_s=.. drain_per_s=.. p50_ms=.. p99_ms=.. cron_lag_p50_ms=..
+    /// cron_lag_p99_ms=.. cron_idle_cpu_pct=..`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -23,6 +27,11 @@ impl fmt::Display for BenchReport {
             self.drain_per_s,
             self.p50_ms,
             self.p99_ms
+        )?;
+        write!(
+            f,
+            " cron_lag_p50_ms={:.3} cron_lag_p99_ms={:.3} cron_idle_cpu_pct={:.2}",
+            self.cron_lag_p50_ms, self.cron_lag_p99_ms, self.cron_idle_cpu_pct
         )
     }
 }
@@ -48,10 +57,14 @@ mod tests {
             drain_per_s: 6.0,
             p50_ms: 0.25,
             p99_ms: 1.5,
+            cron_lag_p50_ms: 3.0,
+            cron_lag_p99_ms: 12.25,
+            cron_idle_cpu_pct: 0.4,
         };
         assert_eq!(
             r.to_string(),
-            "RESULT enqueue_per_s=1234 batch_enqueue_per_s=5 drain_per_s=6 p50_ms=0.250 p99_ms=1.500"
+            "RESULT enqueue_per_s=1234 batch_enqueue_per_s=5 drain_per_s=6 p50_ms=0.250 p99_ms=1.500 \
+             cron_lag_p50_ms=3.000 cron_lag_p99_ms=12.250 cron_idle_cpu_pct=0.40"
         );
     }
 
