@@ -52,7 +52,17 @@ pub(crate) async fn fire(
         })
     };
     let live: Vec<&ScheduleFire> = fires.iter().filter(|f| applies(f)).collect();
-    let mut active = active_runs(conn, &live).await?;
+    // `allow` never looks at unfinished runs: count them only for the other policies.
+    let counted: Vec<&ScheduleFire> = live
+        .iter()
+        .copied()
+        .filter(|f| {
+            current
+                .get(&f.name)
+                .is_some_and(|c| c.overlap != Overlap::Allow)
+        })
+        .collect();
+    let mut active = active_runs(conn, &counted).await?;
     let recorded = recorded_ticks(conn, &live).await?;
 
     // Decide every tick, in plan order.
@@ -200,6 +210,9 @@ async fn active_runs(
     conn: &mut SqliteConnection,
     fires: &[&ScheduleFire],
 ) -> Result<HashMap<String, ActiveRuns>> {
+    if fires.is_empty() {
+        return Ok(HashMap::new());
+    }
     let names: Vec<&str> = fires.iter().map(|f| f.name.as_str()).collect();
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT schedule_name, state, COUNT(*) FROM jobs \
