@@ -142,3 +142,125 @@ fn catch_up_none_records_the_downtime_ticks_as_missed() {
         "{jobs:?}"
     );
 }
+
+#[test]
+fn the_schedule_commands_drive_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("offload.db"));
+    let ok = |args: &[&str]| {
+        let out = server.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let put = ok(&[
+        "schedule",
+        "put",
+        "nightly",
+        "--cron",
+        "30 2 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--queue",
+        "reports",
+        "--payload",
+        r#"{"kind":"full"}"#,
+        "--jitter",
+        "1m",
+    ]);
+    assert!(
+        put.starts_with("created schedule nightly, next fire "),
+        "{put}"
+    );
+    let again = ok(&[
+        "schedule",
+        "put",
+        "nightly",
+        "--cron",
+        "30 2 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--queue",
+        "reports",
+    ]);
+    assert!(again.starts_with("replaced schedule nightly"), "{again}");
+    let list = ok(&["schedule", "ls"]);
+    assert!(
+        list.starts_with("NAME") && list.contains("nightly") && list.contains("Europe/Berlin"),
+        "{list}"
+    );
+
+    let triggered = server.cli_json(&["schedule", "trigger", "nightly"]);
+    let job_id = triggered["job_id"].as_str().unwrap().to_owned();
+    let job = server.cli_json(&["job", "get", &job_id]);
+    assert_eq!(job["schedule"]["name"], "nightly");
+    assert_eq!(job["queue"], "reports");
+    let details = ok(&["schedule", "get", "nightly"]);
+    assert!(
+        details.contains("next fire times:") && details.contains(&job_id),
+        "{details}"
+    );
+    assert!(ok(&["schedule", "pause", "nightly"]).starts_with("paused schedule nightly"));
+    assert!(ok(&["schedule", "resume", "nightly"]).starts_with("resumed schedule nightly"));
+    assert_eq!(
+        ok(&["schedule", "rm", "nightly"]).trim(),
+        "deleted schedule nightly"
+    );
+
+    // Refusals: one `error:` line naming the field, exit status 2 (invalid) or 1 (not found).
+    let bad = server.cli(&[
+        "schedule",
+        "put",
+        "x",
+        "--cron",
+        "* 25 * * *",
+        "--queue",
+        "q",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("hour field `25`"),
+        "{stderr}"
+    );
+    let missing = server.cli(&["schedule", "get", "nightly"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+#[test]
+fn schedule_next_works_without_a_server() {
+    let out = std::process::Command::new(support::bin())
+        .args([
+            "--server",
+            "http://127.0.0.1:9",
+            "schedule",
+            "next",
+            "30 2 * * *",
+        ])
+        .args([
+            "--tz",
+            "America/New_York",
+            "--after",
+            "2026-03-07T12:00:00Z",
+            "--count",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "2026-03-08T03:00:00-04:00 (2026-03-08T07:00:00Z)\n2026-03-09T02:30:00-04:00 (2026-03-09T06:30:00Z)\n"
+    );
+    let bad = std::process::Command::new(support::bin())
+        .args(["schedule", "next", "0 0 30 2 *"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("never fires"));
+}
