@@ -1715,9 +1715,11 @@ pub async fn schedule_upsert_get_list_delete(h: Harness) {
     assert_eq!(r.next_fire_at, Some(at(3600)));
     assert_eq!((r.paused, r.source), (false, ScheduleSource::Api));
     assert_eq!((r.created_at, r.updated_at), (t0(), t0()));
+    let mut expected = schedule("b-hourly", "0 * * * *", "");
+    expected.paused = Some(false);
     assert_eq!(
-        r.schedule,
-        schedule("b-hourly", "0 * * * *", "").tap_paused(false)
+        r.schedule, expected,
+        "stored as defined, with its pause state"
     );
     let got = h.get_schedule("b-hourly").await;
     assert_eq!(got.recent_ticks.as_deref(), Some(&[][..]));
@@ -1808,17 +1810,6 @@ pub async fn schedule_upsert_get_list_delete(h: Harness) {
         })
         .await;
     assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
-}
-
-trait TapPaused {
-    fn tap_paused(self, paused: bool) -> Self;
-}
-
-impl TapPaused for Schedule {
-    fn tap_paused(mut self, paused: bool) -> Self {
-        self.paused = Some(paused);
-        self
-    }
 }
 
 /// Paused schedules are never due; pausing keeps the next fire time; a replace without `paused` keeps the

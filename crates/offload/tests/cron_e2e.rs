@@ -1,7 +1,8 @@
 //! Cron with the real binary: a seconds-level schedule from `offload.toml` creates one job per tick, and a
 //! server killed with SIGKILL in the middle and restarted neither repeats nor loses a tick. What becomes of
 //! the ticks that fell in the downtime is the catch-up policy's decision: `all` runs them late, `none`
-//! records them as missed.
+//! records them as missed. Also the `offload schedule` commands against a server, and `schedule next`
+//! without one.
 
 mod support;
 
