@@ -349,3 +349,24 @@ async fn trigger_runs_now_and_file_sync_deletes_only_file_schedules_gone_from_th
         .collect();
     assert_eq!(all, ["api-made", "file-a"]);
 }
+
+#[tokio::test]
+async fn a_paused_schedule_fires_nothing_and_catches_up_on_resume() {
+    let f = fixture().await;
+    f.put("paused", &minutely("paused", "latest")).await;
+    f.engine.set_schedule_paused("paused", true).await.unwrap();
+    f.set(at(630));
+    assert_eq!(
+        f.pass().await,
+        CronPass {
+            next_fire_at: None,
+            ..CronPass::default()
+        }
+    );
+    assert!(f.fired("paused").await.is_empty());
+    // Resumed at 00:10:30: the ten ticks of the pause are late; `latest` runs the most recent one.
+    f.engine.set_schedule_paused("paused", false).await.unwrap();
+    let pass = f.pass().await;
+    assert_eq!((pass.fired, pass.missed), (1, 9));
+    assert_eq!(f.fired("paused").await, [at(600)]);
+}
