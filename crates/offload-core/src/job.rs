@@ -285,6 +285,19 @@ pub struct Job {
     /// Push jobs: where the server delivers the job (absent for pull jobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
+    /// The cron schedule tick that created the job, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduledBy>,
+}
+
+/// The schedule tick a job was created for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduledBy {
+    /// The schedule's name.
+    pub name: String,
+    /// The tick's fire time (for a run triggered by hand, the moment of the trigger).
+    pub fire_at: Timestamp,
 }
 
 /// A job handed to a pull worker: what it needs to do the work and to report back.

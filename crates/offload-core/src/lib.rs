@@ -2,13 +2,14 @@
 //!
 //! Everything that decides *what happens* to a job lives here as plain data and pure functions: the job model
 //! and its states ([`job`]), the transitions between states ([`state`]), the retry policy ([`backoff`]),
-//! validation of what users send ([`spec`]) and the wire types the server and the SDK share ([`api`]); push
-//! delivery's targets, outcome rules and callbacks are in [`push`].
+//! validation of what users send ([`spec`]), cron schedules and their policies ([`cron`]) and the wire types
+//! the server and the SDK share ([`api`]); push delivery's targets, outcome rules and callbacks are in [`push`].
 //! Stores persist what these functions decide; they never re-implement the rules.
 
 pub mod api;
 pub mod backoff;
 pub mod clock;
+pub mod cron;
 pub mod duration;
 pub mod id;
 pub mod job;
@@ -21,4 +22,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::DurationSpec;
 pub use id::{JobId, LeaseToken};
 pub use jiff::{SignedDuration, Timestamp};
-pub use job::{Attempt, AttemptOutcome, ClaimedJob, Job, JobState, NewJob, Progress, RunAt};
+pub use job::{
+    Attempt, AttemptOutcome, ClaimedJob, Job, JobState, NewJob, Progress, RunAt, ScheduledBy,
+};

@@ -52,6 +52,15 @@ pub struct EngineConfig {
     pub maintenance_batch: u32,
     /// Push delivery (off unless it has a signing secret).
     pub push: crate::push::PushConfig,
+    /// Cron: a tick at most this late is on time and runs whatever the schedule's catch-up policy (a short
+    /// stall, a restart or a change of leader is not an outage); later ticks follow the catch-up policy.
+    pub cron_grace: Duration,
+    /// Cron: longest sleep of the enqueuer between looks for due schedules (it sleeps until the next fire time
+    /// and wakes at once when a schedule changes on this node; this bounds how long a change made on another
+    /// node, or a jump of the clock, goes unnoticed).
+    pub cron_poll: Duration,
+    /// Cron: most schedules fired in one transaction.
+    pub cron_batch: u32,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +75,9 @@ impl Default for EngineConfig {
             claim_poll: Duration::from_secs(1),
             maintenance_batch: 1000,
             push: crate::push::PushConfig::default(),
+            cron_grace: Duration::from_secs(60),
+            cron_poll: Duration::from_secs(1),
+            cron_batch: 2000,
         }
     }
 }

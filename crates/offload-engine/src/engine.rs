@@ -27,7 +27,7 @@ use crate::wakeup::Wakeups;
 /// The running core of a server: one per process, cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) stager_wakeup: Notify,
     /// Wakes the push dispatcher when push jobs may have become available.
     pub(crate) push_wakeup: Notify,
+    /// Wakes the cron enqueuer when a schedule changes.
+    pub(crate) cron_wakeup: Notify,
     /// Cancelled when the server starts draining: no new claims.
     pub(crate) stop_claims: CancellationToken,
     /// Cancelled when background loops must stop.
@@ -65,6 +67,7 @@ impl Engine {
                 wakeups: Wakeups::default(),
                 stager_wakeup: Notify::new(),
                 push_wakeup: Notify::new(),
+                cron_wakeup: Notify::new(),
                 stop_claims: CancellationToken::new(),
                 stop_loops: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -82,12 +85,14 @@ impl Engine {
         self.inner.push_wakeup.notify_one();
     }
 
-    /// Spawns the maintenance loops (staging, rescue, pruning) under the leader lease, and the push
+    /// Spawns the maintenance loops (staging, rescue, pruning) and the cron enqueuer, each under its leader
+    /// lease, and the push
     /// dispatcher when push delivery is enabled (a delivery client that cannot be built is logged as an
     /// error; push jobs then wait).
     pub fn start(&self) {
         let inner = self.inner.clone();
         self.inner.tasks.spawn(maintenance::run(inner));
+        self.inner.tasks.spawn(crate::cron::run(self.inner.clone()));
         if self.inner.config.push.enabled() {
             match push::Deliverer::new(&self.inner.config.push) {
                 Ok(deliverer) => {

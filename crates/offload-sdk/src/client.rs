@@ -321,7 +321,7 @@ impl Client {
         Ok(url)
     }
 
-    fn request(&self, method: Method, segments: &[&str]) -> Result<RequestBuilder> {
+    pub(crate) fn request(&self, method: Method, segments: &[&str]) -> Result<RequestBuilder> {
         let rb = self.http.request(method, self.url(segments)?);
         match &self.auth {
             Auth::None => Ok(rb),
@@ -330,12 +330,12 @@ impl Client {
         }
     }
 
-    async fn call<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
+    pub(crate) async fn call<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
         let (status, body) = self.send(rb).await?;
         decode(status, &body)
     }
 
-    async fn send(&self, rb: RequestBuilder) -> Result<(StatusCode, Vec<u8>)> {
+    pub(crate) async fn send(&self, rb: RequestBuilder) -> Result<(StatusCode, Vec<u8>)> {
         self.send_with_timeout(rb, self.timeout).await
     }
 
@@ -358,7 +358,7 @@ impl Client {
     }
 }
 
-fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| Error::Decode {
         status: status.as_u16(),
         message: format!("cannot read the body ({e}); {}", describe_body(body)),

@@ -64,6 +64,7 @@
 mod client;
 mod error;
 pub mod push;
+mod schedules;
 mod spec;
 pub mod testing;
 pub mod worker;
@@ -74,10 +75,12 @@ pub use error::{Error, Result, TransportError, TransportKind, code};
 /// confused with [`Job`], the attempt a handler receives.
 pub use offload_core::Job as JobRecord;
 pub use offload_core::api;
+pub use offload_core::cron::{ScheduleInfo, ScheduleSpec};
 pub use offload_core::spec::EnqueueRequest;
 pub use offload_core::{
     Attempt, AttemptOutcome, Backoff, ClaimedJob, DurationSpec, JobId, JobState, LeaseToken,
     Progress, Timestamp,
 };
+pub use schedules::PutSchedule;
 pub use spec::JobSpec;
 pub use worker::{BuildError, Job, JobError, Worker, WorkerBuilder, WorkerHandle, WorkerStats};

@@ -12,7 +12,7 @@
 //! | --- | --- | --- |
 //! | `malformed_json` | 400 | the body is not JSON: syntax error, invalid UTF-8, truncated, unreadable |
 //! | `unauthorized` | 401 | missing or unknown bearer token (with `WWW-Authenticate: Bearer`) |
-//! | `not_found` | 404 | unknown job or route; a path `id` that is not a job id |
+//! | `not_found` | 404 | unknown job, schedule or route; a path `id` that is not a job id |
 //! | `method_not_allowed` | 405 | the route exists, the method does not |
 //! | `idempotency_conflict` | 409 | the idempotency key is held by a job created from a different request |
 //! | `lease_mismatch` | 409 | stale lease token: the attempt was rescued or already finished |
@@ -50,7 +50,7 @@ mod routes;
 mod ui;
 mod view;
 
-use routes::{health, jobs, queues, workers};
+use routes::{health, jobs, queues, schedules, workers};
 
 /// Extra room, beyond the payload limit, that single-job bodies may take for the other fields.
 const SINGLE_BODY_OVERHEAD: usize = 64 * 1024;
@@ -167,6 +167,26 @@ fn api_routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
         .routes(routes!(workers::claim))
         .routes(routes!(queues::pause))
         .routes(routes!(queues::resume))
+        // Served but not yet described in the OpenAPI document.
+        .route("/v1/schedules", axum::routing::get(schedules::list))
+        .route(
+            "/v1/schedules/{name}",
+            axum::routing::get(schedules::get)
+                .put(schedules::put)
+                .delete(schedules::delete),
+        )
+        .route(
+            "/v1/schedules/{name}/pause",
+            axum::routing::post(schedules::pause),
+        )
+        .route(
+            "/v1/schedules/{name}/resume",
+            axum::routing::post(schedules::resume),
+        )
+        .route(
+            "/v1/schedules/{name}/trigger",
+            axum::routing::post(schedules::trigger),
+        )
         .layer(DefaultBodyLimit::max(single_body));
     // Static segments win over `{id}` in axum's matcher, so `/v1/jobs/complete` never reaches `/v1/jobs/{id}`.
     let batch = OpenApiRouter::new()

@@ -6,7 +6,9 @@
 //! filters an index does not cover are checked on the rows walked, so combining a common tag or name with a
 //! rare other filter may walk many rows.
 
-use offload_core::{Attempt, AttemptOutcome, DurationSpec, Job, JobId, JobState, Progress};
+use offload_core::{
+    Attempt, AttemptOutcome, DurationSpec, Job, JobId, JobState, Progress, ScheduledBy,
+};
 use offload_store::{JobListParams, Result};
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe};
@@ -17,7 +19,8 @@ use crate::error::{corrupt, db};
 /// The columns [`job_from_row`] reads.
 const JOB_COLUMNS: &str = "seq, id, queue, name, state, payload, priority, attempt, max_attempts, backoff_base_ms, \
      backoff_cap_ms, backoff_jitter, timeout_ms, run_at, created_at, attempted_at, finished_at, lease_expires_at, \
-     worker_id, idempotency_key, tags, progress, progress_message, result, last_error, cancel_requested, target";
+     worker_id, idempotency_key, tags, progress, progress_message, result, last_error, cancel_requested, target, \
+     schedule_name, schedule_fire_at";
 
 /// One job with its attempt history: ended attempts from `job_attempts` (as one JSON array, so the job row
 /// and its history come from the same statement) plus the running one synthesized from the job row.
@@ -306,6 +309,13 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
         cancel_requested: get::<i64>(row, "cancel_requested")? != 0,
         attempts: None,
         target: codec::target(get::<Option<&str>>(row, "target")?)?,
+        schedule: match get::<Option<String>>(row, "schedule_name")? {
+            Some(name) => Some(ScheduledBy {
+                name,
+                fire_at: codec::timestamp(get(row, "schedule_fire_at")?)?,
+            }),
+            None => None,
+        },
     })
 }
 

@@ -6,8 +6,9 @@
 //! from a write means the data is on disk.
 //!
 //! Module map: `schema` (migrations, connection settings), `writer` (group commit), `jobs_insert`,
-//! `leases` (claim, heartbeat), `push` (the push dispatcher's claims), `settings`, `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
-//! delete), `maintenance` (stage, prune), `jobs_read`, `queues`, `leader`; `codec` maps values, `batch` runs
+//! `leases` (claim, heartbeat), `push` (the push dispatcher's claims), `settings`, `jobs_finish` (complete,
+//! fail, rescue), `jobs_manage` (cancel, retry, delete), `maintenance` (stage, prune), `jobs_read`, `queues`,
+//! `leader`, `schedules` (define, read, due) and `schedule_fire` (ticks); `codec` maps values, `batch` runs
 //! multi-row statements, `error` maps database errors.
 
 use std::fmt;
@@ -17,7 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use offload_core::api::{HeartbeatResponse, QueueInfo};
+use offload_core::cron::ScheduleRecord;
 use offload_core::{ClaimedJob, Clock, Job, JobId, SystemClock, Timestamp};
+use offload_store::{
+    DueSchedules, FireOutcome, ScheduleDeleteParams, ScheduleDueParams, ScheduleFireParams,
+    ScheduleGetParams, ScheduleListParams, ScheduleSetPausedParams, ScheduleTriggerParams,
+    ScheduleTriggered, ScheduleUpsertParams, ScheduleUpserted,
+};
 use offload_store::{
     FinishOutcome, Inserted, JobClaimParams, JobClaimPushParams, JobFinishParams,
     JobHeartbeatParams, JobInsertParams, JobListParams, JobPruneParams, JobRescueParams,
@@ -42,6 +49,8 @@ mod leases;
 mod maintenance;
 mod push;
 mod queues;
+mod schedule_fire;
+mod schedules;
 mod schema;
 mod settings;
 mod writer;
@@ -319,6 +328,59 @@ impl Store for SqliteStore {
     async fn leader_resign(&self, p: LeaderResignParams) -> Result<()> {
         self.writer
             .run(true, move |c, _, now| Box::pin(leader::resign(c, now, p)))
+            .await
+    }
+
+    async fn schedule_upsert(&self, p: ScheduleUpsertParams) -> Result<ScheduleUpserted> {
+        self.writer
+            .run(false, move |c, _, now| {
+                Box::pin(schedules::upsert(c, now, p))
+            })
+            .await
+    }
+
+    async fn schedule_get(&self, p: ScheduleGetParams) -> Result<Option<ScheduleRecord>> {
+        schedules::get_one(&mut *self.read().await?, &p).await
+    }
+
+    async fn schedule_list(&self, p: ScheduleListParams) -> Result<Vec<ScheduleRecord>> {
+        schedules::list(&mut *self.read().await?, &p).await
+    }
+
+    async fn schedule_delete(&self, p: ScheduleDeleteParams) -> Result<()> {
+        self.writer
+            .run(false, move |c, _, _| Box::pin(schedules::delete(c, p)))
+            .await
+    }
+
+    async fn schedule_set_paused(&self, p: ScheduleSetPausedParams) -> Result<ScheduleRecord> {
+        self.writer
+            .run(false, move |c, _, now| {
+                Box::pin(schedules::set_paused(c, now, p))
+            })
+            .await
+    }
+
+    async fn schedule_due(&self, p: ScheduleDueParams) -> Result<DueSchedules> {
+        schedules::due(&mut *self.read().await?, p).await
+    }
+
+    async fn schedule_fire(&self, p: ScheduleFireParams) -> Result<Vec<FireOutcome>> {
+        if p.fires.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(schedule_fire::fire(c, now, p.fires, counts))
+            })
+            .await
+    }
+
+    async fn schedule_trigger(&self, p: ScheduleTriggerParams) -> Result<ScheduleTriggered> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(schedule_fire::trigger(c, now, p, counts))
+            })
             .await
     }
 

@@ -13,6 +13,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 /// Every migration: version, description, SQL. Versions match the file names' numbers.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "schedules",
+        include_str!("../migrations/0002_schedules.sql"),
+    ),
     (3, "push", include_str!("../migrations/0003_push.sql")),
     (
         4,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use offload_core::api::{HeartbeatResponse, QueueInfo};
+use offload_core::cron::{MissedTicks, Schedule, ScheduleRecord, ScheduleSource, Tick};
 use offload_core::push::Target;
 use offload_core::state::{Failure, TransitionError};
 use offload_core::{ClaimedJob, Job, JobId, JobState, LeaseToken, NewJob, Progress, Timestamp};
@@ -309,6 +310,161 @@ pub struct Leadership {
     pub expires_at: Timestamp,
 }
 
+/// `schedule_upsert`: create a schedule, or replace the one with the same name.
+#[derive(Debug, Clone)]
+pub struct ScheduleUpsertParams {
+    /// The validated definition. `paused: None` keeps a replaced schedule's pause state (new ones are active).
+    pub schedule: Schedule,
+    /// Where it was defined.
+    pub source: ScheduleSource,
+}
+
+/// What `schedule_upsert` did.
+#[derive(Debug, Clone)]
+pub struct ScheduleUpserted {
+    /// The schedule afterwards.
+    pub record: ScheduleRecord,
+    /// True when no schedule had this name.
+    pub created: bool,
+}
+
+/// `schedule_get`: one schedule with its most recent ticks.
+#[derive(Debug, Clone)]
+pub struct ScheduleGetParams {
+    /// The schedule.
+    pub name: String,
+    /// How many recent ticks to include, newest first.
+    pub recent_ticks: u32,
+}
+
+/// `schedule_list`: schedules in name order, without ticks.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleListParams {
+    /// Only names after this one (keyset cursor).
+    pub after: Option<String>,
+    /// Only schedules from this source.
+    pub source: Option<ScheduleSource>,
+    /// Page size (callers bound it).
+    pub limit: u32,
+}
+
+/// `schedule_delete`: remove a schedule and its tick history (its jobs stay).
+#[derive(Debug, Clone)]
+pub struct ScheduleDeleteParams {
+    /// The schedule.
+    pub name: String,
+}
+
+/// `schedule_set_paused`: pause or resume a schedule.
+#[derive(Debug, Clone)]
+pub struct ScheduleSetPausedParams {
+    /// The schedule.
+    pub name: String,
+    /// Pause or resume.
+    pub paused: bool,
+}
+
+/// `schedule_due`: unpaused schedules whose next fire time has come (or comes by `until`).
+#[derive(Debug, Clone)]
+pub struct ScheduleDueParams {
+    /// Schedules whose next fire time is at or before this instant (the enqueuer looks a little ahead, to plan
+    /// before the tick and fire at it).
+    pub until: Timestamp,
+    /// Most schedules to return, earliest next fire time first.
+    pub limit: u32,
+}
+
+/// What `schedule_due` found.
+#[derive(Debug, Clone, Default)]
+pub struct DueSchedules {
+    /// Schedules whose next fire time is at or before `until`, earliest first.
+    pub due: Vec<ScheduleRecord>,
+    /// The earliest next fire time after `until` of the unpaused schedules, so the enqueuer can sleep until
+    /// it.
+    pub next_fire_at: Option<Timestamp>,
+}
+
+/// One run the enqueuer decided for a tick.
+#[derive(Debug, Clone)]
+pub struct TickRun {
+    /// The tick's fire time.
+    pub fire_at: Timestamp,
+    /// Its job (due at the fire time plus jitter); created only if the overlap policy allows.
+    pub job: NewJob,
+}
+
+/// One schedule's due ticks, as the enqueuer planned them against one revision of the schedule.
+#[derive(Debug, Clone)]
+pub struct ScheduleFire {
+    /// The schedule.
+    pub name: String,
+    /// The revision the plan was made for; a schedule changed since then is left alone.
+    pub revision: i64,
+    /// The next fire time the plan started from; a schedule whose next fire time moved is left alone.
+    pub from: Timestamp,
+    /// Ticks that may run, oldest first: each is decided by the schedule's overlap policy
+    /// ([`offload_core::cron::overlap_decision`]) against its unfinished runs, counted in the transaction.
+    pub runs: Vec<TickRun>,
+    /// Late ticks that will not run.
+    pub missed: Option<MissedTicks>,
+    /// The next fire time to persist.
+    pub next_fire_at: Option<Timestamp>,
+}
+
+/// `schedule_fire`: apply planned ticks of many schedules in one transaction.
+#[derive(Debug, Clone)]
+pub struct ScheduleFireParams {
+    /// The plans, answered in this order.
+    pub fires: Vec<ScheduleFire>,
+}
+
+/// A job created for a tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiredJob {
+    /// The tick's fire time.
+    pub fire_at: Timestamp,
+    /// The job's queue.
+    pub queue: String,
+    /// What the insert decided.
+    pub inserted: Inserted,
+}
+
+/// What `schedule_fire` did with one plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FireOutcome {
+    /// False when the schedule was deleted, paused, changed or already advanced since the plan: nothing was
+    /// written for it.
+    pub applied: bool,
+    /// Jobs created.
+    pub fired: Vec<FiredJob>,
+    /// Ticks the overlap policy skipped.
+    pub skipped: Vec<Timestamp>,
+    /// Ticks recorded as missed.
+    pub missed: u64,
+    /// Ticks already recorded (by an earlier fire), so not run again.
+    pub duplicates: u64,
+}
+
+/// `schedule_trigger`: run a schedule's job now, outside its cron expression.
+#[derive(Debug, Clone)]
+pub struct ScheduleTriggerParams {
+    /// The schedule.
+    pub name: String,
+    /// The job, from the schedule's template.
+    pub job: NewJob,
+}
+
+/// What `schedule_trigger` did.
+#[derive(Debug, Clone)]
+pub struct ScheduleTriggered {
+    /// The recorded (manual) tick.
+    pub tick: Tick,
+    /// The job's queue.
+    pub queue: String,
+    /// The job created.
+    pub inserted: Inserted,
+}
+
 /// Every operation Offload performs on its database.
 ///
 /// Each method is atomic. Times that decide correctness (due, lease expiry) come from the store's own clock,
@@ -396,6 +552,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// Releases the named lease if this node holds it.
     async fn leader_resign(&self, p: LeaderResignParams) -> Result<()>;
+
+    /// Creates a schedule or replaces the one with the same name. The next fire time follows
+    /// [`offload_core::cron::next_fire_on_upsert`]; the revision grows on every replace.
+    async fn schedule_upsert(&self, p: ScheduleUpsertParams) -> Result<ScheduleUpserted>;
+
+    /// One schedule with its most recent ticks (newest first).
+    async fn schedule_get(&self, p: ScheduleGetParams) -> Result<Option<ScheduleRecord>>;
+
+    /// A page of schedules in name order, without ticks.
+    async fn schedule_list(&self, p: ScheduleListParams) -> Result<Vec<ScheduleRecord>>;
+
+    /// Deletes a schedule and its ticks; its jobs stay. [`StoreError::NotFound`] for an unknown name.
+    async fn schedule_delete(&self, p: ScheduleDeleteParams) -> Result<()>;
+
+    /// Pauses or resumes a schedule (its next fire time is kept, so a resume catches up per its policy);
+    /// returns it afterwards.
+    async fn schedule_set_paused(&self, p: ScheduleSetPausedParams) -> Result<ScheduleRecord>;
+
+    /// Unpaused schedules whose next fire time is at or before `until`, and the earliest one after it.
+    async fn schedule_due(&self, p: ScheduleDueParams) -> Result<DueSchedules>;
+
+    /// Applies planned ticks, all plans in one transaction. For each plan whose schedule still has the
+    /// planned revision and next fire time and is not paused: every run the overlap policy allows gets its
+    /// job (carrying the schedule's name and the tick's fire time) and a `fired` tick; the others a `skipped`
+    /// tick; the missed ticks one `missed` record; and the next fire time is persisted. A tick already
+    /// recorded is never run again: ticks are unique per (schedule, fire time).
+    async fn schedule_fire(&self, p: ScheduleFireParams) -> Result<Vec<FireOutcome>>;
+
+    /// Creates the schedule's job now, recorded as a manual tick at the store's now; ignores the overlap
+    /// policy and the pause state, and leaves the next fire time alone.
+    async fn schedule_trigger(&self, p: ScheduleTriggerParams) -> Result<ScheduleTriggered>;
 
     /// Finishes pending writes and closes connections. Later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);

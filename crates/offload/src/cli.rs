@@ -60,6 +60,9 @@ pub(crate) enum Command {
     /// List, pause and resume queues.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Manage cron schedules, or check an expression's next fire times (`schedule next`, no server needed).
+    #[command(subcommand)]
+    Schedule(crate::commands::schedule::ScheduleCommand),
     /// Run a command for each job of a queue: a generic pull worker.
     Worker(WorkerArgs),
     /// Run the server (SQLite file in the current directory, API on 127.0.0.1:7070 by default).
@@ -169,6 +172,18 @@ pub(crate) struct BenchArgs {
     /// Samples of the push enqueue-to-delivery latency phase.
     #[arg(long, default_value_t = 1_000)]
     pub(crate) push_latency_samples: usize,
+    /// Schedules firing every second in the cron fire-lag phase.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) cron_schedules: usize,
+    /// Seconds of ticks the cron fire-lag phase measures.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) cron_seconds: usize,
+    /// Idle schedules in the cron CPU phase.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) idle_schedules: usize,
+    /// Seconds the cron CPU phase measures.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) idle_seconds: usize,
 }
 
 /// `offload job ...`

@@ -53,6 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Job(command) => commands::job::run(&global, command).await,
         Command::Queue(command) => commands::queue::run(&global, command).await,
+        Command::Schedule(command) => commands::schedule::run(&global, command).await,
         Command::Worker(args) => commands::worker::run(&global, args).await,
         Command::Serve(args) => {
             let config = serve::ServeConfig::resolve(serve::Overrides {
@@ -79,6 +80,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 database: args.database,
                 push_jobs: args.push_jobs.max(1),
                 push_latency_samples: args.push_latency_samples.max(1),
+                cron_schedules: args.cron_schedules.max(1),
+                cron_seconds: args.cron_seconds.max(1),
+                idle_schedules: args.idle_schedules,
+                idle_seconds: args.idle_seconds.max(1),
                 ..defaults
             })
             .await?;

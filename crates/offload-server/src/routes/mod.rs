@@ -7,6 +7,7 @@ use crate::error::AppError;
 pub(crate) mod health;
 pub(crate) mod jobs;
 pub(crate) mod queues;
+pub(crate) mod schedules;
 pub(crate) mod workers;
 
 /// Fallback for paths no route matches.

@@ -8,6 +8,7 @@ mod jobs;
 mod metrics;
 mod push;
 mod routing;
+mod schedules;
 mod snooze_abort;
 mod ui;
 mod workers;

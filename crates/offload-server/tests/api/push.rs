@@ -150,3 +150,48 @@ async fn push_jobs_need_a_signing_secret() {
             .contains("signing secret")
     );
 }
+
+#[tokio::test]
+async fn a_schedule_template_carries_a_push_target() {
+    let app = app(AddressPolicy::default()).await;
+    let refused =
+        r#"{"cron":"@daily","job":{"queue":"hooks","target":{"url":"http://10.0.0.1/x"}}}"#;
+    let reply = app
+        .call(crate::common::json_request(
+            axum::http::Method::PUT,
+            "/v1/schedules/refused",
+            refused,
+        ))
+        .await;
+    reply.assert_problem(UNPROCESSABLE, "invalid_field", Some("job.target.url"));
+    let list = app.get("/v1/schedules").await.json();
+    assert_eq!(list["schedules"], serde_json::json!([]), "nothing stored");
+
+    let body =
+        r#"{"cron":"@daily","job":{"queue":"hooks","target":{"url":"https://App.Example/tick"}}}"#;
+    let reply = app
+        .call(crate::common::json_request(
+            axum::http::Method::PUT,
+            "/v1/schedules/nightly-hook",
+            body,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    assert_eq!(
+        reply.json()["job"]["target"]["url"],
+        "https://app.example/tick"
+    );
+    let triggered = app
+        .send(
+            axum::http::Method::POST,
+            "/v1/schedules/nightly-hook/trigger",
+        )
+        .await
+        .json();
+    let id = triggered["job_id"]
+        .as_str()
+        .expect("the triggered job's id");
+    let job = app.get(&format!("/v1/jobs/{id}")).await.json();
+    assert_eq!(job["target"]["url"], "https://app.example/tick");
+    assert_eq!(job["schedule"]["name"], "nightly-hook");
+}

@@ -9,8 +9,10 @@
 //!    3b. the same drain by the SDK's `Worker` with no-op handlers (target: at least 80 % of phase 3);
 //! 4. enqueue-to-start latency at low load: one job at a time to a long-polling worker;
 //! 5. push deliveries per second to a no-op HTTP endpoint on 127.0.0.1;
-//! 6. push enqueue-to-delivery latency at low load.
+//! 6. push enqueue-to-delivery latency at low load;
+//! 7. and 8. cron: fire lag of schedules firing every second, and the CPU cost of idle schedules (see `cron`).
 
+mod cron;
 mod phases;
 mod push;
 mod report;
@@ -49,6 +51,14 @@ pub(crate) struct BenchOptions {
     pub(crate) push_jobs: usize,
     /// Samples of the push latency phase.
     pub(crate) push_latency_samples: usize,
+    /// Schedules firing every second in the cron fire-lag phase.
+    pub(crate) cron_schedules: usize,
+    /// Seconds of ticks measured in the cron fire-lag phase.
+    pub(crate) cron_seconds: usize,
+    /// Idle schedules in the cron CPU phase.
+    pub(crate) idle_schedules: usize,
+    /// Seconds the cron CPU phase measures.
+    pub(crate) idle_seconds: usize,
 }
 
 impl Default for BenchOptions {
@@ -65,6 +75,10 @@ impl Default for BenchOptions {
             database: None,
             push_jobs: 100_000,
             push_latency_samples: 1_000,
+            cron_schedules: 1_000,
+            cron_seconds: 10,
+            idle_schedules: 10_000,
+            idle_seconds: 10,
         }
     }
 }
@@ -134,6 +148,16 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         "  enqueue->push:  p50 {:.3} ms, p99 {:.3} ms ({} samples)",
         push_latency.p50_ms, push_latency.p99_ms, opts.push_latency_samples
     );
+    let client = offload_sdk::Client::new(&ctx.base)?;
+    let cron = cron::run(&client, &opts).await?;
+    eprintln!(
+        "  cron fire lag:  p50 {:.3} ms, p99 {:.3} ms ({} schedules every second, {} ticks)",
+        cron.lag_p50_ms, cron.lag_p99_ms, opts.cron_schedules, cron.ticks
+    );
+    eprintln!(
+        "  cron idle CPU:  {:.2} % of a core ({} idle schedules)",
+        cron.idle_cpu_pct, opts.idle_schedules
+    );
     server.stop().await?;
     Ok(BenchReport {
         enqueue_per_s: enqueue.per_s,
@@ -145,5 +169,8 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         push_per_s: push_rate.per_s,
         push_p50_ms: push_latency.p50_ms,
         push_p99_ms: push_latency.p99_ms,
+        cron_lag_p50_ms: cron.lag_p50_ms,
+        cron_lag_p99_ms: cron.lag_p99_ms,
+        cron_idle_cpu_pct: cron.idle_cpu_pct,
     })
 }

@@ -15,11 +15,14 @@ pub(crate) struct BenchReport {
     pub(crate) push_per_s: f64,
     pub(crate) push_p50_ms: f64,
     pub(crate) push_p99_ms: f64,
+    pub(crate) cron_lag_p50_ms: f64,
+    pub(crate) cron_lag_p99_ms: f64,
+    pub(crate) cron_idle_cpu_pct: f64,
 }
 
 impl fmt::Display for BenchReport {
     /// `RESULT enqueue_per_s=.. batch_enqueue_per_s=.. drain_per_s=.. sdk_drain_per_s=.. p50_ms=.. p99_ms=..
-    /// push_per_s=.. push_p50_ms=.. push_p99_ms=..`
+    /// push_per_s=.. push_p50_ms=.. push_p99_ms=.. cron_lag_p50_ms=.. cron_lag_p99_ms=.. cron_idle_cpu_pct=..`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -36,6 +39,11 @@ impl fmt::Display for BenchReport {
             f,
             " push_per_s={:.0} push_p50_ms={:.3} push_p99_ms={:.3}",
             self.push_per_s, self.push_p50_ms, self.push_p99_ms
+        )?;
+        write!(
+            f,
+            " cron_lag_p50_ms={:.3} cron_lag_p99_ms={:.3} cron_idle_cpu_pct={:.2}",
+            self.cron_lag_p50_ms, self.cron_lag_p99_ms, self.cron_idle_cpu_pct
         )
     }
 }
@@ -65,11 +73,15 @@ mod tests {
             push_per_s: 20_000.4,
             push_p50_ms: 0.5,
             push_p99_ms: 2.0,
+            cron_lag_p50_ms: 3.0,
+            cron_lag_p99_ms: 12.25,
+            cron_idle_cpu_pct: 0.4,
         };
         assert_eq!(
             r.to_string(),
             "RESULT enqueue_per_s=1234 batch_enqueue_per_s=5 drain_per_s=6 sdk_drain_per_s=7 p50_ms=0.250 p99_ms=1.500 \
-             push_per_s=20000 push_p50_ms=0.500 push_p99_ms=2.000"
+             push_per_s=20000 push_p50_ms=0.500 push_p99_ms=2.000 \
+             cron_lag_p50_ms=3.000 cron_lag_p99_ms=12.250 cron_idle_cpu_pct=0.40"
         );
     }
 

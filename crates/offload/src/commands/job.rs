@@ -80,7 +80,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobCommand) -> Result<()> 
 }
 
 /// Reads a `--payload` value: inline JSON, `@FILE`, or `-` for standard input. The text must be valid JSON.
-fn read_payload(source: &str) -> Result<Box<RawValue>> {
+pub(crate) fn read_payload(source: &str) -> Result<Box<RawValue>> {
     let (text, origin) = if source == "-" {
         let mut text = String::new();
         std::io::stdin()

@@ -5,6 +5,7 @@
 pub(crate) mod job;
 pub(crate) mod push;
 pub(crate) mod queue;
+pub(crate) mod schedule;
 pub(crate) mod worker;
 
 use offload_sdk::Client;

@@ -6,8 +6,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 use offload_core::DurationSpec;
+use offload_core::cron::{Schedule, ScheduleSpec};
 use offload_core::push::target::{MAX_TARGET_TIMEOUT, MIN_TARGET_TIMEOUT};
 use offload_core::spec::Limits;
 use offload_engine::push::{DEFAULT_PER_DESTINATION, DEFAULT_TIMEOUT};
@@ -39,6 +43,12 @@ pub(crate) struct FileConfig {
     /// Finished-job retention.
     #[serde(default)]
     pub(crate) retention: Option<Retention>,
+    /// Cron enqueuer settings.
+    #[serde(default)]
+    pub(crate) cron: Option<CronSettings>,
+    /// `[[schedule]]` entries: schedules this file manages (applied at every start; see `schedules`).
+    #[serde(default, rename = "schedule")]
+    pub(crate) schedules: Vec<toml::Spanned<ScheduleSpec>>,
     /// Push delivery.
     #[serde(default)]
     pub(crate) push: Option<PushFile>,
@@ -73,6 +83,14 @@ pub(crate) struct PushSettings {
     pub(crate) max_in_flight: u32,
 }
 
+/// The `[cron]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CronSettings {
+    /// A tick at most this late runs whatever its schedule's catch-up policy (default 1 minute).
+    pub(crate) grace: Option<DurationSpec>,
+}
+
 /// What the command line and environment said (flags win over env; clap resolves that).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Overrides {
@@ -96,17 +114,26 @@ pub(crate) struct ServeConfig {
     pub(crate) limits: Limits,
     pub(crate) retention: Retention,
     pub(crate) push: PushSettings,
+    /// Cron: how late a tick may be and still count as on time (`None`: the engine's default).
+    pub(crate) cron_grace: Option<Duration>,
+    /// The file's schedules, validated. At start they are created or replaced, and file-defined schedules
+    /// no longer in the file are deleted (API-defined ones are never touched).
+    pub(crate) schedules: Vec<Schedule>,
 }
 
 impl ServeConfig {
     /// Resolves defaults < file < overrides, and checks the result.
     pub(crate) fn resolve(over: Overrides) -> anyhow::Result<Self> {
-        let file = match &over.config {
-            Some(path) => read_file(path)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+        let (file, text, path) = match &over.config {
+            Some(path) => {
+                let (file, text) = read_file(path)?;
+                (file, text, path.clone())
             }
-            None => FileConfig::default(),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                let (file, text) = read_file(Path::new(DEFAULT_CONFIG_FILE))?;
+                (file, text, PathBuf::from(DEFAULT_CONFIG_FILE))
+            }
+            None => (FileConfig::default(), String::new(), PathBuf::new()),
         };
         let listen_text = over
             .listen
@@ -150,6 +177,8 @@ impl ServeConfig {
             over.push_allow_private,
             listen,
         )?;
+        let schedules = validate_schedules(file.schedules, &limits, &text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
         Ok(Self {
             listen,
             database: PathBuf::from(database),
@@ -158,6 +187,8 @@ impl ServeConfig {
             limits,
             retention: file.retention.unwrap_or_default(),
             push,
+            cron_grace: file.cron.and_then(|c| c.grace).map(|g| g.0),
+            schedules,
         })
     }
 }
@@ -226,10 +257,45 @@ fn resolve_push(
     })
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+fn read_file(path: &Path) -> anyhow::Result<(FileConfig, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    parse_file(&text).with_context(|| format!("invalid config file {}", path.display()))
+    let file =
+        parse_file(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+    Ok((file, text))
+}
+
+/// Validates every `[[schedule]]` entry as the API would; an error names the entry's line, its name and
+/// the field.
+fn validate_schedules(
+    entries: Vec<toml::Spanned<ScheduleSpec>>,
+    limits: &Limits,
+    text: &str,
+) -> anyhow::Result<Vec<Schedule>> {
+    let now = offload_core::Timestamp::now();
+    let mut names = BTreeSet::new();
+    let mut schedules = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let line = text
+            .get(..entry.span().start)
+            .map_or(0, |before| before.lines().count() + 1);
+        let spec = entry.into_inner();
+        let label = match &spec.name {
+            Some(name) => format!("[[schedule]] `{name}` (line {line})"),
+            None => format!("[[schedule]] at line {line}"),
+        };
+        let schedule = spec
+            .validate(None, limits, now)
+            .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+        if !names.insert(schedule.name.clone()) {
+            bail!(
+                "{label}: the name `{}` is used by an earlier [[schedule]]",
+                schedule.name
+            );
+        }
+        schedules.push(schedule);
+    }
+    Ok(schedules)
 }
 
 fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
@@ -273,6 +339,81 @@ mod tests {
         assert_eq!(r.succeeded.as_secs(), 3600);
         assert_eq!(r.dead.as_millis(), 5000);
         assert_eq!(r.cancelled, Retention::default().cancelled);
+    }
+
+    fn schedules_of(text: &str) -> anyhow::Result<Vec<Schedule>> {
+        let file = parse_file(text)?;
+        validate_schedules(file.schedules, &Limits::default(), text)
+    }
+
+    #[test]
+    fn schedule_entries_are_validated_like_the_api() {
+        let text = r#"
+[cron]
+grace = "10s"
+
+[[schedule]]
+name = "nightly"
+cron = "30 2 * * *"
+timezone = "Europe/Berlin"
+catch_up = "all"
+catch_up_window = "6h"
+job = { queue = "reports", name = "nightly-report", payload = { kind = "full", days = 7 } }
+
+[[schedule]]
+name = "heartbeat"
+cron = "*/10 * * * * *"
+overlap = "allow"
+[schedule.job]
+queue = "pings"
+"#;
+        let file = parse_file(text).unwrap();
+        assert_eq!(file.cron.unwrap().grace.unwrap().as_millis(), 10_000);
+        let schedules = schedules_of(text).unwrap();
+        assert_eq!(schedules.len(), 2);
+        assert_eq!(schedules[0].name, "nightly");
+        assert_eq!(schedules[0].cadence.time_zone(), "Europe/Berlin");
+        assert_eq!(schedules[0].catch_up_window.as_secs(), 6 * 3600);
+        assert_eq!(
+            schedules[0].job.payload.get(),
+            r#"{"days":7,"kind":"full"}"#
+        );
+        assert_eq!(schedules[1].job.queue, "pings");
+    }
+
+    #[test]
+    fn bad_schedule_entries_name_their_line_and_field() {
+        let err = schedules_of(
+            "[[schedule]]\nname = \"a\"\ncron = \"* 25 * * *\"\njob = { queue = \"q\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`a` (line 1)") && err.contains("cron: the hour field `25`"),
+            "{err}"
+        );
+        let err = schedules_of("\n[[schedule]]\ncron = \"* * * * *\"\njob = { queue = \"q\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("name: is required"),
+            "{err}"
+        );
+        let twice = "[[schedule]]\nname = \"a\"\ncron = \"@daily\"\njob = { queue = \"q\" }\n";
+        let err = schedules_of(&format!("{twice}{twice}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("used by an earlier"), "{err}");
+        let err = parse_file(
+            "[[schedule]]\nname = \"a\"\ncron = \"@daily\"\njob = { queue = \"q\" }\ncronn = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cronn") && err.contains("line 5"), "{err}");
+        let err = parse_file("[cron]\ngrace = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]

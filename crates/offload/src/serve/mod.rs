@@ -50,12 +50,26 @@ pub(crate) async fn start(
         .await
         .with_context(|| format!("cannot open database {}", config.database.display()))?;
     let (push, generated_secret) = push::config(&store, &config.push).await?;
+    let defaults = EngineConfig::default();
     let engine_config = EngineConfig {
         retention: config.retention,
         push,
-        ..EngineConfig::default()
+        cron_grace: config.cron_grace.unwrap_or(defaults.cron_grace),
+        ..defaults
     };
     let engine = Engine::new(Arc::new(store), engine_config);
+    let synced = engine
+        .sync_file_schedules(config.schedules.clone())
+        .await
+        .context("cannot apply the configuration file's schedules")?;
+    if synced != Default::default() {
+        tracing::info!(
+            created = ?synced.created,
+            replaced = ?synced.replaced,
+            deleted = ?synced.deleted,
+            "schedules from the configuration file applied"
+        );
+    }
     engine.start();
     let server_config = ServerConfig {
         limits: config.limits.clone(),

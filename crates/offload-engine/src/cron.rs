@@ -1,0 +1,283 @@
+//! The cron enqueuer: turns due ticks into jobs.
+//!
+//! It runs as singleton work under the `cron` leader lease (as maintenance does under its own), so one node
+//! fires at a time, and it is idempotent anyway: every plan names the schedule revision and next fire time it
+//! was made from, and ticks are unique per (schedule, fire time) in the store, so a second node, a restart
+//! or a replayed pass can never create a tick's job twice.
+//!
+//! A pass reads the due schedules, decides each one's ticks with [`plan_due`] (catch-up policy, grace), draws
+//! each run's jitter, and hands all plans to [`offload_store::Store::schedule_fire`] in one transaction, which
+//! applies the overlap policy and persists the next fire times. Between passes the enqueuer sleeps until the
+//! earliest next fire time (at most `cron_poll`), or until a schedule changes on this node.
+//!
+//! Invariant: the persisted next fire time only moves forward through a pass, so a restart resumes exactly
+//! where the last committed pass stopped, and a clock that jumps backwards fires nothing until it is past
+//! the persisted time again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use offload_core::cron::policy::jittered;
+use offload_core::cron::{CatchUpRule, ScheduleRecord, TickOutcome, plan_due};
+use offload_core::{JobState, Timestamp};
+use offload_store::{
+    FireOutcome, LeaderElectParams, LeaderResignParams, ScheduleDueParams, ScheduleFire,
+    ScheduleFireParams, TickRun,
+};
+use tokio::time::Instant;
+
+use crate::engine::{Engine, Inner};
+use crate::error::Result;
+
+const LEASE_NAME: &str = "cron";
+
+/// What one pass of the enqueuer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CronPass {
+    /// Jobs created.
+    pub fired: u64,
+    /// Ticks the overlap policy skipped.
+    pub skipped: u64,
+    /// Ticks recorded as missed.
+    pub missed: u64,
+    /// Schedules whose plan was stale (changed during the pass); they are planned again next pass.
+    pub stale: u64,
+    /// The earliest next fire time of the schedules that are not due.
+    pub next_fire_at: Option<Timestamp>,
+}
+
+impl Engine {
+    /// Runs one pass of the cron enqueuer now: fires every due tick of every unpaused schedule. The enqueuer
+    /// loop calls this; it is safe to call at any time (plans are fenced by revision and ticks are unique).
+    pub async fn fire_due_schedules(&self) -> Result<CronPass> {
+        pass(&self.inner).await
+    }
+}
+
+/// Runs until the engine's loops are stopped, then resigns the lease.
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let ttl = inner.config.leader_ttl;
+    let mut was_leader = false;
+    while !inner.stop_loops.is_cancelled() {
+        let elect = LeaderElectParams {
+            name: LEASE_NAME.to_owned(),
+            node_id: inner.config.node_id.clone(),
+            ttl,
+        };
+        let is_leader = match inner.store.leader_attempt_elect(elect).await {
+            Ok(l) => l.is_leader,
+            Err(e) => {
+                tracing::warn!(error = %e, "leader election failed; cron paused on this node");
+                false
+            }
+        };
+        if is_leader != was_leader {
+            tracing::info!(node = %inner.config.node_id, leader = is_leader, "cron leadership changed");
+            was_leader = is_leader;
+        }
+        let renew_at = Instant::now() + ttl / 3;
+        if is_leader {
+            fire_until(&inner, renew_at).await;
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep_until(renew_at) => {}
+                _ = inner.stop_loops.cancelled() => {}
+            }
+        }
+    }
+    if was_leader {
+        let resign = LeaderResignParams {
+            name: LEASE_NAME.to_owned(),
+            node_id: inner.config.node_id.clone(),
+        };
+        if let Err(e) = inner.store.leader_resign(resign).await {
+            tracing::debug!(error = %e, "could not resign cron lease");
+        }
+    }
+}
+
+/// Passes until `until` (the next lease renewal), sleeping until each next fire time in between.
+async fn fire_until(inner: &Inner, until: Instant) {
+    loop {
+        if Instant::now() >= until || inner.stop_loops.is_cancelled() {
+            return;
+        }
+        // Listen before the pass, so a schedule changed during it still wakes the sleep below.
+        let changed = inner.cron_wakeup.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let wait = match pass(inner).await {
+            Ok(report) => match report.next_fire_at {
+                // Wake early enough to read and plan before the tick.
+                Some(next) => {
+                    let until_next = inner.store.now().duration_until(next);
+                    Duration::try_from(until_next)
+                        .unwrap_or(Duration::ZERO)
+                        .saturating_sub(PLAN_AHEAD)
+                        .min(inner.config.cron_poll)
+                }
+                None => inner.config.cron_poll,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "firing due schedules failed");
+                inner.config.cron_poll
+            }
+        };
+        let wake_at = (Instant::now() + wait).min(until);
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = &mut changed => {}
+            _ = inner.stop_loops.cancelled() => return,
+        }
+    }
+}
+
+/// How far ahead of a tick the enqueuer reads and plans, so the tick's transaction starts at its fire time
+/// rather than after the reads.
+const PLAN_AHEAD: Duration = Duration::from_millis(100);
+
+/// One pass: every schedule due now or within [`PLAN_AHEAD`], in batches of `cron_batch` schedules per
+/// transaction. A batch is planned for the latest fire time among it, then fired once the store's clock
+/// reaches that instant.
+async fn pass(inner: &Inner) -> Result<CronPass> {
+    let limit = inner.config.cron_batch.max(1);
+    let mut report = CronPass::default();
+    loop {
+        let now = inner.store.now();
+        let until = offload_core::state::add(now, PLAN_AHEAD);
+        let due = inner
+            .store
+            .schedule_due(ScheduleDueParams { until, limit })
+            .await?;
+        report.next_fire_at = earliest(report.next_fire_at, due.next_fire_at);
+        if due.due.is_empty() {
+            return Ok(report);
+        }
+        let full = due.due.len() >= limit as usize;
+        let at = due
+            .due
+            .iter()
+            .filter_map(|r| r.next_fire_at)
+            .max()
+            .map_or(now, |t| t.max(now));
+        let fires: Vec<ScheduleFire> = due
+            .due
+            .iter()
+            .filter_map(|record| plan(inner, record, at))
+            .collect();
+        if !reached(inner, at).await {
+            // The clock did not get there (a clock moved by hand): plan again next time.
+            report.next_fire_at = earliest(report.next_fire_at, Some(at));
+            return Ok(report);
+        }
+        let names: Vec<String> = fires.iter().map(|f| f.name.clone()).collect();
+        let nexts: Vec<Option<Timestamp>> = fires.iter().map(|f| f.next_fire_at).collect();
+        let outcomes = inner
+            .store
+            .schedule_fire(ScheduleFireParams { fires })
+            .await?;
+        for ((name, outcome), next) in names.iter().zip(&outcomes).zip(nexts) {
+            account(inner, name, outcome, &mut report);
+            // The schedules just fired wait for their new next fire time; a stale plan is planned again at
+            // once.
+            let wake = if outcome.applied { next } else { Some(at) };
+            report.next_fire_at = earliest(report.next_fire_at, wake);
+        }
+        if !full {
+            return Ok(report);
+        }
+    }
+}
+
+/// Waits until the store's clock reads `at` (at most [`PLAN_AHEAD`] away); false if it still does not.
+async fn reached(inner: &Inner, at: Timestamp) -> bool {
+    let left = Duration::try_from(inner.store.now().duration_until(at)).unwrap_or(Duration::ZERO);
+    if left.is_zero() {
+        return true;
+    }
+    tokio::time::sleep(left.min(PLAN_AHEAD)).await;
+    inner.store.now() >= at
+}
+
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The plan of one due schedule, as of `now` (the instant it will be fired at).
+fn plan(inner: &Inner, record: &ScheduleRecord, now: Timestamp) -> Option<ScheduleFire> {
+    let from = record.next_fire_at?;
+    let s = &record.schedule;
+    let rule = CatchUpRule {
+        policy: s.catch_up,
+        window: s.catch_up_window,
+        grace: inner.config.cron_grace,
+    };
+    let due = plan_due(&s.cadence, from, now, rule);
+    let mut runs = Vec::with_capacity(due.run.len());
+    for fire_at in due.run {
+        let run_at = jittered(fire_at, s.jitter, fastrand::f64());
+        match s.job.new_job(run_at) {
+            Ok(job) => runs.push(TickRun { fire_at, job }),
+            Err(e) => {
+                // A stored template always makes a valid job; never fire half a plan if one does not.
+                tracing::error!(schedule = %s.name, error = %e, "schedule template does not make a valid job");
+                return None;
+            }
+        }
+    }
+    Some(ScheduleFire {
+        name: s.name.clone(),
+        revision: record.revision,
+        from,
+        runs,
+        missed: due.missed,
+        next_fire_at: due.next_fire_at,
+    })
+}
+
+/// Metrics, logs and wake-ups for one applied plan.
+fn account(inner: &Inner, name: &str, outcome: &FireOutcome, report: &mut CronPass) {
+    if !outcome.applied {
+        report.stale += 1;
+        return;
+    }
+    let count = |outcome: TickOutcome, n: u64| {
+        if n > 0 {
+            metrics::counter!("offload_cron_ticks_total", "schedule" => name.to_owned(), "outcome" => outcome.as_str())
+                .increment(n);
+        }
+    };
+    let fired = outcome.fired.len() as u64;
+    let skipped = outcome.skipped.len() as u64;
+    count(TickOutcome::Fired, fired);
+    count(TickOutcome::Skipped, skipped);
+    count(TickOutcome::Missed, outcome.missed);
+    report.fired += fired;
+    report.skipped += skipped;
+    report.missed += outcome.missed;
+    let mut delayed = false;
+    for job in &outcome.fired {
+        tracing::debug!(schedule = %name, fire_at = %job.fire_at, job = %job.inserted.id, "tick fired");
+        match job.inserted.state {
+            JobState::Available => {
+                inner.wakeups.wake(&job.queue);
+                // The template may make it a push job: the dispatcher looks too (cheap when it has none).
+                inner.push_wakeup.notify_one();
+            }
+            JobState::Scheduled => delayed = true,
+            _ => {}
+        }
+    }
+    if delayed {
+        inner.stager_wakeup.notify_one();
+    }
+    for fire_at in &outcome.skipped {
+        tracing::info!(schedule = %name, fire_at = %fire_at, "tick skipped: an earlier run is unfinished");
+    }
+    if outcome.missed > 0 {
+        tracing::warn!(schedule = %name, ticks = outcome.missed, "ticks missed (catch-up policy)");
+    }
+}

@@ -1,0 +1,160 @@
+//! Cron schedules: create or replace, list, read (with upcoming fire times and recent ticks), delete, pause,
+//! resume and run now.
+//!
+//! Every body is validated into a schedule before anything is written (the expression, the time zone, that
+//! it still fires, the job template, the jitter), so a refused request stores nothing.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use offload_core::cron::{
+    ListSchedulesQuery, ScheduleInfo, ScheduleList, ScheduleSource, ScheduleSpec, Triggered,
+    schedule::validate_schedule_name,
+};
+use offload_store::ScheduleListParams;
+
+use crate::AppState;
+use crate::error::{AppError, Result};
+use crate::extract::{Json, Query};
+
+/// Upcoming fire times shown by `GET /v1/schedules/{name}` and after a change.
+const UPCOMING: usize = 5;
+/// Recent ticks shown by `GET /v1/schedules/{name}`.
+const RECENT_TICKS: u32 = 20;
+/// Page size of `GET /v1/schedules` when none is asked for.
+const DEFAULT_PAGE: u32 = 100;
+/// Largest page of `GET /v1/schedules`.
+const MAX_PAGE: u32 = 500;
+
+/// The `{name}` of a schedule route, validated like a schedule's name.
+#[derive(Debug, Clone)]
+pub(crate) struct NamePath(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for NamePath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::invalid("name", "is not valid UTF-8"))?;
+        validate_schedule_name(&name).map_err(|m| AppError::invalid("name", m))?;
+        Ok(NamePath(name))
+    }
+}
+
+fn not_found(name: &str) -> AppError {
+    AppError::NotFound(format!("schedule {name} not found"))
+}
+
+/// `PUT /v1/schedules/{name}`: 201 with the new schedule, 200 with the replaced one.
+pub(crate) async fn put(
+    State(app): State<AppState>,
+    NamePath(name): NamePath,
+    Json(spec): Json<ScheduleSpec>,
+) -> Result<(StatusCode, axum::Json<ScheduleInfo>)> {
+    let schedule = spec.validate(Some(&name), &app.limits, app.engine.now())?;
+    if schedule.job.target.is_some() {
+        // What the outbound address policy can tell before any tick: push on, no refused literal address.
+        let job = schedule
+            .job
+            .new_job(app.engine.now())
+            .map_err(|e| e.within("job"))?;
+        app.engine.check_push(&job).map_err(|e| e.within("job"))?;
+    }
+    let upserted = app
+        .engine
+        .put_schedule(schedule, ScheduleSource::Api)
+        .await?;
+    let status = if upserted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(upserted.record.info(UPCOMING))))
+}
+
+/// `GET /v1/schedules`: schedules in name order; a full page carries `next_cursor`.
+pub(crate) async fn list(
+    State(app): State<AppState>,
+    Query(query): Query<ListSchedulesQuery>,
+) -> Result<axum::Json<ScheduleList>> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    if let Some(cursor) = &query.cursor {
+        validate_schedule_name(cursor)
+            .map_err(|_| AppError::invalid("cursor", "is not a cursor from a previous page"))?;
+    }
+    let records = app
+        .engine
+        .list_schedules(ScheduleListParams {
+            after: query.cursor,
+            source: None,
+            limit,
+        })
+        .await?;
+    let next_cursor = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.schedule.name.clone()))
+        .flatten();
+    Ok(axum::Json(ScheduleList {
+        schedules: records.iter().map(|r| r.info(0)).collect(),
+        next_cursor,
+    }))
+}
+
+/// `GET /v1/schedules/{name}`: the schedule with its next fire times and recent ticks (with their jobs).
+pub(crate) async fn get(
+    State(app): State<AppState>,
+    NamePath(name): NamePath,
+) -> Result<axum::Json<ScheduleInfo>> {
+    match app.engine.get_schedule(&name, RECENT_TICKS).await? {
+        Some(record) => Ok(axum::Json(record.info(UPCOMING))),
+        None => Err(not_found(&name)),
+    }
+}
+
+/// `DELETE /v1/schedules/{name}`: 204; the schedule's jobs stay.
+pub(crate) async fn delete(
+    State(app): State<AppState>,
+    NamePath(name): NamePath,
+) -> Result<StatusCode> {
+    app.engine.delete_schedule(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/schedules/{name}/pause`: the schedule fires nothing until resumed.
+pub(crate) async fn pause(
+    State(app): State<AppState>,
+    NamePath(name): NamePath,
+) -> Result<axum::Json<ScheduleInfo>> {
+    let record = app.engine.set_schedule_paused(&name, true).await?;
+    Ok(axum::Json(record.info(UPCOMING)))
+}
+
+/// `POST /v1/schedules/{name}/resume`: fires again; ticks due while paused follow the catch-up policy.
+pub(crate) async fn resume(
+    State(app): State<AppState>,
+    NamePath(name): NamePath,
+) -> Result<axum::Json<ScheduleInfo>> {
+    let record = app.engine.set_schedule_paused(&name, false).await?;
+    Ok(axum::Json(record.info(UPCOMING)))
+}
+
+/// `POST /v1/schedules/{name}/trigger`: 201 with the job created now, whatever the overlap policy and pause.
+pub(crate) async fn trigger(
+    State(app): State<AppState>,
+    NamePath(name): NamePath,
+) -> Result<(StatusCode, axum::Json<Triggered>)> {
+    let triggered = app.engine.trigger_schedule(&name).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Triggered {
+            job_id: triggered.inserted.id,
+            fire_at: triggered.tick.fire_at,
+        }),
+    ))
+}
