@@ -1,0 +1,86 @@
+//! Jobs per (queue, state), kept in the same transaction as every change.
+//!
+//! Invariant: for each (queue, state), the sum of `queue_counts.n` over its shards equals the number of jobs in
+//! that queue and state, at every commit. A statement that creates, moves or deletes jobs adds its changes
+//! either through [`cte`] (a data-modifying CTE counting the rows the statement itself touched) or through
+//! [`Counts::flush`] (changes decided in Rust), always to one random shard and in (queue, state) order, so
+//! two transactions never lock count rows in opposite orders. Readers sum the shards.
+
+use std::collections::BTreeMap;
+
+use offload_core::JobState;
+use offload_store::Result;
+use sqlx::postgres::PgConnection;
+
+use crate::error::db;
+
+/// Shards per (queue, state); only contention depends on it (readers sum whatever shards exist).
+const SHARDS: i16 = 16;
+
+/// The shard one statement adds its changes to.
+pub(crate) fn shard() -> i16 {
+    fastrand::i16(0..SHARDS)
+}
+
+/// A data-modifying CTE, named `counted`, that adds the `(queue, state, n)` rows produced by the query `deltas`
+/// to shard `shard` (a placeholder such as `$5`). Data-modifying CTEs run even when nothing refers to them.
+pub(crate) fn cte(deltas: &str, shard: &str) -> String {
+    format!(
+        "counted AS (
+    INSERT INTO queue_counts AS c (queue, state, shard, n)
+    SELECT queue, state, {shard}, sum(n) FROM ({deltas}) AS d (queue, state, n)
+    GROUP BY queue, state HAVING sum(n) <> 0 ORDER BY queue, state
+    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n)"
+    )
+}
+
+/// Count changes decided in Rust, not yet written.
+#[derive(Debug, Default)]
+pub(crate) struct Counts(BTreeMap<(String, JobState), i64>);
+
+impl Counts {
+    /// `n` jobs of `queue` entered `state` (negative: left it).
+    pub(crate) fn add(&mut self, queue: &str, state: JobState, n: i64) {
+        *self.0.entry((queue.to_owned(), state)).or_default() += n;
+    }
+
+    /// One job of `queue` moved from `from` to `to`.
+    pub(crate) fn moved(&mut self, queue: &str, from: JobState, to: JobState) {
+        if from != to {
+            self.add(queue, from, -1);
+            self.add(queue, to, 1);
+        }
+    }
+
+    /// Adds the changes to `queue_counts`, in one statement.
+    pub(crate) async fn flush(self, conn: &mut PgConnection) -> Result<()> {
+        let mut queues = Vec::new();
+        let mut states = Vec::new();
+        let mut ns = Vec::new();
+        // BTreeMap order: (queue, state) order, as `cte` sorts.
+        for ((queue, state), n) in self.0 {
+            if n != 0 {
+                queues.push(queue);
+                states.push(state.as_str());
+                ns.push(n);
+            }
+        }
+        if queues.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO queue_counts AS c (queue, state, shard, n) \
+             SELECT q, s, $4, n FROM unnest($1::text[], $2::text[], $3::int8[]) AS u (q, s, n) \
+             ORDER BY q, s \
+             ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n",
+        )
+        .bind(queues)
+        .bind(states)
+        .bind(ns)
+        .bind(shard())
+        .execute(conn)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! Helpers for tests that run against a real PostgreSQL (feature `testing`).
+//!
+//! Tests find the database through one variable, [`URL_VAR`] (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`). Without it they are skipped, and say so on standard error; in CI
+//! (`CI=true`) a missing variable fails them instead, so a CI run can never pass without having tested
+//! PostgreSQL. A set variable pointing at a server that does not answer fails the tests, locally too. Each test
+//! works in a schema of its own ([`TestSchema`]), dropped when the test ends, so tests never see each other's
+//! rows and can run in parallel on one database.
+
+use std::io::Write;
+use std::sync::Once;
+
+/// The environment variable holding the test database's URL.
+pub const URL_VAR: &str = "OFFLOAD_TEST_POSTGRES_URL";
+
+/// The test database's URL, or `None` when PostgreSQL tests are to be skipped (after printing why, once per
+/// test binary).
+///
+/// # Panics
+/// When the variable is missing and `CI` is `true`.
+pub fn url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{URL_VAR} is not set, but CI=true: PostgreSQL tests must run in CI")
+        }
+        _ => {
+            static SAID: Once = Once::new();
+            SAID.call_once(|| {
+                // Written to the stream itself: the test harness captures `eprintln!` of passing tests.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: PostgreSQL tests skipped: set {URL_VAR}=postgres://USER@HOST:PORT/DATABASE to run them"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// A fresh schema name for one test, dropped (with everything in it) when this value is dropped.
+#[derive(Debug)]
+pub struct TestSchema {
+    /// The database URL.
+    pub url: String,
+    /// The schema's name (`offload_test_` and random hex).
+    pub name: String,
+}
+
+impl TestSchema {
+    /// A new, unique schema name on the database at `url` (the store's migrations create the schema).
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            name: format!("offload_test_{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // A thread with its own runtime: drop may run inside or outside a runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(crate::drop_schema(&url, &name))
+                .map_err(|e| e.to_string())
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not drop test schema {}: {e}",
+                self.name
+            );
+        }
+    }
+}
