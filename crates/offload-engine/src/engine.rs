@@ -63,10 +63,16 @@ impl Engine {
         }
     }
 
-    /// Spawns the maintenance loops (staging, rescue, pruning) under the leader lease.
+    /// Spawns the maintenance loops (staging, rescue, pruning) under the leader lease, and forwards the store's
+    /// wake-ups (jobs made available by other servers) to long-polling claimers when the store offers them.
     pub fn start(&self) {
         let inner = self.inner.clone();
         self.inner.tasks.spawn(maintenance::run(inner));
+        if let Some(rx) = self.inner.store.subscribe_available() {
+            self.inner
+                .tasks
+                .spawn(crate::wakeup::forward(self.inner.clone(), rx));
+        }
     }
 
     /// The store, for operations the engine adds nothing to.

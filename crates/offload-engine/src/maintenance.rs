@@ -1,9 +1,13 @@
 //! Singleton maintenance work: staging due jobs, rescuing expired leases, pruning finished jobs.
 //!
-//! Invariant: the duties only run while this node holds the `maintenance` leader lease, and a node stops
-//! them at its next renewal point (a third of the lease) unless the renewal succeeded, so two nodes never
-//! run them at once for longer than a clock-skew margin. Each duty is idempotent anyway (it only moves rows
-//! whose state and time qualify), so an overlap is harmless.
+//! Invariant: the duties only run while this node holds the `maintenance` leader lease. Every election is timed
+//! from the moment its request was sent, which is no later than the instant the store started the lease: the
+//! node works until a third of the lease has passed, then renews; if the renewal fails or does not answer
+//! within that third, it stops at once, and a duty stuck on the store is abandoned before the lease would end.
+//! So a node that cannot renew has stepped down well before another node may take the lease. A node that is
+//! not leader tries again when the holder's lease ends (at most a third of a lease later), so a dead leader is
+//! replaced within one lease period. Each duty is idempotent anyway (it only moves rows whose state and time
+//! qualify), so even an overlap is harmless.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,23 +33,44 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             node_id: inner.config.node_id.clone(),
             ttl,
         };
-        let is_leader = match inner.store.leader_attempt_elect(elect).await {
-            Ok(l) => l.is_leader,
-            Err(e) => {
+        let sent = Instant::now();
+        let renew_at = sent + ttl / 3;
+        let answer =
+            tokio::time::timeout_at(renew_at, inner.store.leader_attempt_elect(elect)).await;
+        let (is_leader, next_try) = match answer {
+            Ok(Ok(l)) if l.is_leader => (true, renew_at),
+            Ok(Ok(l)) => {
+                // Try again just after the holder's lease ends, or at the usual rhythm if that is sooner.
+                let until_free = inner.store.now().duration_until(l.expires_at);
+                let until_free = Duration::try_from(until_free).unwrap_or(Duration::ZERO);
+                let retry = until_free + Duration::from_millis(fastrand::u64(10..60));
+                (false, renew_at.min(Instant::now() + retry))
+            }
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "leader election failed; maintenance paused on this node");
-                false
+                (false, renew_at)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "leader election did not answer in time; maintenance paused on this node"
+                );
+                (false, renew_at)
             }
         };
         if is_leader != was_leader {
             tracing::info!(node = %inner.config.node_id, leader = is_leader, "maintenance leadership changed");
             was_leader = is_leader;
         }
-        let renew_at = Instant::now() + ttl / 3;
         if is_leader {
-            run_duties(&inner, &mut timers, renew_at).await;
+            // Abandon a duty stuck on the store before the lease (started no earlier than `sent`) ends.
+            let lease_end = sent + ttl.mul_f64(0.9);
+            let duties = run_duties(&inner, &mut timers, renew_at);
+            if tokio::time::timeout_at(lease_end, duties).await.is_err() {
+                tracing::warn!("maintenance duty outlasted the leader lease; stepping down");
+            }
         } else {
             tokio::select! {
-                _ = tokio::time::sleep_until(renew_at) => {}
+                _ = tokio::time::sleep_until(next_try) => {}
                 _ = inner.stop_loops.cancelled() => {}
             }
         }

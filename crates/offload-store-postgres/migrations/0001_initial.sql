@@ -205,7 +205,7 @@ BEGIN
             timeout_ms_, due, now_, tags);
     INSERT INTO queue_counts AS c (queue, state, shard, n)
     VALUES (queue, state_, floor(random() * 16)::smallint, 1)
-    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + 1;
+    ON CONFLICT ON CONSTRAINT queue_counts_pkey DO UPDATE SET n = c.n + 1;
     IF state_ = 'available' THEN
         PERFORM pg_notify(current_schema() || '.available', queue);
     END IF;

@@ -161,7 +161,7 @@ fn decide<'a>(
 }
 
 /// Advisory-lock class of idempotency keys (the first half of the two-part lock key).
-const KEY_LOCK_CLASS: i32 = 0x0ff1_0ad;
+const KEY_LOCK_CLASS: i32 = 0x00ff_10ad;
 
 /// Locks every key until the transaction ends, in the order of the locks' own ids.
 async fn lock_keys(conn: &mut PgConnection, keys: &[&str]) -> Result<()> {

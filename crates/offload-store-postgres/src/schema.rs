@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use offload_store::{Result, StoreError};
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, SqlSafeStr};
 
 use crate::error::{acquire, db};
@@ -120,21 +120,40 @@ fn migrate_error(e: MigrateError) -> StoreError {
 }
 
 /// Applies pending migrations to `schema` (creating it if needed) on a connection of its own, which is closed
-/// afterwards (releasing the advisory lock even if a migration failed). Returns the versions applied now.
+/// afterwards (releasing every lock even if a migration failed). Returns the versions applied by this call.
+///
+/// Besides sqlx's own lock (per database), the whole call holds an advisory lock for the schema, so that the
+/// versions applied "by this call" are known exactly when several servers start at once.
 pub async fn migrate(url: &str, schema: &str) -> Result<Vec<i64>> {
     validate_schema(schema).map_err(|m| StoreError::Internal(format!("schema `{schema}`: {m}")))?;
-    let options = connect_options(url, schema, true)?;
-    let mut conn = PgConnection::connect_with(&options)
+    // A pool of one connection: the session locks below and sqlx's migrator all live on it.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(connect_options(url, schema, true)?)
         .await
         .map_err(acquire)?;
-    let before = applied(&mut conn, schema).await?;
-    let result = migrator(schema).run(&mut conn).await.map_err(migrate_error);
-    let after = match result {
-        Ok(()) => applied(&mut conn, schema).await,
-        Err(e) => Err(e),
-    };
-    let _ = conn.close().await;
-    Ok(after?.into_iter().filter(|v| !before.contains(v)).collect())
+    let result = async {
+        let mut conn = pool.acquire().await.map_err(acquire)?;
+        sqlx::query("SELECT pg_advisory_lock(hashtext('offload migrate ' || $1))")
+            .bind(schema)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        let before = applied(&mut conn, schema).await?;
+        drop(conn);
+        migrator(schema).run(&pool).await.map_err(migrate_error)?;
+        let mut conn = pool.acquire().await.map_err(acquire)?;
+        let after = applied(&mut conn, schema).await?;
+        sqlx::query("SELECT pg_advisory_unlock(hashtext('offload migrate ' || $1))")
+            .bind(schema)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
+    }
+    .await;
+    pool.close().await;
+    result
 }
 
 /// Checks that every embedded migration is applied to `schema` (for servers started without migrating).

@@ -10,6 +10,9 @@
 use std::io::Write;
 use std::sync::Once;
 
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+
 /// The environment variable holding the test database's URL.
 pub const URL_VAR: &str = "OFFLOAD_TEST_POSTGRES_URL";
 
@@ -79,4 +82,91 @@ impl Drop for TestSchema {
             );
         }
     }
+}
+
+/// A database of its own for one test (for what must not disturb other tests, such as refusing connections),
+/// dropped with `FORCE` when this value is dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// The URL the test was given (its database is left alone).
+    pub admin_url: String,
+    /// The URL of the new database.
+    pub url: String,
+    /// The new database's name.
+    pub name: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database next to the one `admin_url` names.
+    pub async fn create(admin_url: &str) -> Result<Self, sqlx::Error> {
+        let name = format!("offload_test_{}", uuid::Uuid::new_v4().simple());
+        admin(admin_url, &format!("CREATE DATABASE {name}")).await?;
+        let options: PgConnectOptions = admin_url.parse()?;
+        let url = options.database(&name).to_url_lossy().to_string();
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            url,
+            name,
+        })
+    }
+
+    /// Makes the database unreachable for clients: new connections are refused and existing ones are
+    /// terminated (`pg_terminate_backend`), as when the server or the network fails.
+    pub async fn refuse_connections(&self) -> Result<(), sqlx::Error> {
+        let name = &self.name;
+        admin(
+            &self.admin_url,
+            &format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ),
+        )
+        .await
+    }
+
+    /// Accepts connections again.
+    pub async fn allow_connections(&self) -> Result<(), sqlx::Error> {
+        admin(
+            &self.admin_url,
+            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name),
+        )
+        .await
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (url, sql) = (
+            self.admin_url.clone(),
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(admin(&url, &sql))
+                .map_err(|e| e.to_string())
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not drop test database {}: {e}",
+                self.name
+            );
+        }
+    }
+}
+
+/// Runs `sql` (one or more statements) on a fresh connection to `url`.
+async fn admin(url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    let mut conn = options.connect().await?;
+    let result = sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    result.map(drop)
 }
