@@ -71,7 +71,12 @@ pub(crate) fn connect_options(
 ) -> Result<PgConnectOptions> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL: {e}")))?;
-    let mut settings = vec![("search_path", schema), ("TimeZone", "UTC")];
+    // Notices ("schema already exists, skipping") are not news for operators.
+    let mut settings = vec![
+        ("search_path", schema),
+        ("TimeZone", "UTC"),
+        ("client_min_messages", "warning"),
+    ];
     if !unbounded {
         settings.push(("statement_timeout", STATEMENT_TIMEOUT));
     }

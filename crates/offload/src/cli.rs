@@ -66,6 +66,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Measure throughput and latency end to end against a fresh server on a temporary database.
     Bench(BenchArgs),
+    /// Apply pending database migrations (`serve` does it on start unless given --no-migrate).
+    Migrate(MigrateArgs),
 }
 
 /// `offload serve`: flags and environment variables override `offload.toml`, which overrides defaults.
@@ -77,9 +79,20 @@ pub(crate) struct ServeArgs {
     /// Address to listen on, IP:PORT [default: 127.0.0.1:7070].
     #[arg(long, env = "OFFLOAD_LISTEN", value_name = "ADDR")]
     pub(crate) listen: Option<String>,
-    /// SQLite database file [default: offload.db].
-    #[arg(long, env = "OFFLOAD_DATABASE", value_name = "PATH")]
+    /// SQLite database file, or a postgres:// URL [default: offload.db].
+    #[arg(
+        long,
+        env = "OFFLOAD_DATABASE",
+        value_name = "PATH|URL",
+        hide_env_values = true
+    )]
     pub(crate) database: Option<String>,
+    /// PostgreSQL schema holding Offload's tables [default: offload].
+    #[arg(long, env = "OFFLOAD_SCHEMA", value_name = "NAME")]
+    pub(crate) schema: Option<String>,
+    /// Do not apply pending PostgreSQL migrations on start (run `offload migrate` first).
+    #[arg(long)]
+    pub(crate) no_migrate: bool,
     /// API tokens, comma-separated; required when listening on a non-loopback address.
     #[arg(
         long,
@@ -115,9 +128,32 @@ pub(crate) struct BenchArgs {
     /// Samples of the latency phase.
     #[arg(long, default_value_t = 2_000)]
     pub(crate) latency_samples: usize,
-    /// Database file to use instead of a temporary one.
-    #[arg(long, value_name = "PATH")]
-    pub(crate) database: Option<std::path::PathBuf>,
+    /// SQLite file to use instead of a temporary one, or a postgres:// URL (the bench then works in a fresh
+    /// schema that it drops at the end, unless --schema names one to keep).
+    #[arg(long, value_name = "PATH|URL")]
+    pub(crate) database: Option<String>,
+    /// PostgreSQL schema to use (and keep) instead of a temporary one.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) schema: Option<String>,
+}
+
+/// `offload migrate`: the database options of `offload serve`.
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// Configuration file [default: offload.toml in the current directory, if it exists].
+    #[arg(long, env = "OFFLOAD_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// SQLite database file, or a postgres:// URL [default: offload.db].
+    #[arg(
+        long,
+        env = "OFFLOAD_DATABASE",
+        value_name = "PATH|URL",
+        hide_env_values = true
+    )]
+    pub(crate) database: Option<String>,
+    /// PostgreSQL schema holding Offload's tables [default: offload].
+    #[arg(long, env = "OFFLOAD_SCHEMA", value_name = "NAME")]
+    pub(crate) schema: Option<String>,
 }
 
 /// `offload job ...`

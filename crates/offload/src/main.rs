@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     init_tracing(match cli.command {
-        Command::Worker(_) | Command::Serve(_) => "info",
+        Command::Worker(_) | Command::Serve(_) | Command::Migrate(_) => "info",
         _ => "warn",
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -57,9 +57,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config: args.config,
                 listen: args.listen,
                 database: args.database,
+                schema: args.schema,
                 api_tokens: args.api_tokens,
             })?;
-            serve::run(config).await
+            if args.no_migrate && matches!(config.database, serve::Database::Sqlite(_)) {
+                return Err(cli::UsageError(
+                    "--no-migrate applies to PostgreSQL only (a SQLite file is always brought up to date)".into(),
+                )
+                .into());
+            }
+            serve::run(serve::ServeConfig {
+                migrate: !args.no_migrate,
+                ..config
+            })
+            .await
+        }
+        Command::Migrate(args) => {
+            let database = serve::Database::resolve(&serve::Overrides {
+                config: args.config,
+                database: args.database,
+                schema: args.schema,
+                ..serve::Overrides::default()
+            })?;
+            println!("{}", serve::migrate(&database).await?);
+            Ok(())
         }
         Command::Bench(args) => {
             let defaults = bench::BenchOptions::default();
@@ -72,6 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 claim_batch: args.claim_batch.clamp(1, offload_core::api::MAX_CLAIM_JOBS),
                 latency_samples: args.latency_samples.max(1),
                 database: args.database,
+                schema: args.schema,
                 ..defaults
             })
             .await?;
