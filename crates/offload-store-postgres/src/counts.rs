@@ -34,6 +34,18 @@ pub(crate) fn cte(deltas: &str, shard: &str) -> String {
     )
 }
 
+/// A data-modifying CTE, named `counted`, that adds changes passed as three parallel arrays (queue, state, n:
+/// the placeholders `q`, `s`, `n`, see [`Counts::arrays`]) to shard `shard`.
+pub(crate) fn bound_cte(q: &str, s: &str, n: &str, shard: &str) -> String {
+    format!(
+        "counted AS (
+    INSERT INTO queue_counts AS c (queue, state, shard, n)
+    SELECT uq, us, {shard}, un FROM unnest({q}::text[], {s}::text[], {n}::int8[]) AS u (uq, us, un)
+    ORDER BY uq, us
+    ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n)"
+    )
+}
+
 /// Count changes decided in Rust, not yet written.
 #[derive(Debug, Default)]
 pub(crate) struct Counts(BTreeMap<(String, JobState), i64>);
@@ -41,7 +53,12 @@ pub(crate) struct Counts(BTreeMap<(String, JobState), i64>);
 impl Counts {
     /// `n` jobs of `queue` entered `state` (negative: left it).
     pub(crate) fn add(&mut self, queue: &str, state: JobState, n: i64) {
-        *self.0.entry((queue.to_owned(), state)).or_default() += n;
+        match self.0.get_mut(&(queue.to_owned(), state)) {
+            Some(v) => *v += n,
+            None => {
+                self.0.insert((queue.to_owned(), state), n);
+            }
+        }
     }
 
     /// One job of `queue` moved from `from` to `to`.
@@ -52,12 +69,11 @@ impl Counts {
         }
     }
 
-    /// Adds the changes to `queue_counts`, in one statement.
-    pub(crate) async fn flush(self, conn: &mut PgConnection) -> Result<()> {
+    /// The non-zero changes as three parallel arrays (queue, state, n), for [`bound_cte`].
+    pub(crate) fn arrays(self) -> (Vec<String>, Vec<&'static str>, Vec<i64>) {
         let mut queues = Vec::new();
         let mut states = Vec::new();
         let mut ns = Vec::new();
-        // BTreeMap order: (queue, state) order, as `cte` sorts.
         for ((queue, state), n) in self.0 {
             if n != 0 {
                 queues.push(queue);
@@ -65,22 +81,24 @@ impl Counts {
                 ns.push(n);
             }
         }
+        (queues, states, ns)
+    }
+
+    /// Adds the changes to `queue_counts`, in one statement.
+    pub(crate) async fn flush(self, conn: &mut PgConnection) -> Result<()> {
+        let (queues, states, ns) = self.arrays();
         if queues.is_empty() {
             return Ok(());
         }
-        sqlx::query(
-            "INSERT INTO queue_counts AS c (queue, state, shard, n) \
-             SELECT q, s, $4, n FROM unnest($1::text[], $2::text[], $3::int8[]) AS u (q, s, n) \
-             ORDER BY q, s \
-             ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n",
-        )
-        .bind(queues)
-        .bind(states)
-        .bind(ns)
-        .bind(shard())
-        .execute(conn)
-        .await
-        .map_err(db)?;
+        let sql = format!("WITH {} SELECT 1", bound_cte("$1", "$2", "$3", "$4"));
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(queues)
+            .bind(states)
+            .bind(ns)
+            .bind(shard())
+            .execute(conn)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 }

@@ -20,7 +20,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgRow};
 
 use crate::codec::{self, Ts, get, ts_opt};
-use crate::counts;
+use crate::counts::{self, Counts};
 use crate::error::db;
 
 /// What the decision needs to know about a job, as read (and locked) in the transaction.
@@ -63,6 +63,7 @@ fn facts(row: &PgRow) -> Result<Facts> {
 /// One decided end of an attempt, to be written.
 struct End<'a> {
     id: JobId,
+    queue: String,
     attempt: u32,
     started_at: Timestamp,
     worker_id: Option<String>,
@@ -182,6 +183,7 @@ fn decide<'a>(
         Finish::Complete { result } => {
             let end = End {
                 id: f.id,
+                queue: f.queue.clone(),
                 attempt: f.attempt,
                 started_at: f.attempted_at.unwrap_or(now),
                 worker_id: f.worker_id.clone(),
@@ -219,6 +221,7 @@ fn failed<'a>(f: &mut Facts, failure: &'a Failure, now: Timestamp) -> End<'a> {
     f.lease_token = None;
     End {
         id: f.id,
+        queue: f.queue.clone(),
         attempt: f.attempt,
         started_at: f.attempted_at.unwrap_or(now),
         worker_id: f.worker_id.clone(),
@@ -257,16 +260,12 @@ static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
         result = v.result::json, last_error = coalesce(v.error, jobs.last_error),
         lease_token = NULL, lease_expires_at = NULL
     FROM v WHERE jobs.id = v.id
-    RETURNING jobs.queue, jobs.state
 ), history AS (
     INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, worker_id, outcome, error)
     SELECT id, attempt, started_at, $1, worker_id, outcome, error FROM v
 ), {}
-SELECT count(*) FROM upd",
-        counts::cte(
-            "SELECT queue, state, 1 FROM upd UNION ALL SELECT queue, 'running', -1 FROM upd",
-            "$11"
-        )
+SELECT 1",
+        counts::bound_cte("$11", "$12", "$13", "$14")
     )
 });
 
@@ -284,7 +283,10 @@ async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Res
     let mut started = Vec::with_capacity(n);
     let mut workers = Vec::with_capacity(n);
     let mut outcomes = Vec::with_capacity(n);
+    let mut counts = Counts::default();
     for e in ends {
+        // Only running attempts end.
+        counts.moved(&e.queue, JobState::Running, e.state);
         ids.push(e.id.0);
         states.push(e.state.as_str());
         run_ats.push(e.run_at.map(Ts));
@@ -295,7 +297,7 @@ async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Res
         workers.push(e.worker_id.as_deref());
         outcomes.push(e.outcome.as_str());
     }
-    sqlx::query(WRITE_SQL.as_str())
+    let query = sqlx::query(WRITE_SQL.as_str())
         .bind(Ts(now))
         .bind(ids)
         .bind(states)
@@ -305,7 +307,12 @@ async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Res
         .bind(attempts)
         .bind(started)
         .bind(workers)
-        .bind(outcomes)
+        .bind(outcomes);
+    let (count_queues, count_states, count_ns) = counts.arrays();
+    query
+        .bind(count_queues)
+        .bind(count_states)
+        .bind(count_ns)
         .bind(counts::shard())
         .execute(conn)
         .await

@@ -18,7 +18,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 use crate::codec::{self, Ts, get, millis, ts};
-use crate::counts;
+use crate::counts::{self, Counts};
 use crate::error::db;
 
 /// What is known about the job holding an idempotency key.
@@ -213,10 +213,9 @@ static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
                 $10::int8[], $11::float8[], $12::int8[], $13::timestamptz[], $14::text[], $15::text[], $16::text[])
         AS u (id, queue, name, state, payload, priority, max_attempts, base_ms, cap_ms, jitter, timeout_ms, run_at,
               key, fingerprint, tags)
-    RETURNING queue, state
 ), {}
-SELECT count(*) FROM ins",
-        counts::cte("SELECT queue, state, 1 FROM ins", "$17")
+SELECT 1",
+        counts::bound_cte("$17", "$18", "$19", "$20")
     )
 });
 
@@ -240,7 +239,9 @@ async fn write(conn: &mut PgConnection, now: Timestamp, rows: &[Row<'_>]) -> Res
     let mut keys = Vec::with_capacity(n);
     let mut fingerprints = Vec::with_capacity(n);
     let mut tags = Vec::with_capacity(n);
+    let mut counts = Counts::default();
     for r in rows {
+        counts.add(&r.job.queue, r.state, 1);
         let j = r.job;
         ids.push(j.id.0);
         queues.push(j.queue.as_str());
@@ -258,7 +259,7 @@ async fn write(conn: &mut PgConnection, now: Timestamp, rows: &[Row<'_>]) -> Res
         fingerprints.push(j.request_fingerprint.as_deref());
         tags.push(codec::tags_to_db(&j.tags));
     }
-    sqlx::query(INSERT_SQL.as_str())
+    let query = sqlx::query(INSERT_SQL.as_str())
         .bind(Ts(now))
         .bind(ids)
         .bind(queues)
@@ -274,7 +275,12 @@ async fn write(conn: &mut PgConnection, now: Timestamp, rows: &[Row<'_>]) -> Res
         .bind(run_ats)
         .bind(keys)
         .bind(fingerprints)
-        .bind(tags)
+        .bind(tags);
+    let (count_queues, count_states, count_ns) = counts.arrays();
+    query
+        .bind(count_queues)
+        .bind(count_states)
+        .bind(count_ns)
         .bind(counts::shard())
         .execute(conn)
         .await

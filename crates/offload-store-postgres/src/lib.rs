@@ -181,6 +181,9 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+/// Connections idle at least this long are checked (a round trip) before they are used again.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 /// Group bounds of enqueues: up to 10,000 jobs (one full batch request) per transaction.
 const INSERT_GROUPS: Limits = Limits {
     max_commands: 512,
@@ -210,6 +213,17 @@ impl PostgresStore {
             .max_connections(options.max_connections.max(1))
             .min_connections(0)
             .acquire_timeout(options.acquire_timeout)
+            // A round trip per operation is too dear to check busy connections; one that sat idle for a
+            // while (and may have been cut meanwhile) is checked before use.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_CHECK {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect.clone())
             .await
             .map_err(acquire)?;
