@@ -10,8 +10,9 @@
 --
 -- Differences from SQLite, and why: jobs are keyed by `id` (no separate rowid), and the attempt history refers
 -- to it without a foreign key (every statement that deletes jobs deletes their history in the same statement):
--- PostgreSQL checks a foreign key with a row trigger per inserted attempt. Queue counts are sharded, so that
--- concurrent transactions on one queue (several servers) rarely wait for each other's count row.
+-- PostgreSQL checks a foreign key with a row trigger per inserted attempt; and a successful attempt is not copied
+-- into the history, since the job row tells it whole. Queue counts are sharded, so that concurrent transactions on
+-- one queue (several servers) rarely wait for each other's count row.
 
 CREATE TABLE jobs (
     id                  uuid             PRIMARY KEY,
@@ -66,7 +67,8 @@ CREATE INDEX jobs_queue ON jobs (queue, id);
 -- NOT IN list so the index applies).
 CREATE INDEX jobs_settled ON jobs (queue, state, id) WHERE state NOT IN ('available', 'running');
 
--- Ended attempts only; the running attempt is read from the job row.
+-- Ended attempts, except a successful one: it is the job's last, and like the running attempt it is read from the
+-- job row (attempt, attempted_at, finished_at, worker_id).
 CREATE TABLE job_attempts (
     job_id      uuid        NOT NULL,
     attempt     integer     NOT NULL,

@@ -19,7 +19,7 @@ const JOB_COLUMNS: &str = "id, queue, name, state, payload, priority, attempt, m
      worker_id, idempotency_key, tags, progress, progress_message, result, last_error, cancel_requested";
 
 /// One job with its attempt history: ended attempts from `job_attempts` (as arrays, so the job row and its
-/// history come from the same statement) plus the running one synthesized from the job row.
+/// history come from the same statement) plus the running or successful last one, from the job row.
 pub(crate) async fn get_job(conn: &mut PgConnection, id: JobId) -> Result<Option<Job>> {
     let sql = format!(
         "SELECT {JOB_COLUMNS}, h.* FROM jobs LEFT JOIN LATERAL ( \
@@ -40,13 +40,19 @@ pub(crate) async fn get_job(conn: &mut PgConnection, id: JobId) -> Result<Option
     let Some(row) = row else { return Ok(None) };
     let mut job = job_from_row(&row)?;
     let mut attempts = history(&row)?;
-    if job.state == JobState::Running {
+    // The running attempt, and a successful last one, live in the job row only (see `jobs_finish`).
+    let from_row = match job.state {
+        JobState::Running => Some((AttemptOutcome::Running, None)),
+        JobState::Succeeded => Some((AttemptOutcome::Succeeded, job.finished_at)),
+        _ => None,
+    };
+    if let Some((outcome, finished_at)) = from_row {
         attempts.push(Attempt {
             attempt: job.attempt,
             started_at: job.attempted_at.unwrap_or(job.run_at),
-            finished_at: None,
+            finished_at,
             worker_id: job.worker_id.clone(),
-            outcome: AttemptOutcome::Running,
+            outcome,
             error: None,
         });
     }
