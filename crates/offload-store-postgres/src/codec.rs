@@ -6,6 +6,7 @@
 //!
 //! [`StoreError::Internal`]: offload_store::StoreError::Internal
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -102,13 +103,24 @@ pub(crate) fn u32_of(v: i32, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| corrupt(format!("{what} {v} out of range")))
 }
 
+/// Free text as PostgreSQL can store it: `text` (and `jsonb` strings) cannot hold NUL, which becomes U+FFFD.
+/// Everything else is kept as it is.
+pub(crate) fn text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// Tags as stored: a JSON object, or NULL when there are none.
 pub(crate) fn tags_to_db(tags: &BTreeMap<String, String>) -> Option<String> {
     if tags.is_empty() {
-        None
-    } else {
-        serde_json::to_string(tags).ok()
+        return None;
     }
+    let clean: BTreeMap<Cow<'_, str>, Cow<'_, str>> =
+        tags.iter().map(|(k, v)| (text(k), text(v))).collect();
+    serde_json::to_string(&clean).ok()
 }
 
 /// Stored tags.
@@ -162,6 +174,9 @@ mod tests {
         );
         assert!(duration(-1).is_err());
         assert_eq!(tags_to_db(&BTreeMap::new()), None);
+        assert_eq!(text("a\0b"), "a\u{FFFD}b");
+        let tags = BTreeMap::from([("k".to_owned(), "v\0".to_owned())]);
+        assert_eq!(tags_to_db(&tags).unwrap(), "{\"k\":\"v\u{FFFD}\"}");
         let t = stored_precision("2026-01-01T00:00:00.123456789Z".parse().unwrap());
         assert_eq!(t.to_string(), "2026-01-01T00:00:00.123456Z");
     }

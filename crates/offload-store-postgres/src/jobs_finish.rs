@@ -7,6 +7,7 @@
 //! follows a failure is decided by [`offload_core::state::after_failure`]. The rescuer locks with
 //! `SKIP LOCKED`: a job whose worker is reporting right now is left to that report.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -71,7 +72,7 @@ struct End<'a> {
     /// New due time (retries); `None` keeps it.
     run_at: Option<Timestamp>,
     result: Option<&'a str>,
-    error: Option<&'a str>,
+    error: Option<Cow<'a, str>>,
     outcome: AttemptOutcome,
 }
 
@@ -228,7 +229,10 @@ fn failed<'a>(f: &mut Facts, failure: &'a Failure, now: Timestamp) -> End<'a> {
         state: decision.state,
         run_at: (!decision.state.is_finished()).then(|| codec::stored_precision(decision.run_at)),
         result: None,
-        error: Some(truncate(&failure.error)),
+        error: Some(match codec::text(&failure.error) {
+            Cow::Borrowed(s) => Cow::Borrowed(truncate(s)),
+            Cow::Owned(s) => Cow::Owned(truncate(&s).to_owned()),
+        }),
         outcome: decision.outcome,
     }
 }
@@ -293,7 +297,7 @@ async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Res
         states.push(e.state.as_str());
         run_ats.push(e.run_at.map(Ts));
         results.push(e.result);
-        errors.push(e.error);
+        errors.push(e.error.as_deref());
         attempts.push(i32::try_from(e.attempt).unwrap_or(i32::MAX));
         started.push(Ts(e.started_at));
         workers.push(e.worker_id.as_deref());

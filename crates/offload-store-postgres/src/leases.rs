@@ -104,7 +104,10 @@ pub(crate) async fn heartbeat(
     p: JobHeartbeatParams,
 ) -> Result<HeartbeatResponse> {
     let (percent, message) = match p.progress {
-        Some(progress) => (Some(i16::from(progress.percent)), progress.message),
+        Some(progress) => (
+            Some(i16::from(progress.percent)),
+            progress.message.map(|m| codec::text(&m).into_owned()),
+        ),
         None => (None, None),
     };
     let row = sqlx::query(HEARTBEAT_SQL)

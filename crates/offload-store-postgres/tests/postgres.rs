@@ -259,3 +259,61 @@ async fn unreachable_database_fails_writes_as_unavailable_then_recovers_by_itsel
     );
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_with_nul_characters_is_stored_with_a_replacement_character() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url);
+    let clock = Arc::new(offload_core::ManualClock::new(conformance::t0()));
+    let store = PostgresStore::open(
+        PostgresOptions::new(&url)
+            .with_schema(&schema.name)
+            .with_clock(clock),
+    )
+    .await
+    .unwrap();
+    let mut job = conformance::job("q");
+    job.tags.insert("k".into(), "a\0b".into());
+    store
+        .job_insert(JobInsertParams { jobs: vec![job] })
+        .await
+        .unwrap();
+    let c = store.job_claim(claim("q")).await.unwrap().remove(0);
+    store
+        .job_heartbeat(offload_store::JobHeartbeatParams {
+            id: c.id,
+            lease_token: c.lease_token,
+            progress: Some(offload_core::Progress {
+                percent: 5,
+                message: Some("x\0y".into()),
+            }),
+        })
+        .await
+        .unwrap();
+    let got = store.job_get(c.id).await.unwrap().unwrap();
+    assert_eq!(got.tags["k"], "a\u{FFFD}b");
+    assert_eq!(got.progress.unwrap().message.as_deref(), Some("x\u{FFFD}y"));
+    let failure = offload_core::state::Failure {
+        error: "boom\0".into(),
+        retry_after: None,
+        retryable: false,
+        cause: offload_core::state::FailureCause::Worker,
+    };
+    let out = store
+        .job_finish(offload_store::JobFinishParams {
+            items: vec![offload_store::FinishItem {
+                id: c.id,
+                lease_token: c.lease_token,
+                finish: offload_store::Finish::Fail(failure),
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap().state, JobState::Dead);
+    let got = store.job_get(c.id).await.unwrap().unwrap();
+    assert_eq!(got.last_error.as_deref(), Some("boom\u{FFFD}"));
+    assert_eq!(
+        got.attempts.unwrap()[0].error.as_deref(),
+        Some("boom\u{FFFD}")
+    );
+}
