@@ -82,6 +82,57 @@ async fn a_job_enqueued_through_one_server_wakes_a_long_poll_on_another() {
     b.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_enqueued_by_sql_in_an_application_transaction_wakes_a_long_poll_on_commit() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url);
+    migrate(&url, &schema.name).await.unwrap();
+    let config = EngineConfig {
+        claim_poll: Duration::from_secs(30),
+        ..EngineConfig::default()
+    };
+    let server = engine(&url, &schema.name, config).await;
+    let waiter = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let params = JobClaimParams {
+                queue: "orders".into(),
+                worker_id: "w".into(),
+                max_jobs: 10,
+            };
+            server.claim(params, Duration::from_secs(20)).await.unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut app = url
+        .parse::<PgConnectOptions>()
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut tx = sqlx::Connection::begin(&mut app).await.unwrap();
+    let id: uuid::Uuid = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT {}.enqueue('orders', '{{\"order\": 42}}')",
+        schema.name
+    )))
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "nothing to claim before the commit");
+    let committed = Instant::now();
+    tx.commit().await.unwrap();
+    let jobs = waiter.await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].id.0, id);
+    assert!(
+        committed.elapsed() < Duration::from_secs(5),
+        "woken by the commit's notification, not the 30 s poll"
+    );
+    server.shutdown().await;
+}
+
 /// A TCP forwarder to PostgreSQL that can be cut like a network partition: open connections are dropped and
 /// new ones refused until it is healed.
 struct Partition {
