@@ -20,10 +20,12 @@ use crate::counts;
 use crate::error::db;
 
 /// Picks, starts and counts. Paused queues hand out nothing. The rows come back unordered; the caller sorts.
+/// The picked rows are updated by their physical address (`ctid`, a direct heap access instead of a primary key
+/// lookup), which cannot change under us: the rows are locked for the rest of the statement.
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH picked AS (
-    SELECT id FROM jobs
+    SELECT ctid FROM jobs
     WHERE queue = $1 AND state = 'available'
       AND NOT EXISTS (SELECT 1 FROM queues WHERE name = $1 AND paused)
     ORDER BY priority DESC, run_at, id
@@ -33,7 +35,7 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, attempted_at = $3,
         lease_token = gen_random_uuid(), lease_expires_at = $3 + jobs.timeout_ms * interval '1 millisecond',
         worker_id = $4, progress = NULL, progress_message = NULL
-    FROM picked WHERE jobs.id = picked.id
+    FROM picked WHERE jobs.ctid = picked.ctid
     RETURNING jobs.id, jobs.queue, jobs.name, jobs.payload, jobs.attempt, jobs.max_attempts, jobs.lease_token,
         jobs.lease_expires_at, jobs.timeout_ms, jobs.tags, jobs.created_at, jobs.priority, jobs.run_at
 ), {}

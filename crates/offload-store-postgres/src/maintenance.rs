@@ -18,10 +18,11 @@ use crate::error::db;
 static STAGE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH due AS (
-    SELECT id, queue, state FROM jobs WHERE state IN ('scheduled', 'retrying') AND run_at <= $1
+    SELECT ctid, queue, state FROM jobs WHERE state IN ('scheduled', 'retrying') AND run_at <= $1
     ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED
 ), upd AS (
-    UPDATE jobs SET state = 'available' FROM due WHERE jobs.id = due.id RETURNING due.queue, due.state
+    -- By physical address: the rows are locked for the rest of the statement.
+    UPDATE jobs SET state = 'available' FROM due WHERE jobs.ctid = due.ctid RETURNING due.queue, due.state
 ), {}
 SELECT queue, count(*) AS n FROM upd GROUP BY queue ORDER BY queue",
         counts::cte(
