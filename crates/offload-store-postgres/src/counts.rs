@@ -28,7 +28,7 @@ pub(crate) fn cte(deltas: &str, shard: &str) -> String {
     format!(
         "counted AS (
     INSERT INTO queue_counts AS c (queue, state, shard, n)
-    SELECT queue, state, {shard}, sum(n) FROM ({deltas}) AS d (queue, state, n)
+    SELECT queue, state, {shard}::int2, sum(n) FROM ({deltas}) AS d (queue, state, n)
     GROUP BY queue, state HAVING sum(n) <> 0 ORDER BY queue, state
     ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n)"
     )
@@ -40,7 +40,7 @@ pub(crate) fn bound_cte(q: &str, s: &str, n: &str, shard: &str) -> String {
     format!(
         "counted AS (
     INSERT INTO queue_counts AS c (queue, state, shard, n)
-    SELECT uq, us, {shard}, un FROM unnest({q}::text[], {s}::text[], {n}::int8[]) AS u (uq, us, un)
+    SELECT uq, us, {shard}::int2, un FROM unnest({q}::text[], {s}::text[], {n}::int8[]) AS u (uq, us, un)
     ORDER BY uq, us
     ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + excluded.n)"
     )

@@ -39,7 +39,7 @@ struct Facts {
 }
 
 /// The columns [`facts`] reads.
-const FACTS: &str = "id, queue, state, lease_token, attempt, max_attempts, backoff_base_ms, backoff_cap_ms, \
+pub(crate) const FACTS: &str = "id, queue, state, lease_token, attempt, max_attempts, backoff_base_ms, backoff_cap_ms, \
                      backoff_jitter, cancel_requested, attempted_at, worker_id";
 
 fn facts(row: &PgRow) -> Result<Facts> {
@@ -254,7 +254,7 @@ fn truncate(s: &str) -> &str {
 /// finished states; a NULL error keeps the last one. A successful attempt is the job's last and is fully told by
 /// the job row (`attempt`, `attempted_at`, `finished_at`, `worker_id`), so it gets no history row: the most
 /// common end of an attempt then costs one row write, not two (`jobs_read` shows it from the job row).
-static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH v AS (
     SELECT * FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::int4[],
@@ -262,13 +262,13 @@ static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
         AS v (id, state, run_at, result, error, attempt, started_at, worker_id, outcome)
 ), upd AS (
     UPDATE jobs SET state = v.state, run_at = coalesce(v.run_at, jobs.run_at),
-        finished_at = CASE WHEN v.state IN ('succeeded', 'dead', 'cancelled') THEN $1 END,
+        finished_at = CASE WHEN v.state IN ('succeeded', 'dead', 'cancelled') THEN $1::timestamptz END,
         result = v.result::json, last_error = coalesce(v.error, jobs.last_error),
         lease_token = NULL, lease_expires_at = NULL
     FROM v WHERE jobs.id = v.id
 ), history AS (
     INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, worker_id, outcome, error)
-    SELECT id, attempt, started_at, $1, worker_id, outcome, error FROM v WHERE outcome <> 'succeeded'
+    SELECT id, attempt, started_at, $1::timestamptz, worker_id, outcome, error FROM v WHERE outcome <> 'succeeded'
 ), {}
 SELECT 1",
         counts::bound_cte("$11", "$12", "$13", "$14")

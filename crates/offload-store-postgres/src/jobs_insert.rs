@@ -202,7 +202,7 @@ async fn load_holders(conn: &mut PgConnection, keys: &[&str]) -> Result<HashMap<
 }
 
 /// One statement for any number of rows: the values travel as one array per column.
-static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH ins AS (
     INSERT INTO jobs (id, queue, name, state, payload, priority, max_attempts, backoff_base_ms, backoff_cap_ms,

@@ -22,7 +22,7 @@ use crate::error::db;
 /// Picks, starts and counts. Paused queues hand out nothing. The rows come back unordered; the caller sorts.
 /// The picked rows are updated by their physical address (`ctid`, a direct heap access instead of a primary key
 /// lookup), which cannot change under us: the rows are locked for the rest of the statement.
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH picked AS (
     SELECT ctid FROM jobs
@@ -33,7 +33,7 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     FOR UPDATE SKIP LOCKED
 ), taken AS (
     UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, attempted_at = $3,
-        lease_token = gen_random_uuid(), lease_expires_at = $3 + jobs.timeout_ms * interval '1 millisecond',
+        lease_token = gen_random_uuid(), lease_expires_at = $3::timestamptz + jobs.timeout_ms * interval '1 millisecond',
         worker_id = $4, progress = NULL, progress_message = NULL
     FROM picked WHERE jobs.ctid = picked.ctid
     RETURNING jobs.id, jobs.queue, jobs.name, jobs.payload, jobs.attempt, jobs.max_attempts, jobs.lease_token,
@@ -92,8 +92,8 @@ fn claimed(row: &PgRow) -> Result<ClaimedJob> {
     })
 }
 
-const HEARTBEAT_SQL: &str = "\
-UPDATE jobs SET lease_expires_at = $1 + timeout_ms * interval '1 millisecond',
+pub(crate) const HEARTBEAT_SQL: &str = "\
+UPDATE jobs SET lease_expires_at = $1::timestamptz + timeout_ms * interval '1 millisecond',
     progress = CASE WHEN $4 THEN $5 ELSE progress END,
     progress_message = CASE WHEN $4 THEN $6 ELSE progress_message END
 WHERE id = $2 AND state = 'running' AND lease_token = $3

@@ -56,6 +56,8 @@ mod leader;
 mod leases;
 mod maintenance;
 mod notify;
+#[cfg(test)]
+mod plans;
 mod queues;
 mod schema;
 #[cfg(feature = "testing")]

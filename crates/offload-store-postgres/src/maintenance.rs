@@ -15,7 +15,7 @@ use crate::counts;
 use crate::error::db;
 
 /// Makes due waiting jobs available and counts the moves; answers the jobs staged per queue.
-static STAGE_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static STAGE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH due AS (
     SELECT ctid, queue, state FROM jobs WHERE state IN ('scheduled', 'retrying') AND run_at <= $1
@@ -66,7 +66,7 @@ pub(crate) async fn stage(
 }
 
 /// Deletes one state's finished jobs (with their history) and counts them.
-static PRUNE_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static PRUNE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH old AS (
     SELECT id FROM jobs WHERE state IN ('succeeded', 'dead', 'cancelled') AND state = $1 AND finished_at <= $2

@@ -14,7 +14,7 @@ use crate::codec::{self, Ts, get};
 use crate::error::{corrupt, db};
 
 /// Known queues (with jobs, or paused/resumed once), optionally just `$1`, in one consistent statement.
-const QUEUES_SQL: &str = "\
+pub(crate) const QUEUES_SQL: &str = "\
 WITH totals AS (
     SELECT queue, state, sum(n)::int8 AS n FROM queue_counts
     WHERE $1::text IS NULL OR queue = $1 GROUP BY queue, state),
