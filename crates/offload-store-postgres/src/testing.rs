@@ -111,17 +111,32 @@ impl TestDatabase {
     }
 
     /// Makes the database unreachable for clients: new connections are refused and existing ones are
-    /// terminated (`pg_terminate_backend`), as when the server or the network fails.
+    /// terminated (`pg_terminate_backend`), as when the server or the network fails. Returns once the
+    /// terminated backends are gone (termination is asynchronous).
     pub async fn refuse_connections(&self) -> Result<(), sqlx::Error> {
         let name = &self.name;
         admin(
             &self.admin_url,
-            &format!(
-                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-            ),
+            &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
         )
-        .await
+        .await?;
+        let options: PgConnectOptions = self.admin_url.parse()?;
+        let mut conn = options.connect().await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+            if left == 0 || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = conn.close().await;
+        Ok(())
     }
 
     /// Accepts connections again.

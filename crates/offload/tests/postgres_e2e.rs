@@ -312,8 +312,9 @@ async fn while_the_database_is_unreachable_writes_get_503_and_the_server_recover
     db.refuse_connections().await.unwrap();
     for _ in 0..3 {
         let resp = enqueue().await.unwrap();
-        assert_eq!(resp.status(), 503);
+        let status = resp.status();
         let problem: Value = resp.json().await.unwrap();
+        assert_eq!(status, 503, "{problem}");
         assert_eq!(problem["code"], "unavailable", "{problem}");
     }
     let claim = client
