@@ -1,10 +1,11 @@
 //! Jobs per (queue, state), kept in the same transaction as every change.
 //!
 //! Invariant: for each (queue, state), the sum of `queue_counts.n` over its shards equals the number of jobs in
-//! that queue and state, at every commit. A statement that creates, moves or deletes jobs adds its changes
-//! either through [`cte`] (a data-modifying CTE counting the rows the statement itself touched) or through
-//! [`Counts::flush`] (changes decided in Rust), always to one random shard and in (queue, state) order, so
-//! two transactions never lock count rows in opposite orders. Readers sum the shards.
+//! that queue and state, at every commit. A statement that creates, moves or deletes jobs adds its changes in
+//! the same statement, either through [`cte`] (counting the rows the statement itself touched, when SQL picks
+//! them) or through [`bound_cte`] (changes decided in Rust, bound as arrays; [`Counts::flush`] for a statement
+//! of their own), always to one random shard and in (queue, state) order, so two transactions never lock count
+//! rows in opposite orders. Readers sum the shards.
 
 use std::collections::BTreeMap;
 
