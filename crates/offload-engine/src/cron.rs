@@ -20,10 +20,7 @@ use std::time::Duration;
 use offload_core::cron::policy::jittered;
 use offload_core::cron::{CatchUpRule, ScheduleRecord, TickOutcome, plan_due};
 use offload_core::{JobState, Timestamp};
-use offload_store::{
-    FireOutcome, LeaderElectParams, LeaderResignParams, ScheduleDueParams, ScheduleFire,
-    ScheduleFireParams, TickRun,
-};
+use offload_store::{FireOutcome, ScheduleDueParams, ScheduleFire, ScheduleFireParams, TickRun};
 use tokio::time::Instant;
 
 use crate::engine::{Engine, Inner};
@@ -56,44 +53,12 @@ impl Engine {
 
 /// Runs until the engine's loops are stopped, then resigns the lease.
 pub(crate) async fn run(inner: Arc<Inner>) {
-    let ttl = inner.config.leader_ttl;
-    let mut was_leader = false;
-    while !inner.stop_loops.is_cancelled() {
-        let elect = LeaderElectParams {
-            name: LEASE_NAME.to_owned(),
-            node_id: inner.config.node_id.clone(),
-            ttl,
-        };
-        let is_leader = match inner.store.leader_attempt_elect(elect).await {
-            Ok(l) => l.is_leader,
-            Err(e) => {
-                tracing::warn!(error = %e, "leader election failed; cron paused on this node");
-                false
-            }
-        };
-        if is_leader != was_leader {
-            tracing::info!(node = %inner.config.node_id, leader = is_leader, "cron leadership changed");
-            was_leader = is_leader;
-        }
-        let renew_at = Instant::now() + ttl / 3;
-        if is_leader {
-            fire_until(&inner, renew_at).await;
-        } else {
-            tokio::select! {
-                _ = tokio::time::sleep_until(renew_at) => {}
-                _ = inner.stop_loops.cancelled() => {}
-            }
-        }
-    }
-    if was_leader {
-        let resign = LeaderResignParams {
-            name: LEASE_NAME.to_owned(),
-            node_id: inner.config.node_id.clone(),
-        };
-        if let Err(e) = inner.store.leader_resign(resign).await {
-            tracing::debug!(error = %e, "could not resign cron lease");
-        }
-    }
+    let work = inner.clone();
+    crate::leadership::run_while_leader(inner, LEASE_NAME, move |renew_at| {
+        let inner = work.clone();
+        async move { fire_until(&inner, renew_at).await }
+    })
+    .await;
 }
 
 /// Passes until `until` (the next lease renewal), sleeping until each next fire time in between.

@@ -11,6 +11,7 @@ mod config;
 mod cron;
 mod engine;
 mod error;
+mod leadership;
 mod maintenance;
 pub mod observe;
 pub mod push;

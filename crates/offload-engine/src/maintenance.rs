@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offload_core::JobState;
-use offload_store::{
-    JobPruneParams, JobRescueParams, JobStageParams, LeaderElectParams, LeaderResignParams,
-};
+use offload_store::{JobPruneParams, JobRescueParams, JobStageParams};
 use tokio::time::Instant;
 
 use crate::engine::Inner;
@@ -21,45 +19,14 @@ const LEASE_NAME: &str = "maintenance";
 
 /// Runs until the engine's loops are stopped, then resigns the lease.
 pub(crate) async fn run(inner: Arc<Inner>) {
-    let ttl = inner.config.leader_ttl;
-    let mut timers = Timers::new(Instant::now());
-    let mut was_leader = false;
-    while !inner.stop_loops.is_cancelled() {
-        let elect = LeaderElectParams {
-            name: LEASE_NAME.to_owned(),
-            node_id: inner.config.node_id.clone(),
-            ttl,
-        };
-        let is_leader = match inner.store.leader_attempt_elect(elect).await {
-            Ok(l) => l.is_leader,
-            Err(e) => {
-                tracing::warn!(error = %e, "leader election failed; maintenance paused on this node");
-                false
-            }
-        };
-        if is_leader != was_leader {
-            tracing::info!(node = %inner.config.node_id, leader = is_leader, "maintenance leadership changed");
-            was_leader = is_leader;
-        }
-        let renew_at = Instant::now() + ttl / 3;
-        if is_leader {
-            run_duties(&inner, &mut timers, renew_at).await;
-        } else {
-            tokio::select! {
-                _ = tokio::time::sleep_until(renew_at) => {}
-                _ = inner.stop_loops.cancelled() => {}
-            }
-        }
-    }
-    if was_leader {
-        let resign = LeaderResignParams {
-            name: LEASE_NAME.to_owned(),
-            node_id: inner.config.node_id.clone(),
-        };
-        if let Err(e) = inner.store.leader_resign(resign).await {
-            tracing::debug!(error = %e, "could not resign maintenance lease");
-        }
-    }
+    // Shared with each leadership term's future; only one term runs at a time.
+    let timers = Arc::new(tokio::sync::Mutex::new(Timers::new(Instant::now())));
+    let work = inner.clone();
+    crate::leadership::run_while_leader(inner, LEASE_NAME, move |renew_at| {
+        let (inner, timers) = (work.clone(), timers.clone());
+        async move { run_duties(&inner, &mut *timers.lock().await, renew_at).await }
+    })
+    .await;
 }
 
 /// When each duty runs next.
