@@ -167,26 +167,11 @@ fn api_routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
         .routes(routes!(workers::claim))
         .routes(routes!(queues::pause))
         .routes(routes!(queues::resume))
-        // Served but not yet described in the OpenAPI document.
-        .route("/v1/schedules", axum::routing::get(schedules::list))
-        .route(
-            "/v1/schedules/{name}",
-            axum::routing::get(schedules::get)
-                .put(schedules::put)
-                .delete(schedules::delete),
-        )
-        .route(
-            "/v1/schedules/{name}/pause",
-            axum::routing::post(schedules::pause),
-        )
-        .route(
-            "/v1/schedules/{name}/resume",
-            axum::routing::post(schedules::resume),
-        )
-        .route(
-            "/v1/schedules/{name}/trigger",
-            axum::routing::post(schedules::trigger),
-        )
+        .routes(routes!(schedules::list))
+        .routes(routes!(schedules::get, schedules::put, schedules::delete))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
+        .routes(routes!(schedules::trigger))
         .layer(DefaultBodyLimit::max(single_body));
     // Static segments win over `{id}` in axum's matcher, so `/v1/jobs/complete` never reaches `/v1/jobs/{id}`.
     let batch = OpenApiRouter::new()

@@ -29,6 +29,7 @@ pub(crate) const PATH: &str = "/openapi.json";
         (name = "jobs", description = "Enqueue, read, list, cancel, retry and delete jobs"),
         (name = "workers", description = "Pull workers: claim, heartbeat, complete and fail"),
         (name = "queues", description = "Queues: counts by state, pause and resume"),
+        (name = "schedules", description = "Cron schedules: create or replace, list, read, delete, pause, resume and trigger"),
         (name = "health", description = "Liveness and readiness"),
     ),
 )]

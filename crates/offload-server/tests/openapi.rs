@@ -33,6 +33,13 @@ fn document_is_openapi_3_1_and_lists_every_v1_route() {
         ("/v1/queues/{queue}/claim", "post"),
         ("/v1/queues/{queue}/pause", "post"),
         ("/v1/queues/{queue}/resume", "post"),
+        ("/v1/schedules", "get"),
+        ("/v1/schedules/{name}", "get"),
+        ("/v1/schedules/{name}", "put"),
+        ("/v1/schedules/{name}", "delete"),
+        ("/v1/schedules/{name}/pause", "post"),
+        ("/v1/schedules/{name}/resume", "post"),
+        ("/v1/schedules/{name}/trigger", "post"),
         ("/healthz", "get"),
     ];
     for (path, method) in expected {

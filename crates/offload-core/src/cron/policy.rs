@@ -20,6 +20,7 @@ use crate::state::add;
 /// May a tick's run start while earlier runs of the same schedule are unfinished?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Overlap {
     /// Every tick runs, however many earlier runs are still waiting or running.
     Allow,
@@ -35,6 +36,7 @@ pub enum Overlap {
 /// Which ticks that were due while the server was down (or the schedule paused) still run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CatchUp {
     /// None: every late tick is recorded as missed.
     None,

@@ -27,6 +27,7 @@ const JITTER_LOOKAHEAD: usize = 1000;
 /// Where a schedule was defined, which decides what a server start does to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ScheduleSource {
     /// Created or replaced through the API (or the CLI); a server start never touches it.
     #[default]
@@ -60,6 +61,7 @@ impl std::str::FromStr for ScheduleSource {
 /// The job each tick creates, as users write it. Unknown fields are refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobTemplateSpec {
     /// Queue the jobs go to (required).
     pub queue: String,
@@ -86,6 +88,7 @@ pub struct JobTemplateSpec {
 /// A validated job template: every field resolved. New job fields (a push target) are added here and in
 /// [`JobTemplate::new_job`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobTemplate {
     /// Queue the jobs go to.
     pub queue: String,
@@ -93,6 +96,7 @@ pub struct JobTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The payload, compact JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub payload: Box<RawValue>,
     /// Higher runs first.
     pub priority: i32,
@@ -185,6 +189,7 @@ impl JobTemplate {
 /// refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleSpec {
     /// The schedule's unique name; required in `offload.toml`, optional in the API body (where the path names
     /// it; if given, it must match).
@@ -335,6 +340,7 @@ pub fn validate_schedule_name(name: &str) -> Result<(), String> {
 /// How one tick ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TickOutcome {
     /// Its job was created.
     Fired,
@@ -369,6 +375,7 @@ impl std::str::FromStr for TickOutcome {
 
 /// One recorded tick (or, for missed ticks, a contiguous run of them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tick {
     /// The fire time (the first one, for a run of missed ticks).
     pub fire_at: Timestamp,
@@ -413,6 +420,7 @@ pub struct ScheduleRecord {
 
 /// A schedule as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleInfo {
     /// Unique name.
     pub name: String,
@@ -483,6 +491,7 @@ impl ScheduleRecord {
 
 /// Answer of `GET /v1/schedules`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleList {
     /// Schedules in name order.
     pub schedules: Vec<ScheduleInfo>,
@@ -494,6 +503,8 @@ pub struct ScheduleList {
 /// Query of `GET /v1/schedules`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListSchedulesQuery {
     /// Continue after this name (a previous page's `next_cursor`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -505,6 +516,7 @@ pub struct ListSchedulesQuery {
 
 /// Answer of `POST /v1/schedules/{name}/trigger`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Triggered {
     /// The job created.
     pub job_id: JobId,
@@ -514,6 +526,7 @@ pub struct Triggered {
 
 /// Answer of `offload schedule next` and its API counterpart: upcoming fire times of an expression.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FireTimes {
     /// The expression.
     pub cron: String,

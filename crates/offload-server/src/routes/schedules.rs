@@ -47,6 +47,14 @@ fn not_found(name: &str) -> AppError {
 }
 
 /// `PUT /v1/schedules/{name}`: 201 with the new schedule, 200 with the replaced one.
+#[utoipa::path(
+    put, path = "/v1/schedules/{name}", tag = "schedules", operation_id = "put_schedule", params(("name" = String, Path, description = "Schedule name")),
+    request_body = ScheduleSpec,
+    responses(
+        (status = 201, description = "The schedule was created", body = ScheduleInfo),
+        (status = 200, description = "The schedule was replaced", body = ScheduleInfo),
+    )
+)]
 pub(crate) async fn put(
     State(app): State<AppState>,
     NamePath(name): NamePath,
@@ -74,6 +82,10 @@ pub(crate) async fn put(
 }
 
 /// `GET /v1/schedules`: schedules in name order; a full page carries `next_cursor`.
+#[utoipa::path(
+    get, path = "/v1/schedules", tag = "schedules", operation_id = "list_schedules", params(ListSchedulesQuery),
+    responses((status = 200, description = "A page of schedules in name order", body = ScheduleList))
+)]
 pub(crate) async fn list(
     State(app): State<AppState>,
     Query(query): Query<ListSchedulesQuery>,
@@ -107,6 +119,10 @@ pub(crate) async fn list(
 }
 
 /// `GET /v1/schedules/{name}`: the schedule with its next fire times and recent ticks (with their jobs).
+#[utoipa::path(
+    get, path = "/v1/schedules/{name}", tag = "schedules", operation_id = "get_schedule", params(("name" = String, Path, description = "Schedule name")),
+    responses((status = 200, description = "The schedule with its next fire times and recent ticks", body = ScheduleInfo))
+)]
 pub(crate) async fn get(
     State(app): State<AppState>,
     NamePath(name): NamePath,
@@ -118,6 +134,10 @@ pub(crate) async fn get(
 }
 
 /// `DELETE /v1/schedules/{name}`: 204; the schedule's jobs stay.
+#[utoipa::path(
+    delete, path = "/v1/schedules/{name}", tag = "schedules", operation_id = "delete_schedule", params(("name" = String, Path, description = "Schedule name")),
+    responses((status = 204, description = "The schedule was deleted; its jobs stay"))
+)]
 pub(crate) async fn delete(
     State(app): State<AppState>,
     NamePath(name): NamePath,
@@ -127,6 +147,10 @@ pub(crate) async fn delete(
 }
 
 /// `POST /v1/schedules/{name}/pause`: the schedule fires nothing until resumed.
+#[utoipa::path(
+    post, path = "/v1/schedules/{name}/pause", tag = "schedules", operation_id = "pause_schedule", params(("name" = String, Path, description = "Schedule name")),
+    responses((status = 200, description = "The paused schedule", body = ScheduleInfo))
+)]
 pub(crate) async fn pause(
     State(app): State<AppState>,
     NamePath(name): NamePath,
@@ -136,6 +160,10 @@ pub(crate) async fn pause(
 }
 
 /// `POST /v1/schedules/{name}/resume`: fires again; ticks due while paused follow the catch-up policy.
+#[utoipa::path(
+    post, path = "/v1/schedules/{name}/resume", tag = "schedules", operation_id = "resume_schedule", params(("name" = String, Path, description = "Schedule name")),
+    responses((status = 200, description = "The resumed schedule", body = ScheduleInfo))
+)]
 pub(crate) async fn resume(
     State(app): State<AppState>,
     NamePath(name): NamePath,
@@ -145,6 +173,10 @@ pub(crate) async fn resume(
 }
 
 /// `POST /v1/schedules/{name}/trigger`: 201 with the job created now, whatever the overlap policy and pause.
+#[utoipa::path(
+    post, path = "/v1/schedules/{name}/trigger", tag = "schedules", operation_id = "trigger_schedule", params(("name" = String, Path, description = "Schedule name")),
+    responses((status = 201, description = "The job created now", body = Triggered))
+)]
 pub(crate) async fn trigger(
     State(app): State<AppState>,
     NamePath(name): NamePath,
