@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures::StreamExt;
 use offload_core::JobId;
+use offload_core::cron::schedule::validate_schedule_name;
 use offload_core::spec::validate_queue_name;
 use offload_engine::EngineError;
 use offload_store::StoreError;
@@ -235,6 +236,36 @@ pub(crate) async fn queue_action(
     });
     let separator = if back.contains('?') { '&' } else { '?' };
     Ok(Redirect::to(&format!("{back}{separator}done={action}")).into_response())
+}
+
+/// `POST /ui/schedules/{name}/{action}`: pause, resume or trigger a schedule.
+pub(crate) async fn schedule_action(
+    State(app): State<AppState>,
+    Path((name, action)): Path<(String, String)>,
+) -> Result<Response, UiError> {
+    validate_schedule_name(&name).map_err(|m| UiError(AppError::invalid("name", m)))?;
+    let done = match action.as_str() {
+        "pause" | "resume" => {
+            app.engine
+                .set_schedule_paused(&name, action == "pause")
+                .await?;
+            if action == "pause" {
+                "schedule_pause"
+            } else {
+                "schedule_resume"
+            }
+        }
+        "trigger" => {
+            app.engine.trigger_schedule(&name).await?;
+            "trigger"
+        }
+        _ => {
+            return Err(UiError(AppError::NotFound(format!(
+                "No action `{action}`."
+            ))));
+        }
+    };
+    Ok(Redirect::to(&format!("/ui/schedules?done={done}")).into_response())
 }
 
 /// `POST /ui/login`: a valid API token opens a session.

@@ -2,8 +2,9 @@
 //! updates, every asset embedded in the binary. No Node, no build step.
 //!
 //! Pages: overview (queues, counts, throughput chart, pause/resume), jobs (filters, keyset paging, bulk
-//! actions), job detail (payload, timeline, attempts, actions), dead jobs. Navigation is one list, [`NAV`]:
-//! a new page (schedules, push targets) is a handler, a template and one line there.
+//! actions), job detail (payload, timeline, attempts, actions), dead jobs, schedules (next fire times, recent
+//! ticks, pause/resume/trigger). Navigation is one list, [`NAV`]: a new page (push targets) is a handler, a
+//! template and one line there.
 //!
 //! Invariants: every page reads bounded data (maintained counters, index walks that stop after a page,
 //! per-minute throughput rows), so it renders in the same time with a million jobs as with ten; everything
@@ -49,6 +50,10 @@ pub(crate) const NAV: &[NavEntry] = &[
         label: "Dead",
         href: "/ui/dead",
     },
+    NavEntry {
+        label: "Schedules",
+        href: "/ui/schedules",
+    },
 ];
 
 /// The content security policy of every dashboard response: only our own scripts and styles run.
@@ -66,6 +71,11 @@ pub(crate) fn routes(sessions: Arc<Sessions>) -> Router<AppState> {
         .route("/ui/jobs/{id}/{action}", post(actions::job_action))
         .route("/ui/jobs/bulk", post(actions::bulk))
         .route("/ui/queues/{queue}/{action}", post(actions::queue_action))
+        .route("/ui/schedules", get(pages::schedules))
+        .route(
+            "/ui/schedules/{name}/{action}",
+            post(actions::schedule_action),
+        )
         .route("/ui/logout", post(actions::logout))
         .layer(middleware::from_fn_with_state(sessions, session::guard));
     Router::new()

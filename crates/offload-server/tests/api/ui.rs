@@ -361,3 +361,94 @@ pub(crate) async fn hostile_jobs(app: &TestApp) -> (String, String, String) {
     assert_eq!(failed.status, StatusCode::OK, "{failed:?}");
     (queue, id(0), id(1))
 }
+
+#[tokio::test]
+async fn schedules_page_shows_fire_times_and_ticks_and_pauses_resumes_and_triggers() {
+    let app = TestApp::new().await;
+    let body = serde_json::json!({
+        "cron": "30 2 * * *", "timezone": "Europe/Berlin",
+        "job": {"queue": "reports", "name": XSS, "payload": {XSS: XSS}},
+    });
+    let put = app
+        .call(crate::common::json_request(
+            Method::PUT,
+            "/v1/schedules/nightly",
+            body.to_string(),
+        ))
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{put:?}");
+
+    let mut browser = Browser::new(&app);
+    let page = html(&browser.get("/ui/schedules").await);
+    assert!(page.contains("href=\"/ui/schedules\""), "in the navigation");
+    assert!(page.contains("nightly"));
+    assert!(page.contains("30 2 * * *"));
+    assert!(page.contains("Europe/Berlin"));
+    assert!(page.contains("none yet"), "no ticks yet");
+    assert!(!page.contains("badge paused"));
+
+    // Without the CSRF token: refused, nothing changes.
+    assert_eq!(
+        browser
+            .post("/ui/schedules/nightly/pause", "", false)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("/v1/schedules/nightly").await.json()["paused"],
+        false
+    );
+
+    let paused = browser.post("/ui/schedules/nightly/pause", "", true).await;
+    assert_eq!(location(&paused), "/ui/schedules?done=schedule_pause");
+    assert_eq!(
+        app.get("/v1/schedules/nightly").await.json()["paused"],
+        true
+    );
+    let page = html(&browser.get("/ui/schedules?done=schedule_pause").await);
+    assert!(page.contains("badge paused"));
+    assert!(page.contains("Schedule paused"));
+    assert!(page.contains("/ui/schedules/nightly/resume"));
+
+    let triggered = browser
+        .post("/ui/schedules/nightly/trigger", "", true)
+        .await;
+    assert_eq!(location(&triggered), "/ui/schedules?done=trigger");
+    let ticks = app.get("/v1/schedules/nightly").await.json()["recent_ticks"].clone();
+    let job_id = ticks[0]["job_id"].as_str().unwrap().to_owned();
+    let page = html(&browser.get("/ui/schedules").await);
+    assert!(page.contains("fired"));
+    assert!(page.contains("(manual)"));
+    assert!(page.contains(&format!("href=\"/ui/jobs/{job_id}\"")));
+
+    let resumed = browser.post("/ui/schedules/nightly/resume", "", true).await;
+    assert_eq!(location(&resumed), "/ui/schedules?done=schedule_resume");
+    assert_eq!(
+        app.get("/v1/schedules/nightly").await.json()["paused"],
+        false
+    );
+
+    // What the schedule's template carried is inert on the schedules page and on its job's page.
+    for path in ["/ui/schedules".to_owned(), format!("/ui/jobs/{job_id}")] {
+        let page = html(&browser.get(&path).await);
+        assert!(!page.contains("<script>window"), "{path}: raw script tag");
+        assert!(!page.contains("<img src=x"), "{path}: raw img tag");
+        assert!(!page.contains("onerror=\"window"), "{path}: raw handler");
+    }
+    // Unknown actions and schedules are refused.
+    assert_eq!(
+        browser
+            .post("/ui/schedules/nightly/explode", "", true)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        browser
+            .post("/ui/schedules/missing/trigger", "", true)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
