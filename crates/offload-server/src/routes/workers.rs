@@ -14,7 +14,7 @@ use offload_core::api::{
 };
 use offload_core::spec::{Limits, ValidationError, ValidationKind};
 use offload_core::state::{Failure, FailureCause};
-use offload_core::{DurationSpec, JobId, JobState, Progress};
+use offload_core::{DurationSpec, JobId, JobState, LeaseToken, Progress};
 use offload_store::{
     Finish, FinishItem, FinishOutcome, JobClaimParams, JobFinishParams, JobHeartbeatParams,
 };
@@ -136,15 +136,7 @@ pub(crate) async fn complete(
     let finish = Finish::Complete {
         result: request.result,
     };
-    finish_one(
-        &app,
-        FinishItem {
-            id,
-            lease_token: request.lease_token,
-            finish,
-        },
-    )
-    .await
+    finish_one(&app, id, request.lease_token, finish).await
 }
 
 /// `POST /v1/jobs/{id}/fail`: the attempt failed; the retry policy decides between retrying and dead.
@@ -164,15 +156,7 @@ pub(crate) async fn fail(
         request.retry_after,
         request.retryable,
     )?;
-    finish_one(
-        &app,
-        FinishItem {
-            id,
-            lease_token: request.lease_token,
-            finish: Finish::Fail(failure),
-        },
-    )
-    .await
+    finish_one(&app, id, request.lease_token, Finish::Fail(failure)).await
 }
 
 /// `POST /v1/jobs/{id}/snooze`: run the job again after `delay` without using up an attempt.
@@ -195,15 +179,7 @@ pub(crate) async fn snooze(
     let finish = Finish::Snooze {
         delay: request.delay.0,
     };
-    finish_one(
-        &app,
-        FinishItem {
-            id,
-            lease_token: request.lease_token,
-            finish,
-        },
-    )
-    .await
+    finish_one(&app, id, request.lease_token, finish).await
 }
 
 /// `POST /v1/jobs/{id}/abort`: the worker ends the job as cancelled, with no further attempt. An over-long
@@ -224,15 +200,7 @@ pub(crate) async fn abort(
     if reason.len() > MAX_ERROR_LEN {
         reason.truncate(reason.floor_char_boundary(MAX_ERROR_LEN));
     }
-    finish_one(
-        &app,
-        FinishItem {
-            id,
-            lease_token: request.lease_token,
-            finish: Finish::Cancel { reason },
-        },
-    )
-    .await
+    finish_one(&app, id, request.lease_token, Finish::Cancel { reason }).await
 }
 
 /// `POST /v1/jobs/complete`: many completions in one commit, answered per item.
@@ -345,7 +313,17 @@ fn failure(
     })
 }
 
-async fn finish_one(app: &AppState, item: FinishItem) -> Result<axum::Json<FinishedJob>> {
+async fn finish_one(
+    app: &AppState,
+    id: JobId,
+    lease_token: LeaseToken,
+    finish: Finish,
+) -> Result<axum::Json<FinishedJob>> {
+    let item = FinishItem {
+        id,
+        lease_token,
+        finish,
+    };
     let outcomes = app
         .engine
         .finish(JobFinishParams { items: vec![item] })
