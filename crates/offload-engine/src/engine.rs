@@ -86,12 +86,17 @@ impl Engine {
     }
 
     /// Spawns the maintenance loops (staging, rescue, pruning) and the cron enqueuer, each under its leader
-    /// lease, and the push
-    /// dispatcher when push delivery is enabled (a delivery client that cannot be built is logged as an
-    /// error; push jobs then wait).
+    /// lease; the push dispatcher when push delivery is enabled (a delivery client that cannot be built is
+    /// logged as an error; push jobs then wait); and, when the store offers them, the forwarding of its
+    /// wake-ups (jobs made available by other servers) to long-polling claimers and the dispatcher.
     pub fn start(&self) {
         let inner = self.inner.clone();
         self.inner.tasks.spawn(maintenance::run(inner));
+        if let Some(rx) = self.inner.store.subscribe_available() {
+            self.inner
+                .tasks
+                .spawn(crate::wakeup::forward(self.inner.clone(), rx));
+        }
         self.inner.tasks.spawn(crate::cron::run(self.inner.clone()));
         if self.inner.config.push.enabled() {
             match push::Deliverer::new(&self.inner.config.push) {

@@ -1,11 +1,16 @@
 //! Singleton work under a named leader lease in the store.
 //!
-//! Invariant: `lead` only runs while this node holds the lease, and each call returns by the renewal point
-//! it is given (a third of the lease), so a node that fails to renew stops before its lease can have passed
-//! to another node. The work must be idempotent anyway: leases bound overlap, they do not exclude it.
+//! Invariant: `lead` only runs while this node holds the lease. Every election is timed from the moment its
+//! request was sent, which is no later than the instant the store started the lease: the node works until a
+//! third of the lease has passed, then renews; if the renewal fails or does not answer within that third, it
+//! stops at once, and work stuck on the store is abandoned before the lease would end. So a node that cannot
+//! renew has stepped down well before another node may take the lease. A node that is not leader tries again
+//! just after the holder's lease ends (at most a third of a lease later), so a dead leader is replaced within
+//! one lease period. The work must be idempotent anyway: leases bound overlap, they do not exclude it.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use offload_store::{LeaderElectParams, LeaderResignParams};
 use tokio::time::Instant;
@@ -27,23 +32,50 @@ where
             node_id: inner.config.node_id.clone(),
             ttl,
         };
-        let is_leader = match inner.store.leader_attempt_elect(elect).await {
-            Ok(l) => l.is_leader,
-            Err(e) => {
+        let sent = Instant::now();
+        let renew_at = sent + ttl / 3;
+        let answer =
+            tokio::time::timeout_at(renew_at, inner.store.leader_attempt_elect(elect)).await;
+        let (is_leader, next_try) = match answer {
+            Ok(Ok(l)) if l.is_leader => (true, renew_at),
+            Ok(Ok(l)) => {
+                // Try again just after the holder's lease ends, or at the usual rhythm if that is sooner.
+                let until_free = inner.store.now().duration_until(l.expires_at);
+                let until_free = Duration::try_from(until_free).unwrap_or(Duration::ZERO);
+                let retry = until_free + Duration::from_millis(fastrand::u64(10..60));
+                (false, renew_at.min(Instant::now() + retry))
+            }
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, work = name, "leader election failed; paused on this node");
-                false
+                (false, renew_at)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    work = name,
+                    "leader election did not answer in time; paused on this node"
+                );
+                (false, renew_at)
             }
         };
         if is_leader != was_leader {
             tracing::info!(node = %inner.config.node_id, work = name, leader = is_leader, "leadership changed");
             was_leader = is_leader;
         }
-        let renew_at = Instant::now() + ttl / 3;
         if is_leader {
-            lead(renew_at).await;
+            // Abandon work stuck on the store before the lease (started no earlier than `sent`) ends.
+            let lease_end = sent + ttl.mul_f64(0.9);
+            if tokio::time::timeout_at(lease_end, lead(renew_at))
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    work = name,
+                    "leader work outlasted the lease; stepping down"
+                );
+            }
         } else {
             tokio::select! {
-                _ = tokio::time::sleep_until(renew_at) => {}
+                _ = tokio::time::sleep_until(next_try) => {}
                 _ = inner.stop_loops.cancelled() => {}
             }
         }

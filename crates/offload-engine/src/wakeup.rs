@@ -7,7 +7,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use offload_store::Wakeup;
 use tokio::sync::Notify;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::engine::Inner;
 
 /// Notifiers keyed by queue name.
 #[derive(Debug, Default)]
@@ -40,6 +44,27 @@ impl Wakeups {
         let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         for n in queues.values() {
             n.notify_waiters();
+        }
+    }
+}
+
+/// Forwards the store's wake-ups (jobs made available by other servers, or by SQL in applications) to this
+/// process's claimers and push dispatcher, until the engine stops. A lagging receiver may have missed some: it wakes everyone.
+pub(crate) async fn forward(inner: Arc<Inner>, mut rx: broadcast::Receiver<Wakeup>) {
+    loop {
+        tokio::select! {
+            got = rx.recv() => match got {
+                Ok(Wakeup::Queue(queue)) => {
+                    inner.wakeups.wake(&queue);
+                    inner.push_wakeup.notify_one();
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    inner.wakeups.wake_all();
+                    inner.push_wakeup.notify_one();
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = inner.stop_loops.cancelled() => return,
         }
     }
 }

@@ -465,6 +465,16 @@ pub struct ScheduleTriggered {
     pub inserted: Inserted,
 }
 
+/// A hint that jobs may have become claimable through a write this process did not make itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Wakeup {
+    /// Jobs became available in this queue.
+    Queue(String),
+    /// Anything may have changed: the signal was (re)established, and hints may have been missed meanwhile.
+    All,
+}
+
 /// Every operation Offload performs on its database.
 ///
 /// Each method is atomic. Times that decide correctness (due, lease expiry) come from the store's own clock,
@@ -586,4 +596,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finishes pending writes and closes connections. Later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);
+
+    /// Wake-ups for jobs made available by writers outside this process (other servers on the same database,
+    /// SQL functions called by applications), so idle claimers need not wait for their poll. Hints only: a
+    /// claimer always claims through the store. `None` (the default): the store has no such writers, because
+    /// every write goes through this process, which wakes its own claimers.
+    fn subscribe_available(&self) -> Option<tokio::sync::broadcast::Receiver<Wakeup>> {
+        None
+    }
 }
