@@ -1,0 +1,481 @@
+//! Ending attempts: completions, failures, snoozes and cancellations reported by workers, and expired leases
+//! ended by the rescuer.
+//!
+//! Invariant: an attempt ends at most once and only with its current lease token. All jobs of a group are read
+//! and locked (`FOR UPDATE`, in id order so concurrent groups never deadlock) in one statement, decided in order
+//! in memory (so a second report for the same attempt sees the first one's effect and is refused), and written
+//! with one statement that updates the jobs, appends the attempts to the history and counts the moves. What
+//! follows a failure is decided by [`offload_core::state::after_failure`], a snooze by
+//! [`offload_core::state::after_snooze`], a worker's cancellation by [`offload_core::state::after_worker_cancel`].
+//! The same statement adds the ended attempts to `queue_throughput`. A push job that ends succeeded or dead gets
+//! its callback job ([`offload_core::push::callback_job`]) inserted in the same transaction, so a callback is
+//! never lost nor sent for an end that was rolled back. The rescuer locks with `SKIP LOCKED`: a job whose worker
+//! is reporting right now is left to that report.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use offload_core::api::MAX_ERROR_LEN;
+use offload_core::push::callback::{Ended, callback_job};
+use offload_core::state::{Failure, RetryFacts, after_failure, after_snooze, after_worker_cancel};
+use offload_core::{AttemptOutcome, Backoff, JobId, JobState, LeaseToken, NewJob, Timestamp};
+use offload_store::{
+    Finish, FinishItem, FinishOutcome, Finished, JobRescueParams, RescueReport, Result, StoreError,
+};
+use serde_json::value::RawValue;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnection, PgRow};
+
+use crate::codec::{self, Ts, get, ts_opt};
+use crate::counts::{self, Counts};
+use crate::error::db;
+
+/// What the decision needs to know about a job, as read (and locked) in the transaction.
+struct Facts {
+    id: JobId,
+    queue: String,
+    state: JobState,
+    lease_token: Option<LeaseToken>,
+    attempt: u32,
+    max_attempts: u32,
+    backoff: Backoff,
+    cancel_requested: bool,
+    attempted_at: Option<Timestamp>,
+    worker_id: Option<String>,
+    name: Option<String>,
+    /// The target's JSON (push jobs only).
+    target: Option<String>,
+}
+
+/// The columns [`facts`] reads.
+pub(crate) const FACTS: &str = "id, queue, state, lease_token, attempt, max_attempts, backoff_base_ms, backoff_cap_ms, \
+                     backoff_jitter, cancel_requested, attempted_at, worker_id, name, target::text AS target";
+
+fn facts(row: &PgRow) -> Result<Facts> {
+    Ok(Facts {
+        id: JobId(get(row, "id")?),
+        queue: get(row, "queue")?,
+        state: codec::state(get::<&str>(row, "state")?)?,
+        lease_token: get::<Option<uuid::Uuid>>(row, "lease_token")?.map(LeaseToken),
+        attempt: codec::u32_of(get(row, "attempt")?, "attempt")?,
+        max_attempts: codec::u32_of(get(row, "max_attempts")?, "max_attempts")?,
+        backoff: codec::backoff(
+            get(row, "backoff_base_ms")?,
+            get(row, "backoff_cap_ms")?,
+            get(row, "backoff_jitter")?,
+        )?,
+        cancel_requested: get(row, "cancel_requested")?,
+        attempted_at: ts_opt(row, "attempted_at")?,
+        worker_id: get(row, "worker_id")?,
+        name: get(row, "name")?,
+        target: get(row, "target")?,
+    })
+}
+
+/// One decided end of an attempt, to be written.
+struct End<'a> {
+    id: JobId,
+    queue: String,
+    attempt: u32,
+    started_at: Timestamp,
+    worker_id: Option<String>,
+    state: JobState,
+    /// New due time (retries, snoozes); `None` keeps it.
+    run_at: Option<Timestamp>,
+    /// New attempt allowance (snoozes); `None` keeps it.
+    max_attempts: Option<u32>,
+    result: Option<&'a str>,
+    error: Option<Cow<'a, str>>,
+    outcome: AttemptOutcome,
+    /// The callback job to insert with this end.
+    callback: Option<NewJob>,
+}
+
+/// What a group of finishes did: each command's per-item answers, and the queues with jobs due again at once.
+pub(crate) struct Outcome {
+    pub(crate) answers: Vec<Vec<FinishOutcome>>,
+    pub(crate) available: Vec<String>,
+}
+
+/// Applies the items of several `job_finish` commands in one transaction. The outer error means nothing was
+/// written; each item is answered on its own.
+pub(crate) async fn finish(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    commands: &[Vec<FinishItem>],
+) -> Result<Outcome> {
+    let mut ids: Vec<uuid::Uuid> = commands.iter().flatten().map(|i| i.id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut tx = conn.begin().await.map_err(db)?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FACTS} FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    )))
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let mut known: HashMap<JobId, Facts> = rows
+        .iter()
+        .map(|r| facts(r).map(|f| (f.id, f)))
+        .collect::<Result<_>>()?;
+    let mut ends = Vec::new();
+    let answers: Vec<Vec<FinishOutcome>> = commands
+        .iter()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| decide(item, &mut known, now, &mut ends))
+                .collect()
+        })
+        .collect();
+    let mut available = available(answers.iter().flatten().flatten());
+    available.extend(write(&mut tx, now, &ends).await?);
+    tx.commit().await.map_err(db)?;
+    Ok(Outcome { answers, available })
+}
+
+/// Queues named by `done` whose job became available again at once, each once.
+fn available<'a>(done: impl Iterator<Item = &'a Finished>) -> Vec<String> {
+    let mut queues: Vec<String> = done
+        .filter(|f| f.state == JobState::Available)
+        .map(|f| f.queue.clone())
+        .collect();
+    queues.sort_unstable();
+    queues.dedup();
+    queues
+}
+
+/// Ends up to `limit` attempts whose lease ran out (`lease_expires_at <= now`), oldest deadline first, as
+/// failures with [`Failure::lease_expired`].
+pub(crate) async fn rescue(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    p: JobRescueParams,
+) -> Result<(RescueReport, Vec<String>)> {
+    let mut tx = conn.begin().await.map_err(db)?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FACTS} FROM jobs WHERE state = 'running' AND lease_expires_at <= $1 \
+         ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )))
+    .bind(Ts(now))
+    .bind(i64::from(p.limit))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let failure = Failure::lease_expired();
+    let mut ends = Vec::with_capacity(rows.len());
+    let mut rescued = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut f = facts(row)?;
+        let end = failed(&mut f, &failure, now);
+        rescued.push(Finished {
+            id: f.id,
+            queue: f.queue,
+            state: end.state,
+            started_at: end.started_at,
+        });
+        ends.push(end);
+    }
+    let mut queues = available(rescued.iter());
+    queues.extend(write(&mut tx, now, &ends).await?);
+    tx.commit().await.map_err(db)?;
+    Ok((RescueReport { rescued }, queues))
+}
+
+fn decide<'a>(
+    item: &'a FinishItem,
+    known: &mut HashMap<JobId, Facts>,
+    now: Timestamp,
+    ends: &mut Vec<End<'a>>,
+) -> FinishOutcome {
+    let Some(f) = known.get_mut(&item.id) else {
+        return Err(StoreError::NotFound(format!("job {}", item.id)));
+    };
+    if f.state != JobState::Running || f.lease_token != Some(item.lease_token) {
+        return Err(StoreError::LeaseMismatch);
+    }
+    let end = match &item.finish {
+        // A completion is applied even when a cancel was requested: the work was done.
+        Finish::Complete { result } => {
+            let callback = callback(f, JobState::Succeeded, result.as_deref(), None, now);
+            let end = End {
+                id: f.id,
+                queue: f.queue.clone(),
+                attempt: f.attempt,
+                started_at: f.attempted_at.unwrap_or(now),
+                worker_id: f.worker_id.clone(),
+                state: JobState::Succeeded,
+                run_at: None,
+                max_attempts: None,
+                result: result.as_deref().map(|r| r.get()),
+                error: None,
+                outcome: AttemptOutcome::Succeeded,
+                callback,
+            };
+            f.state = end.state;
+            f.lease_token = None;
+            end
+        }
+        Finish::Fail(failure) => failed(f, failure, now),
+        Finish::Snooze { delay } => snoozed(f, *delay, now),
+        Finish::Cancel { reason } => {
+            let decision = after_worker_cancel(now);
+            f.state = decision.state;
+            f.lease_token = None;
+            End {
+                id: f.id,
+                queue: f.queue.clone(),
+                attempt: f.attempt,
+                started_at: f.attempted_at.unwrap_or(now),
+                worker_id: f.worker_id.clone(),
+                state: decision.state,
+                run_at: None,
+                max_attempts: None,
+                result: None,
+                error: Some(clean_error(reason)),
+                outcome: decision.outcome,
+                // Callbacks follow only a push job's success or death.
+                callback: None,
+            }
+        }
+    };
+    let finished = Finished {
+        id: f.id,
+        queue: f.queue.clone(),
+        state: end.state,
+        started_at: end.started_at,
+    };
+    ends.push(end);
+    Ok(finished)
+}
+
+/// A failed attempt's end, per the retry policy; updates `f` to the decided state.
+fn failed<'a>(f: &mut Facts, failure: &'a Failure, now: Timestamp) -> End<'a> {
+    let retry = RetryFacts {
+        attempt: f.attempt,
+        max_attempts: f.max_attempts,
+        backoff: f.backoff,
+        cancel_requested: f.cancel_requested,
+    };
+    let decision = after_failure(&retry, failure, now, fastrand::f64());
+    let error = clean_error(&failure.error);
+    let callback = callback(f, decision.state, None, Some(error.as_ref()), now);
+    f.state = decision.state;
+    f.lease_token = None;
+    End {
+        id: f.id,
+        queue: f.queue.clone(),
+        attempt: f.attempt,
+        started_at: f.attempted_at.unwrap_or(now),
+        worker_id: f.worker_id.clone(),
+        state: decision.state,
+        run_at: (!decision.state.is_finished()).then(|| codec::stored_precision(decision.run_at)),
+        max_attempts: None,
+        result: None,
+        error: Some(error),
+        outcome: decision.outcome,
+        callback,
+    }
+}
+
+/// A snoozed attempt's end: due again after `delay` with one more attempt allowed (or cancelled, when a cancel
+/// was requested); updates `f` to the decided state.
+fn snoozed<'a>(f: &mut Facts, delay: std::time::Duration, now: Timestamp) -> End<'a> {
+    let retry = RetryFacts {
+        attempt: f.attempt,
+        max_attempts: f.max_attempts,
+        backoff: f.backoff,
+        cancel_requested: f.cancel_requested,
+    };
+    let decision = after_snooze(&retry, delay, now);
+    f.state = decision.state;
+    f.max_attempts = decision.max_attempts;
+    f.lease_token = None;
+    let back = !decision.state.is_finished();
+    End {
+        id: f.id,
+        queue: f.queue.clone(),
+        attempt: f.attempt,
+        started_at: f.attempted_at.unwrap_or(now),
+        worker_id: f.worker_id.clone(),
+        state: decision.state,
+        run_at: back.then(|| codec::stored_precision(decision.run_at)),
+        max_attempts: back.then_some(decision.max_attempts),
+        result: None,
+        error: None,
+        outcome: decision.outcome,
+        // A snooze brings the job back (or cancels it): no end a callback reports.
+        callback: None,
+    }
+}
+
+/// An error as stored: without NUL characters, cut to [`MAX_ERROR_LEN`] bytes.
+fn clean_error(error: &str) -> Cow<'_, str> {
+    match codec::text(error) {
+        Cow::Borrowed(s) => Cow::Borrowed(truncate(s)),
+        Cow::Owned(s) => Cow::Owned(truncate(&s).to_owned()),
+    }
+}
+
+/// The callback job of a push job ending in `state`, if it asked for one.
+fn callback(
+    f: &Facts,
+    state: JobState,
+    result: Option<&RawValue>,
+    error: Option<&str>,
+    now: Timestamp,
+) -> Option<NewJob> {
+    if !matches!(state, JobState::Succeeded | JobState::Dead) {
+        return None;
+    }
+    let target = match codec::target(f.target.as_deref()) {
+        Ok(Some(t)) => t,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(job = %f.id, error = %e, "unreadable target; no callback");
+            return None;
+        }
+    };
+    callback_job(&Ended {
+        id: f.id,
+        queue: &f.queue,
+        name: f.name.as_deref(),
+        target: &target,
+        state,
+        attempt: f.attempt,
+        result,
+        error,
+        finished_at: now,
+    })
+}
+
+/// `s` cut to at most [`MAX_ERROR_LEN`] bytes, at a character boundary.
+fn truncate(s: &str) -> &str {
+    if s.len() <= MAX_ERROR_LEN {
+        return s;
+    }
+    let mut end = MAX_ERROR_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Updates the jobs, appends their ended attempts, counts the moves and the ended attempts per minute, in one
+/// statement. `$1` is now; the arrays hold one element per ended attempt. A NULL `run_at` (`max_attempts`) keeps
+/// the job's; `finished_at` is set only for
+/// finished states; a NULL error keeps the last one. A successful attempt is the job's last and is fully told by
+/// the job row (`attempt`, `attempted_at`, `finished_at`, `worker_id`), so it gets no history row: the most
+/// common end of an attempt then costs one row write, not two (`jobs_read` shows it from the job row).
+pub(crate) static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH v AS (
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::int4[],
+                         $8::timestamptz[], $9::text[], $10::text[], $15::int4[], $16::text[])
+        AS v (id, state, run_at, result, error, attempt, started_at, worker_id, outcome, max_attempts, queue)
+), upd AS (
+    UPDATE jobs SET state = v.state, run_at = coalesce(v.run_at, jobs.run_at),
+        finished_at = CASE WHEN v.state IN ('succeeded', 'dead', 'cancelled') THEN $1::timestamptz END,
+        result = v.result::json, last_error = coalesce(v.error, jobs.last_error),
+        max_attempts = coalesce(v.max_attempts, jobs.max_attempts),
+        lease_token = NULL, lease_expires_at = NULL
+    FROM v WHERE jobs.id = v.id
+), history AS (
+    INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, worker_id, outcome, error)
+    SELECT id, attempt, started_at, $1::timestamptz, worker_id, outcome, error FROM v WHERE outcome <> 'succeeded'
+), thru AS (
+    INSERT INTO queue_throughput AS t (queue, minute, shard, succeeded, failed)
+    SELECT queue, floor(extract(epoch FROM $1::timestamptz) / 60)::bigint, $14::int2,
+        count(*) FILTER (WHERE outcome = 'succeeded'),
+        count(*) FILTER (WHERE outcome IN ('failed', 'lease_expired'))
+    FROM v WHERE outcome IN ('succeeded', 'failed', 'lease_expired')
+    GROUP BY queue ORDER BY queue
+    ON CONFLICT (queue, minute, shard)
+        DO UPDATE SET succeeded = t.succeeded + excluded.succeeded, failed = t.failed + excluded.failed
+), {}
+SELECT 1",
+        counts::bound_cte("$11", "$12", "$13", "$14")
+    )
+});
+
+/// Writes the ends and inserts their callback jobs; returns the queues that got available jobs (the callbacks').
+async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Result<Vec<String>> {
+    if ends.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = ends.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut run_ats = Vec::with_capacity(n);
+    let mut results = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut workers = Vec::with_capacity(n);
+    let mut outcomes = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    let mut queues = Vec::with_capacity(n);
+    let mut counts = Counts::default();
+    for e in ends {
+        // Only running attempts end.
+        counts.moved(&e.queue, JobState::Running, e.state);
+        ids.push(e.id.0);
+        states.push(e.state.as_str());
+        run_ats.push(e.run_at.map(Ts));
+        results.push(e.result);
+        errors.push(e.error.as_deref());
+        attempts.push(i32::try_from(e.attempt).unwrap_or(i32::MAX));
+        started.push(Ts(e.started_at));
+        workers.push(e.worker_id.as_deref());
+        outcomes.push(e.outcome.as_str());
+        max_attempts.push(e.max_attempts.map(|m| i32::try_from(m).unwrap_or(i32::MAX)));
+        queues.push(e.queue.as_str());
+    }
+    let query = sqlx::query(WRITE_SQL.as_str())
+        .bind(Ts(now))
+        .bind(ids)
+        .bind(states)
+        .bind(run_ats)
+        .bind(results)
+        .bind(errors)
+        .bind(attempts)
+        .bind(started)
+        .bind(workers)
+        .bind(outcomes);
+    let (count_queues, count_states, count_ns) = counts.arrays();
+    query
+        .bind(count_queues)
+        .bind(count_states)
+        .bind(count_ns)
+        .bind(counts::shard())
+        .bind(max_attempts)
+        .bind(queues)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let callbacks: Vec<NewJob> = ends.iter().filter_map(|e| e.callback.clone()).collect();
+    if callbacks.is_empty() {
+        return Ok(Vec::new());
+    }
+    // No idempotency keys: the only possible answer is success.
+    let inserted = crate::jobs_insert::insert(conn, now, &[callbacks]).await?;
+    for answer in inserted.answers {
+        answer?;
+    }
+    Ok(inserted.available)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(MAX_ERROR_LEN);
+        let cut = truncate(&long);
+        assert!(cut.len() <= MAX_ERROR_LEN && cut.len() >= MAX_ERROR_LEN - 1);
+        assert_eq!(truncate("short"), "short");
+    }
+}

@@ -1,0 +1,350 @@
+//! Inserting jobs: idempotency decisions first, then one multi-row INSERT for a whole group of commands.
+//!
+//! Invariant: a command is stored whole or not at all. When the group uses idempotency keys, it first takes a
+//! transaction-scoped advisory lock per key (in one fixed order, so two groups never wait for each other in a
+//! cycle), then reads the keys' holders: any other transaction inserting one of these keys, on any server,
+//! waits for this one to commit and then sees its job. Each command is decided in order against the stored
+//! holders and the jobs accepted earlier in the group (exactly as the SQLite store decides); a command with a
+//! conflicting key writes nothing and fails alone, the rows of all accepted commands go into one statement
+//! that also counts them. The unique index on the key stays as a backstop. Jobs of schedule ticks take the same
+//! path ([`insert_scheduled`]), their schedule and fire time written in the same row by the same statement.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use offload_core::state::{add, due_state};
+use offload_core::{JobId, JobState, NewJob, RunAt, ScheduledBy, Timestamp};
+use offload_store::{Inserted, Result, StoreError};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::codec::{self, Ts, get, millis, ts};
+use crate::counts::{self, Counts};
+use crate::error::db;
+
+/// What is known about the job holding an idempotency key.
+#[derive(Debug, Clone)]
+struct Holder {
+    id: JobId,
+    fingerprint: Option<String>,
+    state: JobState,
+    run_at: Timestamp,
+    created_at: Timestamp,
+}
+
+impl Holder {
+    fn replay(&self) -> Inserted {
+        Inserted {
+            id: self.id,
+            state: self.state,
+            run_at: self.run_at,
+            created_at: self.created_at,
+            duplicate: true,
+        }
+    }
+}
+
+/// A job accepted for writing, with its resolved due time and first state.
+struct Row<'a> {
+    job: &'a NewJob,
+    state: JobState,
+    run_at: Timestamp,
+    /// The schedule tick that created it, if one did.
+    scheduled_by: Option<&'a ScheduledBy>,
+}
+
+/// What a group's insert did: each command's answer, and the queues that got available jobs.
+pub(crate) struct Outcome {
+    pub(crate) answers: Vec<Result<Vec<Inserted>>>,
+    pub(crate) available: Vec<String>,
+}
+
+/// A command's jobs, each with the schedule tick that created it (if one did), so enqueued and scheduled jobs
+/// share one insert path.
+trait Command {
+    /// The jobs, in order.
+    fn jobs(&self) -> impl Iterator<Item = (&NewJob, Option<&ScheduledBy>)>;
+}
+
+impl Command for Vec<NewJob> {
+    fn jobs(&self) -> impl Iterator<Item = (&NewJob, Option<&ScheduledBy>)> {
+        self.iter().map(|j| (j, None))
+    }
+}
+
+impl Command for &[(NewJob, ScheduledBy)] {
+    fn jobs(&self) -> impl Iterator<Item = (&NewJob, Option<&ScheduledBy>)> {
+        self.iter().map(|(j, by)| (j, Some(by)))
+    }
+}
+
+/// Inserts the jobs of several commands. The outer error means the statements failed and nothing was stored;
+/// the inner results are each command's answer.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    commands: &[Vec<NewJob>],
+) -> Result<Outcome> {
+    insert_commands(conn, now, commands).await
+}
+
+/// Inserts the jobs of schedule ticks as one command, each row written with its schedule and fire time in the
+/// same statement (the cron enqueuer and manual triggers, inside their own transaction).
+pub(crate) async fn insert_scheduled(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    jobs: &[(NewJob, ScheduledBy)],
+) -> Result<Outcome> {
+    insert_commands(conn, now, &[jobs]).await
+}
+
+/// The one insert path: lock and read the idempotency keys' holders (if any), decide, write.
+async fn insert_commands<C: Command + Sync>(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    commands: &[C],
+) -> Result<Outcome> {
+    let mut keys: Vec<&str> = commands
+        .iter()
+        .flat_map(C::jobs)
+        .filter_map(|(j, _)| j.idempotency_key.as_deref())
+        .collect();
+    if keys.is_empty() {
+        let mut rows = Vec::new();
+        let answers = commands
+            .iter()
+            .map(|jobs| decide(jobs.jobs(), now, &mut HashMap::new(), &mut rows))
+            .collect();
+        write(conn, now, &rows).await?;
+        return Ok(outcome(answers, &rows));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    let mut tx = conn.begin().await.map_err(db)?;
+    lock_keys(&mut tx, &keys).await?;
+    let mut holders = load_holders(&mut tx, &keys).await?;
+    let mut rows = Vec::new();
+    let answers = commands
+        .iter()
+        .map(|jobs| decide(jobs.jobs(), now, &mut holders, &mut rows))
+        .collect();
+    write(&mut tx, now, &rows).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(outcome(answers, &rows))
+}
+
+fn outcome(answers: Vec<Result<Vec<Inserted>>>, rows: &[Row<'_>]) -> Outcome {
+    let mut available: Vec<String> = rows
+        .iter()
+        .filter(|r| r.state == JobState::Available)
+        .map(|r| r.job.queue.clone())
+        .collect();
+    available.sort_unstable();
+    available.dedup();
+    Outcome { answers, available }
+}
+
+/// When a new job first becomes due: relative delays count from `now`; instants in the past mean now.
+fn resolve(run_at: RunAt, now: Timestamp) -> Timestamp {
+    match run_at {
+        RunAt::Now => now,
+        RunAt::At(t) => codec::stored_precision(t.max(now)),
+        RunAt::After(d) => codec::stored_precision(add(now, d)),
+    }
+}
+
+fn decide<'a>(
+    jobs: impl Iterator<Item = (&'a NewJob, Option<&'a ScheduledBy>)>,
+    now: Timestamp,
+    holders: &mut HashMap<String, Holder>,
+    rows: &mut Vec<Row<'a>>,
+) -> Result<Vec<Inserted>> {
+    let mut taken: HashMap<&str, Holder> = HashMap::new();
+    let mut accepted = Vec::with_capacity(jobs.size_hint().0);
+    let mut out = Vec::with_capacity(jobs.size_hint().0);
+    for (job, scheduled_by) in jobs {
+        if let Some(key) = job.idempotency_key.as_deref()
+            && let Some(holder) = taken.get(key).or_else(|| holders.get(key))
+        {
+            if holder.fingerprint == job.request_fingerprint {
+                out.push(holder.replay());
+                continue;
+            }
+            return Err(StoreError::IdempotencyConflict {
+                key: key.to_owned(),
+                existing: holder.id,
+            });
+        }
+        let run_at = resolve(job.run_at, now);
+        let state = due_state(run_at, now, JobState::Scheduled);
+        if let Some(key) = job.idempotency_key.as_deref() {
+            let holder = Holder {
+                id: job.id,
+                fingerprint: job.request_fingerprint.clone(),
+                state,
+                run_at,
+                created_at: now,
+            };
+            taken.insert(key, holder);
+        }
+        accepted.push(Row {
+            job,
+            state,
+            run_at,
+            scheduled_by,
+        });
+        out.push(Inserted {
+            id: job.id,
+            state,
+            run_at,
+            created_at: now,
+            duplicate: false,
+        });
+    }
+    holders.extend(taken.into_iter().map(|(k, h)| (k.to_owned(), h)));
+    rows.extend(accepted);
+    Ok(out)
+}
+
+/// Advisory-lock class of idempotency keys (the first half of the two-part lock key).
+const KEY_LOCK_CLASS: i32 = 0x00ff_10ad;
+
+/// Locks every key until the transaction ends, in the order of the locks' own ids.
+async fn lock_keys(conn: &mut PgConnection, keys: &[&str]) -> Result<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock($1, h) FROM \
+         (SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) AS k ORDER BY 1 OFFSET 0) AS ordered",
+    )
+    .bind(KEY_LOCK_CLASS)
+    .bind(keys)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The stored holders of `keys`, in one statement.
+async fn load_holders(conn: &mut PgConnection, keys: &[&str]) -> Result<HashMap<String, Holder>> {
+    let rows = sqlx::query(
+        "SELECT idempotency_key, id, request_fingerprint, state, run_at, created_at FROM jobs \
+         WHERE idempotency_key = ANY($1)",
+    )
+    .bind(keys)
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            let holder = Holder {
+                id: JobId(get(r, "id")?),
+                fingerprint: get(r, "request_fingerprint")?,
+                state: codec::state(get::<&str>(r, "state")?)?,
+                run_at: ts(r, "run_at")?,
+                created_at: ts(r, "created_at")?,
+            };
+            Ok((get::<String>(r, "idempotency_key")?, holder))
+        })
+        .collect()
+}
+
+/// One statement for any number of rows: the values travel as one array per column.
+pub(crate) static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH ins AS (
+    INSERT INTO jobs (id, queue, name, state, payload, priority, max_attempts, backoff_base_ms, backoff_cap_ms,
+        backoff_jitter, timeout_ms, run_at, created_at, idempotency_key, request_fingerprint, tags, target,
+        destination, schedule_name, schedule_fire_at)
+    SELECT id, queue, name, state, payload::json, priority, max_attempts, base_ms, cap_ms, jitter, timeout_ms,
+        run_at, $1, key, fingerprint, tags::jsonb, target::json, destination, schedule_name, schedule_fire_at
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::int4[], $9::int8[],
+                $10::int8[], $11::float8[], $12::int8[], $13::timestamptz[], $14::text[], $15::text[], $16::text[],
+                $21::text[], $22::text[], $23::text[], $24::timestamptz[])
+        AS u (id, queue, name, state, payload, priority, max_attempts, base_ms, cap_ms, jitter, timeout_ms, run_at,
+              key, fingerprint, tags, target, destination, schedule_name, schedule_fire_at)
+), {}
+SELECT 1",
+        counts::bound_cte("$17", "$18", "$19", "$20")
+    )
+});
+
+async fn write(conn: &mut PgConnection, now: Timestamp, rows: &[Row<'_>]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut queues = Vec::with_capacity(n);
+    let mut names = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    let mut bases = Vec::with_capacity(n);
+    let mut caps = Vec::with_capacity(n);
+    let mut jitters = Vec::with_capacity(n);
+    let mut timeouts = Vec::with_capacity(n);
+    let mut run_ats = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut fingerprints = Vec::with_capacity(n);
+    let mut tags = Vec::with_capacity(n);
+    let mut targets = Vec::with_capacity(n);
+    let mut destinations = Vec::with_capacity(n);
+    let mut schedule_names = Vec::with_capacity(n);
+    let mut schedule_fire_ats = Vec::with_capacity(n);
+    let mut counts = Counts::default();
+    for r in rows {
+        counts.add(&r.job.queue, r.state, 1);
+        let j = r.job;
+        ids.push(j.id.0);
+        queues.push(j.queue.as_str());
+        names.push(j.name.as_deref());
+        states.push(r.state.as_str());
+        payloads.push(j.payload.get());
+        priorities.push(j.priority);
+        max_attempts.push(i32::try_from(j.max_attempts).unwrap_or(i32::MAX));
+        bases.push(millis(j.backoff.base.0));
+        caps.push(millis(j.backoff.cap.0));
+        jitters.push(j.backoff.jitter);
+        timeouts.push(millis(j.timeout));
+        run_ats.push(Ts(r.run_at));
+        keys.push(j.idempotency_key.as_deref());
+        fingerprints.push(j.request_fingerprint.as_deref());
+        tags.push(codec::tags_to_db(&j.tags));
+        let (target, destination) = codec::target_to_db(j.target.as_ref())?;
+        targets.push(target);
+        destinations.push(destination);
+        schedule_names.push(r.scheduled_by.map(|s| s.name.as_str()));
+        schedule_fire_ats.push(r.scheduled_by.map(|s| Ts(s.fire_at)));
+    }
+    let query = sqlx::query(INSERT_SQL.as_str())
+        .bind(Ts(now))
+        .bind(ids)
+        .bind(queues)
+        .bind(names)
+        .bind(states)
+        .bind(payloads)
+        .bind(priorities)
+        .bind(max_attempts)
+        .bind(bases)
+        .bind(caps)
+        .bind(jitters)
+        .bind(timeouts)
+        .bind(run_ats)
+        .bind(keys)
+        .bind(fingerprints)
+        .bind(tags);
+    let (count_queues, count_states, count_ns) = counts.arrays();
+    query
+        .bind(count_queues)
+        .bind(count_states)
+        .bind(count_ns)
+        .bind(counts::shard())
+        .bind(targets)
+        .bind(destinations)
+        .bind(schedule_names)
+        .bind(schedule_fire_ats)
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}

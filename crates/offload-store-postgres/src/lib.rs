@@ -1,0 +1,595 @@
+//! Offload's PostgreSQL store: several servers on one database.
+//!
+//! [`PostgresStore`] implements [`Store`] on a connection pool. Everything lives in one schema (`offload` by
+//! default). Servers coordinate only through the database:
+//! - claims pick jobs with `FOR UPDATE SKIP LOCKED`, so no job goes to two workers and claimers never wait for
+//!   each other (`leases`);
+//! - enqueues and completions of concurrent requests share transactions (group commit, `batch`), so a
+//!   flush of the write-ahead log is paid per group, not per request; every command still stands alone;
+//! - queues that got available jobs are announced with NOTIFY and heard with LISTEN (`notify`), so idle
+//!   claimers on every server wake at once; the engine's jittered poll is the backstop;
+//! - due times and lease expiry are judged by the database's clock (`clock`), whatever the servers' clocks say;
+//! - singleton work (maintenance) runs under a lease with a term (`leader`).
+//!
+//! Durability: an `Ok` from a write means its transaction committed (with the server's `synchronous_commit`,
+//! `on` by default: flushed to disk). When PostgreSQL cannot be reached, operations fail with
+//! [`StoreError::Unavailable`] and nothing is reported as written; the pool reconnects by itself once it is
+//! back.
+//!
+//! Module map: `schema` (migrations, schema name, connection settings), `clock`, `batch` (group commit),
+//! `notify` (LISTEN/NOTIFY), `jobs_insert`, `leases` (claim, heartbeat), `push` (the push dispatcher's claims),
+//! `jobs_finish` (complete, fail, snooze, cancel, rescue), `jobs_manage` (cancel, retry, delete), `maintenance`
+//! (stage, prune), `jobs_read`, `queues` (counts, throughput), `settings`, `leader`, `schedules` (cron schedule
+//! definitions and ticks) and `schedule_fire` (the enqueuer's writes); `codec` maps values, `counts` keeps the
+//! per-queue counts, `error` maps database errors.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use offload_core::api::{HeartbeatResponse, QueueInfo};
+use offload_core::cron::ScheduleRecord;
+use offload_core::{ClaimedJob, Clock, Job, JobId, NewJob, Timestamp};
+use offload_store::{
+    DueSchedules, FinishItem, FinishOutcome, FireOutcome, Inserted, JobClaimParams,
+    JobClaimPushParams, JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams,
+    JobPruneParams, JobRescueParams, JobStageParams, LeaderElectParams, LeaderResignParams,
+    Leadership, PushJob, QueueSetPausedParams, QueueThroughputParams, RescueReport, Result,
+    ScheduleDeleteParams, ScheduleDueParams, ScheduleFireParams, ScheduleGetParams,
+    ScheduleListParams, ScheduleSetPausedParams, ScheduleTriggerParams, ScheduleTriggered,
+    ScheduleUpsertParams, ScheduleUpserted, SettingInitParams, StageReport, Store, StoreError,
+    ThroughputBucket, Wakeup,
+};
+use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPoolOptions, Postgres};
+use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
+
+mod batch;
+mod clock;
+mod codec;
+mod counts;
+mod error;
+mod jobs_finish;
+mod jobs_insert;
+mod jobs_manage;
+mod jobs_read;
+mod leader;
+mod leases;
+mod maintenance;
+mod notify;
+#[cfg(test)]
+mod plans;
+mod push;
+mod queues;
+mod schedule_fire;
+mod schedules;
+mod schema;
+mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use schema::{DEFAULT_SCHEMA, drop_schema, migrate, validate_schema};
+
+use batch::{Batcher, Limits};
+use error::{acquire, again, closed};
+use notify::{Listener, Notifier};
+
+/// How to open a [`PostgresStore`].
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// `postgres://user:password@host:port/database?...` (libpq-style URLs; `PG*` environment variables fill
+    /// in what the URL leaves out).
+    pub url: String,
+    /// The schema holding Offload's tables (created by the migrations).
+    pub schema: String,
+    /// Apply pending migrations on open (otherwise the schema must already be current).
+    pub migrate: bool,
+    /// The clock that decides due times and lease expiry. `None` (production): the database's clock. Tests pass
+    /// a [`offload_core::ManualClock`].
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Most connections in the pool (LISTEN and NOTIFY use one more each).
+    pub max_connections: u32,
+    /// How long an operation waits for a connection before failing with [`StoreError::Unavailable`].
+    pub acquire_timeout: Duration,
+}
+
+impl PostgresOptions {
+    /// Options for the database at `url`: schema `offload`, migrate on open, the database clock, 16
+    /// connections, 5 s to get one.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: DEFAULT_SCHEMA.to_owned(),
+            migrate: true,
+            clock: None,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The same options with another schema.
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// The same options with another clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+}
+
+impl fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("url", &redact(&self.url))
+            .field("schema", &self.schema)
+            .field("migrate", &self.migrate)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with its password replaced by `***`, for logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{scheme}://{name}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// What every operation shares: the pool, the clock, the notifier.
+struct Shared {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    closed: AtomicBool,
+    notifier: Notifier,
+}
+
+impl Shared {
+    /// Now, at the precision times are stored with.
+    fn now(&self) -> Timestamp {
+        codec::stored_precision(self.clock.now())
+    }
+
+    /// A pooled connection, unless the store is closed.
+    async fn conn(&self) -> Result<PoolConnection<Postgres>> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(closed());
+        }
+        self.pool.acquire().await.map_err(acquire)
+    }
+}
+
+/// The PostgreSQL implementation of [`Store`]: one database shared by any number of Offload servers.
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+    schema: String,
+    inserts: Batcher<Vec<NewJob>, Vec<Inserted>>,
+    finishes: Batcher<Vec<FinishItem>, Vec<FinishOutcome>>,
+    listener: Listener,
+    background: Vec<AbortHandle>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("closed", &self.shared.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connections idle at least this long are checked (a round trip) before they are used again.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Group bounds of enqueues: up to 10,000 jobs (one full batch request) per transaction.
+const INSERT_GROUPS: Limits = Limits {
+    max_commands: 512,
+    max_weight: 10_000,
+    parallel: 3,
+};
+
+/// Group bounds of completions and failures.
+const FINISH_GROUPS: Limits = Limits {
+    max_commands: 512,
+    max_weight: 10_000,
+    parallel: 3,
+};
+
+impl PostgresStore {
+    /// Connects, applies pending migrations (unless told not to, in which case the schema must be current),
+    /// reads the database clock and starts the background tasks. Must be called inside a Tokio runtime.
+    pub async fn open(options: PostgresOptions) -> Result<Self> {
+        let schema = options.schema.clone();
+        validate_schema(&schema)
+            .map_err(|m| StoreError::Internal(format!("schema `{schema}`: {m}")))?;
+        if options.migrate {
+            schema::migrate(&options.url, &schema).await?;
+        }
+        let connect = schema::connect_options(&options.url, &schema, false)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(options.acquire_timeout)
+            // A round trip per operation is too dear to check busy connections; one that sat idle for a
+            // while (and may have been cut meanwhile) is checked before use.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_CHECK {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_with(connect.clone())
+            .await
+            .map_err(acquire)?;
+        if !options.migrate {
+            let mut conn = pool.acquire().await.map_err(acquire)?;
+            schema::check_current(&mut conn, &schema).await?;
+        }
+        let mut background = Vec::new();
+        let clock: Arc<dyn Clock> = match options.clock {
+            Some(clock) => clock,
+            None => {
+                let clock = Arc::new(clock::DbClock::start(&pool).await?);
+                background.push(spawn_clock_refresh(clock.clone(), pool.clone()));
+                clock
+            }
+        };
+        let (notifier, task) = Notifier::start(connect.clone(), schema::channel(&schema));
+        background.push(task);
+        let shared = Arc::new(Shared {
+            pool,
+            clock,
+            closed: AtomicBool::new(false),
+            notifier,
+        });
+        Ok(Self {
+            inserts: Batcher::start(INSERT_GROUPS, Vec::len, insert_work(shared.clone())),
+            finishes: Batcher::start(FINISH_GROUPS, Vec::len, finish_work(shared.clone())),
+            listener: Listener::new(connect, schema::channel(&schema)),
+            shared,
+            schema,
+            background,
+        })
+    }
+
+    /// The schema this store uses.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+fn spawn_clock_refresh(clock: Arc<clock::DbClock>, pool: PgPool) -> AbortHandle {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(clock::REFRESH);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = clock.refresh(&pool).await {
+                tracing::debug!(error = %e, "could not read the database clock; keeping the last reading");
+            }
+        }
+    })
+    .abort_handle()
+}
+
+/// The group work of enqueues: all commands in one statement (or transaction, with idempotency keys); if that
+/// fails as a whole for a reason other than the database being unavailable, each command alone, so one bad
+/// command cannot fail the others.
+fn insert_work(shared: Arc<Shared>) -> batch::Work<Vec<NewJob>, Vec<Inserted>> {
+    Arc::new(move |commands: Vec<Vec<NewJob>>| {
+        let shared = shared.clone();
+        Box::pin(async move { grouped(&shared, commands, insert_group).await })
+    })
+}
+
+/// The group work of completions and failures, as [`insert_work`].
+fn finish_work(shared: Arc<Shared>) -> batch::Work<Vec<FinishItem>, Vec<FinishOutcome>> {
+    Arc::new(move |commands: Vec<Vec<FinishItem>>| {
+        let shared = shared.clone();
+        Box::pin(async move { grouped(&shared, commands, finish_group).await })
+    })
+}
+
+/// A boxed future borrowing a connection.
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One attempt at a group: per-command answers and the queues to announce, or the group's failure.
+type GroupResult<T> = Result<(Vec<Result<T>>, Vec<String>)>;
+
+fn insert_group<'a>(
+    conn: &'a mut PgConnection,
+    now: Timestamp,
+    commands: &'a [Vec<NewJob>],
+) -> BoxFut<'a, GroupResult<Vec<Inserted>>> {
+    Box::pin(async move {
+        let out = jobs_insert::insert(conn, now, commands).await?;
+        Ok((out.answers, out.available))
+    })
+}
+
+fn finish_group<'a>(
+    conn: &'a mut PgConnection,
+    now: Timestamp,
+    commands: &'a [Vec<FinishItem>],
+) -> BoxFut<'a, GroupResult<Vec<FinishOutcome>>> {
+    Box::pin(async move {
+        let out = jobs_finish::finish(conn, now, commands).await?;
+        Ok((out.answers.into_iter().map(Ok).collect(), out.available))
+    })
+}
+
+/// Runs `work` on all `commands` at once; retries them one by one if the group failed for a reason that may be
+/// one command's; announces the queues that got available jobs once committed. Commands already accepted are
+/// run even while the store closes.
+async fn grouped<C, T, W>(shared: &Shared, commands: Vec<C>, work: W) -> Vec<Result<T>>
+where
+    W: for<'a> Fn(&'a mut PgConnection, Timestamp, &'a [C]) -> BoxFut<'a, GroupResult<T>>,
+{
+    let mut conn = match shared.pool.acquire().await.map_err(acquire) {
+        Ok(c) => c,
+        Err(e) => return commands.iter().map(|_| Err(again(&e))).collect(),
+    };
+    let error = match work(&mut conn, shared.now(), &commands).await {
+        Ok((answers, available)) => {
+            shared.notifier.notify(available.iter().map(String::as_str));
+            return answers;
+        }
+        Err(e) => e,
+    };
+    if commands.len() == 1 || matches!(error, StoreError::Unavailable(_)) {
+        return commands.iter().map(|_| Err(again(&error))).collect();
+    }
+    tracing::warn!(error = %error, "grouped write failed; retrying command by command");
+    let mut answers = Vec::with_capacity(commands.len());
+    for one in commands.chunks(1) {
+        match work(&mut conn, shared.now(), one).await {
+            Ok((mut a, available)) if a.len() == 1 => {
+                shared.notifier.notify(available.iter().map(String::as_str));
+                answers.push(a.remove(0));
+            }
+            Ok(_) => answers.push(Err(StoreError::Internal(
+                "a write answered the wrong number of commands".to_owned(),
+            ))),
+            Err(e) => answers.push(Err(e)),
+        }
+    }
+    answers
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.shared.conn().await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .map_err(error::db)?;
+        Ok(())
+    }
+
+    async fn job_insert(&self, p: JobInsertParams) -> Result<Vec<Inserted>> {
+        if p.jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check_open()?;
+        self.inserts.run(p.jobs).await
+    }
+
+    async fn job_get(&self, id: JobId) -> Result<Option<Job>> {
+        jobs_read::get_job(&mut *self.shared.conn().await?, id).await
+    }
+
+    async fn job_list(&self, p: JobListParams) -> Result<Vec<Job>> {
+        jobs_read::list_jobs(&mut *self.shared.conn().await?, &p).await
+    }
+
+    async fn job_claim(&self, p: JobClaimParams) -> Result<Vec<ClaimedJob>> {
+        let mut conn = self.shared.conn().await?;
+        leases::claim(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn job_claim_push(&self, p: JobClaimPushParams) -> Result<Vec<PushJob>> {
+        let mut conn = self.shared.conn().await?;
+        push::claim(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn job_heartbeat(&self, p: JobHeartbeatParams) -> Result<HeartbeatResponse> {
+        let mut conn = self.shared.conn().await?;
+        leases::heartbeat(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn job_finish(&self, p: JobFinishParams) -> Result<Vec<FinishOutcome>> {
+        if p.items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check_open()?;
+        self.finishes.run(p.items).await
+    }
+
+    async fn job_cancel(&self, id: JobId) -> Result<Job> {
+        let mut conn = self.shared.conn().await?;
+        jobs_manage::cancel(&mut conn, self.shared.now(), id).await
+    }
+
+    async fn job_retry(&self, id: JobId) -> Result<Job> {
+        let mut conn = self.shared.conn().await?;
+        let job = jobs_manage::retry(&mut conn, self.shared.now(), id).await?;
+        self.shared.notifier.notify([job.queue.as_str()]);
+        Ok(job)
+    }
+
+    async fn job_delete(&self, id: JobId) -> Result<()> {
+        jobs_manage::delete(&mut *self.shared.conn().await?, id).await
+    }
+
+    async fn job_stage_due(&self, p: JobStageParams) -> Result<StageReport> {
+        let mut conn = self.shared.conn().await?;
+        let report = maintenance::stage(&mut conn, self.shared.now(), p).await?;
+        self.shared
+            .notifier
+            .notify(report.staged.iter().map(|(q, _)| q.as_str()));
+        Ok(report)
+    }
+
+    async fn job_rescue_expired(&self, p: JobRescueParams) -> Result<RescueReport> {
+        let mut conn = self.shared.conn().await?;
+        let (report, available) = jobs_finish::rescue(&mut conn, self.shared.now(), p).await?;
+        self.shared
+            .notifier
+            .notify(available.iter().map(String::as_str));
+        Ok(report)
+    }
+
+    async fn job_prune(&self, p: JobPruneParams) -> Result<u64> {
+        let mut conn = self.shared.conn().await?;
+        maintenance::prune(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueueInfo>> {
+        let mut conn = self.shared.conn().await?;
+        queues::list(&mut conn, self.shared.now(), None).await
+    }
+
+    async fn queue_throughput(&self, p: QueueThroughputParams) -> Result<Vec<ThroughputBucket>> {
+        queues::throughput(&mut *self.shared.conn().await?, p).await
+    }
+
+    async fn setting_init(&self, p: SettingInitParams) -> Result<String> {
+        let mut conn = self.shared.conn().await?;
+        settings::init(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn queue_set_paused(&self, p: QueueSetPausedParams) -> Result<QueueInfo> {
+        let mut conn = self.shared.conn().await?;
+        let paused = p.paused;
+        let info = queues::set_paused(&mut conn, self.shared.now(), p).await?;
+        if !paused {
+            self.shared.notifier.notify([info.name.as_str()]);
+        }
+        Ok(info)
+    }
+
+    async fn leader_attempt_elect(&self, p: LeaderElectParams) -> Result<Leadership> {
+        let mut conn = self.shared.conn().await?;
+        leader::elect(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn leader_resign(&self, p: LeaderResignParams) -> Result<()> {
+        let mut conn = self.shared.conn().await?;
+        leader::resign(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn schedule_upsert(&self, p: ScheduleUpsertParams) -> Result<ScheduleUpserted> {
+        let mut conn = self.shared.conn().await?;
+        schedules::upsert(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn schedule_get(&self, p: ScheduleGetParams) -> Result<Option<ScheduleRecord>> {
+        schedules::get(&mut *self.shared.conn().await?, p).await
+    }
+
+    async fn schedule_list(&self, p: ScheduleListParams) -> Result<Vec<ScheduleRecord>> {
+        schedules::list(&mut *self.shared.conn().await?, p).await
+    }
+
+    async fn schedule_delete(&self, p: ScheduleDeleteParams) -> Result<()> {
+        schedules::delete(&mut *self.shared.conn().await?, p).await
+    }
+
+    async fn schedule_set_paused(&self, p: ScheduleSetPausedParams) -> Result<ScheduleRecord> {
+        let mut conn = self.shared.conn().await?;
+        schedules::set_paused(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn schedule_due(&self, p: ScheduleDueParams) -> Result<DueSchedules> {
+        schedules::due(&mut *self.shared.conn().await?, p).await
+    }
+
+    async fn schedule_fire(&self, p: ScheduleFireParams) -> Result<Vec<FireOutcome>> {
+        let mut conn = self.shared.conn().await?;
+        let (outcomes, available) = schedule_fire::fire(&mut conn, self.shared.now(), p).await?;
+        self.shared
+            .notifier
+            .notify(available.iter().map(String::as_str));
+        Ok(outcomes)
+    }
+
+    async fn schedule_trigger(&self, p: ScheduleTriggerParams) -> Result<ScheduleTriggered> {
+        let mut conn = self.shared.conn().await?;
+        let (triggered, available) =
+            schedule_fire::trigger(&mut conn, self.shared.now(), p).await?;
+        self.shared
+            .notifier
+            .notify(available.iter().map(String::as_str));
+        Ok(triggered)
+    }
+
+    async fn close(&self) {
+        // Commands already queued are still committed; later ones are refused.
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.inserts.close().await;
+        self.finishes.close().await;
+        self.listener.stop();
+        self.shared.pool.close().await;
+    }
+
+    fn subscribe_available(&self) -> Option<broadcast::Receiver<Wakeup>> {
+        Some(self.listener.subscribe())
+    }
+}
+
+impl PostgresStore {
+    fn check_open(&self) -> Result<()> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            Err(closed())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db.example:5432/jobs?sslmode=require"),
+            "postgres://app:***@db.example:5432/jobs?sslmode=require"
+        );
+        assert_eq!(redact("postgres://app@db/jobs"), "postgres://app@db/jobs");
+        assert_eq!(redact("postgres:///jobs"), "postgres:///jobs");
+    }
+}
