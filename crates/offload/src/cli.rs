@@ -72,6 +72,8 @@ pub(crate) enum Command {
     /// Push delivery: print the signing secret receivers verify deliveries with.
     #[command(subcommand)]
     Push(PushCommand),
+    /// Apply pending database migrations (`serve` does it on start unless given --no-migrate).
+    Migrate(MigrateArgs),
 }
 
 /// `offload push ...`
@@ -88,9 +90,17 @@ pub(crate) struct PushSecretArgs {
     /// Configuration file [default: offload.toml in the current directory, if it exists].
     #[arg(long, env = "OFFLOAD_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<std::path::PathBuf>,
-    /// SQLite database file [default: offload.db].
-    #[arg(long, env = "OFFLOAD_DATABASE", value_name = "PATH")]
+    /// SQLite database file, or a postgres:// URL [default: offload.db].
+    #[arg(
+        long,
+        env = "OFFLOAD_DATABASE",
+        value_name = "PATH|URL",
+        hide_env_values = true
+    )]
     pub(crate) database: Option<String>,
+    /// PostgreSQL schema holding Offload's tables [default: offload].
+    #[arg(long, env = "OFFLOAD_SCHEMA", value_name = "NAME")]
+    pub(crate) schema: Option<String>,
     /// Push signing secrets, comma-separated (overrides `[push] signing_secrets`).
     #[arg(
         long,
@@ -111,9 +121,20 @@ pub(crate) struct ServeArgs {
     /// Address to listen on, IP:PORT [default: 127.0.0.1:7070].
     #[arg(long, env = "OFFLOAD_LISTEN", value_name = "ADDR")]
     pub(crate) listen: Option<String>,
-    /// SQLite database file [default: offload.db].
-    #[arg(long, env = "OFFLOAD_DATABASE", value_name = "PATH")]
+    /// SQLite database file, or a postgres:// URL [default: offload.db].
+    #[arg(
+        long,
+        env = "OFFLOAD_DATABASE",
+        value_name = "PATH|URL",
+        hide_env_values = true
+    )]
     pub(crate) database: Option<String>,
+    /// PostgreSQL schema holding Offload's tables [default: offload].
+    #[arg(long, env = "OFFLOAD_SCHEMA", value_name = "NAME")]
+    pub(crate) schema: Option<String>,
+    /// Do not apply pending PostgreSQL migrations on start (run `offload migrate` first).
+    #[arg(long)]
+    pub(crate) no_migrate: bool,
     /// API tokens, comma-separated; required when listening on a non-loopback address.
     #[arg(
         long,
@@ -163,9 +184,13 @@ pub(crate) struct BenchArgs {
     /// Samples of the latency phase.
     #[arg(long, default_value_t = 2_000)]
     pub(crate) latency_samples: usize,
-    /// Database file to use instead of a temporary one.
-    #[arg(long, value_name = "PATH")]
-    pub(crate) database: Option<std::path::PathBuf>,
+    /// SQLite file to use instead of a temporary one, or a postgres:// URL (the bench then works in a fresh
+    /// schema that it drops at the end, unless --schema names one to keep).
+    #[arg(long, value_name = "PATH|URL")]
+    pub(crate) database: Option<String>,
+    /// PostgreSQL schema to use (and keep) instead of a temporary one.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) schema: Option<String>,
     /// Push jobs delivered to a no-op endpoint in the push throughput phase.
     #[arg(long, default_value_t = 100_000)]
     pub(crate) push_jobs: usize,
@@ -184,6 +209,25 @@ pub(crate) struct BenchArgs {
     /// Seconds the cron CPU phase measures.
     #[arg(long, default_value_t = 10)]
     pub(crate) idle_seconds: usize,
+}
+
+/// `offload migrate`: the database options of `offload serve`.
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// Configuration file [default: offload.toml in the current directory, if it exists].
+    #[arg(long, env = "OFFLOAD_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// SQLite database file, or a postgres:// URL [default: offload.db].
+    #[arg(
+        long,
+        env = "OFFLOAD_DATABASE",
+        value_name = "PATH|URL",
+        hide_env_values = true
+    )]
+    pub(crate) database: Option<String>,
+    /// PostgreSQL schema holding Offload's tables [default: offload].
+    #[arg(long, env = "OFFLOAD_SCHEMA", value_name = "NAME")]
+    pub(crate) schema: Option<String>,
 }
 
 /// `offload job ...`

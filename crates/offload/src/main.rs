@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     init_tracing(match cli.command {
-        Command::Worker(_) | Command::Serve(_) => "info",
+        Command::Worker(_) | Command::Serve(_) | Command::Migrate(_) => "info",
         _ => "warn",
     });
     // reqwest is built without a default TLS provider (no aws-lc): give it rustls' ring provider.
@@ -60,11 +60,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config: args.config,
                 listen: args.listen,
                 database: args.database,
+                schema: args.schema,
                 api_tokens: args.api_tokens,
                 push_signing_secrets: args.push_signing_secrets,
                 push_allow_private: args.push_allow_private,
             })?;
-            serve::run(config).await
+            if args.no_migrate && matches!(config.database, serve::Database::Sqlite(_)) {
+                return Err(cli::UsageError(
+                    "--no-migrate applies to PostgreSQL only (a SQLite file is always brought up to date)".into(),
+                )
+                .into());
+            }
+            serve::run(serve::ServeConfig {
+                migrate: !args.no_migrate,
+                ..config
+            })
+            .await
+        }
+        Command::Migrate(args) => {
+            let database = serve::Database::resolve(&serve::Overrides {
+                config: args.config,
+                database: args.database,
+                schema: args.schema,
+                ..serve::Overrides::default()
+            })?;
+            println!("{}", serve::migrate(&database).await?);
+            Ok(())
         }
         Command::Push(command) => commands::push::run(&global, command).await,
         Command::Bench(args) => {
@@ -84,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cron_seconds: args.cron_seconds.max(1),
                 idle_schedules: args.idle_schedules,
                 idle_seconds: args.idle_seconds.max(1),
+                schema: args.schema,
                 ..defaults
             })
             .await?;

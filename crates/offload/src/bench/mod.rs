@@ -17,12 +17,11 @@ mod phases;
 mod push;
 mod report;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::serve::{self, Overrides, ServeConfig};
+use crate::serve::{self, Database, Overrides, ServeConfig};
 
 pub(crate) use report::BenchReport;
 
@@ -45,8 +44,10 @@ pub(crate) struct BenchOptions {
     pub(crate) claim_batch: u32,
     /// Samples of the latency phase.
     pub(crate) latency_samples: usize,
-    /// Database file; a temporary directory when absent.
-    pub(crate) database: Option<PathBuf>,
+    /// SQLite file or PostgreSQL URL; a SQLite file in a temporary directory when absent.
+    pub(crate) database: Option<String>,
+    /// PostgreSQL schema to use and keep; a temporary one when absent.
+    pub(crate) schema: Option<String>,
     /// Push jobs delivered in the push throughput phase.
     pub(crate) push_jobs: usize,
     /// Samples of the push latency phase.
@@ -73,6 +74,7 @@ impl Default for BenchOptions {
             claim_batch: 500,
             latency_samples: 2_000,
             database: None,
+            schema: None,
             push_jobs: 100_000,
             push_latency_samples: 1_000,
             cron_schedules: 1_000,
@@ -89,14 +91,35 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let database = opts
         .database
         .clone()
-        .unwrap_or_else(|| dir.path().join("bench.db"));
+        .unwrap_or_else(|| dir.path().join("bench.db").display().to_string());
+    let is_postgres =
+        Database::parse(&database, None).is_ok_and(|d| matches!(d, Database::Postgres { .. }));
+    // A fresh schema for PostgreSQL unless one was named; dropped at the end.
+    let temporary_schema = (is_postgres && opts.schema.is_none())
+        .then(|| format!("offload_bench_{}", fastrand::u64(..)));
     let config = ServeConfig::resolve(Overrides {
         config: None,
         listen: Some("127.0.0.1:0".into()),
-        database: Some(database.display().to_string()),
+        database: Some(database.clone()),
+        schema: opts.schema.clone().or(temporary_schema.clone()),
         api_tokens: Some(Vec::new()),
         ..Overrides::default()
     })?;
+    let drop_after = match (&config.database, temporary_schema) {
+        (Database::Postgres { url, schema }, Some(_)) => Some((url.clone(), schema.clone())),
+        _ => None,
+    };
+    let report = run_on(&opts, config).await;
+    if let Some((url, schema)) = drop_after
+        && let Err(e) = offload_store_postgres::drop_schema(&url, &schema).await
+    {
+        eprintln!("bench: could not drop the temporary schema {schema}: {e}");
+    }
+    report
+}
+
+/// The phases, against a server with `config`.
+async fn run_on(opts: &BenchOptions, config: ServeConfig) -> anyhow::Result<BenchReport> {
     let config = ServeConfig {
         max_body_bytes: 256 * 1024 * 1024,
         ..config
@@ -110,46 +133,46 @@ pub(crate) async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         .build()?;
     let ctx = phases::Ctx { http, base };
 
-    eprintln!("bench: database {}", database.display());
-    let enqueue = phases::single_enqueue(&ctx, &opts).await?;
+    eprintln!("bench: database {}", config.database.describe());
+    let enqueue = phases::single_enqueue(&ctx, opts).await?;
     eprintln!(
         "  single enqueue: {:>9.0} jobs/s ({} clients)",
         enqueue.per_s, opts.clients
     );
-    let batch = phases::batch_enqueue(&ctx, &opts).await?;
+    let batch = phases::batch_enqueue(&ctx, opts).await?;
     eprintln!(
         "  batch enqueue:  {:>9.0} jobs/s ({} per batch)",
         batch.per_s, opts.batch_size
     );
-    let drain = phases::drain(&ctx, &opts).await?;
+    let drain = phases::drain(&ctx, opts).await?;
     eprintln!(
         "  drain:          {:>9.0} jobs/s ({} workers, {} per claim)",
         drain.per_s, opts.workers, opts.claim_batch
     );
-    let sdk_drain = phases::sdk_drain(&ctx, &opts).await?;
+    let sdk_drain = phases::sdk_drain(&ctx, opts).await?;
     eprintln!(
         "  SDK drain:      {:>9.0} jobs/s ({:.0} % of the raw drain)",
         sdk_drain.per_s,
         100.0 * sdk_drain.per_s / drain.per_s.max(1e-9)
     );
-    let latency = phases::latency(&ctx, &opts).await?;
+    let latency = phases::latency(&ctx, opts).await?;
     eprintln!(
         "  enqueue->start: p50 {:.3} ms, p99 {:.3} ms ({} samples)",
         latency.p50_ms, latency.p99_ms, opts.latency_samples
     );
     let mut endpoint = push::endpoint().await?;
-    let push_rate = push::throughput(&ctx, &opts, &endpoint).await?;
+    let push_rate = push::throughput(&ctx, opts, &endpoint).await?;
     eprintln!(
         "  push delivery:  {:>9.0} jobs/s ({} jobs to one no-op endpoint)",
         push_rate.per_s, opts.push_jobs
     );
-    let push_latency = push::latency(&ctx, &opts, &mut endpoint).await?;
+    let push_latency = push::latency(&ctx, opts, &mut endpoint).await?;
     eprintln!(
         "  enqueue->push:  p50 {:.3} ms, p99 {:.3} ms ({} samples)",
         push_latency.p50_ms, push_latency.p99_ms, opts.push_latency_samples
     );
     let client = offload_sdk::Client::new(&ctx.base)?;
-    let cron = cron::run(&client, &opts).await?;
+    let cron = cron::run(&client, opts).await?;
     eprintln!(
         "  cron fire lag:  p50 {:.3} ms, p99 {:.3} ms ({} schedules every second, {} ticks)",
         cron.lag_p50_ms, cron.lag_p99_ms, opts.cron_schedules, cron.ticks

@@ -4,8 +4,6 @@
 //! database and reads the generated secret (creating it, as the server's first start would).
 
 use anyhow::{Context, Result};
-use offload_store::Store;
-use offload_store_sqlite::{SqliteOptions, SqliteStore};
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, PushCommand};
@@ -25,14 +23,15 @@ pub(crate) async fn run(global: &GlobalArgs, command: PushCommand) -> Result<()>
     let config = ServeConfig::resolve(Overrides {
         config: args.config,
         database: args.database,
+        schema: args.schema,
         push_signing_secrets: args.push_signing_secrets,
         ..Overrides::default()
     })?;
     let (secrets, source) = if config.push.signing_secrets.is_empty() {
-        let store = SqliteStore::open(SqliteOptions::new(config.database.clone()))
+        let store = serve::open_store(&config.database, config.migrate)
             .await
-            .with_context(|| format!("cannot open database {}", config.database.display()))?;
-        let secret = serve::push::stored_secret(&store).await;
+            .with_context(|| format!("cannot open database {}", config.database.describe()))?;
+        let secret = serve::push::stored_secret(store.as_ref()).await;
         store.close().await;
         (vec![secret?], "database")
     } else {

@@ -22,6 +22,8 @@ use serde::Deserialize;
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 /// The default database: a SQLite file in the current directory.
 pub(crate) const DEFAULT_DATABASE: &str = "offload.db";
+/// Schemes of PostgreSQL URLs (`database = "postgres://..."`).
+const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 /// The configuration file read when `--config` is not given and it exists.
 pub(crate) const DEFAULT_CONFIG_FILE: &str = "offload.toml";
 
@@ -31,8 +33,10 @@ pub(crate) const DEFAULT_CONFIG_FILE: &str = "offload.toml";
 pub(crate) struct FileConfig {
     /// Address to listen on.
     pub(crate) listen: Option<String>,
-    /// SQLite file path.
+    /// SQLite file path, or a `postgres://` URL.
     pub(crate) database: Option<String>,
+    /// PostgreSQL schema holding Offload's tables.
+    pub(crate) schema: Option<String>,
     /// Bearer tokens accepted by the API; required for non-loopback listeners.
     pub(crate) api_tokens: Option<Vec<String>>,
     /// Largest accepted request body for batch endpoints, in bytes.
@@ -97,6 +101,7 @@ pub(crate) struct Overrides {
     pub(crate) config: Option<PathBuf>,
     pub(crate) listen: Option<String>,
     pub(crate) database: Option<String>,
+    pub(crate) schema: Option<String>,
     pub(crate) api_tokens: Option<Vec<String>>,
     /// `OFFLOAD_PUSH_SIGNING_SECRETS` / `--push-signing-secrets`.
     pub(crate) push_signing_secrets: Option<Vec<String>>,
@@ -104,11 +109,82 @@ pub(crate) struct Overrides {
     pub(crate) push_allow_private: Option<bool>,
 }
 
+/// Where the server keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Database {
+    /// An embedded SQLite file: one server.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database that any number of servers share; Offload's tables live in `schema`.
+    Postgres {
+        /// `postgres://...`
+        url: String,
+        /// The schema.
+        schema: String,
+    },
+}
+
+impl Database {
+    /// A `postgres://` (or `postgresql://`) URL is PostgreSQL, anything else without `://` a SQLite file.
+    pub(crate) fn parse(text: &str, schema: Option<String>) -> anyhow::Result<Self> {
+        if POSTGRES_SCHEMES.iter().any(|s| text.starts_with(s)) {
+            let schema =
+                schema.unwrap_or_else(|| offload_store_postgres::DEFAULT_SCHEMA.to_owned());
+            offload_store_postgres::validate_schema(&schema)
+                .map_err(|m| anyhow::anyhow!("schema `{schema}`: {m}"))?;
+            return Ok(Self::Postgres {
+                url: text.to_owned(),
+                schema,
+            });
+        }
+        if text.contains("://") {
+            bail!(
+                "database `{}`: unsupported URL; give a SQLite file path or a postgres:// URL",
+                offload_store_postgres::redact(text)
+            );
+        }
+        if text.is_empty() {
+            bail!("database: must not be empty");
+        }
+        if let Some(schema) = schema {
+            bail!(
+                "schema `{schema}`: only PostgreSQL databases have schemas (database is the SQLite file {text})"
+            );
+        }
+        Ok(Self::Sqlite(PathBuf::from(text)))
+    }
+
+    /// For logs: the file, or the URL without its password and the schema.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres { url, schema } => {
+                format!("{} schema {schema}", offload_store_postgres::redact(url))
+            }
+        }
+    }
+
+    /// Resolves defaults < file < overrides for commands that only need the database (`offload migrate`).
+    pub(crate) fn resolve(over: &Overrides) -> anyhow::Result<Self> {
+        let (file, _, _) = read_config(over)?;
+        Self::from_parts(over.clone(), &file)
+    }
+
+    fn from_parts(over: Overrides, file: &FileConfig) -> anyhow::Result<Self> {
+        let database = over
+            .database
+            .or_else(|| file.database.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+        Self::parse(&database, over.schema.or_else(|| file.schema.clone()))
+    }
+}
+
 /// The resolved configuration the server runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct ServeConfig {
     pub(crate) listen: SocketAddr,
-    pub(crate) database: PathBuf,
+    pub(crate) database: Database,
+    /// Apply pending migrations on start (PostgreSQL; a SQLite file is always brought up to date).
+    pub(crate) migrate: bool,
     pub(crate) api_tokens: Vec<String>,
     pub(crate) max_body_bytes: usize,
     pub(crate) limits: Limits,
@@ -124,17 +200,8 @@ pub(crate) struct ServeConfig {
 impl ServeConfig {
     /// Resolves defaults < file < overrides, and checks the result.
     pub(crate) fn resolve(over: Overrides) -> anyhow::Result<Self> {
-        let (file, text, path) = match &over.config {
-            Some(path) => {
-                let (file, text) = read_file(path)?;
-                (file, text, path.clone())
-            }
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                let (file, text) = read_file(Path::new(DEFAULT_CONFIG_FILE))?;
-                (file, text, PathBuf::from(DEFAULT_CONFIG_FILE))
-            }
-            None => (FileConfig::default(), String::new(), PathBuf::new()),
-        };
+        let (file, text, path) = read_config(&over)?;
+        let database = Database::from_parts(over.clone(), &file)?;
         let listen_text = over
             .listen
             .or(file.listen)
@@ -142,13 +209,6 @@ impl ServeConfig {
         let listen: SocketAddr = listen_text.parse().with_context(|| {
             format!("listen address `{listen_text}` is not IP:PORT (e.g. 127.0.0.1:7070)")
         })?;
-        let database = over
-            .database
-            .or(file.database)
-            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
-        if database.contains("://") {
-            bail!("database `{database}`: only SQLite file paths are supported by this build");
-        }
         let api_tokens: Vec<String> = over
             .api_tokens
             .or(file.api_tokens)
@@ -181,7 +241,8 @@ impl ServeConfig {
             .with_context(|| format!("invalid config file {}", path.display()))?;
         Ok(Self {
             listen,
-            database: PathBuf::from(database),
+            database,
+            migrate: true,
             api_tokens,
             max_body_bytes,
             limits,
@@ -255,6 +316,22 @@ fn resolve_push(
         default_timeout,
         max_in_flight,
     })
+}
+
+/// The configuration file named by `--config`, else `offload.toml` if it exists, else nothing; with its text
+/// and path (for error positions).
+fn read_config(over: &Overrides) -> anyhow::Result<(FileConfig, String, PathBuf)> {
+    match &over.config {
+        Some(path) => {
+            let (file, text) = read_file(path)?;
+            Ok((file, text, path.clone()))
+        }
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+            let (file, text) = read_file(Path::new(DEFAULT_CONFIG_FILE))?;
+            Ok((file, text, PathBuf::from(DEFAULT_CONFIG_FILE)))
+        }
+        None => Ok((FileConfig::default(), String::new(), PathBuf::new())),
+    }
 }
 
 fn read_file(path: &Path) -> anyhow::Result<(FileConfig, String)> {
@@ -500,7 +577,7 @@ queue = "pings"
         };
         let cfg = ServeConfig::resolve(over).unwrap();
         assert_eq!(cfg.listen.port(), 9999);
-        assert_eq!(cfg.database, PathBuf::from("x.db"));
+        assert_eq!(cfg.database, Database::Sqlite(PathBuf::from("x.db")));
 
         let public = Overrides {
             listen: Some("0.0.0.0:7070".into()),
@@ -525,6 +602,58 @@ queue = "pings"
                 .unwrap_err()
                 .to_string()
                 .contains("IP:PORT")
+        );
+    }
+}
+
+#[cfg(test)]
+mod database_tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_and_sqlite_paths() {
+        assert_eq!(
+            Database::parse("postgres://u:pw@db:5432/app", None).unwrap(),
+            Database::Postgres {
+                url: "postgres://u:pw@db:5432/app".into(),
+                schema: "offload".into()
+            }
+        );
+        let custom = Database::parse("postgresql://db/app", Some("jobs_eu".into())).unwrap();
+        assert_eq!(custom.describe(), "postgresql://db/app schema jobs_eu");
+        assert_eq!(
+            Database::parse("postgres://u:pw@db/app", None)
+                .unwrap()
+                .describe(),
+            "postgres://u:***@db/app schema offload"
+        );
+        assert_eq!(
+            Database::parse("data/offload.db", None).unwrap(),
+            Database::Sqlite(PathBuf::from("data/offload.db"))
+        );
+        for (text, schema, needle) in [
+            ("mysql://db/app", None, "unsupported URL"),
+            ("postgres://db/app", Some("Bad-Name"), "schema `Bad-Name`"),
+            ("offload.db", Some("jobs"), "only PostgreSQL"),
+            ("", None, "must not be empty"),
+        ] {
+            let err = Database::parse(text, schema.map(str::to_owned))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_schema_can_come_from_the_file() {
+        let file = parse_file("database = \"postgres://db/app\"\nschema = \"tenant_a\"\n").unwrap();
+        let db = Database::from_parts(Overrides::default(), &file).unwrap();
+        assert_eq!(
+            db,
+            Database::Postgres {
+                url: "postgres://db/app".into(),
+                schema: "tenant_a".into()
+            }
         );
     }
 }

@@ -13,9 +13,11 @@ use anyhow::Context;
 use offload_engine::{Engine, EngineConfig};
 use offload_server::ServerConfig;
 use offload_server::metrics::PrometheusHandle;
+use offload_store::DynStore;
+use offload_store_postgres::{PostgresOptions, PostgresStore};
 use offload_store_sqlite::{SqliteOptions, SqliteStore};
 
-pub(crate) use config::{Overrides, ServeConfig};
+pub(crate) use config::{Database, Overrides, ServeConfig};
 
 /// A server that is listening: what tests and the bench need to talk to it and stop it.
 pub(crate) struct Running {
@@ -40,16 +42,66 @@ impl Running {
     }
 }
 
+/// Opens the configured store. PostgreSQL: migrates first unless `migrate` is false (then the schema must be
+/// current). A SQLite file is always brought up to date: one process owns it.
+pub(crate) async fn open_store(database: &Database, migrate: bool) -> anyhow::Result<DynStore> {
+    let store: DynStore = match database {
+        Database::Sqlite(path) => {
+            Arc::new(SqliteStore::open(SqliteOptions::new(path.clone())).await?)
+        }
+        Database::Postgres { url, schema } => {
+            let options = PostgresOptions {
+                migrate,
+                ..PostgresOptions::new(url.clone()).with_schema(schema.clone())
+            };
+            Arc::new(PostgresStore::open(options).await?)
+        }
+    };
+    Ok(store)
+}
+
+/// `offload migrate`: applies pending migrations and says what it did.
+pub(crate) async fn migrate(database: &Database) -> anyhow::Result<String> {
+    let what = database.describe();
+    match database {
+        Database::Sqlite(_) => {
+            open_store(database, true)
+                .await
+                .with_context(|| format!("cannot migrate database {what}"))?
+                .close()
+                .await;
+            Ok(format!("database {what} is up to date"))
+        }
+        Database::Postgres { url, schema } => {
+            let applied = offload_store_postgres::migrate(url, schema)
+                .await
+                .with_context(|| format!("cannot migrate database {what}"))?;
+            Ok(match applied.as_slice() {
+                [] => format!("database {what} is up to date"),
+                versions => format!(
+                    "database {what}: applied migration{} {}",
+                    if versions.len() == 1 { "" } else { "s" },
+                    versions
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+        }
+    }
+}
+
 /// Opens the store and starts listening; returns once the socket is bound. `metrics` is the installed
 /// Prometheus recorder's handle, rendered at `/metrics`.
 pub(crate) async fn start(
     config: &ServeConfig,
     metrics: Option<PrometheusHandle>,
 ) -> anyhow::Result<Running> {
-    let store = SqliteStore::open(SqliteOptions::new(config.database.clone()))
+    let store = open_store(&config.database, config.migrate)
         .await
-        .with_context(|| format!("cannot open database {}", config.database.display()))?;
-    let (push, generated_secret) = push::config(&store, &config.push).await?;
+        .with_context(|| format!("cannot open database {}", config.database.describe()))?;
+    let (push, generated_secret) = push::config(store.as_ref(), &config.push).await?;
     let defaults = EngineConfig::default();
     let engine_config = EngineConfig {
         retention: config.retention,
@@ -57,7 +109,7 @@ pub(crate) async fn start(
         cron_grace: config.cron_grace.unwrap_or(defaults.cron_grace),
         ..defaults
     };
-    let engine = Engine::new(Arc::new(store), engine_config);
+    let engine = Engine::new(store, engine_config);
     let synced = engine
         .sync_file_schedules(config.schedules.clone())
         .await
@@ -115,14 +167,15 @@ pub(crate) async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let running = start(&config, Some(metrics)).await?;
     tracing::info!(
         listen = %running.addr,
-        database = %config.database.display(),
+        database = %config.database.describe(),
         auth = !config.api_tokens.is_empty(),
         "offload is serving"
     );
     eprintln!(
-        "offload listening on http://{} (database {})",
+        "offload listening on http://{} (database {}, node {})",
         running.addr,
-        config.database.display()
+        config.database.describe(),
+        running.engine.config().node_id
     );
     if running.generated_secret {
         eprintln!(

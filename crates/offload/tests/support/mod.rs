@@ -18,6 +18,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) url: String,
     pub(crate) db: PathBuf,
+    /// The node id the server announced (its identity in leader elections).
+    pub(crate) node: String,
 }
 
 impl Server {
@@ -41,14 +43,19 @@ impl Server {
         let stderr = child.stderr.take().expect("stderr piped");
         let mut lines = BufReader::new(stderr).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
-        let url = loop {
+        let (url, node) = loop {
             assert!(Instant::now() < deadline, "server did not start in time");
             let line = lines
                 .next()
                 .expect("server exited before listening")
                 .expect("read stderr");
             if let Some(rest) = line.strip_prefix("offload listening on ") {
-                break rest.split_whitespace().next().expect("url").to_owned();
+                let url = rest.split_whitespace().next().expect("url").to_owned();
+                let node = rest
+                    .rsplit_once("node ")
+                    .map(|(_, n)| n.trim_end_matches(')').to_owned())
+                    .unwrap_or_default();
+                break (url, node);
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
@@ -57,6 +64,7 @@ impl Server {
             child,
             url,
             db: db.to_owned(),
+            node,
         }
     }
 
