@@ -383,6 +383,10 @@ async fn schedules_page_shows_fire_times_and_ticks_and_pauses_resumes_and_trigge
     assert!(page.contains("href=\"/ui/schedules\""), "in the navigation");
     assert!(page.contains("nightly"));
     assert!(page.contains("30 2 * * *"));
+    assert!(
+        page.contains("At 02:30 every day"),
+        "the expression in words"
+    );
     assert!(page.contains("Europe/Berlin"));
     assert!(page.contains("none yet"), "no ticks yet");
     assert!(!page.contains("badge paused"));
@@ -452,3 +456,4 @@ async fn schedules_page_shows_fire_times_and_ticks_and_pauses_resumes_and_trigge
         StatusCode::NOT_FOUND
     );
 }
+
