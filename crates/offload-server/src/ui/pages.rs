@@ -170,7 +170,8 @@ fn ok(text: &str) -> Notice {
     }
 }
 
-fn layout(app: &AppState, csrf: Csrf, active: &str, notice: Option<Notice>) -> Layout {
+/// The frame of a page: navigation with `active` marked, the CSRF token, the server's time.
+pub(crate) fn layout(app: &AppState, csrf: Csrf, active: &str, notice: Option<Notice>) -> Layout {
     Layout {
         csrf: csrf.0,
         nav: NAV
