@@ -10,7 +10,8 @@ use offload_core::spec::ValidationError;
 use offload_core::{ClaimedJob, Job, JobId, JobState, NewJob, Timestamp};
 use offload_store::{
     DynStore, FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams,
-    JobInsertParams, JobListParams, QueueSetPausedParams, QueueThroughputParams, ThroughputBucket,
+    JobInsertParams, JobListParams, PushFailure, PushFailuresParams, QueueSetPausedParams,
+    QueueThroughputParams, ThroughputBucket,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -317,6 +318,12 @@ impl Engine {
             .store
             .queue_throughput(QueueThroughputParams { since })
             .await?)
+    }
+
+    /// Push destinations whose deliveries failed recently, latest failure first (for the dashboard's push
+    /// page); see [`offload_store::Store::push_failures`].
+    pub async fn push_failures(&self, params: PushFailuresParams) -> Result<Vec<PushFailure>> {
+        Ok(self.inner.store.push_failures(params).await?)
     }
 
     /// Pauses or resumes a queue; resuming wakes its claimers.

@@ -2,9 +2,11 @@
 //!
 //! `cargo bench -p offload-server --bench dashboard` fills a temporary database with 1,000,000 jobs over five
 //! queues (mostly succeeded, some dead, a backlog of available jobs; one queue's backlog is its *oldest* jobs,
-//! the worst case for a newest-first walk), then requests every page through the router in-process and
-//! prints p50, p99 and max per page, ending with a `RESULT` line. `DASHBOARD_BENCH_JOBS` changes the size;
-//! `DASHBOARD_BENCH_DB` keeps the filled database at that path and reuses it on the next run.
+//! the worst case for a newest-first walk), plus push jobs whose deliveries failed (20 destinations, one of
+//! them with more failures in the last hour than the push page counts) and 60 schedules with manual ticks,
+//! then requests every page through the router in-process and prints p50, p99 and max per page, ending with a
+//! `RESULT` line. `DASHBOARD_BENCH_JOBS` changes the size; `DASHBOARD_BENCH_DB` keeps the filled database at
+//! that path and reuses it on the next run (push failures older than an hour then leave the push page empty).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,18 +14,28 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, header};
 use offload_core::Timestamp;
+use offload_core::cron::{ScheduleSource, ScheduleSpec};
 use offload_core::spec::EnqueueRequest;
 use offload_core::spec::Limits;
 use offload_engine::{Engine, EngineConfig};
 use offload_server::{ServerConfig, router};
 use offload_store::{
-    DynStore, Finish, FinishItem, JobClaimParams, JobFinishParams, JobInsertParams,
+    DynStore, Finish, FinishItem, JobClaimParams, JobClaimPushParams, JobFinishParams,
+    JobInsertParams,
 };
 use offload_store_sqlite::{SqliteOptions, SqliteStore};
 use tower::ServiceExt;
 
 const QUEUES: usize = 5;
 const ROUNDS: usize = 30;
+/// Push destinations with failed deliveries; the first has [`BUSY_FAILURES`] of them, the others
+/// [`FAILURES`].
+const DESTINATIONS: usize = 20;
+const BUSY_FAILURES: usize = 12_000;
+const FAILURES: usize = 500;
+/// Schedules (more than one page of the schedules list), each triggered [`TRIGGERS`] times.
+const SCHEDULES: usize = 60;
+const TRIGGERS: usize = 5;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -47,11 +59,19 @@ async fn run() {
         .await
         .expect("open store");
     let store: DynStore = Arc::new(store);
+    let engine = Engine::new(store.clone(), EngineConfig::default());
     if !reuse {
         let started = Instant::now();
         fill(&store, total).await;
         println!(
             "filled {total} jobs in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let started = Instant::now();
+        fail_pushes(&store).await;
+        schedules(&engine).await;
+        println!(
+            "push failures and schedules in {:.1}s",
             started.elapsed().as_secs_f64()
         );
     }
@@ -62,7 +82,6 @@ async fn run() {
         println!("  {}: {:?}", q.name, q.counts);
     }
 
-    let engine = Engine::new(store.clone(), EngineConfig::default());
     let app = router(engine.clone(), ServerConfig::default());
     // A session, as a browser would have after its first visit.
     let first = app
@@ -127,6 +146,9 @@ async fn run() {
         ("dead", "/ui/dead".into()),
         ("dead queue", "/ui/dead?queue=q1".into()),
         ("job detail", format!("/ui/jobs/{some_dead}")),
+        ("schedules", "/ui/schedules".into()),
+        ("schedules page 2", "/ui/schedules?after=s-049".into()),
+        ("push targets", "/ui/push".into()),
         ("metrics", "/metrics".into()),
     ];
     println!(
@@ -178,6 +200,96 @@ async fn run() {
         ms(worst)
     );
     engine.shutdown().await;
+}
+
+/// Push jobs over [`DESTINATIONS`] destinations, each delivered once and failed (as the dispatcher records an
+/// HTTP 500), so the push page has failures to count in the last hour.
+async fn fail_pushes(store: &DynStore) {
+    let limits = Limits::default();
+    let now = Timestamp::now();
+    for d in 0..DESTINATIONS {
+        let n = if d == 0 { BUSY_FAILURES } else { FAILURES };
+        let url = format!("https://hooks-{d:02}.example/in");
+        let jobs = (0..n)
+            .map(|i| {
+                let request: EnqueueRequest = serde_json::from_value(serde_json::json!({
+                    "queue": "hooks",
+                    "name": "push",
+                    "max_attempts": 1,
+                    "payload": {"event": i},
+                    "target": {"url": url},
+                }))
+                .unwrap();
+                request.validate(&limits, None, now).unwrap()
+            })
+            .collect();
+        store
+            .job_insert(JobInsertParams { jobs })
+            .await
+            .expect("insert push jobs");
+    }
+    loop {
+        let claimed = store
+            .job_claim_push(JobClaimPushParams {
+                worker_id: "bench-dispatcher".into(),
+                max_jobs: 1000,
+                per_destination: 1000,
+                busy: Vec::new(),
+            })
+            .await
+            .expect("claim push");
+        if claimed.is_empty() {
+            break;
+        }
+        let items = claimed
+            .iter()
+            .map(|p| FinishItem {
+                id: p.job.id,
+                lease_token: p.job.lease_token,
+                finish: Finish::Fail(offload_core::state::Failure {
+                    error: "HTTP 500: {\"error\": \"upstream unavailable\"}".into(),
+                    retry_after: None,
+                    retryable: true,
+                    cause: offload_core::state::FailureCause::Worker,
+                }),
+            })
+            .collect();
+        store
+            .job_finish(JobFinishParams { items })
+            .await
+            .expect("fail push jobs");
+    }
+}
+
+/// [`SCHEDULES`] schedules named `s-000`…, with assorted expressions, each triggered [`TRIGGERS`] times.
+async fn schedules(engine: &Engine) {
+    let expressions = [
+        "*/5 * * * *",
+        "0 9 * * 1-5",
+        "*/15 9-17 * * 1-5",
+        "0 0 1 * *",
+        "0 0 L * *",
+        "0 0 * * 5#L",
+    ];
+    for i in 0..SCHEDULES {
+        let spec: ScheduleSpec = serde_json::from_value(serde_json::json!({
+            "cron": expressions[i % expressions.len()],
+            "timezone": "Europe/Berlin",
+            "job": {"queue": "cron", "name": format!("report-{i}"), "payload": {"n": i}},
+        }))
+        .unwrap();
+        let name = format!("s-{i:03}");
+        let schedule = spec
+            .validate(Some(&name), &Limits::default(), Timestamp::now())
+            .unwrap();
+        engine
+            .put_schedule(schedule, ScheduleSource::Api)
+            .await
+            .expect("schedule");
+        for _ in 0..TRIGGERS {
+            engine.trigger_schedule(&name).await.expect("trigger");
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {

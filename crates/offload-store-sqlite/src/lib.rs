@@ -6,10 +6,11 @@
 //! from a write means the data is on disk.
 //!
 //! Module map: `schema` (migrations, connection settings), `writer` (group commit), `jobs_insert`,
-//! `leases` (claim, heartbeat), `push` (the push dispatcher's claims), `settings`, `jobs_finish` (complete,
-//! fail, rescue), `jobs_manage` (cancel, retry, delete), `maintenance` (stage, prune), `jobs_read`, `queues`,
-//! `leader`, `schedules` (define, read, due) and `schedule_fire` (ticks); `codec` maps values, `batch` runs
-//! multi-row statements, `error` maps database errors.
+//! `leases` (claim, heartbeat), `push` (the push dispatcher's claims), `push_failures` (recent push failures
+//! per destination), `settings`, `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
+//! delete), `maintenance` (stage, prune), `jobs_read`, `queues`, `leader`, `schedules` (define, read, due) and
+//! `schedule_fire` (ticks); `codec` maps values, `batch` runs multi-row statements, `error` maps database
+//! errors.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -28,9 +29,9 @@ use offload_store::{
 use offload_store::{
     FinishOutcome, Inserted, JobClaimParams, JobClaimPushParams, JobFinishParams,
     JobHeartbeatParams, JobInsertParams, JobListParams, JobPruneParams, JobRescueParams,
-    JobStageParams, LeaderElectParams, LeaderResignParams, Leadership, PushJob,
-    QueueSetPausedParams, QueueThroughputParams, RescueReport, Result, SettingInitParams,
-    StageReport, Store, ThroughputBucket,
+    JobStageParams, LeaderElectParams, LeaderResignParams, Leadership, PushFailure,
+    PushFailuresParams, PushJob, QueueSetPausedParams, QueueThroughputParams, RescueReport, Result,
+    SettingInitParams, StageReport, Store, ThroughputBucket,
 };
 use sqlx::Connection;
 use sqlx::pool::PoolConnection;
@@ -48,6 +49,7 @@ mod leader;
 mod leases;
 mod maintenance;
 mod push;
+mod push_failures;
 mod queues;
 mod schedule_fire;
 mod schedules;
@@ -311,6 +313,10 @@ impl Store for SqliteStore {
                 Box::pin(queues::set_paused(c, now, p))
             })
             .await
+    }
+
+    async fn push_failures(&self, p: PushFailuresParams) -> Result<Vec<PushFailure>> {
+        push_failures::list(&mut *self.read().await?, p).await
     }
 
     async fn setting_init(&self, p: SettingInitParams) -> Result<String> {

@@ -55,6 +55,36 @@ async fn queries_use_their_indexes() {
         assert!(!sorts_jobs, "{sql}\n  sorts: {p}");
     }
 
+    // The dashboard's push failures: the index of failed push attempts only (the latest failure's ties may be
+    // sorted: they ended at one instant).
+    let failures = [
+        (
+            crate::push_failures::NEXT_DESTINATION_SQL,
+            args(&["d"]),
+            false,
+        ),
+        (
+            crate::push_failures::COUNT_SQL,
+            args(&["d", "1", "10"]),
+            false,
+        ),
+        (
+            crate::push_failures::LATEST_SQL,
+            args(&["d", "1", "10"]),
+            true,
+        ),
+    ];
+    for (sql, a, may_sort) in failures {
+        let p = plan(&mut conn, sql, a).await;
+        assert!(p.contains("job_attempts_push_failed"), "{sql}\n  {p}");
+        let scans = ["SCAN job_attempts", "SCAN a", "SCAN jobs", "SCAN j"];
+        assert!(!scans.iter().any(|s| p.contains(s)), "{sql}\n  scans: {p}");
+        assert!(
+            may_sort || !p.contains("TEMP B-TREE"),
+            "{sql}\n  sorts: {p}"
+        );
+    }
+
     let lists = [
         (None, None, "jobs_id"),
         (Some("q"), None, "jobs_queue"),

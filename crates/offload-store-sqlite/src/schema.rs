@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "throughput",
         include_str!("../migrations/0004_throughput.sql"),
     ),
+    (
+        5,
+        "push_failures",
+        include_str!("../migrations/0005_push_failures.sql"),
+    ),
 ];
 
 /// The embedded migrations (built by hand rather than with `sqlx::migrate!`, which would pull in sqlx's

@@ -38,8 +38,9 @@ use offload_core::spec::Limits;
 use crate::{
     DynStore, Finish, FinishItem, FinishOutcome, Inserted, JobClaimParams, JobClaimPushParams,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPruneParams,
-    JobRescueParams, JobStageParams, LeaderElectParams, LeaderResignParams, PushJob,
-    QueueSetPausedParams, QueueThroughputParams, SettingInitParams, StoreError,
+    JobRescueParams, JobStageParams, LeaderElectParams, LeaderResignParams,
+    PUSH_FAILURE_ERROR_CHARS, PushFailure, PushFailuresParams, PushJob, QueueSetPausedParams,
+    QueueThroughputParams, SettingInitParams, StoreError,
 };
 use crate::{
     FireOutcome, ScheduleDeleteParams, ScheduleDueParams, ScheduleFire, ScheduleFireParams,
@@ -2298,6 +2299,216 @@ pub async fn push_callbacks_are_created_with_the_end(h: Harness) {
     );
 }
 
+/// `push_failures`, panicking on failure.
+async fn push_failures(
+    h: &Harness,
+    since: Timestamp,
+    limit: u32,
+    count_limit: u32,
+) -> Vec<PushFailure> {
+    h.store
+        .push_failures(PushFailuresParams {
+            since,
+            limit,
+            count_limit,
+        })
+        .await
+        .expect("push_failures")
+}
+
+/// Destinations and their counts.
+fn failure_counts(failures: &[PushFailure]) -> Vec<(&str, u64)> {
+    failures
+        .iter()
+        .map(|f| (f.destination.as_str(), f.failures))
+        .collect()
+}
+
+/// Failed push attempts are reported per destination, the latest failure first, with how many failed since
+/// `since`; pull jobs' failures, successes and expired leases are not push failures.
+pub async fn push_failures_are_grouped_by_destination(h: Harness) {
+    let (a, b) = ("http://a.example/hook", "https://b.example/hook");
+    let (da, db) = ("http://a.example:80", "https://b.example:443");
+    assert!(push_failures(&h, t0(), 10, 100).await.is_empty());
+    let ids: Vec<JobId> = h
+        .insert(vec![
+            push_job("q", a),
+            push_job("q", a),
+            push_job("q", b),
+            job("q"),
+        ])
+        .await
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    let pull = h.claim("q", 1).await.remove(0);
+    let pushed = h.claim_push(10, 10, &[]).await;
+    let claimed = |id: JobId| pushed.iter().find(|p| p.job.id == id).unwrap().job.clone();
+    h.advance(secs(10));
+    h.fail(&claimed(ids[0]), "HTTP 500: oops", true, None)
+        .await
+        .unwrap();
+    h.fail(&pull, "HTTP 500: a pull worker's words", true, None)
+        .await
+        .unwrap();
+    h.advance(secs(10));
+    h.fail(&claimed(ids[1]), "request timed out", true, None)
+        .await
+        .unwrap();
+    h.advance(secs(10));
+    h.fail(&claimed(ids[2]), "HTTP 404", false, None)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        push_failures(&h, t0(), 10, 100).await,
+        vec![
+            PushFailure {
+                destination: db.into(),
+                failures: 1,
+                last_failed_at: add(t0(), secs(30)),
+                job_id: ids[2],
+                attempt: 1,
+                error: Some("HTTP 404".into()),
+            },
+            PushFailure {
+                destination: da.into(),
+                failures: 2,
+                last_failed_at: add(t0(), secs(20)),
+                job_id: ids[1],
+                attempt: 1,
+                error: Some("request timed out".into()),
+            },
+        ],
+        "newest failure first"
+    );
+    // Only failures that ended at or after `since` count; a destination with none is left out.
+    assert_eq!(
+        failure_counts(&push_failures(&h, add(t0(), secs(20)), 10, 100).await),
+        vec![(db, 1), (da, 1)]
+    );
+    assert_eq!(
+        failure_counts(&push_failures(&h, add(t0(), secs(21)), 10, 100).await),
+        vec![(db, 1)]
+    );
+    // At most `limit` destinations; counting stops at `count_limit`.
+    assert_eq!(
+        failure_counts(&push_failures(&h, t0(), 1, 100).await),
+        vec![(db, 1)]
+    );
+    assert_eq!(
+        failure_counts(&push_failures(&h, t0(), 10, 1).await),
+        vec![(db, 1), (da, 1)]
+    );
+    assert!(push_failures(&h, t0(), 0, 100).await.is_empty());
+
+    // A retry that fails again is its destination's latest failure; one that succeeds changes nothing.
+    h.advance(secs(60));
+    h.stage().await;
+    let again = h.claim_push(10, 10, &[]).await;
+    assert_eq!(again.len(), 2);
+    let retried = |id: JobId| again.iter().find(|p| p.job.id == id).unwrap().job.clone();
+    h.fail(
+        &retried(ids[0]),
+        "connection failed: connection refused",
+        true,
+        None,
+    )
+    .await
+    .unwrap();
+    h.complete(&retried(ids[1]), None).await.unwrap();
+    let now = h.now();
+    let a_failures = push_failures(&h, t0(), 10, 100).await;
+    assert_eq!(failure_counts(&a_failures), vec![(da, 3), (db, 1)]);
+    assert_eq!(
+        (
+            a_failures[0].job_id,
+            a_failures[0].attempt,
+            a_failures[0].last_failed_at,
+            a_failures[0].error.as_deref()
+        ),
+        (
+            ids[0],
+            2,
+            now,
+            Some("connection failed: connection refused")
+        )
+    );
+
+    // An expired lease is not a delivery failure.
+    h.insert(vec![push_job("q", b)]).await;
+    let lost = h.claim_push(10, 10, &[]).await;
+    assert_eq!(lost.len(), 1);
+    h.advance(secs(31));
+    h.store
+        .job_rescue_expired(JobRescueParams { limit: 100 })
+        .await
+        .unwrap();
+    assert_eq!(
+        failure_counts(&push_failures(&h, t0(), 10, 100).await),
+        vec![(da, 3), (db, 1)]
+    );
+}
+
+/// The latest failure of failures that ended at one instant is the one of the greater job id; errors are
+/// cut to [`PUSH_FAILURE_ERROR_CHARS`] characters; a deleted job's failures are gone with it.
+pub async fn push_failures_break_ties_and_cut_errors(h: Harness) {
+    let url = "https://hooks.example/in";
+    let destination = "https://hooks.example:443";
+    let mut ids: Vec<JobId> = h
+        .insert(vec![push_job("q", url), push_job("q", url)])
+        .await
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    ids.sort();
+    let pushed = h.claim_push(10, 10, &[]).await;
+    assert_eq!(pushed.len(), 2);
+    let long = "é".repeat(PUSH_FAILURE_ERROR_CHARS as usize + 500);
+    let error_of = |id: JobId| {
+        if id == ids[1] {
+            long.clone()
+        } else {
+            "HTTP 502".to_owned()
+        }
+    };
+    // Both in one call: both end at the same instant.
+    let items = pushed
+        .iter()
+        .map(|p| FinishItem {
+            id: p.job.id,
+            lease_token: p.job.lease_token,
+            finish: Finish::Fail(Failure {
+                error: error_of(p.job.id),
+                retry_after: None,
+                retryable: false,
+                cause: FailureCause::Worker,
+            }),
+        })
+        .collect();
+    for outcome in h.store.job_finish(JobFinishParams { items }).await.unwrap() {
+        outcome.unwrap();
+    }
+    let failures = push_failures(&h, t0(), 10, 100).await;
+    assert_eq!(failures.len(), 1);
+    let f = &failures[0];
+    assert_eq!((f.destination.as_str(), f.failures), (destination, 2));
+    assert_eq!(f.job_id, ids[1], "ties go to the greater job id");
+    let error = f.error.clone().unwrap();
+    assert_eq!(error.chars().count(), PUSH_FAILURE_ERROR_CHARS as usize);
+    assert!(error.chars().all(|c| c == 'é'));
+
+    h.store.job_delete(ids[1]).await.unwrap();
+    let failures = push_failures(&h, t0(), 10, 100).await;
+    assert_eq!(failure_counts(&failures), vec![(destination, 1)]);
+    assert_eq!(
+        (failures[0].job_id, failures[0].error.as_deref()),
+        (ids[0], Some("HTTP 502"))
+    );
+    h.store.job_delete(ids[0]).await.unwrap();
+    assert!(push_failures(&h, t0(), 10, 100).await.is_empty());
+}
+
 /// A setting keeps the first value stored.
 pub async fn setting_init_keeps_the_first_value(h: Harness) {
     let init = |value: &str| SettingInitParams {
@@ -2356,6 +2567,8 @@ macro_rules! conformance_tests {
             push_jobs_are_only_claimed_by_the_dispatcher,
             push_claims_cap_each_destination,
             push_callbacks_are_created_with_the_end,
+            push_failures_are_grouped_by_destination,
+            push_failures_break_ties_and_cut_errors,
             setting_init_keeps_the_first_value,
             schedule_upsert_get_list_delete,
             schedule_pause_resume_and_due,

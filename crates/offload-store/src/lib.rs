@@ -279,6 +279,41 @@ pub struct ThroughputBucket {
     pub failed: u64,
 }
 
+/// `push_failures`: the push destinations whose deliveries failed recently (the dashboard's push page).
+#[derive(Debug, Clone)]
+pub struct PushFailuresParams {
+    /// Only failed attempts that ended at or after this instant.
+    pub since: Timestamp,
+    /// Most destinations returned.
+    pub limit: u32,
+    /// Counting one destination's failures stops at this number (the count is then a lower bound).
+    pub count_limit: u32,
+}
+
+/// Characters of an error that [`Store::push_failures`] returns at most (the dashboard shows an excerpt).
+pub const PUSH_FAILURE_ERROR_CHARS: u32 = 1000;
+
+/// Destinations [`Store::push_failures`] may examine per call, in name order (a bound on its work, far above
+/// the number of endpoints an installation pushes to).
+pub const PUSH_FAILURE_DESTINATIONS: u32 = 10_000;
+
+/// One destination's recent failed push deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushFailure {
+    /// The destination, `scheme://host:port`.
+    pub destination: String,
+    /// Failed attempts that ended at or after `since`, counted up to `count_limit`.
+    pub failures: u64,
+    /// When the latest of them ended.
+    pub last_failed_at: Timestamp,
+    /// The latest one's job.
+    pub job_id: JobId,
+    /// The latest one's attempt number.
+    pub attempt: u32,
+    /// The latest one's error, cut to its first [`PUSH_FAILURE_ERROR_CHARS`] characters.
+    pub error: Option<String>,
+}
+
 /// `leader_attempt_elect`: take or renew the lease on a named piece of singleton work.
 #[derive(Debug, Clone)]
 pub struct LeaderElectParams {
@@ -552,6 +587,35 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pauses or resumes a queue; returns it afterwards.
     async fn queue_set_paused(&self, p: QueueSetPausedParams) -> Result<QueueInfo>;
+
+    /// The push destinations whose deliveries failed recently, for the dashboard.
+    ///
+    /// A *failure* is an ended attempt with outcome `failed` of a job that has a target (expired leases,
+    /// cancellations and snoozes are not failures), and its destination is its job's `destination`. The answer
+    /// has one entry per destination with at least one failure that ended at or after `since`:
+    /// - `failures`: how many such failures, counting no further than `count_limit`;
+    /// - the latest failure (greatest `finished_at`; ties go to the greater job id, then the greater attempt
+    ///   number): `last_failed_at` (its `finished_at`), `job_id`, `attempt`, and `error` cut to its first
+    ///   [`PUSH_FAILURE_ERROR_CHARS`] characters.
+    ///
+    /// Entries are ordered by `last_failed_at`, newest first, then by destination; at most `limit` of them.
+    /// Failures of deleted (or pruned) jobs are gone with them. As SQL, over PostgreSQL's tables:
+    ///
+    /// ```sql
+    /// SELECT j.destination, least(count(*), $count_limit) AS failures, max(a.finished_at) AS last_failed_at
+    ///      -- plus the job id, attempt and left(error, 1000) of the latest failure, ties as above
+    /// FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+    /// WHERE a.outcome = 'failed' AND j.target IS NOT NULL AND a.finished_at >= $since
+    /// GROUP BY j.destination
+    /// ORDER BY last_failed_at DESC, j.destination
+    /// LIMIT $limit
+    /// ```
+    ///
+    /// Cost: never a scan of the jobs or attempts. Work is bounded by the destinations that have a stored
+    /// failure (a store may examine only the first [`PUSH_FAILURE_DESTINATIONS`] of them in name order) plus
+    /// `count_limit` index entries for each destination returned; the SQLite store keeps failed push attempts
+    /// in an index by (destination, finished_at) for this.
+    async fn push_failures(&self, p: PushFailuresParams) -> Result<Vec<PushFailure>>;
 
     /// Returns the named setting, storing `value` first if it does not exist (so every node, and every
     /// restart, sees the value stored first).

@@ -2,7 +2,8 @@
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and `chromium-driver`; `.ci/run`
 //! installs them; `CHROMIUM` and `CHROMEDRIVER` override the paths). A screenshot of every page visited is
-//! saved under `target/ui-screenshots/` for people to look at.
+//! saved under `target/ui-screenshots/` for people to look at. Push deliveries go to an endpoint of the test's
+//! own on 127.0.0.1, which the server allows because it listens on loopback itself.
 
 mod support;
 
@@ -171,6 +172,36 @@ impl Api {
             .expect("json")
     }
 
+    async fn put(&self, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {value}");
+        value
+    }
+
+    /// Waits (up to 30 s) until job `id` is in `state`; returns it.
+    async fn wait_state(&self, id: &str, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let job = self.get(&format!("/v1/jobs/{id}")).await;
+            if job["state"] == state {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} never became {state}: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn enqueue(&self, body: Value) -> String {
         self.post("/v1/jobs", body).await["id"]
             .as_str()
@@ -192,6 +223,29 @@ impl Api {
 
 fn id(job: &Value) -> &str {
     job["id"].as_str().unwrap()
+}
+
+/// An HTTP endpoint on 127.0.0.1 that answers every request with 500 and `body`; returns its URL.
+async fn failing_endpoint(body: &'static str) -> String {
+    let app = axum::Router::new()
+        .fallback(move || async move { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, body) });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Enqueues a push job to `url` with one attempt and waits until its delivery failed (the job is dead).
+async fn push_and_fail(api: &Api, url: &str) -> String {
+    let id = api
+        .enqueue(
+            json!({"queue": "hooks", "max_attempts": 1, "payload": {"event": "signup"},
+            "target": {"url": url}}),
+        )
+        .await;
+    let job = api.wait_state(&id, "dead").await;
+    assert_eq!(job["attempts"][0]["outcome"], "failed", "{job}");
+    id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,6 +344,103 @@ async fn dashboard_shows_and_steers_jobs_in_a_browser() {
         .unwrap();
     assert_eq!(emails["paused"], true);
 
+    // A schedule: its expression in words, paused and triggered from the schedules page.
+    api.put(
+        "/v1/schedules/weekday-report",
+        json!({"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin",
+            "job": {"queue": "reports", "name": "weekday", "payload": {"kind": "daily"}}}),
+    )
+    .await;
+    client
+        .goto(&format!("{}/ui/schedules", server.url))
+        .await
+        .unwrap();
+    let row = "#schedule-weekday-report";
+    wait_text(
+        &client,
+        &format!("{row} .cron-words"),
+        "At 09:00, Monday through Friday",
+    )
+    .await;
+    let expression = find(&client, &format!("{row} code")).await.text().await;
+    assert_eq!(
+        expression.unwrap(),
+        "0 9 * * 1-5",
+        "the expression stays visible"
+    );
+    screenshot(&client, "schedules").await;
+    find(&client, &format!("{row} form[action$='/pause'] button"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(&client, &format!("{row} .badge.paused")).await;
+    assert_eq!(
+        api.get("/v1/schedules/weekday-report").await["paused"],
+        true
+    );
+    find(&client, &format!("{row} form[action$='/trigger'] button"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    client.accept_alert().await.expect("the trigger asks first");
+    // Only a tick makes a badge in a list of the row (a paused schedule lists no next fire times).
+    let ticks = find(&client, &format!("{row} ul.plain li .badge"))
+        .await
+        .find(Locator::XPath(".."))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(ticks.contains("(manual)"), "{ticks}");
+    find(&client, &format!("{row} .badge.paused")).await;
+    screenshot(&client, "schedules-triggered").await;
+
+    // Push targets: empty at first, then the failed delivery to a 127.0.0.1 endpoint that answers 500.
+    client
+        .goto(&format!("{}/ui/push", server.url))
+        .await
+        .unwrap();
+    find(&client, "#no-push-failures").await;
+    let hook = failing_endpoint("upstream exploded\nstack trace follows").await;
+    let pushed = push_and_fail(&api, &hook).await;
+    client.refresh().await.unwrap();
+    let row = find(&client, "table.push-failures tr.push-failure").await;
+    let destination = hook.trim_end_matches("/hook");
+    let cell = |css: &'static str| {
+        let row = row.clone();
+        async move {
+            row.find(Locator::Css(css))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(cell(".destination").await, destination);
+    assert_eq!(cell(".failures").await, "1");
+    assert_eq!(cell(".status").await, "HTTP 500");
+    assert_eq!(cell(".excerpt").await, "upstream exploded…");
+    screenshot(&client, "push").await;
+    row.find(Locator::Css("a.job"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&client, "#job-state", "dead").await;
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with(&pushed)
+    );
+
     client.close().await.unwrap();
 }
 
@@ -348,6 +499,16 @@ async fn hostile_input_is_inert_in_a_browser() {
     )
     .await;
 
+    // A schedule whose job carries markup (its name cannot: names are validated), and a push endpoint whose
+    // error response is markup, shown on the push targets page.
+    api.put(
+        "/v1/schedules/xss",
+        json!({"cron": "*/5 * * * *", "job": {"queue": "xss", "name": XSS, "payload": {XSS: XSS}}}),
+    )
+    .await;
+    let hook = failing_endpoint(XSS).await;
+    push_and_fail(&api, &hook).await;
+
     let driver = start_driver();
     let client = browser(&driver, &dir.path().join("profile")).await;
     let encoded: String = form_urlencoded_name(XSS);
@@ -359,6 +520,8 @@ async fn hostile_input_is_inert_in_a_browser() {
         ("xss-succeeded-job", format!("/ui/jobs/{}", id(done))),
         ("xss-dead-job", format!("/ui/jobs/{}", id(dead))),
         ("xss-running-job", format!("/ui/jobs/{running}")),
+        ("xss-schedules", "/ui/schedules".to_owned()),
+        ("xss-push", "/ui/push".to_owned()),
     ];
     for (name, path) in pages {
         client.goto(&format!("{}{path}", server.url)).await.unwrap();
@@ -396,6 +559,16 @@ async fn hostile_input_is_inert_in_a_browser() {
         .unwrap();
     let progress = find(&client, ".progress").await.text().await.unwrap();
     assert!(progress.contains(XSS), "{progress}");
+    client
+        .goto(&format!("{}/ui/push", server.url))
+        .await
+        .unwrap();
+    let excerpt = find(&client, "tr.push-failure .excerpt")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(excerpt, XSS, "the response is shown as text");
     client.close().await.unwrap();
 }
 

@@ -193,6 +193,11 @@ impl CronExpr {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// croner's parse of the expression: the value sets that decide fire times (for describing them).
+    pub(crate) fn pattern(&self) -> &croner::CronPattern {
+        &self.cron.pattern
+    }
 }
 
 impl fmt::Display for CronExpr {

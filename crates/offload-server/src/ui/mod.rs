@@ -2,9 +2,9 @@
 //! updates, every asset embedded in the binary. No Node, no build step.
 //!
 //! Pages: overview (queues, counts, throughput chart, pause/resume), jobs (filters, keyset paging, bulk
-//! actions), job detail (payload, timeline, attempts, actions), dead jobs, schedules (next fire times, recent
-//! ticks, pause/resume/trigger). Navigation is one list, [`NAV`]: a new page (push targets) is a handler, a
-//! template and one line there.
+//! actions), job detail (payload, timeline, attempts, actions), dead jobs, schedules (expressions in words,
+//! next fire times, recent ticks, pause/resume/trigger), push targets (recent failed deliveries per
+//! destination). Navigation is one list, [`NAV`]: a new page is a handler, a template and one line there.
 //!
 //! Invariants: every page reads bounded data (maintained counters, index walks that stop after a page,
 //! per-minute throughput rows), so it renders in the same time with a million jobs as with ten; everything
@@ -24,6 +24,7 @@ use crate::AppState;
 mod actions;
 mod format;
 mod pages;
+mod push;
 pub(crate) mod session;
 
 pub(crate) use session::Sessions;
@@ -54,6 +55,10 @@ pub(crate) const NAV: &[NavEntry] = &[
         label: "Schedules",
         href: "/ui/schedules",
     },
+    NavEntry {
+        label: "Push targets",
+        href: "/ui/push",
+    },
 ];
 
 /// The content security policy of every dashboard response: only our own scripts and styles run.
@@ -76,6 +81,7 @@ pub(crate) fn routes(sessions: Arc<Sessions>) -> Router<AppState> {
             "/ui/schedules/{name}/{action}",
             post(actions::schedule_action),
         )
+        .route("/ui/push", get(push::push))
         .route("/ui/logout", post(actions::logout))
         .layer(middleware::from_fn_with_state(sessions, session::guard));
     Router::new()

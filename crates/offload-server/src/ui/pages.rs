@@ -10,6 +10,7 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use offload_core::cron::describe;
 use offload_core::spec::validate_queue_name;
 use offload_core::{AttemptOutcome, Job, JobId, JobState, Timestamp};
 use offload_store::JobListParams;
@@ -169,7 +170,8 @@ fn ok(text: &str) -> Notice {
     }
 }
 
-fn layout(app: &AppState, csrf: Csrf, active: &str, notice: Option<Notice>) -> Layout {
+/// The frame of a page: navigation with `active` marked, the CSRF token, the server's time.
+pub(crate) fn layout(app: &AppState, csrf: Csrf, active: &str, notice: Option<Notice>) -> Layout {
     Layout {
         csrf: csrf.0,
         nav: NAV
@@ -210,6 +212,8 @@ struct SchedulesPage {
 struct ScheduleRow {
     name: String,
     cron: String,
+    /// The expression in words, when it has an exact short phrase.
+    cron_words: Option<String>,
     timezone: String,
     queue: String,
     paused: bool,
@@ -274,6 +278,7 @@ pub(crate) async fn schedules(
             .unwrap_or_else(|| record.clone())
             .info(SCHEDULE_UPCOMING);
         rows.push(ScheduleRow {
+            cron_words: describe(record.schedule.cadence.expr()),
             queue: info.job.queue.clone(),
             next_fire_times: info
                 .next_fire_times

@@ -11,7 +11,8 @@ use crate::common::TestApp;
 
 const UNPROCESSABLE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
 
-async fn app(policy: AddressPolicy) -> TestApp {
+/// A server that delivers push jobs (it has a signing secret), with `policy`.
+pub(crate) async fn app(policy: AddressPolicy) -> TestApp {
     let engine = EngineConfig {
         claim_poll: Duration::from_millis(200),
         push: PushConfig {

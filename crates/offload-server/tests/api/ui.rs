@@ -383,6 +383,10 @@ async fn schedules_page_shows_fire_times_and_ticks_and_pauses_resumes_and_trigge
     assert!(page.contains("href=\"/ui/schedules\""), "in the navigation");
     assert!(page.contains("nightly"));
     assert!(page.contains("30 2 * * *"));
+    assert!(
+        page.contains("At 02:30 every day"),
+        "the expression in words"
+    );
     assert!(page.contains("Europe/Berlin"));
     assert!(page.contains("none yet"), "no ticks yet");
     assert!(!page.contains("badge paused"));
@@ -450,5 +454,88 @@ async fn schedules_page_shows_fire_times_and_ticks_and_pauses_resumes_and_trigge
             .await
             .status,
         StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn push_page_lists_failed_deliveries_per_destination() {
+    use offload_store::{Finish, FinishItem, JobClaimPushParams, JobFinishParams};
+
+    let app = crate::push::app(offload_engine::AddressPolicy::default()).await;
+    let mut browser = Browser::new(&app);
+    let page = html(&browser.get("/ui/push").await);
+    assert!(page.contains("href=\"/ui/push\""), "in the navigation");
+    assert!(page.contains("No push delivery failed in the last hour."));
+
+    // Two deliveries to one destination fail (the second with a hostile response), one to another times out.
+    for url in [
+        "https://hooks.example/in",
+        "https://hooks.example/other",
+        "http://slow.example:8080/in",
+    ] {
+        let body = serde_json::json!({"queue": "hooks", "max_attempts": 1, "target": {"url": url}});
+        let reply = app.post("/v1/jobs", body.to_string()).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    }
+    let store = app.engine.store();
+    let claimed = store
+        .job_claim_push(JobClaimPushParams {
+            worker_id: "push:test".into(),
+            max_jobs: 10,
+            per_destination: 10,
+            busy: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let mut hostile_job = String::new();
+    let mut items = Vec::new();
+    for p in &claimed {
+        let error = if p.destination.starts_with("http://slow") {
+            "request timed out".to_owned()
+        } else if p.target.url.ends_with("/other") {
+            hostile_job = p.job.id.to_string();
+            format!("HTTP 502: {XSS}")
+        } else {
+            "HTTP 500: down".to_owned()
+        };
+        items.push(FinishItem {
+            id: p.job.id,
+            lease_token: p.job.lease_token,
+            finish: Finish::Fail(offload_core::state::Failure {
+                error,
+                retry_after: None,
+                retryable: true,
+                cause: offload_core::state::FailureCause::Worker,
+            }),
+        });
+    }
+    // The hostile one last, so it is its destination's latest failure.
+    items.sort_by_key(|i| i.id.to_string() == hostile_job);
+    for item in items {
+        store
+            .job_finish(JobFinishParams { items: vec![item] })
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
+    }
+
+    let page = html(&browser.get("/ui/push").await);
+    assert!(!page.contains("No push delivery failed"));
+    assert!(page.contains("https://hooks.example:443"));
+    assert!(page.contains("http://slow.example:8080"));
+    assert!(page.contains("HTTP 502"));
+    assert!(page.contains("timeout"));
+    assert!(page.contains(&format!("href=\"/ui/jobs/{hostile_job}\"")));
+    assert!(
+        page.contains("<td class=\"num bad failures\">2</td>"),
+        "two failures of hooks.example"
+    );
+    assert!(!page.contains("<script>window"), "raw script tag");
+    assert!(!page.contains("<img src=x"), "raw img tag");
+    assert!(
+        page.contains("&#60;script&#62;") || page.contains("&lt;script&gt;"),
+        "the response is shown, escaped"
     );
 }
