@@ -364,7 +364,7 @@ fn truncate(s: &str) -> &str {
 }
 
 /// Updates the jobs, appends their ended attempts, counts the moves and the ended attempts per minute, in one
-/// statement. `$1` is now; the arrays hold one element per ended attempt. A NULL `run_at` (`max_attempts`) keeps
+/// statement; a failed push attempt carries its job's destination (the dashboard's push failures). `$1` is now; the arrays hold one element per ended attempt. A NULL `run_at` (`max_attempts`) keeps
 /// the job's; `finished_at` is set only for
 /// finished states; a NULL error keeps the last one. A successful attempt is the job's last and is fully told by
 /// the job row (`attempt`, `attempted_at`, `finished_at`, `worker_id`), so it gets no history row: the most
@@ -383,8 +383,10 @@ pub(crate) static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
         lease_token = NULL, lease_expires_at = NULL
     FROM v WHERE jobs.id = v.id
 ), history AS (
-    INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, worker_id, outcome, error)
-    SELECT id, attempt, started_at, $1::timestamptz, worker_id, outcome, error FROM v WHERE outcome <> 'succeeded'
+    INSERT INTO job_attempts (job_id, attempt, started_at, finished_at, worker_id, outcome, error, destination)
+    SELECT id, attempt, started_at, $1::timestamptz, worker_id, outcome, error,
+        CASE WHEN outcome = 'failed' THEN (SELECT destination FROM jobs WHERE jobs.id = v.id) END
+    FROM v WHERE outcome <> 'succeeded'
 ), thru AS (
     INSERT INTO queue_throughput AS t (queue, minute, shard, succeeded, failed)
     SELECT queue, floor(extract(epoch FROM $1::timestamptz) / 60)::bigint, $14::int2,

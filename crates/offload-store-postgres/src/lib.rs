@@ -18,7 +18,7 @@
 //!
 //! Module map: `schema` (migrations, schema name, connection settings), `clock`, `batch` (group commit),
 //! `notify` (LISTEN/NOTIFY), `jobs_insert`, `leases` (claim, heartbeat), `push` (the push dispatcher's claims),
-//! `jobs_finish` (complete, fail, snooze, cancel, rescue), `jobs_manage` (cancel, retry, delete), `maintenance`
+//! `push_failures` (the dashboard's recent failures), `jobs_finish` (complete, fail, snooze, cancel, rescue), `jobs_manage` (cancel, retry, delete), `maintenance`
 //! (stage, prune), `jobs_read`, `queues` (counts, throughput), `settings`, `leader`, `schedules` (cron schedule
 //! definitions and ticks) and `schedule_fire` (the enqueuer's writes); `codec` maps values, `counts` keeps the
 //! per-queue counts, `error` maps database errors.
@@ -38,11 +38,11 @@ use offload_store::{
     DueSchedules, FinishItem, FinishOutcome, FireOutcome, Inserted, JobClaimParams,
     JobClaimPushParams, JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams,
     JobPruneParams, JobRescueParams, JobStageParams, LeaderElectParams, LeaderResignParams,
-    Leadership, PushJob, QueueSetPausedParams, QueueThroughputParams, RescueReport, Result,
-    ScheduleDeleteParams, ScheduleDueParams, ScheduleFireParams, ScheduleGetParams,
-    ScheduleListParams, ScheduleSetPausedParams, ScheduleTriggerParams, ScheduleTriggered,
-    ScheduleUpsertParams, ScheduleUpserted, SettingInitParams, StageReport, Store, StoreError,
-    ThroughputBucket, Wakeup,
+    Leadership, PushFailure, PushFailuresParams, PushJob, QueueSetPausedParams,
+    QueueThroughputParams, RescueReport, Result, ScheduleDeleteParams, ScheduleDueParams,
+    ScheduleFireParams, ScheduleGetParams, ScheduleListParams, ScheduleSetPausedParams,
+    ScheduleTriggerParams, ScheduleTriggered, ScheduleUpsertParams, ScheduleUpserted,
+    SettingInitParams, StageReport, Store, StoreError, ThroughputBucket, Wakeup,
 };
 use sqlx::PgPool;
 use sqlx::pool::PoolConnection;
@@ -66,6 +66,7 @@ mod notify;
 #[cfg(test)]
 mod plans;
 mod push;
+mod push_failures;
 mod queues;
 mod schedule_fire;
 mod schedules;
@@ -483,6 +484,10 @@ impl Store for PostgresStore {
 
     async fn queue_throughput(&self, p: QueueThroughputParams) -> Result<Vec<ThroughputBucket>> {
         queues::throughput(&mut *self.shared.conn().await?, p).await
+    }
+
+    async fn push_failures(&self, p: PushFailuresParams) -> Result<Vec<PushFailure>> {
+        push_failures::list(&mut *self.shared.conn().await?, p).await
     }
 
     async fn setting_init(&self, p: SettingInitParams) -> Result<String> {

@@ -95,6 +95,11 @@ async fn statements_use_their_indexes() {
         (crate::maintenance::STAGE_SQL.clone(), "jobs_due"),
         (crate::maintenance::PRUNE_SQL.clone(), "jobs_finished"),
         (crate::queues::QUEUES_SQL.to_owned(), "jobs_available_since"),
+        (crate::push::CLAIM_PUSH_SQL.clone(), "jobs_push_claim"),
+        (
+            crate::push_failures::PUSH_FAILURES_SQL.to_owned(),
+            "job_attempts_push_failed",
+        ),
     ];
     for (sql, index) in checks {
         let plan = generic_plan(&mut conn, &sql).await;

@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "throughput",
         include_str!("../migrations/0004_throughput.sql"),
     ),
+    (
+        5,
+        "push_failures",
+        include_str!("../migrations/0005_push_failures.sql"),
+    ),
 ];
 
 /// The schema used unless configured otherwise.
