@@ -54,10 +54,8 @@ pub(crate) async fn forward(inner: Arc<Inner>, mut rx: broadcast::Receiver<Wakeu
     loop {
         tokio::select! {
             got = rx.recv() => match got {
-                Ok(Wakeup::Queue(queue)) => {
-                    inner.wakeups.wake(&queue);
-                    inner.push_wakeup.notify_one();
-                }
+                Ok(Wakeup::Queue(queue)) => inner.wakeups.wake(&queue),
+                Ok(Wakeup::Push) => inner.push_wakeup.notify_one(),
                 Ok(_) | Err(RecvError::Lagged(_)) => {
                     inner.wakeups.wake_all();
                     inner.push_wakeup.notify_one();

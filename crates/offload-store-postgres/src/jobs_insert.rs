@@ -133,11 +133,16 @@ async fn insert_commands<C: Command + Sync>(
     Ok(outcome(answers, &rows))
 }
 
+/// The answers, and what to announce: the queues that got available pull jobs, and
+/// [`crate::notify::PUSH`] when push jobs became available.
 fn outcome(answers: Vec<Result<Vec<Inserted>>>, rows: &[Row<'_>]) -> Outcome {
     let mut available: Vec<String> = rows
         .iter()
         .filter(|r| r.state == JobState::Available)
-        .map(|r| r.job.queue.clone())
+        .map(|r| match r.job.target {
+            Some(_) => crate::notify::PUSH.to_owned(),
+            None => r.job.queue.clone(),
+        })
         .collect();
     available.sort_unstable();
     available.dedup();

@@ -9,7 +9,7 @@
 //! notification is delivered exactly when that transaction commits.
 //!
 //! Receiving ([`Listener`]): started on the first subscription, one connection runs `LISTEN` and forwards
-//! each queue name as a [`Wakeup::Queue`]. Whenever it (re)connects it sends [`Wakeup::All`], since
+//! each queue name as a [`Wakeup::Queue`] ([`PUSH`] as [`Wakeup::Push`]). Whenever it (re)connects it sends [`Wakeup::All`], since
 //! notifications sent while it was away are lost; claimers' jittered polls cover the rest.
 //!
 //! Invariant: nothing here is needed for correctness; failures are logged and retried, never returned.
@@ -22,6 +22,9 @@ use offload_store::Wakeup;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
+
+/// The payload announcing available push jobs: `*` is in no queue name, so it cannot be mistaken for one.
+pub(crate) const PUSH: &str = "*push";
 
 /// Wake-ups buffered per subscriber before it lags (a lagging subscriber wakes every queue).
 const BUFFER: usize = 1024;
@@ -148,6 +151,7 @@ async fn listen(pool: &sqlx::PgPool, channel: &str, tx: &broadcast::Sender<Wakeu
     let _ = tx.send(Wakeup::All);
     loop {
         let wakeup = match listener.try_recv().await {
+            Ok(Some(n)) if n.payload() == PUSH => Wakeup::Push,
             Ok(Some(n)) => Wakeup::Queue(n.payload().to_owned()),
             // The connection was lost and re-established (LISTEN again): notifications in between are lost.
             Ok(None) => Wakeup::All,

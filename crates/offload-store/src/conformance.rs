@@ -1932,8 +1932,8 @@ pub async fn leader_election_takeover_and_resign(h: Harness) {
     assert!(a2.term > b.term);
 }
 
-/// A store that offers wake-ups announces a queue that got an available job (after saying it is listening);
-/// delayed jobs are not announced at insert. Stores without wake-ups return `None`.
+/// A store that offers wake-ups announces a queue that got an available pull job (after saying it is
+/// listening), and available push jobs as [`crate::Wakeup::Push`]; delayed jobs are not announced at insert. Stores without wake-ups return `None`.
 pub async fn available_jobs_wake_subscribers(h: Harness) {
     let Some(mut rx) = h.store.subscribe_available() else {
         return;
@@ -1961,6 +1961,10 @@ pub async fn available_jobs_wake_subscribers(h: Harness) {
         crate::Wakeup::Queue("mail".into()),
         "the delayed job's queue is not announced"
     );
+    // Push jobs wake the push dispatcher, not the queue's pull claimers.
+    h.insert(vec![push_job("hooks", "https://example.com/hook")])
+        .await;
+    assert_eq!(next(&mut rx).await, crate::Wakeup::Push);
 }
 
 /// For [`conformance_tests!`](crate::conformance_tests) without `skip_if`: never skips.

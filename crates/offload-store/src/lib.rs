@@ -504,8 +504,10 @@ pub struct ScheduleTriggered {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Wakeup {
-    /// Jobs became available in this queue.
+    /// Pull jobs became available in this queue.
     Queue(String),
+    /// Push jobs became available (for the push dispatcher, whatever their queue).
+    Push,
     /// Anything may have changed: the signal was (re)established, and hints may have been missed meanwhile.
     All,
 }
