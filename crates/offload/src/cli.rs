@@ -87,20 +87,9 @@ pub(crate) enum PushCommand {
 /// `offload push secret`: reads the configuration and the database as `offload serve` would.
 #[derive(Debug, Args)]
 pub(crate) struct PushSecretArgs {
-    /// Configuration file [default: offload.toml in the current directory, if it exists].
-    #[arg(long, env = "OFFLOAD_CONFIG", value_name = "FILE")]
-    pub(crate) config: Option<std::path::PathBuf>,
-    /// SQLite database file, or a postgres:// URL [default: offload.db].
-    #[arg(
-        long,
-        env = "OFFLOAD_DATABASE",
-        value_name = "PATH|URL",
-        hide_env_values = true
-    )]
-    pub(crate) database: Option<String>,
-    /// PostgreSQL schema holding Offload's tables [default: offload].
-    #[arg(long, env = "OFFLOAD_SCHEMA", value_name = "NAME")]
-    pub(crate) schema: Option<String>,
+    /// Where the server's configuration and data are.
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
     /// Push signing secrets, comma-separated (overrides `[push] signing_secrets`).
     #[arg(
         long,
@@ -115,23 +104,12 @@ pub(crate) struct PushSecretArgs {
 /// `offload serve`: flags and environment variables override `offload.toml`, which overrides defaults.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Configuration file [default: offload.toml in the current directory, if it exists].
-    #[arg(long, env = "OFFLOAD_CONFIG", value_name = "FILE")]
-    pub(crate) config: Option<std::path::PathBuf>,
+    /// Where the server's configuration and data are.
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
     /// Address to listen on, IP:PORT [default: 127.0.0.1:7070].
     #[arg(long, env = "OFFLOAD_LISTEN", value_name = "ADDR")]
     pub(crate) listen: Option<String>,
-    /// SQLite database file, or a postgres:// URL [default: offload.db].
-    #[arg(
-        long,
-        env = "OFFLOAD_DATABASE",
-        value_name = "PATH|URL",
-        hide_env_values = true
-    )]
-    pub(crate) database: Option<String>,
-    /// PostgreSQL schema holding Offload's tables [default: offload].
-    #[arg(long, env = "OFFLOAD_SCHEMA", value_name = "NAME")]
-    pub(crate) schema: Option<String>,
     /// Do not apply pending PostgreSQL migrations on start (run `offload migrate` first).
     #[arg(long)]
     pub(crate) no_migrate: bool,
@@ -211,9 +189,10 @@ pub(crate) struct BenchArgs {
     pub(crate) idle_seconds: usize,
 }
 
-/// `offload migrate`: the database options of `offload serve`.
+/// The configuration file and database options that `serve`, `migrate` and `push secret` share, so that all
+/// three resolve the database exactly alike.
 #[derive(Debug, Args)]
-pub(crate) struct MigrateArgs {
+pub(crate) struct StoreArgs {
     /// Configuration file [default: offload.toml in the current directory, if it exists].
     #[arg(long, env = "OFFLOAD_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<std::path::PathBuf>,
@@ -228,6 +207,14 @@ pub(crate) struct MigrateArgs {
     /// PostgreSQL schema holding Offload's tables [default: offload].
     #[arg(long, env = "OFFLOAD_SCHEMA", value_name = "NAME")]
     pub(crate) schema: Option<String>,
+}
+
+/// `offload migrate`: the database options of `offload serve`.
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// Where the server's configuration and data are.
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
 }
 
 /// `offload job ...`

@@ -57,13 +57,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => commands::worker::run(&global, args).await,
         Command::Serve(args) => {
             let config = serve::ServeConfig::resolve(serve::Overrides {
-                config: args.config,
                 listen: args.listen,
-                database: args.database,
-                schema: args.schema,
                 api_tokens: args.api_tokens,
                 push_signing_secrets: args.push_signing_secrets,
                 push_allow_private: args.push_allow_private,
+                ..serve::Overrides::from(args.store)
             })?;
             if args.no_migrate && matches!(config.database, serve::Database::Sqlite(_)) {
                 return Err(cli::UsageError(
@@ -78,12 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Migrate(args) => {
-            let database = serve::Database::resolve(&serve::Overrides {
-                config: args.config,
-                database: args.database,
-                schema: args.schema,
-                ..serve::Overrides::default()
-            })?;
+            let database = serve::Database::resolve(&serve::Overrides::from(args.store))?;
             println!("{}", serve::migrate(&database).await?);
             Ok(())
         }

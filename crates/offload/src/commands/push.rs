@@ -21,11 +21,8 @@ struct Secrets<'a> {
 pub(crate) async fn run(global: &GlobalArgs, command: PushCommand) -> Result<()> {
     let PushCommand::Secret(args) = command;
     let config = ServeConfig::resolve(Overrides {
-        config: args.config,
-        database: args.database,
-        schema: args.schema,
         push_signing_secrets: args.push_signing_secrets,
-        ..Overrides::default()
+        ..Overrides::from(args.store)
     })?;
     let (secrets, source) = if config.push.signing_secrets.is_empty() {
         let store = serve::open_store(&config.database, config.migrate)
