@@ -4,22 +4,19 @@
 //! Invariant: an attempt ends at most once and only with its current lease token. All jobs of a group are read
 //! and locked (`FOR UPDATE`, in id order so concurrent groups never deadlock) in one statement, decided in order
 //! in memory (so a second report for the same attempt sees the first one's effect and is refused), and written
-//! with one statement that updates the jobs, appends the attempts to the history and counts the moves. What
-//! follows a failure is decided by [`offload_core::state::after_failure`], a snooze by
-//! [`offload_core::state::after_snooze`], a worker's cancellation by [`offload_core::state::after_worker_cancel`].
-//! The same statement adds the ended attempts to `queue_throughput`. A push job that ends succeeded or dead gets
-//! its callback job ([`offload_core::push::callback_job`]) inserted in the same transaction, so a callback is
-//! never lost nor sent for an end that was rolled back. The rescuer locks with `SKIP LOCKED`: a job whose worker
+//! with one statement that updates the jobs, appends the attempts to the history and counts the moves. What each
+//! end decides is [`offload_store::ending::end_attempt`]'s, the same in every store. The same statement adds the
+//! ended attempts to `queue_throughput`. A push job that ends succeeded or dead gets its callback job inserted in
+//! the same transaction, so a callback is never lost nor sent for an end that was rolled back. The rescuer locks with `SKIP LOCKED`: a job whose worker
 //! is reporting right now is left to that report.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use offload_core::api::MAX_ERROR_LEN;
-use offload_core::push::callback::{Ended, callback_job};
-use offload_core::state::{Failure, RetryFacts, after_failure, after_snooze, after_worker_cancel};
+use offload_core::state::Failure;
 use offload_core::{AttemptOutcome, Backoff, JobId, JobState, LeaseToken, NewJob, Timestamp};
+use offload_store::ending::{RunningJob, end_attempt, truncate_error};
 use offload_store::{
     Finish, FinishItem, FinishOutcome, Finished, JobRescueParams, RescueReport, Result, StoreError,
 };
@@ -164,12 +161,12 @@ pub(crate) async fn rescue(
     .fetch_all(&mut *tx)
     .await
     .map_err(db)?;
-    let failure = Failure::lease_expired();
+    let lease_expired = Finish::Fail(Failure::lease_expired());
     let mut ends = Vec::with_capacity(rows.len());
     let mut rescued = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut f = facts(row)?;
-        let end = failed(&mut f, &failure, now);
+        let end = end_of(&mut f, &lease_expired, now);
         rescued.push(Finished {
             id: f.id,
             queue: f.queue,
@@ -196,51 +193,7 @@ fn decide<'a>(
     if f.state != JobState::Running || f.lease_token != Some(item.lease_token) {
         return Err(StoreError::LeaseMismatch);
     }
-    let end = match &item.finish {
-        // A completion is applied even when a cancel was requested: the work was done.
-        Finish::Complete { result } => {
-            let callback = callback(f, JobState::Succeeded, result.as_deref(), None, now);
-            let end = End {
-                id: f.id,
-                queue: f.queue.clone(),
-                attempt: f.attempt,
-                started_at: f.attempted_at.unwrap_or(now),
-                worker_id: f.worker_id.clone(),
-                state: JobState::Succeeded,
-                run_at: None,
-                max_attempts: None,
-                result: result.as_deref().map(|r| r.get()),
-                error: None,
-                outcome: AttemptOutcome::Succeeded,
-                callback,
-            };
-            f.state = end.state;
-            f.lease_token = None;
-            end
-        }
-        Finish::Fail(failure) => failed(f, failure, now),
-        Finish::Snooze { delay } => snoozed(f, *delay, now),
-        Finish::Cancel { reason } => {
-            let decision = after_worker_cancel(now);
-            f.state = decision.state;
-            f.lease_token = None;
-            End {
-                id: f.id,
-                queue: f.queue.clone(),
-                attempt: f.attempt,
-                started_at: f.attempted_at.unwrap_or(now),
-                worker_id: f.worker_id.clone(),
-                state: decision.state,
-                run_at: None,
-                max_attempts: None,
-                result: None,
-                error: Some(clean_error(reason)),
-                outcome: decision.outcome,
-                // Callbacks follow only a push job's success or death.
-                callback: None,
-            }
-        }
-    };
+    let end = end_of(f, &item.finish, now);
     let finished = Finished {
         id: f.id,
         queue: f.queue.clone(),
@@ -251,116 +204,54 @@ fn decide<'a>(
     Ok(finished)
 }
 
-/// A failed attempt's end, per the retry policy; updates `f` to the decided state.
-fn failed<'a>(f: &mut Facts, failure: &'a Failure, now: Timestamp) -> End<'a> {
-    let retry = RetryFacts {
-        attempt: f.attempt,
-        max_attempts: f.max_attempts,
-        backoff: f.backoff,
-        cancel_requested: f.cancel_requested,
-    };
-    let decision = after_failure(&retry, failure, now, fastrand::f64());
-    let error = clean_error(&failure.error);
-    let callback = callback(f, decision.state, None, Some(error.as_ref()), now);
-    f.state = decision.state;
-    f.lease_token = None;
-    End {
-        id: f.id,
-        queue: f.queue.clone(),
-        attempt: f.attempt,
-        started_at: f.attempted_at.unwrap_or(now),
-        worker_id: f.worker_id.clone(),
-        state: decision.state,
-        run_at: (!decision.state.is_finished()).then(|| codec::stored_precision(decision.run_at)),
-        max_attempts: None,
-        result: None,
-        error: Some(error),
-        outcome: decision.outcome,
-        callback,
-    }
-}
-
-/// A snoozed attempt's end: due again after `delay` with one more attempt allowed (or cancelled, when a cancel
-/// was requested); updates `f` to the decided state.
-fn snoozed<'a>(f: &mut Facts, delay: std::time::Duration, now: Timestamp) -> End<'a> {
-    let retry = RetryFacts {
-        attempt: f.attempt,
-        max_attempts: f.max_attempts,
-        backoff: f.backoff,
-        cancel_requested: f.cancel_requested,
-    };
-    let decision = after_snooze(&retry, delay, now);
-    f.state = decision.state;
-    f.max_attempts = decision.max_attempts;
-    f.lease_token = None;
-    let back = !decision.state.is_finished();
-    End {
-        id: f.id,
-        queue: f.queue.clone(),
-        attempt: f.attempt,
-        started_at: f.attempted_at.unwrap_or(now),
-        worker_id: f.worker_id.clone(),
-        state: decision.state,
-        run_at: back.then(|| codec::stored_precision(decision.run_at)),
-        max_attempts: back.then_some(decision.max_attempts),
-        result: None,
-        error: None,
-        outcome: decision.outcome,
-        // A snooze brings the job back (or cancels it): no end a callback reports.
-        callback: None,
-    }
-}
-
-/// An error as stored: without NUL characters, cut to [`MAX_ERROR_LEN`] bytes.
-fn clean_error(error: &str) -> Cow<'_, str> {
-    match codec::text(error) {
-        Cow::Borrowed(s) => Cow::Borrowed(truncate(s)),
-        Cow::Owned(s) => Cow::Owned(truncate(&s).to_owned()),
-    }
-}
-
-/// The callback job of a push job ending in `state`, if it asked for one.
-fn callback(
-    f: &Facts,
-    state: JobState,
-    result: Option<&RawValue>,
-    error: Option<&str>,
-    now: Timestamp,
-) -> Option<NewJob> {
-    if !matches!(state, JobState::Succeeded | JobState::Dead) {
-        return None;
-    }
+/// The end `finish` decides for `f`'s attempt ([`end_attempt`]); updates `f` to the decided state.
+fn end_of<'a>(f: &mut Facts, finish: &'a Finish, now: Timestamp) -> End<'a> {
     let target = match codec::target(f.target.as_deref()) {
-        Ok(Some(t)) => t,
-        Ok(None) => return None,
+        Ok(t) => t,
         Err(e) => {
             tracing::warn!(job = %f.id, error = %e, "unreadable target; no callback");
-            return None;
+            None
         }
     };
-    callback_job(&Ended {
+    let job = RunningJob {
         id: f.id,
         queue: &f.queue,
         name: f.name.as_deref(),
-        target: &target,
-        state,
+        target: target.as_ref(),
         attempt: f.attempt,
-        result,
-        error,
-        finished_at: now,
-    })
+        max_attempts: f.max_attempts,
+        backoff: f.backoff,
+        cancel_requested: f.cancel_requested,
+    };
+    let decided = end_attempt(&job, finish, now, fastrand::f64());
+    f.state = decided.state;
+    f.lease_token = None;
+    if let Some(more) = decided.max_attempts {
+        f.max_attempts = more;
+    }
+    End {
+        id: f.id,
+        queue: f.queue.clone(),
+        attempt: f.attempt,
+        started_at: f.attempted_at.unwrap_or(now),
+        worker_id: f.worker_id.clone(),
+        state: decided.state,
+        run_at: decided.run_at.map(codec::stored_precision),
+        max_attempts: decided.max_attempts,
+        result: decided.result.map(RawValue::get),
+        error: decided.error.map(clean_error),
+        outcome: decided.outcome,
+        callback: decided.callback,
+    }
 }
 
-/// `s` cut to at most [`MAX_ERROR_LEN`] bytes, at a character boundary.
-fn truncate(s: &str) -> &str {
-    if s.len() <= MAX_ERROR_LEN {
-        return s;
+/// An error as PostgreSQL can store it: without NUL characters (see [`codec::text`]), at most
+/// [`offload_core::api::MAX_ERROR_LEN`] bytes.
+fn clean_error(error: &str) -> Cow<'_, str> {
+    match codec::text(error) {
+        Cow::Borrowed(s) => Cow::Borrowed(s),
+        Cow::Owned(s) => Cow::Owned(truncate_error(&s).to_owned()),
     }
-    let mut end = MAX_ERROR_LEN;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Updates the jobs, appends their ended attempts, counts the moves and the ended attempts per minute, in one
@@ -467,17 +358,4 @@ async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Res
         answer?;
     }
     Ok(inserted.available)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_are_cut_at_a_character_boundary() {
-        let long = "é".repeat(MAX_ERROR_LEN);
-        let cut = truncate(&long);
-        assert!(cut.len() <= MAX_ERROR_LEN && cut.len() >= MAX_ERROR_LEN - 1);
-        assert_eq!(truncate("short"), "short");
-    }
 }

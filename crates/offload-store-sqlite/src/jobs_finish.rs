@@ -4,17 +4,15 @@
 //! Invariant: an attempt ends at most once and only with its current lease token. All items of a group are
 //! read in one statement, decided in order in memory (so a second report for the same attempt sees the first
 //! one's effect and is refused), and written with one multi-row UPDATE plus one multi-row INSERT into the
-//! attempt history. What follows a failure is decided by [`offload_core::state::after_failure`], a snooze by
-//! [`offload_core::state::after_snooze`], a worker's cancellation by [`offload_core::state::after_worker_cancel`].
-//! A push job that ends succeeded or dead gets its callback job ([`offload_core::push::callback_job`]) inserted
-//! in the same transaction, so a callback is never lost nor sent for an end that was rolled back.
+//! attempt history. What each end decides is [`offload_store::ending::end_attempt`]'s, the same in every store.
+//! A push job that ends succeeded or dead gets its callback job inserted in the same transaction, so a callback
+//! is never lost nor sent for an end that was rolled back.
 
 use std::collections::HashMap;
 
-use offload_core::api::MAX_ERROR_LEN;
-use offload_core::push::callback::{Ended, callback_job};
-use offload_core::state::{Failure, RetryFacts, after_failure, after_snooze, after_worker_cancel};
+use offload_core::state::Failure;
 use offload_core::{AttemptOutcome, Backoff, JobId, JobState, LeaseToken, NewJob, Timestamp};
+use offload_store::ending::{RunningJob, end_attempt};
 use offload_store::{
     Finish, FinishItem, FinishOutcome, Finished, JobRescueParams, RescueReport, Result, StoreError,
 };
@@ -185,11 +183,11 @@ pub(crate) async fn rescue(
         .bind(micros(now))
         .bind(i64::from(p.limit));
     let expired = facts(query, conn).await?;
-    let failure = Failure::lease_expired();
+    let lease_expired = Finish::Fail(Failure::lease_expired());
     let mut ends = Vec::with_capacity(expired.len());
     let mut rescued = Vec::with_capacity(expired.len());
     for mut f in expired {
-        let end = failed(&mut f, &failure, now);
+        let end = end_of(&mut f, &lease_expired, now);
         rescued.push(Finished {
             id: f.id,
             queue: f.queue,
@@ -237,49 +235,7 @@ fn decide<'a>(
     if f.state != JobState::Running || f.lease_token != Some(item.lease_token) {
         return Err(StoreError::LeaseMismatch);
     }
-    let end = match &item.finish {
-        // A completion is applied even when a cancel was requested: the work was done.
-        Finish::Complete { result } => {
-            let callback = callback(f, JobState::Succeeded, result.as_deref(), None, now);
-            let end = End {
-                seq: f.seq,
-                attempt: f.attempt,
-                started_at: f.attempted_at.unwrap_or(micros(now)),
-                worker_id: f.worker_id.clone(),
-                state: JobState::Succeeded,
-                run_at: None,
-                max_attempts: None,
-                result: result.as_deref().map(|r| r.get()),
-                error: None,
-                outcome: AttemptOutcome::Succeeded,
-                callback,
-            };
-            f.state = end.state;
-            f.lease_token = None;
-            end
-        }
-        Finish::Fail(failure) => failed(f, failure, now),
-        Finish::Snooze { delay } => snoozed(f, *delay, now),
-        Finish::Cancel { reason } => {
-            let decision = after_worker_cancel(now);
-            f.state = decision.state;
-            f.lease_token = None;
-            End {
-                seq: f.seq,
-                attempt: f.attempt,
-                started_at: f.attempted_at.unwrap_or(micros(now)),
-                worker_id: f.worker_id.clone(),
-                state: decision.state,
-                run_at: None,
-                max_attempts: None,
-                result: None,
-                error: Some(truncate(reason)),
-                outcome: decision.outcome,
-                // Callbacks follow only a push job's success or death.
-                callback: None,
-            }
-        }
-    };
+    let end = end_of(f, &item.finish, now);
     let finished = Finished {
         id: f.id,
         queue: f.queue.clone(),
@@ -290,107 +246,44 @@ fn decide<'a>(
     Ok(finished)
 }
 
-/// A failed attempt's end, per the retry policy; updates `f` to the decided state.
-fn failed<'a>(f: &mut Facts, failure: &'a Failure, now: Timestamp) -> End<'a> {
-    let retry = RetryFacts {
-        attempt: f.attempt,
-        max_attempts: f.max_attempts,
-        backoff: f.backoff,
-        cancel_requested: f.cancel_requested,
-    };
-    let decision = after_failure(&retry, failure, now, fastrand::f64());
-    let error = truncate(&failure.error);
-    let callback = callback(f, decision.state, None, Some(error), now);
-    f.state = decision.state;
-    f.lease_token = None;
-    End {
-        seq: f.seq,
-        attempt: f.attempt,
-        started_at: f.attempted_at.unwrap_or(micros(now)),
-        worker_id: f.worker_id.clone(),
-        state: decision.state,
-        run_at: (!decision.state.is_finished()).then(|| micros(decision.run_at)),
-        max_attempts: None,
-        result: None,
-        error: Some(error),
-        outcome: decision.outcome,
-        callback,
-    }
-}
-
-/// A snoozed attempt's end: due again after `delay` with one more attempt allowed (or cancelled, when a cancel
-/// was requested); updates `f` to the decided state.
-fn snoozed<'a>(f: &mut Facts, delay: std::time::Duration, now: Timestamp) -> End<'a> {
-    let retry = RetryFacts {
-        attempt: f.attempt,
-        max_attempts: f.max_attempts,
-        backoff: f.backoff,
-        cancel_requested: f.cancel_requested,
-    };
-    let decision = after_snooze(&retry, delay, now);
-    f.state = decision.state;
-    f.max_attempts = decision.max_attempts;
-    f.lease_token = None;
-    let back = !decision.state.is_finished();
-    End {
-        seq: f.seq,
-        attempt: f.attempt,
-        started_at: f.attempted_at.unwrap_or(micros(now)),
-        worker_id: f.worker_id.clone(),
-        state: decision.state,
-        run_at: back.then(|| micros(decision.run_at)),
-        max_attempts: back.then_some(decision.max_attempts),
-        result: None,
-        error: None,
-        outcome: decision.outcome,
-        // A snooze brings the job back (or cancels it): no end a callback reports.
-        callback: None,
-    }
-}
-
-/// The callback job of a push job ending in `state`, if it asked for one.
-fn callback(
-    f: &Facts,
-    state: JobState,
-    result: Option<&RawValue>,
-    error: Option<&str>,
-    now: Timestamp,
-) -> Option<NewJob> {
-    let text = f.target.as_deref()?;
-    if !matches!(state, JobState::Succeeded | JobState::Dead) {
-        return None;
-    }
-    let target = match codec::target(Some(text)) {
-        Ok(Some(t)) => t,
-        Ok(None) => return None,
+/// The end `finish` decides for `f`'s attempt ([`end_attempt`]); updates `f` to the decided state.
+fn end_of<'a>(f: &mut Facts, finish: &'a Finish, now: Timestamp) -> End<'a> {
+    let target = match codec::target(f.target.as_deref()) {
+        Ok(t) => t,
         Err(e) => {
             tracing::warn!(job = %f.id, error = %e, "unreadable target; no callback");
-            return None;
+            None
         }
     };
-    callback_job(&Ended {
+    let job = RunningJob {
         id: f.id,
         queue: &f.queue,
         name: f.name.as_deref(),
-        target: &target,
-        state,
+        target: target.as_ref(),
         attempt: f.attempt,
-        result,
-        error,
-        finished_at: now,
-    })
-}
-
-/// `s` cut to at most [`MAX_ERROR_LEN`] bytes, at a character boundary.
-fn truncate(s: &str) -> &str {
-    if s.len() <= MAX_ERROR_LEN {
-        return s;
+        max_attempts: f.max_attempts,
+        backoff: f.backoff,
+        cancel_requested: f.cancel_requested,
+    };
+    let decided = end_attempt(&job, finish, now, fastrand::f64());
+    f.state = decided.state;
+    f.lease_token = None;
+    if let Some(more) = decided.max_attempts {
+        f.max_attempts = more;
     }
-    let mut end = MAX_ERROR_LEN;
-    while !s.is_char_boundary(end) {
-        end -= 1;
+    End {
+        seq: f.seq,
+        attempt: f.attempt,
+        started_at: f.attempted_at.unwrap_or(micros(now)),
+        worker_id: f.worker_id.clone(),
+        state: decided.state,
+        run_at: decided.run_at.map(micros),
+        max_attempts: decided.max_attempts,
+        result: decided.result.map(RawValue::get),
+        error: decided.error,
+        outcome: decided.outcome,
+        callback: decided.callback,
     }
-    &s[..end]
 }
 
 /// Values per row of the job UPDATE: seq, state, run_at, finished_at, result, error, max_attempts.
@@ -456,17 +349,4 @@ async fn write(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_are_cut_at_a_character_boundary() {
-        let long = "é".repeat(MAX_ERROR_LEN);
-        let cut = truncate(&long);
-        assert!(cut.len() <= MAX_ERROR_LEN && cut.len() >= MAX_ERROR_LEN - 1);
-        assert_eq!(truncate("short"), "short");
-    }
 }

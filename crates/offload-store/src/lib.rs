@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod ending;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
