@@ -57,7 +57,7 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
         }
         while let Some(done) = deliveries.try_join_next_with_id() {
             let destination = finished(&mut destinations, done);
-            freed += u32::from(slots.release(&destination, config.per_destination));
+            freed += u32::from(slots.release(&destination));
         }
         if freed >= worth_claiming || (freed > 0 && deliveries.is_empty()) {
             look = true;
@@ -82,6 +82,7 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
                         let handle = deliveries.spawn(task);
                         destinations.insert(handle.id(), destination);
                     }
+                    slots.mark_full(config.per_destination);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming push jobs failed");
@@ -97,7 +98,7 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
         tokio::select! {
             Some(done) = deliveries.join_next_with_id(), if !deliveries.is_empty() => {
                 let destination = finished(&mut destinations, done);
-                freed += u32::from(slots.release(&destination, config.per_destination));
+                freed += u32::from(slots.release(&destination));
             }
             _ = inner.push_wakeup.notified(), if claiming => look = true,
             _ = tokio::time::sleep(poll), if claiming => look = true,
@@ -148,6 +149,9 @@ async fn finish_in_flight(deliveries: &mut JoinSet<String>, grace: Duration) {
 struct Slots {
     total: u32,
     per_destination: HashMap<String, u32>,
+    /// Destinations at their cap after the last claim: that claim may have left jobs of theirs behind, so each
+    /// slot they free counts towards the next claim.
+    full: std::collections::HashSet<String>,
 }
 
 impl Slots {
@@ -161,22 +165,28 @@ impl Slots {
         }
     }
 
-    /// Frees the slot of a finished delivery; true when its destination was at the cap (so jobs of it may
-    /// have been left out of claims).
-    fn release(&mut self, destination: &str, cap: u32) -> bool {
+    /// Remembers which destinations are at `cap` now, after a claim.
+    fn mark_full(&mut self, cap: u32) {
+        self.full = self
+            .per_destination
+            .iter()
+            .filter(|(_, n)| **n >= cap)
+            .map(|(d, _)| d.clone())
+            .collect();
+    }
+
+    /// Frees the slot of a finished delivery; true when its destination was at its cap after the last claim
+    /// (so jobs of it may have been left out, and this slot can take one).
+    fn release(&mut self, destination: &str) -> bool {
         self.total = self.total.saturating_sub(1);
         match self.per_destination.get_mut(destination) {
             Some(n) if *n <= 1 => {
                 self.per_destination.remove(destination);
-                cap <= 1
             }
-            Some(n) => {
-                let was_full = *n >= cap;
-                *n -= 1;
-                was_full
-            }
-            None => false,
+            Some(n) => *n -= 1,
+            None => {}
         }
+        self.full.contains(destination)
     }
 
     fn busy(&self) -> Vec<(String, u32)> {
@@ -311,19 +321,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_report_when_a_full_destination_frees_up() {
+    fn every_slot_a_full_destination_frees_counts() {
         let mut s = Slots::default();
         s.take("a");
         s.take("a");
         s.take("b");
+        s.mark_full(2);
         assert_eq!(s.total, 3);
         let mut busy = s.busy();
         busy.sort();
         assert_eq!(busy, vec![("a".to_owned(), 2), ("b".to_owned(), 1)]);
-        assert!(s.release("a", 2), "a was at its cap of 2");
-        assert!(!s.release("a", 2));
-        assert!(!s.release("b", 2));
+        assert!(s.release("a"), "a was at its cap of 2 after the claim");
+        assert!(
+            s.release("a"),
+            "and its second slot may take a waiting job too"
+        );
+        assert!(!s.release("b"), "b had room: the claim took all its jobs");
         assert_eq!(s.total, 0);
         assert!(s.busy().is_empty());
+        s.take("a");
+        s.mark_full(2);
+        assert!(!s.release("a"), "a is no longer full after the next claim");
     }
 }
