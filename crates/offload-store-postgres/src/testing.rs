@@ -41,6 +41,24 @@ pub fn url() -> Option<String> {
     }
 }
 
+/// Runs `work` to completion on a thread with a runtime of its own, so that it can be called from inside a
+/// runtime (async tests, drops) or outside one (blocking tests).
+fn on_own_runtime<T, F>(work: F) -> Result<T, String>
+where
+    F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(work)
+    })
+    .join()
+    .map_err(|_| "the worker thread panicked".to_owned())?
+}
+
 /// A fresh schema name for one test, dropped (with everything in it) when this value is dropped.
 #[derive(Debug)]
 pub struct TestSchema {
@@ -63,45 +81,31 @@ impl TestSchema {
     /// multi-node tests use it to kill the leader. Blocking (own runtime), so any test can call it.
     pub fn leader(&self, work: &str) -> Result<Option<String>, String> {
         let (url, schema, work) = (self.url.clone(), self.name.clone(), work.to_owned());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        on_own_runtime(async move {
+            let mut conn = sqlx::PgConnection::connect(&url)
+                .await
                 .map_err(|e| e.to_string())?;
-            runtime.block_on(async move {
-                let mut conn = sqlx::PgConnection::connect(&url)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let sql = format!(
-                    "SELECT node_id FROM \"{schema}\".leaders WHERE name = $1 AND expires_at > now()"
-                );
-                sqlx::query_scalar(AssertSqlSafe(sql))
-                    .bind(work)
-                    .fetch_optional(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
+            let sql = format!(
+                "SELECT node_id FROM \"{schema}\".leaders WHERE name = $1 AND expires_at > now()"
+            );
+            sqlx::query_scalar(AssertSqlSafe(sql))
+                .bind(work)
+                .fetch_optional(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
         })
-        .join()
-        .map_err(|_| "the query thread panicked".to_owned())?
     }
 }
 
 impl Drop for TestSchema {
     fn drop(&mut self) {
         let (url, name) = (self.url.clone(), self.name.clone());
-        // A thread with its own runtime: drop may run inside or outside a runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime
-                .block_on(crate::drop_schema(&url, &name))
+        let dropped = on_own_runtime(async move {
+            crate::drop_schema(&url, &name)
+                .await
                 .map_err(|e| e.to_string())
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
+        });
+        if let Err(e) = dropped {
             let _ = writeln!(
                 std::io::stderr(),
                 "could not drop test schema {}: {e}",
@@ -182,17 +186,9 @@ impl Drop for TestDatabase {
             self.admin_url.clone(),
             format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
         );
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime
-                .block_on(admin(&url, &sql))
-                .map_err(|e| e.to_string())
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
+        let dropped =
+            on_own_runtime(async move { admin(&url, &sql).await.map_err(|e| e.to_string()) });
+        if let Err(e) = dropped {
             let _ = writeln!(
                 std::io::stderr(),
                 "could not drop test database {}: {e}",

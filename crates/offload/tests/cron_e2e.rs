@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
-use support::{Server, wait_for};
+use support::{Server, every_second, wait_for};
 
 /// Writes an `offload.toml` with one every-second schedule and a 1 s grace, so a few seconds of downtime
 /// are an outage rather than a stall.
@@ -62,15 +62,6 @@ fn wait_for_jobs(server: &Server, at_least: usize) -> Vec<(Timestamp, Duration)>
         let jobs = jobs(server);
         (jobs.len() >= at_least).then_some(jobs)
     })
-}
-
-/// Every second from `first` to `last`.
-fn every_second(first: Timestamp, last: Timestamp) -> Vec<Timestamp> {
-    std::iter::successors(Some(first), |t| {
-        t.checked_add(jiff::SignedDuration::from_secs(1)).ok()
-    })
-    .take_while(|t| *t <= last)
-    .collect()
 }
 
 /// Runs the schedule, kills the server after a few ticks, keeps it down for 3 s, restarts it on the same

@@ -436,14 +436,9 @@ fn three_servers_fire_each_cron_tick_once_even_when_the_leader_is_killed() {
     let unique: std::collections::BTreeSet<jiff::Timestamp> = fired.iter().copied().collect();
     assert_eq!(unique.len(), fired.len(), "a tick fired twice: {fired:?}");
     let (first, last) = (*unique.first().unwrap(), *unique.last().unwrap());
-    let every_second: Vec<jiff::Timestamp> = std::iter::successors(Some(first), |t| {
-        t.checked_add(jiff::SignedDuration::from_secs(1)).ok()
-    })
-    .take_while(|t| *t <= last)
-    .collect();
     assert_eq!(
         unique.into_iter().collect::<Vec<_>>(),
-        every_second,
+        support::every_second(first, last),
         "every second from the first tick to the last has exactly one job, across the change of leader"
     );
     eprintln!(

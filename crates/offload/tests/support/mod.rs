@@ -145,3 +145,12 @@ pub(crate) fn wait_for<T>(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Every second from `first` to `last`: what an every-second schedule's ticks must be, each exactly once.
+pub(crate) fn every_second(first: jiff::Timestamp, last: jiff::Timestamp) -> Vec<jiff::Timestamp> {
+    std::iter::successors(Some(first), |t| {
+        t.checked_add(jiff::SignedDuration::from_secs(1)).ok()
+    })
+    .take_while(|t| *t <= last)
+    .collect()
+}
