@@ -89,10 +89,11 @@ struct End<'a> {
     callback: Option<NewJob>,
 }
 
-/// What a group of finishes did: each command's per-item answers, and the queues with jobs due again at once.
+/// What a group of finishes did: each command's per-item answers, and what to announce once committed: the
+/// queues with jobs due again at once, and what the callbacks' insert announces.
 pub(crate) struct Outcome {
     pub(crate) answers: Vec<Vec<FinishOutcome>>,
-    pub(crate) available: Vec<String>,
+    pub(crate) announce: Vec<String>,
 }
 
 /// Applies the items of several `job_finish` commands in one transaction. The outer error means nothing was
@@ -127,10 +128,10 @@ pub(crate) async fn finish(
                 .collect()
         })
         .collect();
-    let mut available = available(answers.iter().flatten().flatten());
-    available.extend(write(&mut tx, now, &ends).await?);
+    let mut announce = available(answers.iter().flatten().flatten());
+    announce.extend(write(&mut tx, now, &ends).await?);
     tx.commit().await.map_err(db)?;
-    Ok(Outcome { answers, available })
+    Ok(Outcome { answers, announce })
 }
 
 /// Queues named by `done` whose job became available again at once, each once.
@@ -293,7 +294,7 @@ SELECT 1",
     )
 });
 
-/// Writes the ends and inserts their callback jobs; returns the queues that got available jobs (the callbacks').
+/// Writes the ends and inserts their callback jobs; returns what the callbacks' insert announces.
 async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Result<Vec<String>> {
     if ends.is_empty() {
         return Ok(Vec::new());
@@ -357,5 +358,5 @@ async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Res
     for answer in inserted.answers {
         answer?;
     }
-    Ok(inserted.available)
+    Ok(inserted.announce)
 }

@@ -53,10 +53,11 @@ struct Row<'a> {
     scheduled_by: Option<&'a ScheduledBy>,
 }
 
-/// What a group's insert did: each command's answer, and the queues that got available jobs.
+/// What a group's insert did: each command's answer, and what to announce once it is committed (see
+/// [`outcome`]).
 pub(crate) struct Outcome {
     pub(crate) answers: Vec<Result<Vec<Inserted>>>,
-    pub(crate) available: Vec<String>,
+    pub(crate) announce: Vec<String>,
 }
 
 /// A command's jobs, each with the schedule tick that created it (if one did), so enqueued and scheduled jobs
@@ -136,7 +137,7 @@ async fn insert_commands<C: Command + Sync>(
 /// The answers, and what to announce: the queues that got available pull jobs, and
 /// [`crate::notify::PUSH`] when push jobs became available.
 fn outcome(answers: Vec<Result<Vec<Inserted>>>, rows: &[Row<'_>]) -> Outcome {
-    let mut available: Vec<String> = rows
+    let mut announce: Vec<String> = rows
         .iter()
         .filter(|r| r.state == JobState::Available)
         .map(|r| match r.job.target {
@@ -144,9 +145,9 @@ fn outcome(answers: Vec<Result<Vec<Inserted>>>, rows: &[Row<'_>]) -> Outcome {
             None => r.job.queue.clone(),
         })
         .collect();
-    available.sort_unstable();
-    available.dedup();
-    Outcome { answers, available }
+    announce.sort_unstable();
+    announce.dedup();
+    Outcome { answers, announce }
 }
 
 /// When a new job first becomes due: relative delays count from `now`; instants in the past mean now.

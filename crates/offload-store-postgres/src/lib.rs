@@ -331,7 +331,7 @@ fn insert_group<'a>(
 ) -> BoxFut<'a, GroupResult<Vec<Inserted>>> {
     Box::pin(async move {
         let out = jobs_insert::insert(conn, now, commands).await?;
-        Ok((out.answers, out.available))
+        Ok((out.answers, out.announce))
     })
 }
 
@@ -342,7 +342,7 @@ fn finish_group<'a>(
 ) -> BoxFut<'a, GroupResult<Vec<FinishOutcome>>> {
     Box::pin(async move {
         let out = jobs_finish::finish(conn, now, commands).await?;
-        Ok((out.answers.into_iter().map(Ok).collect(), out.available))
+        Ok((out.answers.into_iter().map(Ok).collect(), out.announce))
     })
 }
 

@@ -440,7 +440,7 @@ async fn insert_jobs(
             "insert answered the wrong number of jobs".to_owned(),
         ));
     }
-    Ok((inserted, out.available))
+    Ok((inserted, out.announce))
 }
 
 /// Creates a schedule's job now, recorded as a manual tick at `now`; ignores the overlap policy and the pause
