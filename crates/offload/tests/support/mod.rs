@@ -154,3 +154,67 @@ pub(crate) fn every_second(first: jiff::Timestamp, last: jiff::Timestamp) -> Vec
     .take_while(|t| *t <= last)
     .collect()
 }
+
+/// A free TCP address on 127.0.0.1, for a server that must come back on the same address after a restart
+/// (its workers keep the URL they were started with). The port lies below the kernel's ephemeral range, so
+/// while the server is down no other program's `127.0.0.1:0` can be given it, and no client's connection
+/// attempt can take it as its own local port.
+pub(crate) fn free_loopback_addr() -> String {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 10_000.min(ephemeral_start / 2);
+    for _ in 0..1000 {
+        let port = fastrand::u16(low..ephemeral_start);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
+    panic!("no free port on 127.0.0.1 below {ephemeral_start}");
+}
+
+impl Server {
+    /// Starts a server listening on `listen` (e.g. from [`free_loopback_addr`]); waits until it listens.
+    pub(crate) fn start_on(db: &Path, listen: &str) -> Server {
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", listen, "--database"])
+            .arg(db)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn offload serve");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut said = Vec::new();
+        let (url, node) = loop {
+            assert!(Instant::now() < deadline, "server did not start in time");
+            let Some(line) = lines.next() else {
+                panic!(
+                    "server on {listen} exited before listening: {}",
+                    said.join("\n")
+                )
+            };
+            let line = line.expect("read stderr");
+            said.push(line.clone());
+            if let Some(rest) = line.strip_prefix("offload listening on ") {
+                let url = rest.split_whitespace().next().expect("url").to_owned();
+                let node = rest
+                    .rsplit_once("node ")
+                    .map(|(_, n)| n.trim_end_matches(')').to_owned())
+                    .unwrap_or_default();
+                break (url, node);
+            }
+        };
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Server {
+            child,
+            url,
+            db: db.to_owned(),
+            node,
+        }
+    }
+}
