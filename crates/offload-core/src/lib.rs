@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod clock;
 pub mod cron;
 pub mod duration;
+pub mod function;
 pub mod id;
 pub mod job;
 pub mod push;
