@@ -14,6 +14,7 @@ use offload_core::api::{
     MAX_BATCH_JOBS, MAX_CLAIM_JOBS, MAX_CLAIM_WAIT_MS, MAX_PAGE_LIMIT, MAX_PROGRESS,
     MAX_PROGRESS_MESSAGE_LEN, MAX_WORKER_ID_LEN,
 };
+use offload_core::cron::schedule::MAX_CRON_LEN;
 use offload_core::push::callback::RESERVED_QUEUE_PREFIX;
 use offload_core::push::target::{
     FORBIDDEN_HEADERS, MAX_HEADER_VALUE_LEN, MAX_TARGET_HEADERS, MAX_TARGET_TIMEOUT, MAX_URL_LEN,
@@ -241,6 +242,7 @@ pub(crate) fn apply(doc: &mut OpenApi, limits: &Limits) {
             .schema_type(Type::String)
             .format(Some(SchemaFormat::Custom(FORMAT_CRON.to_owned())))
             .min_length(Some(1))
+            .max_length(Some(MAX_CRON_LEN))
             .build(),
     );
     set(
