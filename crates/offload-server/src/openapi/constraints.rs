@@ -396,13 +396,15 @@ fn caseless(text: &str) -> String {
         .collect()
 }
 
+/// `text` as a literal in a pattern: only syntax characters are escaped (ECMA-262's Unicode mode refuses
+/// needless escapes such as `\-`).
 fn regex_escape(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c.to_string()
-            } else {
+            if "^$\\.*+?()[]{}|/".contains(c) {
                 format!("\\{c}")
+            } else {
+                c.to_string()
             }
         })
         .collect()
@@ -437,7 +439,7 @@ fn set(doc: &mut OpenApi, schema: &str, field: &str, new: impl Into<Schema>) {
     let Some(old) = object.properties.get_mut(field) else {
         panic!("the OpenAPI schema {schema} has no property {field}");
     };
-    *old = restyle(old, new.into());
+    *old = restyle(old, new.into(), true);
 }
 
 /// Replaces the schema of parameter `name` of every operation on `path` with `new`.
@@ -460,11 +462,12 @@ fn param(doc: &mut OpenApi, path: &str, name: &str, new: impl Into<Schema>) {
             if let RefOr::T(parameter) = parameter
                 && parameter.name == name
             {
+                // Parameters are never null (an absent one is left out), so only the description is kept.
                 let old = parameter
                     .schema
                     .take()
                     .unwrap_or(RefOr::T(Schema::default()));
-                parameter.schema = Some(restyle(&old, new.clone()));
+                parameter.schema = Some(restyle(&old, new.clone(), false));
                 found = true;
             }
         }
@@ -472,8 +475,8 @@ fn param(doc: &mut OpenApi, path: &str, name: &str, new: impl Into<Schema>) {
     assert!(found, "no operation on {path} has the parameter {name}");
 }
 
-/// `new` with the description of `old`, and nullable when `old` was.
-fn restyle(old: &RefOr<Schema>, new: Schema) -> RefOr<Schema> {
+/// `new` with the description of `old`, and nullable when `old` was and `keep_null` says so.
+fn restyle(old: &RefOr<Schema>, new: Schema, keep_null: bool) -> RefOr<Schema> {
     let old = serde_json::to_value(old).expect("schemas serialize");
     let branches = old.get("oneOf").and_then(|b| b.as_array());
     let nullable = match (old.get("type"), branches) {
@@ -487,7 +490,7 @@ fn restyle(old: &RefOr<Schema>, new: Schema) -> RefOr<Schema> {
         .and_then(|d| d.as_str())
         .map(str::to_owned);
     let mut new = new;
-    if nullable {
+    if nullable && keep_null {
         new = match new {
             Schema::Object(mut object) => {
                 if let SchemaType::Type(t) = object.schema_type {
@@ -515,4 +518,14 @@ fn restyle(old: &RefOr<Schema>, new: Schema) -> RefOr<Schema> {
         }
     }
     RefOr::T(new)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn literals_in_patterns_escape_only_syntax_characters() {
+        assert_eq!(super::caseless("Te-1."), "[Tt][Ee]-1\\.");
+        assert_eq!(super::regex_escape("offload."), "offload\\.");
+        assert_eq!(super::regex_escape("keep-alive"), "keep-alive");
+    }
 }
