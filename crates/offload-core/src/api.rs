@@ -18,13 +18,23 @@ pub const MAX_BATCH_JOBS: usize = 10_000;
 pub const MAX_CLAIM_JOBS: u32 = 1_000;
 /// Longest long-poll wait of one claim.
 pub const MAX_CLAIM_WAIT_MS: u64 = 60_000;
-/// Longest worker id.
+/// Longest worker id, in characters.
 pub const MAX_WORKER_ID_LEN: usize = 256;
+/// Largest page of a list (`limit` of `GET /v1/jobs` and `GET /v1/schedules`); the smallest is 1.
+pub const MAX_PAGE_LIMIT: u32 = 500;
+/// Progress is a percentage: 0 to this.
+pub const MAX_PROGRESS: u8 = 100;
 /// Longest error message kept on an attempt; longer ones are cut (at a character boundary). Room for a push
 /// delivery's error line with the first 64 KiB of the response body.
 pub const MAX_ERROR_LEN: usize = 80 * 1024;
-/// Longest progress message.
+/// Longest progress message, in characters.
 pub const MAX_PROGRESS_MESSAGE_LEN: usize = 1024;
+
+/// Checks a claim's `worker_id`: a short text of 1 to [`MAX_WORKER_ID_LEN`] characters without control
+/// characters.
+pub fn validate_worker_id(worker_id: &str) -> Result<(), String> {
+    crate::spec::check_short_text(worker_id, MAX_WORKER_ID_LEN)
+}
 
 /// `POST /v1/jobs/batch`: all jobs are stored in one transaction, or none is.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -103,7 +113,11 @@ pub struct ClaimRequest {
     /// Who is claiming; recorded on the attempt.
     pub worker_id: String,
     /// Most jobs to return (1 to 1000, default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::whole::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_jobs: Option<u32>,
     /// Long poll: when no job is available, wait up to this long (at most 60 s) for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,7 +140,11 @@ pub struct HeartbeatRequest {
     /// The claim's fencing token.
     pub lease_token: LeaseToken,
     /// Progress, 0 to 100.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::whole::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub progress: Option<u8>,
     /// A short progress message.
     #[serde(default, skip_serializing_if = "Option::is_none")]

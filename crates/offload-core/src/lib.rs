@@ -20,6 +20,7 @@ pub mod job;
 pub mod push;
 pub mod spec;
 pub mod state;
+mod whole;
 
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -51,16 +51,22 @@ impl Default for Limits {
 
 /// Longest queue name.
 pub const MAX_QUEUE_LEN: usize = 128;
-/// Longest job name.
+/// The characters of a queue (and schedule) name, as a regular expression for the OpenAPI document: exactly
+/// what [`validate_queue_name`] accepts besides the length.
+pub const QUEUE_NAME_PATTERN: &str = "^[A-Za-z0-9._:-]+$";
+/// Longest job name, in characters.
 pub const MAX_NAME_LEN: usize = 256;
-/// Longest idempotency key.
+/// Longest idempotency key, in characters.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 /// Most tags on one job.
 pub const MAX_TAGS: usize = 32;
-/// Longest tag key.
+/// Longest tag key, in characters.
 pub const MAX_TAG_KEY_LEN: usize = 64;
-/// Longest tag value.
+/// Longest tag value, in characters.
 pub const MAX_TAG_VALUE_LEN: usize = 256;
+/// Short texts (names, keys, worker ids) hold no control character (`char::is_control`: U+0000 to U+001F and
+/// U+007F to U+009F); this is that rule as a regular expression for the OpenAPI document.
+pub const NO_CONTROL_PATTERN: &str = "^[^\\x00-\\x1f\\x7f-\\x9f]*$";
 /// Shortest lease a job may ask for.
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -85,10 +91,18 @@ pub struct EnqueueRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<DurationSpec>,
     /// Higher runs first (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::whole::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub priority: Option<i32>,
     /// Attempts allowed before the job is dead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::whole::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_attempts: Option<u32>,
     /// Retry delay policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,23 +177,23 @@ pub fn validate_queue_name(queue: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+/// Checks a short text: 1 to `max` characters (as JSON Schema's `maxLength` counts them), none of them a
+/// control character.
+pub fn check_short_text(value: &str, max: usize) -> Result<(), String> {
     if value.is_empty() {
-        return Err(ValidationError::invalid(field, "must not be empty"));
+        return Err("must not be empty".into());
     }
-    if value.len() > max {
-        return Err(ValidationError::invalid(
-            field,
-            format!("must be at most {max} bytes"),
-        ));
+    if value.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
     }
     if value.chars().any(char::is_control) {
-        return Err(ValidationError::invalid(
-            field,
-            "must not contain control characters",
-        ));
+        return Err("must not contain control characters".into());
     }
     Ok(())
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    check_short_text(value, max).map_err(|m| ValidationError::invalid(field, m))
 }
 
 impl EnqueueRequest {
@@ -303,10 +317,10 @@ impl EnqueueRequest {
         }
         for (k, v) in &tags {
             check_text(&format!("tags.{k}"), k, MAX_TAG_KEY_LEN)?;
-            if v.len() > MAX_TAG_VALUE_LEN {
+            if v.chars().count() > MAX_TAG_VALUE_LEN {
                 return Err(ValidationError::invalid(
                     format!("tags.{k}"),
-                    format!("value must be at most {MAX_TAG_VALUE_LEN} bytes"),
+                    format!("value must be at most {MAX_TAG_VALUE_LEN} characters"),
                 ));
             }
         }

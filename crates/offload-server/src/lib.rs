@@ -113,7 +113,8 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
     let (api, paths) = api_routes(&config).split_for_parts();
     // Serialized once: the document never changes while the server runs.
     let document = axum::body::Bytes::from(
-        serde_json::to_vec(&openapi::document(paths)).expect("the OpenAPI document serializes"),
+        serde_json::to_vec(&openapi::document(paths, &config.limits))
+            .expect("the OpenAPI document serializes"),
     );
 
     let app = Router::new()
@@ -140,10 +141,12 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
     app.with_state(state)
 }
 
-/// The OpenAPI document of every API route, as `GET /openapi.json` serves it.
+/// The OpenAPI document of every API route, as `GET /openapi.json` of a server with the default limits serves
+/// it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, paths) = api_routes(&ServerConfig::default()).split_for_parts();
-    openapi::document(paths)
+    let config = ServerConfig::default();
+    let (_, paths) = api_routes(&config).split_for_parts();
+    openapi::document(paths, &config.limits)
 }
 
 /// Every documented route: the one list both the router and the OpenAPI document are built from. A new

@@ -3,14 +3,18 @@
 //! Invariant: the document and the router come from the same list ([`crate::api_routes`]): a route is added
 //! by annotating its handler with `#[utoipa::path]` and naming it once in that list, and its request and
 //! response schemas are collected from the annotation (the wire types derive `ToSchema` in `offload-core`
-//! behind its `openapi` feature). What every operation shares (bearer auth, problem+json errors) is added
-//! here, once, to every operation.
+//! behind its `openapi` feature). What every operation shares (optional bearer auth, problem+json errors) is
+//! added here, once, to every operation, and the rules the validators check on single values are added to the
+//! schemas by [`constraints`], from the same constants and limits.
 
+use offload_core::spec::Limits;
 use utoipa::Modify;
 use utoipa::OpenApi as _;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref};
+
+mod constraints;
 
 /// Where the document is served.
 pub(crate) const PATH: &str = "/openapi.json";
@@ -35,7 +39,8 @@ pub(crate) const PATH: &str = "/openapi.json";
 )]
 struct Base;
 
-/// Adds the bearer scheme and the problem responses to every operation.
+/// Adds the bearer scheme and the problem responses to every operation. Bearer auth is optional: a server
+/// without `api_tokens` (loopback only) takes requests without one.
 struct Shared;
 
 impl Modify for Shared {
@@ -75,7 +80,10 @@ impl Modify for Shared {
             .flatten()
             {
                 if op.security.is_none() {
-                    op.security = Some(vec![SecurityRequirement::new("bearer", [""; 0])]);
+                    op.security = Some(vec![
+                        SecurityRequirement::default(),
+                        SecurityRequirement::new("bearer", [""; 0]),
+                    ]);
                 }
                 let responses = &mut op.responses.responses;
                 responses.entry("4XX".to_owned()).or_insert_with(|| {
@@ -89,11 +97,13 @@ impl Modify for Shared {
     }
 }
 
-/// The shared parts merged with the paths the router registered.
-pub(crate) fn document(paths: OpenApi) -> OpenApi {
+/// The shared parts merged with the paths the router registered, with the constraints of a server that
+/// applies `limits`.
+pub(crate) fn document(paths: OpenApi, limits: &Limits) -> OpenApi {
     let mut doc = Base::openapi();
     doc.merge(paths);
     Shared.modify(&mut doc);
+    constraints::apply(&mut doc, limits);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }

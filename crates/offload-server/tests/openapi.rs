@@ -101,3 +101,150 @@ async fn server_serves_the_same_document() {
         serde_json::to_value(offload_server::openapi()).unwrap()
     );
 }
+
+/// The bounds the validators check are in the document, so generated clients and fuzzers send what the
+/// server takes and nothing else.
+#[test]
+fn document_declares_the_bounds_the_server_enforces() {
+    let doc = serde_json::to_value(offload_server::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let param = |path: &str, method: &str, name: &str| {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))["schema"]
+            .clone()
+    };
+    for path in ["/v1/jobs", "/v1/schedules"] {
+        let limit = param(path, "get", "limit");
+        assert_eq!(
+            (limit["minimum"].as_u64(), limit["maximum"].as_u64()),
+            (Some(1), Some(500)),
+            "{path}"
+        );
+    }
+    let range = |schema: &str, field: &str| {
+        let s = &schemas[schema]["properties"][field];
+        (s["minimum"].as_u64(), s["maximum"].as_u64())
+    };
+    assert_eq!(
+        range("EnqueueRequest", "max_attempts"),
+        (Some(1), Some(1000))
+    );
+    assert_eq!(
+        range("JobTemplateSpec", "max_attempts"),
+        (Some(1), Some(1000))
+    );
+    assert_eq!(range("ClaimRequest", "max_jobs"), (Some(1), Some(1000)));
+    assert_eq!(range("HeartbeatRequest", "progress"), (Some(0), Some(100)));
+
+    let queue = &schemas["EnqueueRequest"]["properties"]["queue"];
+    assert_eq!(
+        (queue["minLength"].as_u64(), queue["maxLength"].as_u64()),
+        (Some(1), Some(128))
+    );
+    assert!(
+        queue["pattern"]
+            .as_str()
+            .unwrap()
+            .contains("(?!offload\\.)"),
+        "{queue}"
+    );
+    for (path, name) in [
+        ("/v1/queues/{queue}/claim", "queue"),
+        ("/v1/schedules/{name}", "name"),
+    ] {
+        let method = if name == "queue" { "post" } else { "get" };
+        let schema = param(path, method, name);
+        assert_eq!(schema["maxLength"], 128, "{path}");
+        assert_eq!(
+            schema["pattern"],
+            offload_core::spec::QUEUE_NAME_PATTERN,
+            "{path}"
+        );
+    }
+    let worker_id = &schemas["ClaimRequest"]["properties"]["worker_id"];
+    assert_eq!(
+        (
+            worker_id["minLength"].as_u64(),
+            worker_id["maxLength"].as_u64()
+        ),
+        (Some(1), Some(256))
+    );
+    assert_eq!(
+        schemas["ScheduleSpec"]["properties"]["cron"]["format"],
+        "cron"
+    );
+
+    // Durations state their bounds in milliseconds; optional ones stay nullable.
+    let duration_max = |schema: &str, field: &str| {
+        let branches = schemas[schema]["properties"][field]["oneOf"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            branches.iter().any(|b| b["type"] == "null"),
+            "{schema}.{field} is optional"
+        );
+        let ms = branches
+            .iter()
+            .find(|b| b["type"] == "integer")
+            .unwrap()
+            .clone();
+        (ms["minimum"].as_u64(), ms["maximum"].as_u64())
+    };
+    assert_eq!(
+        duration_max("ClaimRequest", "wait"),
+        (Some(0), Some(60_000))
+    );
+    assert_eq!(
+        duration_max("EnqueueRequest", "timeout"),
+        (Some(1000), Some(86_400_000))
+    );
+    assert_eq!(
+        duration_max("EnqueueRequest", "delay"),
+        (Some(0), Some(365 * 86_400_000))
+    );
+
+    // Bearer auth is optional: a loopback server without tokens takes requests without one.
+    let security = &doc["paths"]["/v1/jobs"]["post"]["security"];
+    assert_eq!(security, &serde_json::json!([{}, {"bearer": []}]));
+}
+
+/// The served document states the server's configured limits, not the defaults.
+#[tokio::test]
+async fn served_document_follows_the_configured_limits() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = offload_store_sqlite::SqliteStore::open(offload_store_sqlite::SqliteOptions::new(
+        dir.path().join("db.sqlite"),
+    ))
+    .await
+    .unwrap();
+    let engine = offload_engine::Engine::new(std::sync::Arc::new(store), Default::default());
+    let config = ServerConfig {
+        limits: offload_core::spec::Limits {
+            max_attempts: 7,
+            ..Default::default()
+        },
+        ..ServerConfig::default()
+    };
+    let response = offload_server::router(engine, config)
+        .oneshot(
+            axum::http::Request::get("/openapi.json")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let served: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let max_attempts =
+        &served["components"]["schemas"]["EnqueueRequest"]["properties"]["max_attempts"];
+    assert_eq!(max_attempts["maximum"], 7, "{max_attempts}");
+}

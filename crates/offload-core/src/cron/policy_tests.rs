@@ -295,6 +295,20 @@ fn a_minimal_schedule_gets_the_documented_defaults() {
 }
 
 #[test]
+fn an_over_long_expression_is_refused_before_parsing() {
+    // 256 characters that parse (a minute list of zeros); one more, even a space, is refused.
+    let long = format!("{}00 * * * *", "0,".repeat(123));
+    assert_eq!(long.len(), 256);
+    let json = |cron: &str| format!(r#"{{"cron":"{cron}","job":{{"queue":"q"}}}}"#);
+    let spec: ScheduleSpec = serde_json::from_str(&json(&long)).unwrap();
+    assert!(
+        spec.validate(Some("s"), &Limits::default(), ts("2026-01-01T00:00:00Z"))
+            .is_ok()
+    );
+    assert_eq!(refused(&json(&format!(" {long}"))), "cron");
+}
+
+#[test]
 fn each_bad_field_is_named() {
     let cases = [
         (r#"{"cron":"61 * * * *","job":{"queue":"q"}}"#, "cron"),

@@ -21,6 +21,8 @@ use crate::spec::{EnqueueRequest, Limits, ValidationError, validate_queue_name};
 
 /// The time zone of a schedule that names none.
 pub const DEFAULT_TIME_ZONE: &str = "UTC";
+/// Longest cron expression, in characters (as written, before trimming).
+pub const MAX_CRON_LEN: usize = 256;
 /// Fire times looked at to find the shortest interval a jitter must fit in.
 const JITTER_LOOKAHEAD: usize = 1000;
 
@@ -72,10 +74,18 @@ pub struct JobTemplateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<serde_json::Value>,
     /// Higher runs first (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::whole::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub priority: Option<i32>,
     /// Attempts allowed (default: the server's default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::whole::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_attempts: Option<u32>,
     /// Lease length of one attempt (default: the server's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -263,6 +273,12 @@ impl ScheduleSpec {
             (None, None) => return Err(ValidationError::invalid("name", "is required")),
         };
         validate_schedule_name(&name).map_err(|m| ValidationError::invalid("name", m))?;
+        if self.cron.chars().count() > MAX_CRON_LEN {
+            return Err(ValidationError::invalid(
+                "cron",
+                format!("must be at most {MAX_CRON_LEN} characters"),
+            ));
+        }
         let expr = CronExpr::parse(&self.cron)
             .map_err(|e| ValidationError::invalid("cron", e.to_string()))?;
         let zone = self.timezone.as_deref().unwrap_or(DEFAULT_TIME_ZONE);

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use offload_core::api::{
     EnqueueBatchRequest, EnqueueBatchResponse, EnqueuedJob, JobPage, ListJobsQuery, MAX_BATCH_JOBS,
-    Page,
+    MAX_PAGE_LIMIT, Page,
 };
 use offload_core::spec::{EnqueueRequest, validate_queue_name};
 use offload_core::{Job, JobId};
@@ -24,8 +24,6 @@ static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Page size of `GET /v1/jobs` when none is asked for.
 const DEFAULT_PAGE: u32 = 50;
-/// Largest page of `GET /v1/jobs`.
-const MAX_PAGE: u32 = 500;
 
 /// `POST /v1/jobs`: 201 with the new job; 200 with the existing job for an idempotent replay.
 #[utoipa::path(
@@ -169,10 +167,10 @@ pub(crate) async fn list(
     Query(query): Query<ListJobsQuery>,
 ) -> Result<axum::Json<JobPage>> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
         return Err(AppError::invalid(
             "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
+            format!("must be between 1 and {MAX_PAGE_LIMIT}"),
         ));
     }
     if let Some(queue) = &query.queue {

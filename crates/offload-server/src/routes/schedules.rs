@@ -7,6 +7,7 @@
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use offload_core::api::MAX_PAGE_LIMIT;
 use offload_core::cron::{
     ListSchedulesQuery, ScheduleInfo, ScheduleList, ScheduleSource, ScheduleSpec, Triggered,
     schedule::validate_schedule_name,
@@ -23,8 +24,6 @@ const UPCOMING: usize = 5;
 const RECENT_TICKS: u32 = 20;
 /// Page size of `GET /v1/schedules` when none is asked for.
 const DEFAULT_PAGE: u32 = 100;
-/// Largest page of `GET /v1/schedules`.
-const MAX_PAGE: u32 = 500;
 
 /// The `{name}` of a schedule route, validated like a schedule's name.
 #[derive(Debug, Clone)]
@@ -91,10 +90,10 @@ pub(crate) async fn list(
     Query(query): Query<ListSchedulesQuery>,
 ) -> Result<axum::Json<ScheduleList>> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
         return Err(AppError::invalid(
             "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
+            format!("must be between 1 and {MAX_PAGE_LIMIT}"),
         ));
     }
     if let Some(cursor) = &query.cursor {

@@ -10,7 +10,7 @@ use offload_core::api::{
     AbortRequest, ClaimRequest, ClaimResponse, CompleteBatchRequest, CompleteRequest,
     FailBatchRequest, FailRequest, FinishBatchResponse, FinishResult, HeartbeatRequest,
     HeartbeatResponse, MAX_BATCH_JOBS, MAX_CLAIM_JOBS, MAX_CLAIM_WAIT_MS, MAX_ERROR_LEN,
-    MAX_PROGRESS_MESSAGE_LEN, MAX_WORKER_ID_LEN, SnoozeRequest,
+    MAX_PROGRESS, MAX_PROGRESS_MESSAGE_LEN, SnoozeRequest, validate_worker_id,
 };
 use offload_core::spec::{Limits, ValidationError, ValidationKind};
 use offload_core::state::{Failure, FailureCause};
@@ -46,18 +46,7 @@ pub(crate) async fn claim(
     Json(request): Json<ClaimRequest>,
 ) -> Result<axum::Json<ClaimResponse>> {
     let worker_id = request.worker_id;
-    if worker_id.is_empty() || worker_id.len() > MAX_WORKER_ID_LEN {
-        return Err(AppError::invalid(
-            "worker_id",
-            format!("must be 1 to {MAX_WORKER_ID_LEN} bytes"),
-        ));
-    }
-    if worker_id.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "worker_id",
-            "must not contain control characters",
-        ));
-    }
+    validate_worker_id(&worker_id).map_err(|m| AppError::invalid("worker_id", m))?;
     let max_jobs = request.max_jobs.unwrap_or(1);
     if !(1..=MAX_CLAIM_JOBS).contains(&max_jobs) {
         return Err(AppError::invalid(
@@ -98,13 +87,16 @@ pub(crate) async fn heartbeat(
     Json(request): Json<HeartbeatRequest>,
 ) -> Result<axum::Json<HeartbeatResponse>> {
     let progress = match (request.progress, request.message) {
-        (Some(percent), _) if percent > 100 => {
-            return Err(AppError::invalid("progress", "must be between 0 and 100"));
+        (Some(percent), _) if percent > MAX_PROGRESS => {
+            return Err(AppError::invalid(
+                "progress",
+                format!("must be between 0 and {MAX_PROGRESS}"),
+            ));
         }
-        (_, Some(message)) if message.len() > MAX_PROGRESS_MESSAGE_LEN => {
+        (_, Some(message)) if message.chars().count() > MAX_PROGRESS_MESSAGE_LEN => {
             return Err(AppError::invalid(
                 "message",
-                format!("must be at most {MAX_PROGRESS_MESSAGE_LEN} bytes"),
+                format!("must be at most {MAX_PROGRESS_MESSAGE_LEN} characters"),
             ));
         }
         (None, Some(_)) => {

@@ -1,0 +1,531 @@
+//! The rules the validators check on single values, stated in the document's schemas and parameters.
+//!
+//! Invariant: every bound here is read from the constant or the [`Limits`] value the validation itself reads
+//! (`offload_core::spec`, `offload_core::api`, `offload_core::push`), so the document cannot promise more or
+//! less than the server enforces. A rule that names a schema, property or parameter the document lacks panics
+//! when the document is built, so a renamed field fails the OpenAPI tests instead of losing its constraints.
+//!
+//! Values whose grammar a regular expression cannot state exactly carry a named `format` instead (see the
+//! `FORMAT_*` constants): durations as text, cron expressions, time zones and push URLs.
+
+use std::time::Duration;
+
+use offload_core::api::{
+    MAX_BATCH_JOBS, MAX_CLAIM_JOBS, MAX_CLAIM_WAIT_MS, MAX_PAGE_LIMIT, MAX_PROGRESS,
+    MAX_PROGRESS_MESSAGE_LEN, MAX_WORKER_ID_LEN,
+};
+use offload_core::cron::schedule::MAX_CRON_LEN;
+use offload_core::push::callback::RESERVED_QUEUE_PREFIX;
+use offload_core::push::target::{
+    FORBIDDEN_HEADERS, MAX_HEADER_VALUE_LEN, MAX_TARGET_HEADERS, MAX_TARGET_TIMEOUT, MAX_URL_LEN,
+    METHODS, MIN_TARGET_TIMEOUT, RESERVED_HEADER_PREFIXES,
+};
+use offload_core::spec::{
+    Limits, MAX_IDEMPOTENCY_KEY_LEN, MAX_NAME_LEN, MAX_QUEUE_LEN, MAX_TAG_KEY_LEN,
+    MAX_TAG_VALUE_LEN, MAX_TAGS, MIN_TIMEOUT, NO_CONTROL_PATTERN, QUEUE_NAME_PATTERN,
+};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::{OpenApi, RefOr};
+
+/// A duration written as text (`"30s"`, `"1h30m"`, `"PT5M"`, `"2d"`); the integer form states its bounds.
+pub(crate) const FORMAT_DURATION: &str = "offload-duration";
+/// A cron expression: 5 fields, 6 (seconds first) or a nickname such as `@daily`, that fires again.
+pub(crate) const FORMAT_CRON: &str = "cron";
+/// An IANA time zone name such as `Europe/Paris`.
+pub(crate) const FORMAT_TIME_ZONE: &str = "iana-time-zone";
+/// An absolute `http` or `https` URL without credentials.
+pub(crate) const FORMAT_HTTP_URL: &str = "http-url";
+
+/// Adds every constraint to `doc`, with the configurable bounds taken from `limits`.
+pub(crate) fn apply(doc: &mut OpenApi, limits: &Limits) {
+    let max_delay = limits.max_delay.0;
+    let job_queue = || {
+        string(1, MAX_QUEUE_LEN)
+            .pattern(Some(format!(
+                "^(?!{})[A-Za-z0-9._:-]+$",
+                regex_escape(RESERVED_QUEUE_PREFIX)
+            )))
+            .description(Some(format!(
+                "Queue name: 1 to {MAX_QUEUE_LEN} ASCII letters, digits and `-_.:`; names starting with \
+                 `{RESERVED_QUEUE_PREFIX}` are reserved"
+            )))
+            .build()
+    };
+    for schema in ["EnqueueRequest", "JobTemplateSpec"] {
+        set(doc, schema, "queue", job_queue());
+        set(doc, schema, "name", text(MAX_NAME_LEN).build());
+        set(
+            doc,
+            schema,
+            "max_attempts",
+            integer(1, u64::from(limits.max_attempts)).build(),
+        );
+        set(
+            doc,
+            schema,
+            "timeout",
+            duration(MIN_TIMEOUT, limits.max_timeout.0),
+        );
+    }
+    set(
+        doc,
+        "EnqueueRequest",
+        "delay",
+        duration(Duration::ZERO, max_delay),
+    );
+    set(
+        doc,
+        "EnqueueRequest",
+        "idempotency_key",
+        text(MAX_IDEMPOTENCY_KEY_LEN).build(),
+    );
+    set(
+        doc,
+        "EnqueueRequest",
+        "tags",
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .max_properties(Some(MAX_TAGS))
+            .property_names(Some(text(MAX_TAG_KEY_LEN)))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(MAX_TAG_VALUE_LEN))
+                    .build()
+                    .into(),
+            ))))
+            .build(),
+    );
+    for (schema, field) in [("Backoff", "base"), ("Backoff", "cap")] {
+        set(doc, schema, field, duration(Duration::ZERO, max_delay));
+    }
+    set(
+        doc,
+        "Backoff",
+        "jitter",
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+            .minimum(Some(0.0))
+            .maximum(Some(1.0))
+            .build(),
+    );
+
+    for field in ["url", "callback_url", "failure_callback_url"] {
+        set(doc, "Target", field, http_url());
+    }
+    set(
+        doc,
+        "Target",
+        "method",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^({})$", METHODS.map(caseless).join("|"))))
+            .build(),
+    );
+    let reserved = FORBIDDEN_HEADERS
+        .iter()
+        .map(|name| format!("{}$", caseless(name)))
+        .chain(
+            RESERVED_HEADER_PREFIXES
+                .iter()
+                .map(|prefix| caseless(prefix)),
+        )
+        .collect::<Vec<_>>()
+        .join("|");
+    set(
+        doc,
+        "Target",
+        "headers",
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .max_properties(Some(MAX_TARGET_HEADERS))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .pattern(Some(format!(
+                        "^(?!(?:{reserved}))[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+                    ))),
+            ))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(MAX_HEADER_VALUE_LEN))
+                    .pattern(Some("^[^\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f]*$"))
+                    .build()
+                    .into(),
+            ))))
+            .build(),
+    );
+    set(
+        doc,
+        "Target",
+        "timeout",
+        duration(MIN_TARGET_TIMEOUT, MAX_TARGET_TIMEOUT),
+    );
+
+    set(
+        doc,
+        "ClaimRequest",
+        "worker_id",
+        text(MAX_WORKER_ID_LEN).build(),
+    );
+    set(
+        doc,
+        "ClaimRequest",
+        "max_jobs",
+        integer(1, u64::from(MAX_CLAIM_JOBS)).build(),
+    );
+    set(
+        doc,
+        "ClaimRequest",
+        "wait",
+        duration(Duration::ZERO, Duration::from_millis(MAX_CLAIM_WAIT_MS)),
+    );
+    set(
+        doc,
+        "HeartbeatRequest",
+        "progress",
+        integer(0, u64::from(MAX_PROGRESS)).build(),
+    );
+    set(
+        doc,
+        "HeartbeatRequest",
+        "message",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(MAX_PROGRESS_MESSAGE_LEN))
+            .build(),
+    );
+    for schema in ["FailRequest", "FailItem"] {
+        set(
+            doc,
+            schema,
+            "retry_after",
+            duration(Duration::ZERO, max_delay),
+        );
+    }
+    set(
+        doc,
+        "SnoozeRequest",
+        "delay",
+        duration(Duration::ZERO, max_delay),
+    );
+    for schema in [
+        "EnqueueBatchRequest",
+        "CompleteBatchRequest",
+        "FailBatchRequest",
+    ] {
+        let items = items_of(doc, schema, "jobs");
+        set(
+            doc,
+            schema,
+            "jobs",
+            ArrayBuilder::new()
+                .items(items)
+                .min_items(Some(1))
+                .max_items(Some(MAX_BATCH_JOBS))
+                .build(),
+        );
+    }
+
+    set(doc, "ScheduleSpec", "name", queue_name());
+    set(
+        doc,
+        "ScheduleSpec",
+        "cron",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom(FORMAT_CRON.to_owned())))
+            .min_length(Some(1))
+            .max_length(Some(MAX_CRON_LEN))
+            .build(),
+    );
+    set(
+        doc,
+        "ScheduleSpec",
+        "timezone",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom(FORMAT_TIME_ZONE.to_owned())))
+            .min_length(Some(1))
+            .build(),
+    );
+    set(
+        doc,
+        "ScheduleSpec",
+        "jitter",
+        duration(Duration::ZERO, max_delay),
+    );
+    set(
+        doc,
+        "ScheduleSpec",
+        "catch_up_window",
+        duration(Duration::from_millis(1), Duration::MAX),
+    );
+
+    let page = || integer(1, u64::from(MAX_PAGE_LIMIT)).build();
+    param(doc, "/v1/jobs", "limit", page());
+    param(
+        doc,
+        "/v1/jobs",
+        "Idempotency-Key",
+        text(MAX_IDEMPOTENCY_KEY_LEN).build(),
+    );
+    param(doc, "/v1/jobs", "queue", queue_name());
+    param(
+        doc,
+        "/v1/jobs",
+        "tag",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[^:]+:"))
+            .build(),
+    );
+    param(
+        doc,
+        "/v1/jobs",
+        "cursor",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+            .build(),
+    );
+    param(doc, "/v1/schedules", "limit", page());
+    param(doc, "/v1/schedules", "cursor", queue_name());
+    for path in [
+        "/v1/queues/{queue}/claim",
+        "/v1/queues/{queue}/pause",
+        "/v1/queues/{queue}/resume",
+    ] {
+        param(doc, path, "queue", queue_name());
+    }
+    for path in [
+        "/v1/schedules/{name}",
+        "/v1/schedules/{name}/pause",
+        "/v1/schedules/{name}/resume",
+        "/v1/schedules/{name}/trigger",
+    ] {
+        param(doc, path, "name", queue_name());
+    }
+}
+
+/// A queue or schedule name.
+fn queue_name() -> Schema {
+    string(1, MAX_QUEUE_LEN)
+        .pattern(Some(QUEUE_NAME_PATTERN))
+        .build()
+        .into()
+}
+
+/// A short text: 1 to `max` characters, no control character.
+fn text(max: usize) -> ObjectBuilder {
+    string(1, max).pattern(Some(NO_CONTROL_PATTERN))
+}
+
+fn string(min: usize, max: usize) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(min))
+        .max_length(Some(max))
+}
+
+fn integer(min: u64, max: u64) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(min))
+        .maximum(Some(max))
+}
+
+fn http_url() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom(FORMAT_HTTP_URL.to_owned())))
+        .max_length(Some(MAX_URL_LEN))
+        .build()
+        .into()
+}
+
+/// A duration between `min` and `max`: integer milliseconds (bounds stated) or text in the duration syntax.
+fn duration(min: Duration, max: Duration) -> Schema {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mut integer = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(ms(min)))
+        .description(Some("milliseconds"));
+    if max != Duration::MAX {
+        integer = integer.maximum(Some(ms(max)));
+    }
+    let bounds = match max {
+        Duration::MAX => format!("at least {}", offload_core::DurationSpec(min)),
+        _ => format!(
+            "{} to {}",
+            offload_core::DurationSpec(min),
+            offload_core::DurationSpec(max)
+        ),
+    };
+    OneOfBuilder::new()
+        .item(integer)
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::Custom(FORMAT_DURATION.to_owned())))
+                .description(Some(format!(
+                    "a duration such as \"30s\", \"5m\", \"1h30m\", \"2d\" or \"PT5M\", {bounds}"
+                ))),
+        )
+        .build()
+        .into()
+}
+
+/// `text` matching ASCII letters in either case, for patterns (ECMA-262 has no inline case flag).
+fn caseless(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphabetic() {
+                format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+            } else {
+                regex_escape(&c.to_string())
+            }
+        })
+        .collect()
+}
+
+/// `text` as a literal in a pattern: only syntax characters are escaped (ECMA-262's Unicode mode refuses
+/// needless escapes such as `\-`).
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if "^$\\.*+?()[]{}|/".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The schema of `name` in `doc`'s components.
+fn component<'a>(doc: &'a mut OpenApi, name: &str) -> &'a mut utoipa::openapi::schema::Object {
+    let schema = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut(name));
+    match schema {
+        Some(RefOr::T(Schema::Object(object))) => object,
+        _ => panic!("the OpenAPI document has no object schema {name}"),
+    }
+}
+
+/// The items of the array property `field` of `schema`.
+fn items_of(doc: &mut OpenApi, schema: &str, field: &str) -> RefOr<Schema> {
+    match component(doc, schema).properties.get(field) {
+        Some(RefOr::T(Schema::Array(array))) => match &array.items {
+            utoipa::openapi::schema::ArrayItems::RefOrSchema(items) => (**items).clone(),
+            utoipa::openapi::schema::ArrayItems::False => panic!("{schema}.{field} has no items"),
+        },
+        _ => panic!("{schema}.{field} is not an array"),
+    }
+}
+
+/// Replaces property `field` of `schema` with `new`, keeping its description and whether it may be null.
+fn set(doc: &mut OpenApi, schema: &str, field: &str, new: impl Into<Schema>) {
+    let object = component(doc, schema);
+    let Some(old) = object.properties.get_mut(field) else {
+        panic!("the OpenAPI schema {schema} has no property {field}");
+    };
+    *old = restyle(old, new.into(), true);
+}
+
+/// Replaces the schema of parameter `name` of every operation on `path` with `new`.
+fn param(doc: &mut OpenApi, path: &str, name: &str, new: impl Into<Schema>) {
+    let new = new.into();
+    let Some(item) = doc.paths.paths.get_mut(path) else {
+        panic!("the OpenAPI document has no path {path}");
+    };
+    let mut found = false;
+    for op in [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        for parameter in op.parameters.iter_mut().flatten() {
+            if let RefOr::T(parameter) = parameter
+                && parameter.name == name
+            {
+                // Parameters are never null (an absent one is left out), so only the description is kept.
+                let old = parameter
+                    .schema
+                    .take()
+                    .unwrap_or(RefOr::T(Schema::default()));
+                parameter.schema = Some(restyle(&old, new.clone(), false));
+                found = true;
+            }
+        }
+    }
+    assert!(found, "no operation on {path} has the parameter {name}");
+}
+
+/// `new` with the description of `old`, and nullable when `old` was and `keep_null` says so.
+fn restyle(old: &RefOr<Schema>, new: Schema, keep_null: bool) -> RefOr<Schema> {
+    let old = serde_json::to_value(old).expect("schemas serialize");
+    let branches = old.get("oneOf").and_then(|b| b.as_array());
+    let nullable = match (old.get("type"), branches) {
+        (Some(serde_json::Value::Array(types)), _) => types.iter().any(|t| t == "null"),
+        (_, Some(branches)) => branches.iter().any(|b| b["type"] == "null"),
+        _ => false,
+    };
+    let description = old
+        .get("description")
+        .or_else(|| branches.and_then(|b| b.iter().find_map(|b| b.get("description"))))
+        .and_then(|d| d.as_str())
+        .map(str::to_owned);
+    let mut new = new;
+    if nullable && keep_null {
+        new = match new {
+            Schema::Object(mut object) => {
+                if let SchemaType::Type(t) = object.schema_type {
+                    object.schema_type = SchemaType::from_iter([t, Type::Null]);
+                }
+                Schema::Object(object)
+            }
+            Schema::OneOf(mut one_of) => {
+                one_of
+                    .items
+                    .push(ObjectBuilder::new().schema_type(Type::Null).into());
+                Schema::OneOf(one_of)
+            }
+            other => other,
+        };
+    }
+    if let Some(description) = description {
+        match &mut new {
+            Schema::Object(object) if object.description.is_none() => {
+                object.description = Some(description);
+            }
+            Schema::OneOf(one_of) => one_of.description = Some(description),
+            Schema::Array(array) => array.description = Some(description),
+            _ => {}
+        }
+    }
+    RefOr::T(new)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn literals_in_patterns_escape_only_syntax_characters() {
+        assert_eq!(super::caseless("Te-1."), "[Tt][Ee]-1\\.");
+        assert_eq!(super::regex_escape("offload."), "offload\\.");
+        assert_eq!(super::regex_escape("keep-alive"), "keep-alive");
+    }
+}

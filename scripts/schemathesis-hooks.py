@@ -1,0 +1,93 @@
+"""Schemathesis hooks for Offload's OpenAPI document.
+
+Two things a JSON Schema cannot say, and nothing else:
+
+1. Values with a grammar no regular expression states exactly carry a named `format` in the document
+   (`offload-duration`, `cron`, `iana-time-zone`, `http-url`); these strategies draw valid values of them.
+2. Rules that tie two fields together, or a field to the clock. Positive cases are brought within them, so a
+   refusal of a documented-valid request still fails the run; negative cases are left alone. (The examples
+   phase does not run these hooks; the document therefore gives no examples that could break such a rule.)
+"""
+
+from datetime import datetime, timedelta, timezone
+
+import schemathesis
+from hypothesis import strategies as st
+
+# Text durations between 1 s and 60 s: valid for every duration field (leases need at least 1 s, a claim
+# waits at most 60 s, a schedule's jitter at most the shortest interval of the cron expressions below).
+DURATIONS = st.one_of(
+    st.integers(1, 60).map(lambda n: f"{n}s"),
+    st.sampled_from(["1m", "1500ms", "PT30S", "10sec"]),
+)
+schemathesis.openapi.format("offload-duration", DURATIONS)
+
+# Expressions that fire at most once a minute.
+schemathesis.openapi.format(
+    "cron",
+    st.sampled_from(
+        ["* * * * *", "*/5 * * * *", "0 * * * *", "0 0 * * *", "30 2 * * 1-5", "0 9 1 * *", "@daily", "@hourly"]
+    ),
+)
+schemathesis.openapi.format(
+    "iana-time-zone",
+    st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Lord_Howe"]),
+)
+# A closed port on loopback: deliveries fail fast and are retried; nothing leaves the machine.
+schemathesis.openapi.format(
+    "http-url",
+    st.from_regex(r"\A/[a-z0-9]{0,20}\Z").map(lambda path: f"http://127.0.0.1:9{path}"),
+)
+
+
+def _millis(value):
+    """A duration field as milliseconds, or None when it is absent or text."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+@schemathesis.hook
+def map_case(context, case):
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
+        return case
+    body = case.body
+    op = context.operation.definition.raw.get("operationId") if context.operation else None
+    jobs = [body] if op == "enqueue" else []
+    if op == "enqueue_batch" and isinstance(body.get("jobs"), list):
+        jobs = [job for job in body["jobs"] if isinstance(job, dict)]
+    for job in jobs:
+        # `run_at` is at most `[limits] max_delay` (365 days) ahead of the server's clock, and excludes `delay`.
+        if job.get("run_at") is not None:
+            job["run_at"] = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+            job.pop("delay", None)
+        # The backoff's `base` is at most its `cap` (defaults: 1 s and 1 h).
+        backoff = job.get("backoff")
+        if isinstance(backoff, dict):
+            base, cap = backoff.get("base"), backoff.get("cap")
+            base_ms = _millis(base) if base is not None else 1000
+            cap_ms = _millis(cap) if cap is not None else 3_600_000
+            if base_ms is None or cap_ms is None or base_ms > cap_ms:
+                backoff["base"], backoff["cap"] = 1000, 3_600_000
+    if op == "enqueue":
+        # The `Idempotency-Key` header and the body's `idempotency_key` must agree.
+        if any(name.lower() == "idempotency-key" for name in (case.headers or {})):
+            body.pop("idempotency_key", None)
+    if op == "claim" and body.get("wait") is not None:
+        # Not a rule: a claim long-polls for as long as `wait` says, so valid waits are kept short to keep the
+        # run short.
+        body["wait"] = 100
+    if op == "heartbeat" and body.get("message") is not None and body.get("progress") is None:
+        # A progress message goes with a percentage.
+        body["progress"] = 0
+    if op == "put_schedule":
+        # The body's name, if any, is the path's (left out here: the path may be drawn after this hook); the jitter fits between two fire times (at least a minute
+        # apart for the expressions above); a catch-up window goes with `catch_up = "all"`.
+        body.pop("name", None)
+        jitter = _millis(body.get("jitter"))
+        if jitter is not None and jitter > 60_000:
+            body["jitter"] = 60_000
+        if body.get("catch_up_window") is not None:
+            body["catch_up"] = "all"
+    return case
