@@ -13,9 +13,12 @@ pub mod cron;
 pub mod duration;
 pub mod id;
 pub mod job;
+pub mod json_rule;
+pub mod net;
 pub mod push;
 pub mod spec;
 pub mod state;
+pub mod time;
 
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -78,8 +78,12 @@ pub struct EnqueueRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub payload: Option<Box<RawValue>>,
-    /// First run at this instant (RFC 3339). Exclusive with `delay`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// First run at this instant (RFC 3339, offset within ±23:59). Exclusive with `delay`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::time::deserialize_opt"
+    )]
     pub run_at: Option<Timestamp>,
     /// First run after this delay. Exclusive with `run_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,6 +219,9 @@ impl EnqueueRequest {
                 ),
                 kind: ValidationKind::TooLarge,
             });
+        }
+        if let Some(payload) = &self.payload {
+            crate::json_rule::validate("payload", payload.get())?;
         }
         let run_at = match (self.run_at, self.delay) {
             (Some(_), Some(_)) => {
