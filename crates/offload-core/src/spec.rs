@@ -78,7 +78,7 @@ pub struct EnqueueRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub payload: Option<Box<RawValue>>,
-    /// First run at this instant (RFC 3339, offset within ±23:59). Exclusive with `delay`.
+    /// First run at this instant (RFC 3339). Exclusive with `delay`.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

@@ -73,7 +73,6 @@ fn content_encoding(headers: &HeaderMap) -> Option<String> {
         .iter()
         .flat_map(|v| {
             String::from_utf8_lossy(v.as_bytes())
-                .into_owned()
                 .split(',')
                 .map(|e| e.trim().to_owned())
                 .collect::<Vec<_>>()
