@@ -19,14 +19,15 @@
 //! | `lease_mismatch` | 409 | stale lease token: the attempt was rescued or already finished |
 //! | `invalid_state` | 409 | the job's state does not allow the operation |
 //! | `payload_too_large` | 413 | a payload or result over the limit, or a body over the route's limit |
-//! | `unsupported_media_type` | 415 | a body without a JSON `Content-Type`, or with a `Content-Encoding` (e.g. gzip) |
 //! | `uri_too_long` | 414 | a request line longer than 64 KiB (answered by the connection layer, then closed) |
+//! | `unsupported_media_type` | 415 | a body without a JSON `Content-Type`, or with a `Content-Encoding` (e.g. gzip) |
 //! | `invalid_field` | 422 | unknown, missing, mistyped or out-of-range field, query or path parameter; a JSON value nested deeper than 128 or with a lone surrogate (`offload_core::json_rule`) |
 //! | `internal` | 500 | a bug or an unexpected database error (logged) |
 //! | `shutting_down` | 503 | the server is draining and hands out no new jobs |
 //! | `unavailable` | 503 | the store cannot be reached; nothing was written |
 //!
-//! Layout: `error` (the one error type), `extract` (body, query and path extractors that reject with it),
+//! Layout: `serve` (connections: deadlines, cap), `error` (the one error type), `extract` (body, query and
+//! path extractors that reject with it),
 //! `auth` (bearer tokens), `view` (the enqueue answer), and one module per group of routes; `openapi` (the
 //! document at `/openapi.json`, built from the same route list as the router), [`metrics`] (`/metrics`) and
 //! `ui` (the dashboard at `/ui`).
