@@ -17,9 +17,12 @@ pub mod flow;
 pub mod function;
 pub mod id;
 pub mod job;
+pub mod json_rule;
+pub mod net;
 pub mod push;
 pub mod spec;
 pub mod state;
+pub mod time;
 mod whole;
 
 pub use backoff::Backoff;

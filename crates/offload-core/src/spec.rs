@@ -85,7 +85,11 @@ pub struct EnqueueRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub payload: Option<Box<RawValue>>,
     /// First run at this instant (RFC 3339). Exclusive with `delay`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::time::deserialize_opt"
+    )]
     pub run_at: Option<Timestamp>,
     /// First run after this delay. Exclusive with `run_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +233,9 @@ impl EnqueueRequest {
                 ),
                 kind: ValidationKind::TooLarge,
             });
+        }
+        if let Some(payload) = &self.payload {
+            crate::json_rule::validate("payload", payload.get())?;
         }
         let run_at = match (self.run_at, self.delay) {
             (Some(_), Some(_)) => {

@@ -33,6 +33,12 @@ pub(crate) enum AppError {
     },
     /// The body is not declared as JSON.
     UnsupportedMediaType,
+    /// The body is compressed or otherwise encoded (the `Content-Encoding` given).
+    UnsupportedEncoding(String),
+    /// The client did not send the promised body in time.
+    RequestTimeout,
+    /// The request line is longer than the connection layer reads.
+    UriTooLong,
     /// No such job (or route).
     NotFound(String),
     /// The route exists but not with this method.
@@ -91,11 +97,17 @@ impl AppError {
                 "payload_too_large",
                 "Payload too large",
             ),
-            AppError::UnsupportedMediaType => meta(
+            AppError::UnsupportedMediaType | AppError::UnsupportedEncoding(_) => meta(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "Unsupported media type",
             ),
+            AppError::RequestTimeout => meta(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request timeout",
+            ),
+            AppError::UriTooLong => meta(StatusCode::URI_TOO_LONG, "uri_too_long", "URI too long"),
             AppError::NotFound(_) => meta(StatusCode::NOT_FOUND, "not_found", "Not found"),
             AppError::MethodNotAllowed => meta(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -161,6 +173,21 @@ impl AppError {
             AppError::UnsupportedMediaType => {
                 ("the body must be JSON, sent with `Content-Type: application/json`".to_owned(), None)
             }
+            AppError::UnsupportedEncoding(encoding) => (
+                format!("`Content-Encoding: {encoding}` is not supported; send the body uncompressed"),
+                None,
+            ),
+            AppError::RequestTimeout => (
+                "the request body did not arrive in time; nothing was done".to_owned(),
+                None,
+            ),
+            AppError::UriTooLong => (
+                format!(
+                    "the request line is longer than {} bytes; send long filters in a body",
+                    crate::serve::MAX_REQUEST_LINE
+                ),
+                None,
+            ),
             AppError::NotFound(message) => (message, None),
             AppError::MethodNotAllowed => ("this route does not accept this method".to_owned(), None),
             AppError::Unauthorized => {
@@ -223,14 +250,14 @@ impl From<ValidationError> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
+impl AppError {
+    /// The status and problem+json body of this error.
+    fn problem(self) -> (StatusCode, Option<Vec<u8>>) {
         let Meta {
             status,
             code,
             title,
         } = self.meta();
-        let unauthorized = matches!(self, AppError::Unauthorized);
         let (detail, field) = self.detail();
         let problem = Problem {
             kind: format!("urn:offload:problem:{code}"),
@@ -240,10 +267,34 @@ impl IntoResponse for AppError {
             detail,
             field,
         };
-        let body = match serde_json::to_vec(&problem) {
-            Ok(body) => body,
-            // Serializing strings cannot fail; answer the status alone if it ever does.
-            Err(_) => return status.into_response(),
+        // Serializing strings cannot fail; answer the status alone if it ever does.
+        (status, serde_json::to_vec(&problem).ok())
+    }
+
+    /// A complete HTTP/1.1 answer with this error that closes the connection, for the connection layer,
+    /// which answers before any request reaches the router (a request line too long to read).
+    pub(crate) fn http1_bytes(self) -> Vec<u8> {
+        let (status, body) = self.problem();
+        let body = body.unwrap_or_default();
+        let mut bytes = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default(),
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let unauthorized = matches!(self, AppError::Unauthorized);
+        let (status, body) = self.problem();
+        let Some(body) = body else {
+            return status.into_response();
         };
         let mut response = (
             status,

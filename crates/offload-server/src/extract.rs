@@ -31,18 +31,55 @@ where
         if !has_json_content_type(req.headers()) {
             return Err(AppError::UnsupportedMediaType);
         }
+        if let Some(encoding) = content_encoding(req.headers()) {
+            return Err(AppError::UnsupportedEncoding(encoding));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::TooLarge {
                     field: None,
                     message: "the request body exceeds this route's size limit".into(),
                 }
+            } else if timed_out(&rejection) {
+                AppError::RequestTimeout
             } else {
                 AppError::MalformedJson("the request body could not be read".into())
             }
         })?;
         parse_json(&bytes).map(Json)
     }
+}
+
+/// True when reading the body failed because the client stopped sending it (the connection's body-read
+/// deadline, see `crate::serve`).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// The body's `Content-Encoding` when it is anything but `identity`: bodies are read as they come, never
+/// decompressed, so an encoded body is refused (415) rather than parsed as if it were JSON.
+fn content_encoding(headers: &HeaderMap) -> Option<String> {
+    let values = headers.get_all(header::CONTENT_ENCODING);
+    let encodings = values
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(|e| e.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+        .collect::<Vec<_>>();
+    (!encodings.is_empty()).then(|| encodings.join(", "))
 }
 
 /// `application/json` or any `application/*+json`, with or without parameters such as `charset`.
@@ -70,14 +107,25 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppErro
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
+        let message = json_message(&inner);
         match inner.classify() {
-            serde_json::error::Category::Data => field_error(&path, json_message(&inner)),
+            serde_json::error::Category::Data => field_error(&path, message),
+            // A string or key that is JSON but not Unicode: the JSON rule's refusal, naming the field.
+            _ if is_lone_surrogate(&message) => field_error(
+                &path,
+                offload_core::json_rule::JsonRuleError::LoneSurrogate.to_string(),
+            ),
             _ => AppError::MalformedJson(inner.to_string()),
         }
     })?;
     de.end()
         .map_err(|e| AppError::MalformedJson(e.to_string()))?;
     Ok(value)
+}
+
+/// serde_json's refusals of a `\uD800`-`\uDFFF` escape outside a surrogate pair in a string it decodes.
+fn is_lone_surrogate(message: &str) -> bool {
+    message == "lone leading surrogate in hex escape" || message == "unexpected end of hex escape"
 }
 
 /// serde_json's message without the " at line L column C" it appends (the field path says where).

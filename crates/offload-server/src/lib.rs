@@ -1,7 +1,7 @@
 //! Offload's HTTP API (`/v1`), dashboard (`/ui`), metrics and OpenAPI document: an axum [`Router`] over an
 //! [`Engine`].
 //!
-//! [`router`] builds the whole API; the binary binds and serves it. Every body size is bounded on purpose:
+//! [`router`] builds the whole API; [`serve`] serves it on a bound listener with [`ConnectionLimits`]. Every body size is bounded on purpose:
 //! single-job routes accept the payload limit plus 64 KiB, batch routes [`ServerConfig::max_body_bytes`].
 //!
 //! Every failure, from a malformed body to a store outage, is answered as `application/problem+json`
@@ -14,17 +14,20 @@
 //! | `unauthorized` | 401 | missing or unknown bearer token (with `WWW-Authenticate: Bearer`) |
 //! | `not_found` | 404 | unknown job, schedule or route; a path `id` that is not a job id |
 //! | `method_not_allowed` | 405 | the route exists, the method does not |
+//! | `request_timeout` | 408 | the body did not arrive within the body-read timeout (the connection is then closed) |
 //! | `idempotency_conflict` | 409 | the idempotency key is held by a job created from a different request |
 //! | `lease_mismatch` | 409 | stale lease token: the attempt was rescued or already finished |
 //! | `invalid_state` | 409 | the job's state does not allow the operation |
 //! | `payload_too_large` | 413 | a payload or result over the limit, or a body over the route's limit |
-//! | `unsupported_media_type` | 415 | a body without a JSON `Content-Type` |
-//! | `invalid_field` | 422 | unknown, missing, mistyped or out-of-range field, query or path parameter |
+//! | `uri_too_long` | 414 | a request line longer than 64 KiB (answered by the connection layer, then closed) |
+//! | `unsupported_media_type` | 415 | a body without a JSON `Content-Type`, or with a `Content-Encoding` (e.g. gzip) |
+//! | `invalid_field` | 422 | unknown, missing, mistyped or out-of-range field, query or path parameter; a JSON value nested deeper than 128 or with a lone surrogate (`offload_core::json_rule`) |
 //! | `internal` | 500 | a bug or an unexpected database error (logged) |
 //! | `shutting_down` | 503 | the server is draining and hands out no new jobs |
 //! | `unavailable` | 503 | the store cannot be reached; nothing was written |
 //!
-//! Layout: `error` (the one error type), `extract` (body, query and path extractors that reject with it),
+//! Layout: `serve` (connections: deadlines, cap), `error` (the one error type), `extract` (body, query and
+//! path extractors that reject with it),
 //! `auth` (bearer tokens), `view` (the enqueue answer), and one module per group of routes; `openapi` (the
 //! document at `/openapi.json`, built from the same route list as the router), [`metrics`] (`/metrics`) and
 //! `ui` (the dashboard at `/ui`).
@@ -47,10 +50,12 @@ mod extract;
 pub mod metrics;
 mod openapi;
 mod routes;
+mod serve;
 mod ui;
 mod view;
 
 use routes::{health, jobs, queues, schedules, workers};
+pub use serve::{ConnectionLimits, serve};
 
 /// Extra room, beyond the payload limit, that single-job bodies may take for the other fields.
 const SINGLE_BODY_OVERHEAD: usize = 64 * 1024;
@@ -100,7 +105,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// Builds the HTTP API on `engine`. The router carries its state; serve it with `axum::serve`.
+/// Builds the HTTP API on `engine`. The router carries its state; serve it with [`serve`].
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
     let tokens = auth::Tokens::new(&config.api_tokens).map(Arc::new);
     let sessions = Arc::new(ui::Sessions::new(tokens.clone()));

@@ -92,7 +92,12 @@ pub fn callback_job(ended: &Ended<'_>) -> Option<NewJob> {
         state: ended.state,
         attempt: ended.attempt,
         finished_at: ended.finished_at,
-        result: ended.result.filter(|_| ended.state == JobState::Succeeded),
+        // The callback's payload holds the result one level down: a result at the JSON rule's depth limit is
+        // left out rather than stored deeper than the rule allows.
+        result: ended.result.filter(|r| {
+            ended.state == JobState::Succeeded
+                && crate::json_rule::check_within(r.get(), crate::json_rule::MAX_DEPTH - 1).is_ok()
+        }),
         error: ended.error.filter(|_| ended.state == JobState::Dead),
     };
     let payload = serde_json::to_string(&payload)

@@ -187,13 +187,15 @@ enum Body<'a> {
 }
 
 /// `{"status": 200, "body": ..., "truncated": true}`: `body` is absent for an empty body, the JSON value
-/// when the complete body is JSON, its text otherwise (invalid UTF-8 replaced); `truncated` is present only
+/// when the complete body is JSON that meets the JSON rule inside the record (`crate::json_rule`: at most
+/// [`MAX_DEPTH`](crate::json_rule::MAX_DEPTH) deep with the record, no lone surrogate), its text otherwise (invalid UTF-8 replaced); `truncated` is present only
 /// when the body was longer than [`MAX_RESPONSE_BODY`] bytes.
 fn result_record(r: &Response<'_>) -> Box<RawValue> {
     let text = String::from_utf8_lossy(r.body);
     let body = if r.body.is_empty() {
         None
     } else if !r.truncated
+        && crate::json_rule::check_within(&text, crate::json_rule::MAX_DEPTH - 1).is_ok()
         && let Ok(json) = serde_json::from_str::<&RawValue>(text.trim())
     {
         Some(Body::Json(json))
@@ -273,6 +275,30 @@ mod tests {
             result.unwrap(),
             r#"{"status":200,"body":"{\"partial\": ","truncated":true}"#
         );
+    }
+
+    #[test]
+    fn bodies_that_break_the_json_rule_are_kept_as_text() {
+        let limit = crate::json_rule::MAX_DEPTH;
+        // The record adds one level: a body at the limit minus one is still JSON in the result.
+        let fits = format!("{}{}", "[".repeat(limit - 1), "]".repeat(limit - 1));
+        let (_, _, result) = decide(Delivery::Response(response(200, fits.as_bytes())));
+        assert_eq!(
+            result.unwrap(),
+            format!(r#"{{"status":200,"body":{fits}}}"#)
+        );
+        for body in [
+            format!("{}{}", "[".repeat(limit), "]".repeat(limit)),
+            format!("{}{}", "[".repeat(20_000), "]".repeat(20_000)),
+            r#"{"a":"\ud800"}"#.to_owned(),
+            r#"{"\ud800":1}"#.to_owned(),
+        ] {
+            let (_, _, result) = decide(Delivery::Response(response(200, body.as_bytes())));
+            let result = result.unwrap();
+            assert_eq!(crate::json_rule::check(&result), Ok(()), "{result:.80}");
+            let value: serde_json::Value = serde_json::from_str(&result).unwrap();
+            assert_eq!(value["body"].as_str(), Some(body.as_str()), "kept as text");
+        }
     }
 
     #[test]

@@ -77,15 +77,9 @@ enum Kind {
     Special(&'static str),
 }
 
-/// An IPv4-mapped or IPv4-compatible IPv6 address as the IPv4 address it reaches.
+/// An IPv4-mapped IPv6 address as the IPv4 address it reaches (the rule the listener check shares).
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    }
+    offload_core::net::canonical_ip(ip)
 }
 
 /// Cloud metadata endpoints: AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle (169.254.169.254); AWS over

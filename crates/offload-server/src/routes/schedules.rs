@@ -16,7 +16,9 @@ use offload_store::ScheduleListParams;
 
 use crate::AppState;
 use crate::error::{AppError, Result};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Query, parse_json};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// Upcoming fire times shown by `GET /v1/schedules/{name}` and after a change.
 const UPCOMING: usize = 5;
@@ -41,6 +43,31 @@ impl<S: Send + Sync> FromRequestParts<S> for NamePath {
     }
 }
 
+/// Holds a schedule body's `job.payload` to the JSON rule before the body is parsed into a tree, so a deep
+/// payload is named (`job.payload`) rather than failing the whole parse. Bodies of another shape are left to
+/// the full parse to refuse.
+fn check_template_payload(body: &RawValue) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Body<'a> {
+        #[serde(borrow)]
+        job: Option<Job<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Job<'a> {
+        #[serde(borrow)]
+        payload: Option<&'a RawValue>,
+    }
+    if let Ok(Body {
+        job: Some(Job {
+            payload: Some(payload),
+        }),
+    }) = serde_json::from_str::<Body<'_>>(body.get())
+    {
+        offload_core::json_rule::validate("job.payload", payload.get())?;
+    }
+    Ok(())
+}
+
 fn not_found(name: &str) -> AppError {
     AppError::NotFound(format!("schedule {name} not found"))
 }
@@ -57,8 +84,10 @@ fn not_found(name: &str) -> AppError {
 pub(crate) async fn put(
     State(app): State<AppState>,
     NamePath(name): NamePath,
-    Json(spec): Json<ScheduleSpec>,
+    Json(body): Json<Box<RawValue>>,
 ) -> Result<(StatusCode, axum::Json<ScheduleInfo>)> {
+    check_template_payload(&body)?;
+    let spec: ScheduleSpec = parse_json(body.get().as_bytes())?;
     let schedule = spec.validate(Some(&name), &app.limits, app.engine.now())?;
     if schedule.job.target.is_some() {
         // What the outbound address policy can tell before any tick: push on, no refused literal address.

@@ -263,7 +263,7 @@ fn check_batch_len(count: usize) -> Result<()> {
     Ok(())
 }
 
-/// A result is held to the payload limit.
+/// A result is held to the payload limit and the JSON rule (`offload_core::json_rule`).
 fn check_result(limits: &Limits, result: Option<&RawValue>) -> Result<(), ValidationError> {
     match result {
         Some(result) if result.get().len() > limits.max_payload_bytes => Err(ValidationError {
@@ -275,7 +275,8 @@ fn check_result(limits: &Limits, result: Option<&RawValue>) -> Result<(), Valida
             ),
             kind: ValidationKind::TooLarge,
         }),
-        _ => Ok(()),
+        Some(result) => offload_core::json_rule::validate("result", result.get()),
+        None => Ok(()),
     }
 }
 

@@ -10,6 +10,8 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use offload_core::{ClaimedJob, Job};
 use offload_engine::{Engine, EngineConfig};
 use offload_server::{ServerConfig, router};
+use offload_store_postgres::testing::{self, TestSchema};
+use offload_store_postgres::{PostgresOptions, PostgresStore};
 use offload_store_sqlite::{SqliteOptions, SqliteStore};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -21,6 +23,7 @@ pub(crate) struct TestApp {
     pub(crate) router: Router,
     pub(crate) engine: Engine,
     _dir: TempDir,
+    _schema: Option<TestSchema>,
 }
 
 impl TestApp {
@@ -50,7 +53,39 @@ impl TestApp {
             router: router(engine.clone(), config),
             engine,
             _dir: dir,
+            _schema: None,
         }
+    }
+
+    /// A server with `config` on an engine with `engine_config` over a fresh PostgreSQL schema; `None`
+    /// when PostgreSQL tests are skipped (see `offload_store_postgres::testing::url`).
+    pub(crate) async fn postgres_with_engine(
+        config: ServerConfig,
+        engine_config: EngineConfig,
+    ) -> Option<Self> {
+        let url = testing::url()?;
+        let schema = TestSchema::new(&url);
+        let store = PostgresStore::open(PostgresOptions::new(url).with_schema(schema.name.clone()))
+            .await
+            .expect("open PostgreSQL store");
+        let engine = Engine::new(Arc::new(store), engine_config);
+        Some(Self {
+            router: router(engine.clone(), config),
+            engine,
+            _dir: tempfile::tempdir().expect("temp dir"),
+            _schema: Some(schema),
+        })
+    }
+
+    /// Both stores with default settings: SQLite, and PostgreSQL when its tests run.
+    pub(crate) async fn each_store() -> Vec<(&'static str, Self)> {
+        let mut apps = vec![("sqlite", Self::new().await)];
+        if let Some(pg) =
+            Self::postgres_with_engine(ServerConfig::default(), EngineConfig::default()).await
+        {
+            apps.push(("postgres", pg));
+        }
+        apps
     }
 
     /// Sends a request through the router.

@@ -16,6 +16,7 @@ use offload_core::push::target::{MAX_TARGET_TIMEOUT, MIN_TARGET_TIMEOUT};
 use offload_core::spec::Limits;
 use offload_engine::push::{DEFAULT_PER_DESTINATION, DEFAULT_TIMEOUT};
 use offload_engine::{AddressPolicy, Retention, SigningSecret};
+use offload_server::ConnectionLimits;
 use serde::Deserialize;
 
 /// The default address: loopback only, so a fresh install is never reachable from other machines.
@@ -24,6 +25,8 @@ pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 pub(crate) const DEFAULT_DATABASE: &str = "offload.db";
 /// Schemes of PostgreSQL URLs (`database = "postgres://..."`).
 const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
+/// Shortest API token a server reachable from other machines accepts, in bytes.
+pub(crate) const MIN_PUBLIC_TOKEN_LEN: usize = 16;
 /// The configuration file read when `--config` is not given and it exists.
 pub(crate) const DEFAULT_CONFIG_FILE: &str = "offload.toml";
 
@@ -56,6 +59,95 @@ pub(crate) struct FileConfig {
     /// Push delivery.
     #[serde(default)]
     pub(crate) push: Option<PushFile>,
+    /// Client connections: timeouts and how many may be open.
+    #[serde(default)]
+    pub(crate) http: Option<HttpFile>,
+}
+
+/// `[http]` in `offload.toml`: how long a connection may wait on its client, and how many may be open. Every
+/// key is optional; `OFFLOAD_HTTP_*` environment variables win over the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpFile {
+    /// From a request's first byte to the end of its head (default 10 s).
+    pub(crate) header_read_timeout: Option<DurationSpec>,
+    /// From the end of a request's head to the end of its body (default 30 s).
+    pub(crate) body_read_timeout: Option<DurationSpec>,
+    /// From an answer (or the connection's opening) to the next request's first byte (default 60 s).
+    pub(crate) idle_timeout: Option<DurationSpec>,
+    /// Most connections open at once (default 10,000); more wait until one closes.
+    pub(crate) max_connections: Option<usize>,
+}
+
+/// Environment variables of the `[http]` keys, read by [`http_env`].
+pub(crate) const HTTP_ENV: [&str; 4] = [
+    "OFFLOAD_HTTP_HEADER_READ_TIMEOUT",
+    "OFFLOAD_HTTP_BODY_READ_TIMEOUT",
+    "OFFLOAD_HTTP_IDLE_TIMEOUT",
+    "OFFLOAD_HTTP_MAX_CONNECTIONS",
+];
+
+/// The `[http]` settings given as `OFFLOAD_HTTP_*` environment variables (unset ones are `None`).
+fn http_env() -> anyhow::Result<HttpFile> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let duration = |name: &str| {
+        var(name)
+            .map(|text| DurationSpec::parse(&text).with_context(|| name.to_owned()))
+            .transpose()
+    };
+    Ok(HttpFile {
+        header_read_timeout: duration(HTTP_ENV[0])?,
+        body_read_timeout: duration(HTTP_ENV[1])?,
+        idle_timeout: duration(HTTP_ENV[2])?,
+        max_connections: var(HTTP_ENV[3])
+            .map(|text| {
+                text.trim()
+                    .parse()
+                    .with_context(|| format!("{}: `{text}` is not a count", HTTP_ENV[3]))
+            })
+            .transpose()?,
+    })
+}
+
+/// Resolves `[http]`: environment over file over defaults; every timeout at least 1 ms, at least one
+/// connection.
+fn resolve_http(file: HttpFile, env: HttpFile) -> anyhow::Result<ConnectionLimits> {
+    let defaults = ConnectionLimits::default();
+    let pick = |env: Option<DurationSpec>, file: Option<DurationSpec>, default, key: &str| {
+        let value = env.or(file).map_or(default, |d| d.0);
+        if value.is_zero() {
+            bail!("http.{key} must be more than 0");
+        }
+        Ok(value)
+    };
+    let limits = ConnectionLimits {
+        header_read_timeout: pick(
+            env.header_read_timeout,
+            file.header_read_timeout,
+            defaults.header_read_timeout,
+            "header_read_timeout",
+        )?,
+        body_read_timeout: pick(
+            env.body_read_timeout,
+            file.body_read_timeout,
+            defaults.body_read_timeout,
+            "body_read_timeout",
+        )?,
+        idle_timeout: pick(
+            env.idle_timeout,
+            file.idle_timeout,
+            defaults.idle_timeout,
+            "idle_timeout",
+        )?,
+        max_connections: env
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(defaults.max_connections),
+    };
+    if limits.max_connections == 0 {
+        bail!("http.max_connections must be at least 1");
+    }
+    Ok(limits)
 }
 
 /// `[push]` in `offload.toml`. Every key is optional.
@@ -206,6 +298,8 @@ pub(crate) struct ServeConfig {
     /// The file's schedules, validated. At start they are created or replaced, and file-defined schedules
     /// no longer in the file are deleted (API-defined ones are never touched).
     pub(crate) schedules: Vec<Schedule>,
+    /// Client connection timeouts and cap (`[http]`).
+    pub(crate) connections: ConnectionLimits,
 }
 
 impl ServeConfig {
@@ -228,11 +322,24 @@ impl ServeConfig {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .collect();
-        if !listen.ip().is_loopback() && api_tokens.is_empty() {
-            bail!(
-                "refusing to listen on {listen} without API tokens: set `api_tokens` in offload.toml or \
-                 OFFLOAD_API_TOKENS, or listen on a loopback address"
-            );
+        if !offload_core::net::is_loopback(listen.ip()) {
+            if api_tokens.is_empty() {
+                bail!(
+                    "refusing to listen on {listen} without API tokens: set `api_tokens` in offload.toml or \
+                     OFFLOAD_API_TOKENS, or listen on a loopback address"
+                );
+            }
+            if let Some(i) = api_tokens
+                .iter()
+                .position(|t| t.len() < MIN_PUBLIC_TOKEN_LEN)
+            {
+                bail!(
+                    "refusing to listen on {listen}: api_tokens[{i}] is {} bytes; tokens of a server reachable \
+                     from other machines must be at least {MIN_PUBLIC_TOKEN_LEN} bytes (e.g. `openssl rand -hex \
+                     32`)",
+                    api_tokens[i].len()
+                );
+            }
         }
         let limits = file.limits.unwrap_or_default();
         if limits.max_payload_bytes == 0 {
@@ -250,6 +357,7 @@ impl ServeConfig {
         )?;
         let schedules = validate_schedules(file.schedules, &limits, &text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
+        let connections = resolve_http(file.http.unwrap_or_default(), http_env()?)?;
         Ok(Self {
             listen,
             database,
@@ -261,6 +369,7 @@ impl ServeConfig {
             push,
             cron_grace: file.cron.and_then(|c| c.grace).map(|g| g.0),
             schedules,
+            connections,
         })
     }
 }
@@ -320,7 +429,7 @@ fn resolve_push(
         policy: AddressPolicy {
             allow_private: allow_private
                 .or(file.allow_private)
-                .unwrap_or(listen.ip().is_loopback()),
+                .unwrap_or(offload_core::net::is_loopback(listen.ip())),
             allow,
         },
         per_destination,
@@ -504,6 +613,66 @@ queue = "pings"
         assert!(err.contains("line 2"), "{err}");
     }
 
+    const LONG_TOKEN: &str = "0123456789abcdef";
+
+    #[test]
+    fn mapped_loopback_listeners_are_loopback() {
+        let mapped = ServeConfig::resolve(Overrides {
+            listen: Some("[::ffff:127.0.0.1]:7070".into()),
+            ..Overrides::default()
+        })
+        .expect("a mapped loopback address needs no token");
+        assert!(
+            mapped.push.policy.allow_private,
+            "judged as loopback, like 127.0.0.1"
+        );
+        let err = ServeConfig::resolve(Overrides {
+            listen: Some("[::ffff:10.0.0.1]:7070".into()),
+            ..Overrides::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("without API tokens"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_default_and_resolve() {
+        let none = || HttpFile::default();
+        assert_eq!(
+            resolve_http(none(), none()).unwrap(),
+            ConnectionLimits::default()
+        );
+        let defaults = ConnectionLimits::default();
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.idle_timeout, Duration::from_secs(60));
+        assert_eq!(defaults.max_connections, 10_000);
+        let file = parse_file(
+            "[http]\nheader_read_timeout = \"5s\"\nbody_read_timeout = 2000\nidle_timeout = \"2m\"\n\
+             max_connections = 50\n",
+        )
+        .unwrap()
+        .http
+        .unwrap();
+        let env = HttpFile {
+            idle_timeout: Some(DurationSpec(Duration::from_secs(7))),
+            ..HttpFile::default()
+        };
+        let limits = resolve_http(file, env).unwrap();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(limits.body_read_timeout, Duration::from_secs(2));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(7), "env wins");
+        assert_eq!(limits.max_connections, 50);
+        let bad = |toml: &str| {
+            resolve_http(parse_file(toml).unwrap().http.unwrap(), none())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("[http]\nmax_connections = 0\n").contains("max_connections"));
+        assert!(bad("[http]\nidle_timeout = 0\n").contains("idle_timeout"));
+        assert!(parse_file("[http]\ntimeout = 1\n").is_err());
+    }
+
     #[test]
     fn push_defaults_follow_the_listener() {
         let local = ServeConfig::resolve(Overrides::default()).unwrap();
@@ -515,7 +684,7 @@ queue = "pings"
         assert_eq!(local.push.per_destination, DEFAULT_PER_DESTINATION);
         let public = ServeConfig::resolve(Overrides {
             listen: Some("0.0.0.0:7070".into()),
-            api_tokens: Some(vec!["t".into()]),
+            api_tokens: Some(vec![LONG_TOKEN.into()]),
             ..Overrides::default()
         })
         .unwrap();
@@ -525,7 +694,7 @@ queue = "pings"
         );
         let opened = ServeConfig::resolve(Overrides {
             listen: Some("0.0.0.0:7070".into()),
-            api_tokens: Some(vec!["t".into()]),
+            api_tokens: Some(vec![LONG_TOKEN.into()]),
             push_allow_private: Some(true),
             ..Overrides::default()
         })
@@ -599,10 +768,31 @@ queue = "pings"
             .to_string();
         assert!(err.contains("without API tokens"), "{err}");
         let with_token = Overrides {
-            api_tokens: Some(vec!["secret".into()]),
-            ..public
+            api_tokens: Some(vec![LONG_TOKEN.into()]),
+            ..public.clone()
         };
         assert!(ServeConfig::resolve(with_token).is_ok());
+        let short = Overrides {
+            api_tokens: Some(vec![
+                LONG_TOKEN.into(),
+                "s".repeat(MIN_PUBLIC_TOKEN_LEN - 1),
+            ]),
+            ..public.clone()
+        };
+        let err = ServeConfig::resolve(short).unwrap_err().to_string();
+        assert!(
+            err.contains("api_tokens[1] is 15 bytes") && err.contains("at least 16 bytes"),
+            "{err}"
+        );
+        let loopback_short = Overrides {
+            listen: Some("127.0.0.1:7070".into()),
+            api_tokens: Some(vec!["x".into()]),
+            ..public
+        };
+        assert!(
+            ServeConfig::resolve(loopback_short).is_ok(),
+            "loopback servers keep short tokens"
+        );
 
         let bad = Overrides {
             listen: Some("localhost".into()),

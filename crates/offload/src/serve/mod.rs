@@ -143,11 +143,9 @@ pub(crate) async fn start(
             engine.stop_claiming();
         }
     };
-    let serve = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(drain)
-            .await
-    });
+    let connections = config.connections;
+    let serve =
+        tokio::spawn(async move { offload_server::serve(listener, app, connections, drain).await });
     Ok(Running {
         addr,
         engine,
