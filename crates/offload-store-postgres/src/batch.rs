@@ -14,9 +14,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use offload_store::Result;
+use offload_store::StoreError;
 use tokio::sync::{Semaphore, mpsc, oneshot};
-
-use crate::error::closed;
 
 /// A boxed, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -59,8 +58,8 @@ impl<C: Send + 'static, T: Send + 'static> Batcher<C, T> {
         self.tx
             .send(Msg::Run(command, reply))
             .await
-            .map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+            .map_err(|_| StoreError::closed())?;
+        answer.await.map_err(|_| StoreError::closed())?
     }
 
     /// Lets every command already sent finish, then stops; later commands fail with `Unavailable`.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use offload_core::push::Target;
 use offload_core::{Backoff, DurationSpec, JobState, Timestamp};
 use offload_store::Result;
+use offload_store::StoreError;
 use serde_json::value::RawValue;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -22,7 +23,7 @@ use sqlx::postgres::{
 };
 use sqlx::{Decode, Encode, Row, Type};
 
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// Microseconds between the unix epoch and PostgreSQL's (2000-01-01T00:00:00Z).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
@@ -91,17 +92,17 @@ pub(crate) fn millis(d: Duration) -> i64 {
 pub(crate) fn duration(ms: i64) -> Result<Duration> {
     u64::try_from(ms)
         .map(Duration::from_millis)
-        .map_err(|_| corrupt(format!("negative duration {ms}")))
+        .map_err(|_| StoreError::corrupt(format!("negative duration {ms}")))
 }
 
 /// A stored job state.
 pub(crate) fn state(text: &str) -> Result<JobState> {
-    text.parse().map_err(corrupt)
+    text.parse().map_err(StoreError::corrupt)
 }
 
 /// A stored count or attempt number.
 pub(crate) fn u32_of(v: i32, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| corrupt(format!("{what} {v} out of range")))
+    u32::try_from(v).map_err(|_| StoreError::corrupt(format!("{what} {v} out of range")))
 }
 
 /// Free text as PostgreSQL can store it: `text` (and `jsonb` strings) cannot hold NUL, which becomes U+FFFD.
@@ -145,7 +146,7 @@ pub(crate) fn target_to_db(target: Option<&Target>) -> Result<(Option<String>, O
 
 /// A stored target (`json` column, read as text).
 pub(crate) fn target(text: Option<&str>) -> Result<Option<Target>> {
-    text.map(|t| serde_json::from_str(t).map_err(|e| corrupt(format!("target: {e}"))))
+    text.map(|t| serde_json::from_str(t).map_err(|e| StoreError::corrupt(format!("target: {e}"))))
         .transpose()
 }
 

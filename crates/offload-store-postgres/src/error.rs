@@ -7,8 +7,6 @@
 //! repeated. Everything else is [`StoreError::Internal`]. Constraint violations are never the normal way a
 //! domain rule is enforced here, so one that does occur is an internal error naming the constraint.
 
-use std::fmt::Display;
-
 use offload_store::StoreError;
 
 /// SQLSTATE classes meaning the server cannot serve us now: connection exception, insufficient resources,
@@ -54,24 +52,6 @@ pub(crate) fn acquire(e: sqlx::Error) -> StoreError {
     match db(e) {
         StoreError::Internal(m) => StoreError::Unavailable(format!("cannot connect: {m}")),
         e => e,
-    }
-}
-
-/// A value read from the database that does not fit the domain (never expected; never a panic).
-pub(crate) fn corrupt(what: impl Display) -> StoreError {
-    StoreError::Internal(format!("unexpected data in the database: {what}"))
-}
-
-/// The store was closed.
-pub(crate) fn closed() -> StoreError {
-    StoreError::Unavailable("the store is closed".to_owned())
-}
-
-/// The same failure again, for every command of a group that shares it.
-pub(crate) fn again(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        e => StoreError::Internal(e.to_string()),
     }
 }
 

@@ -8,12 +8,13 @@
 use offload_core::{
     Attempt, AttemptOutcome, DurationSpec, Job, JobId, JobState, Progress, ScheduledBy,
 };
+use offload_store::StoreError;
 use offload_store::{JobListParams, Result};
 use sqlx::postgres::{PgArguments, PgConnection, PgRow};
 use sqlx::{Arguments, AssertSqlSafe};
 
 use crate::codec::{self, RawJson, Ts, get, ts, ts_opt};
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// The columns [`job_from_row`] reads.
 const JOB_COLUMNS: &str = "id, queue, name, state, payload, priority, attempt, max_attempts, backoff_base_ms, \
@@ -84,7 +85,9 @@ fn history(row: &PgRow) -> Result<Vec<Attempt>> {
     .iter()
     .any(|len| *len != n)
     {
-        return Err(corrupt("attempt history arrays differ in length"));
+        return Err(StoreError::corrupt(
+            "attempt history arrays differ in length",
+        ));
     }
     numbers
         .into_iter()
@@ -100,7 +103,7 @@ fn history(row: &PgRow) -> Result<Vec<Attempt>> {
                     started_at: started.0,
                     finished_at: Some(finished.0),
                     worker_id,
-                    outcome: outcome.parse().map_err(corrupt)?,
+                    outcome: outcome.parse().map_err(StoreError::corrupt)?,
                     error,
                 })
             },
@@ -203,7 +206,7 @@ impl Params {
     {
         self.args
             .add(value)
-            .map_err(|e| corrupt(format!("cannot bind a filter: {e}")))?;
+            .map_err(|e| StoreError::corrupt(format!("cannot bind a filter: {e}")))?;
         self.count += 1;
         Ok(format!("${}", self.count))
     }
@@ -214,7 +217,7 @@ pub(crate) fn job_from_row(row: &PgRow) -> Result<Job> {
     let progress = match get::<Option<i16>>(row, "progress")? {
         None => None,
         Some(p) => Some(Progress {
-            percent: u8::try_from(p).map_err(|_| corrupt(format!("progress {p}")))?,
+            percent: u8::try_from(p).map_err(|_| StoreError::corrupt(format!("progress {p}")))?,
             message: get(row, "progress_message")?,
         }),
     };

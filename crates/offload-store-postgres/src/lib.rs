@@ -78,7 +78,7 @@ pub mod testing;
 pub use schema::{DEFAULT_SCHEMA, drop_schema, migrate, validate_schema};
 
 use batch::{Batcher, Limits};
-use error::{acquire, again, closed};
+use error::acquire;
 use notify::{Listener, Notifier};
 
 /// How to open a [`PostgresStore`].
@@ -170,7 +170,7 @@ impl Shared {
     /// A pooled connection, unless the store is closed.
     async fn conn(&self) -> Result<PoolConnection<Postgres>> {
         if self.closed.load(Ordering::SeqCst) {
-            return Err(closed());
+            return Err(StoreError::closed());
         }
         self.pool.acquire().await.map_err(acquire)
     }
@@ -355,7 +355,7 @@ where
 {
     let mut conn = match shared.pool.acquire().await.map_err(acquire) {
         Ok(c) => c,
-        Err(e) => return commands.iter().map(|_| Err(again(&e))).collect(),
+        Err(e) => return commands.iter().map(|_| Err(e.again())).collect(),
     };
     let error = match work(&mut conn, shared.now(), &commands).await {
         Ok((answers, available)) => {
@@ -365,7 +365,7 @@ where
         Err(e) => e,
     };
     if commands.len() == 1 || matches!(error, StoreError::Unavailable(_)) {
-        return commands.iter().map(|_| Err(again(&error))).collect();
+        return commands.iter().map(|_| Err(error.again())).collect();
     }
     tracing::warn!(error = %error, "grouped write failed; retrying command by command");
     let mut answers = Vec::with_capacity(commands.len());
@@ -577,7 +577,7 @@ impl Store for PostgresStore {
 impl PostgresStore {
     fn check_open(&self) -> Result<()> {
         if self.shared.closed.load(Ordering::SeqCst) {
-            Err(closed())
+            Err(StoreError::closed())
         } else {
             Ok(())
         }

@@ -14,12 +14,13 @@ use std::cmp::Reverse;
 use std::sync::LazyLock;
 
 use offload_core::Timestamp;
+use offload_store::StoreError;
 use offload_store::{JobClaimPushParams, PushJob, Result};
 use sqlx::postgres::PgConnection;
 
 use crate::codec::{self, Ts, get, ts};
 use crate::counts;
-use crate::error::{corrupt, db};
+use crate::error::db;
 use crate::leases::claimed;
 
 /// Most `(destination, queue)` pairs visited by one claim.
@@ -107,7 +108,7 @@ pub(crate) async fn claim(
         .map(|r| {
             let order = (Reverse(get::<i32>(r, "priority")?), ts(r, "run_at")?);
             let target = codec::target(get::<Option<&str>>(r, "target")?)?
-                .ok_or_else(|| corrupt("push job without target"))?;
+                .ok_or_else(|| StoreError::corrupt("push job without target"))?;
             let job = PushJob {
                 job: claimed(r)?,
                 target,

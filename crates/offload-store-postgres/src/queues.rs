@@ -14,7 +14,7 @@ use offload_store::{
 use sqlx::postgres::{PgConnection, PgRow};
 
 use crate::codec::{self, Ts, get};
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// Known queues (with jobs, or paused/resumed once), optionally just `$1`, in one consistent statement.
 pub(crate) const QUEUES_SQL: &str = "\
@@ -52,7 +52,8 @@ fn info(row: &PgRow, now: Timestamp) -> Result<QueueInfo> {
     let states: Vec<String> = get::<Option<Vec<String>>>(row, "states")?.unwrap_or_default();
     let ns: Vec<i64> = get::<Option<Vec<i64>>>(row, "counts")?.unwrap_or_default();
     for (state, n) in states.iter().zip(ns) {
-        let n = u64::try_from(n).map_err(|_| corrupt(format!("negative count {n} for {state}")))?;
+        let n = u64::try_from(n)
+            .map_err(|_| StoreError::corrupt(format!("negative count {n} for {state}")))?;
         counts.insert(codec::state(state)?, n);
     }
     let oldest = get::<Option<Ts>>(row, "oldest")?;
@@ -115,12 +116,13 @@ pub(crate) async fn throughput(
             let minute: i64 = get(row, "minute")?;
             let count = |column: &str| -> Result<u64> {
                 let n: i64 = get(row, column)?;
-                u64::try_from(n).map_err(|_| corrupt(format!("negative throughput {n}")))
+                u64::try_from(n)
+                    .map_err(|_| StoreError::corrupt(format!("negative throughput {n}")))
             };
             Ok(ThroughputBucket {
                 queue: get(row, "queue")?,
                 minute: Timestamp::from_second(minute.saturating_mul(60))
-                    .map_err(|e| corrupt(format!("throughput minute {minute}: {e}")))?,
+                    .map_err(|e| StoreError::corrupt(format!("throughput minute {minute}: {e}")))?,
                 succeeded: count("succeeded")?,
                 failed: count("failed")?,
             })

@@ -1,5 +1,7 @@
 //! The cron enqueuer's writes: planned ticks applied in one transaction, and runs triggered by hand.
 //!
+//! What a call writes is decided by [`offload_store::firing`]; this module keeps the locking and the SQL.
+//!
 //! Invariants:
 //! - A plan is applied only to the schedule version it was made for (same revision, same next fire time, not
 //!   paused); otherwise nothing is written for it, and the enqueuer plans again from what is stored. The rows
@@ -18,53 +20,24 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use offload_core::cron::{
-    ActiveRuns, Overlap, OverlapDecision, Tick, TickOutcome, overlap_decision,
-};
+use offload_core::cron::{ActiveRuns, Tick, TickOutcome};
 use offload_core::{JobState, NewJob, ScheduledBy, Timestamp};
+use offload_store::firing::{self, JobWrite, ScheduleNow, TickKey, TickWrite};
 use offload_store::{
-    FireOutcome, FiredJob, Inserted, Result, ScheduleFire, ScheduleFireParams,
-    ScheduleTriggerParams, ScheduleTriggered, StoreError,
+    FireOutcome, Inserted, Result, ScheduleFireParams, ScheduleTriggerParams, ScheduleTriggered,
+    StoreError,
 };
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use crate::codec::{self, Ts, get, stored_precision, ts, ts_opt};
-use crate::error::{corrupt, db};
+use crate::codec::{self, Ts, get, ts, ts_opt};
+use crate::error::db;
 use crate::jobs_insert;
 use crate::schedules::prune_ticks;
 
-/// The state of a schedule a plan must match, as locked in the transaction.
-struct Current {
-    revision: i64,
-    next_fire_at: Option<Timestamp>,
-    paused: bool,
-    overlap: Overlap,
-}
-
-/// A (schedule, fire time) pair, the fire time in stored microseconds: the key of a non-manual tick.
-type TickKey = (String, i64);
-
-fn key(name: &str, fire_at: Timestamp) -> TickKey {
-    (name.to_owned(), fire_at.as_microsecond())
-}
-
-/// What a tick row to be written stands for, to undo in the plan's outcome if the row already exists.
-#[derive(Clone, Copy)]
-enum Stands {
-    /// A run: the index of its job.
-    Run(usize),
-    /// A tick the overlap policy skipped.
-    Skip,
-    /// The plan's missed ticks.
-    Missed,
-}
-
-/// Tick rows to write, as one array per column (with, per row, its plan's index and what it stands for).
+/// Tick rows to write, as one array per column.
 #[derive(Default)]
 struct Ticks {
-    plan: Vec<usize>,
-    stands: Vec<Stands>,
     schedules: Vec<String>,
     fire_ats: Vec<Ts>,
     outcomes: Vec<&'static str>,
@@ -74,27 +47,17 @@ struct Ticks {
 }
 
 impl Ticks {
-    /// Adds one row, remembering the plan it belongs to and what it stands for.
-    #[allow(clippy::too_many_arguments)] // one argument per column of a tick row
-    fn push(
-        &mut self,
-        plan: usize,
-        stands: Stands,
-        name: &str,
-        fire_at: Timestamp,
-        outcome: TickOutcome,
-        job: Option<uuid::Uuid>,
-        count: u64,
-        last: Option<Timestamp>,
-    ) {
-        self.plan.push(plan);
-        self.stands.push(stands);
-        self.schedules.push(name.to_owned());
-        self.fire_ats.push(Ts(fire_at));
-        self.outcomes.push(outcome.as_str());
-        self.job_ids.push(job);
-        self.counts.push(i64::try_from(count).unwrap_or(i64::MAX));
-        self.lasts.push(last.map(Ts));
+    fn of(rows: &[TickWrite]) -> Self {
+        let mut t = Self::default();
+        for r in rows {
+            t.schedules.push(r.schedule.clone());
+            t.fire_ats.push(Ts(r.fire_at));
+            t.outcomes.push(r.outcome.as_str());
+            t.job_ids.push(r.job_id.map(|id| id.0));
+            t.counts.push(i64::try_from(r.count).unwrap_or(i64::MAX));
+            t.lasts.push(r.last_fire_at.map(Ts));
+        }
+        t
     }
 }
 
@@ -113,174 +76,27 @@ pub(crate) async fn fire(
     names.sort_unstable();
     names.dedup();
     let mut tx = conn.begin().await.map_err(db)?;
-    let mut current = lock(&mut tx, &names).await?;
-
-    // Which plans apply, in order: an applied plan moves its schedule's next fire time, as its write will.
-    let applies: Vec<bool> = fires
-        .iter()
-        .map(|f| {
-            current.get_mut(&f.name).is_some_and(|c| {
-                let matches = c.revision == f.revision
-                    && c.next_fire_at == Some(stored_precision(f.from))
-                    && !c.paused;
-                if matches {
-                    c.next_fire_at = f.next_fire_at.map(stored_precision);
-                }
-                matches
-            })
-        })
-        .collect();
-    let live: Vec<&ScheduleFire> = fires
-        .iter()
-        .zip(&applies)
-        .filter_map(|(f, a)| a.then_some(f))
-        .collect();
-    // `allow` never looks at unfinished runs: count them only for the other policies.
-    let mut counted: Vec<&str> = live
-        .iter()
-        .map(|f| f.name.as_str())
-        .filter(|n| current.get(*n).is_some_and(|c| c.overlap != Overlap::Allow))
-        .collect();
-    counted.sort_unstable();
-    counted.dedup();
-    let mut active = active_runs(&mut tx, &counted).await?;
-    let mut recorded = recorded_ticks(&mut tx, &live).await?;
-
-    // Decide every tick, in plan order.
-    let mut outcomes = Vec::with_capacity(fires.len());
-    let mut ticks = Ticks::default();
-    let mut jobs: Vec<(NewJob, ScheduledBy)> = Vec::new();
-    let mut job_plans: Vec<usize> = Vec::new();
-    let mut next_times: BTreeMap<&str, Option<Timestamp>> = BTreeMap::new();
-    let mut prune: Vec<&str> = Vec::new();
-    for (i, f) in fires.iter().enumerate() {
-        if !applies[i] {
-            outcomes.push(FireOutcome::default());
-            continue;
-        }
-        let overlap = current
-            .get(&f.name)
-            .map_or(Overlap::default(), |c| c.overlap);
-        let runs = active.entry(f.name.clone()).or_default();
-        let mut outcome = FireOutcome {
-            applied: true,
-            ..FireOutcome::default()
-        };
-        for run in &f.runs {
-            let fire_at = stored_precision(run.fire_at);
-            if !recorded.insert(key(&f.name, fire_at)) {
-                outcome.duplicates += 1;
-                continue;
-            }
-            match overlap_decision(overlap, *runs) {
-                OverlapDecision::Run => {
-                    runs.waiting += 1;
-                    ticks.push(
-                        i,
-                        Stands::Run(jobs.len()),
-                        &f.name,
-                        fire_at,
-                        TickOutcome::Fired,
-                        Some(run.job.id.0),
-                        1,
-                        None,
-                    );
-                    let by = ScheduledBy {
-                        name: f.name.clone(),
-                        fire_at,
-                    };
-                    jobs.push((run.job.clone(), by));
-                    job_plans.push(i);
-                }
-                OverlapDecision::Skip => {
-                    ticks.push(
-                        i,
-                        Stands::Skip,
-                        &f.name,
-                        fire_at,
-                        TickOutcome::Skipped,
-                        None,
-                        1,
-                        None,
-                    );
-                    outcome.skipped.push(fire_at);
-                }
-            }
-        }
-        if let Some(m) = f.missed {
-            let first = stored_precision(m.first);
-            if recorded.insert(key(&f.name, first)) {
-                let last = (m.last != m.first).then_some(stored_precision(m.last));
-                ticks.push(
-                    i,
-                    Stands::Missed,
-                    &f.name,
-                    first,
-                    TickOutcome::Missed,
-                    None,
-                    m.count,
-                    last,
-                );
-                outcome.missed = m.count;
-            } else {
-                outcome.duplicates += 1;
-            }
-        }
-        next_times.insert(&f.name, f.next_fire_at.map(stored_precision));
-        // Pruning costs a statement; about one fire in 16 prunes its schedule (and every one that recorded
-        // several ticks), which keeps roughly the newest KEEP_TICKS.
-        if f.runs.len() > 1 || fastrand::u8(..16) == 0 {
-            prune.push(&f.name);
-        }
-        outcomes.push(outcome);
-    }
+    let schedules = lock(&mut tx, &names).await?;
+    let applies = firing::applicable(&fires, &schedules);
+    let active = active_runs(&mut tx, &firing::counted(&fires, &applies, &schedules)).await?;
+    let recorded = recorded_ticks(&mut tx, &firing::planned(&fires, &applies)).await?;
+    let mut writes = firing::decide(&fires, &applies, &schedules, active, recorded, || {
+        fastrand::u8(..16) == 0
+    });
 
     // The backstop: a tick row that exists already is a duplicate, and its run creates no job.
-    let written = write_ticks(&mut tx, now, &ticks).await?;
-    let mut dropped: HashSet<usize> = HashSet::new();
-    for (k, stands) in ticks.stands.iter().enumerate() {
-        let fire_at = ticks.fire_ats[k].0;
-        if written.contains(&key(&ticks.schedules[k], fire_at)) {
-            continue;
-        }
-        let outcome = &mut outcomes[ticks.plan[k]];
-        outcome.duplicates += 1;
-        match *stands {
-            Stands::Run(j) => {
-                dropped.insert(j);
-            }
-            Stands::Skip => outcome.skipped.retain(|t| *t != fire_at),
-            Stands::Missed => outcome.missed = 0,
-        }
-    }
-    let (jobs, job_plans): (Vec<_>, Vec<_>) = jobs
-        .into_iter()
-        .zip(job_plans)
-        .enumerate()
-        .filter(|(j, _)| !dropped.contains(j))
-        .map(|(_, pair)| pair)
-        .unzip();
-
-    let (inserted, available) = insert_jobs(&mut tx, now, &jobs).await?;
-    advance(&mut tx, &next_times).await?;
-    prune.sort_unstable();
-    prune.dedup();
+    let written = write_ticks(&mut tx, now, &writes.ticks).await?;
+    writes.keep_written(&written);
+    let (inserted, available) = insert_jobs(&mut tx, now, &writes.jobs).await?;
+    advance(&mut tx, &writes.next_times).await?;
+    let prune: Vec<&str> = writes.prune.iter().map(String::as_str).collect();
     prune_ticks(&mut tx, &prune).await?;
     tx.commit().await.map_err(db)?;
-
-    // Hand each plan its jobs, in order.
-    for (((job, by), plan), inserted) in jobs.into_iter().zip(job_plans).zip(inserted) {
-        outcomes[plan].fired.push(FiredJob {
-            fire_at: by.fire_at,
-            queue: job.queue,
-            inserted,
-        });
-    }
-    Ok((outcomes, available))
+    Ok((writes.finish(inserted)?, available))
 }
 
 /// Locks the named schedules' rows, in name order, and reads what a plan must match.
-async fn lock(conn: &mut PgConnection, names: &[&str]) -> Result<HashMap<String, Current>> {
+async fn lock(conn: &mut PgConnection, names: &[&str]) -> Result<HashMap<String, ScheduleNow>> {
     let rows = sqlx::query(
         "SELECT name, revision, next_fire_at, paused, overlap FROM schedules WHERE name = ANY($1) \
          ORDER BY name FOR UPDATE",
@@ -293,11 +109,13 @@ async fn lock(conn: &mut PgConnection, names: &[&str]) -> Result<HashMap<String,
         .map(|r| {
             Ok((
                 get::<String>(r, "name")?,
-                Current {
+                ScheduleNow {
                     revision: get(r, "revision")?,
                     next_fire_at: ts_opt(r, "next_fire_at")?,
                     paused: get(r, "paused")?,
-                    overlap: get::<&str>(r, "overlap")?.parse().map_err(corrupt)?,
+                    overlap: get::<&str>(r, "overlap")?
+                        .parse()
+                        .map_err(StoreError::corrupt)?,
                 },
             ))
         })
@@ -325,7 +143,7 @@ async fn active_runs(
     let mut active: HashMap<String, ActiveRuns> = HashMap::new();
     for r in &rows {
         let n: i64 = get(r, "n")?;
-        let n = u64::try_from(n).map_err(|_| corrupt(format!("negative count {n}")))?;
+        let n = u64::try_from(n).map_err(|_| StoreError::corrupt(format!("negative count {n}")))?;
         let runs = active.entry(get(r, "schedule_name")?).or_default();
         match codec::state(get::<&str>(r, "state")?)? {
             JobState::Running => runs.running += n,
@@ -338,20 +156,13 @@ async fn active_runs(
 /// The planned (schedule, fire time) pairs that already have a tick.
 async fn recorded_ticks(
     conn: &mut PgConnection,
-    fires: &[&ScheduleFire],
+    planned: &[(&str, Timestamp)],
 ) -> Result<HashSet<TickKey>> {
-    let mut names = Vec::new();
-    let mut fire_ats = Vec::new();
-    for f in fires {
-        let planned = f.runs.iter().map(|r| r.fire_at);
-        for t in planned.chain(f.missed.map(|m| m.first)) {
-            names.push(f.name.as_str());
-            fire_ats.push(Ts(stored_precision(t)));
-        }
-    }
-    if names.is_empty() {
+    if planned.is_empty() {
         return Ok(HashSet::new());
     }
+    let names: Vec<&str> = planned.iter().map(|&(n, _)| n).collect();
+    let fire_ats: Vec<Ts> = planned.iter().map(|&(_, t)| Ts(t)).collect();
     let rows = sqlx::query(
         "SELECT schedule, fire_at FROM schedule_ticks WHERE NOT manual AND (schedule, fire_at) IN \
          (SELECT * FROM unnest($1::text[], $2::timestamptz[]))",
@@ -362,7 +173,7 @@ async fn recorded_ticks(
     .await
     .map_err(db)?;
     rows.iter()
-        .map(|r| Ok(key(get(r, "schedule")?, ts(r, "fire_at")?)))
+        .map(|r| Ok((get(r, "schedule")?, ts(r, "fire_at")?)))
         .collect()
 }
 
@@ -370,11 +181,12 @@ async fn recorded_ticks(
 async fn write_ticks(
     conn: &mut PgConnection,
     now: Timestamp,
-    ticks: &Ticks,
+    rows: &[TickWrite],
 ) -> Result<HashSet<TickKey>> {
-    if ticks.schedules.is_empty() {
+    if rows.is_empty() {
         return Ok(HashSet::new());
     }
+    let ticks = Ticks::of(rows);
     let rows = sqlx::query(
         "INSERT INTO schedule_ticks (schedule, fire_at, outcome, job_id, count, last_fire_at, recorded_at) \
          SELECT u.*, $7 FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::uuid[], $5::int8[], \
@@ -393,19 +205,19 @@ async fn write_ticks(
     .await
     .map_err(db)?;
     rows.iter()
-        .map(|r| Ok(key(get(r, "schedule")?, ts(r, "fire_at")?)))
+        .map(|r| Ok((get(r, "schedule")?, ts(r, "fire_at")?)))
         .collect()
 }
 
 /// Persists each schedule's next fire time, in one statement.
 async fn advance(
     conn: &mut PgConnection,
-    next_times: &BTreeMap<&str, Option<Timestamp>>,
+    next_times: &BTreeMap<String, Option<Timestamp>>,
 ) -> Result<()> {
     if next_times.is_empty() {
         return Ok(());
     }
-    let names: Vec<&str> = next_times.keys().copied().collect();
+    let names: Vec<&str> = next_times.keys().map(String::as_str).collect();
     let times: Vec<Option<Ts>> = next_times.values().map(|t| t.map(Ts)).collect();
     sqlx::query(
         "UPDATE schedules SET next_fire_at = u.next FROM unnest($1::text[], $2::timestamptz[]) AS u (name, next) \
@@ -424,12 +236,14 @@ async fn advance(
 async fn insert_jobs(
     conn: &mut PgConnection,
     now: Timestamp,
-    jobs: &[(NewJob, ScheduledBy)],
+    jobs: &[JobWrite],
 ) -> Result<(Vec<Inserted>, Vec<String>)> {
     if jobs.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let out = jobs_insert::insert_scheduled(conn, now, jobs).await?;
+    let jobs: Vec<(NewJob, ScheduledBy)> =
+        jobs.iter().map(|w| (w.job.clone(), w.by.clone())).collect();
+    let out = jobs_insert::insert_scheduled(conn, now, &jobs).await?;
     let inserted = out
         .answers
         .into_iter()
@@ -465,7 +279,7 @@ pub(crate) async fn trigger(
         name: p.name.clone(),
         fire_at: now,
     };
-    let (mut inserted, available) = insert_jobs(&mut tx, now, &[(p.job, by)]).await?;
+    let (mut inserted, available) = insert_jobs(&mut tx, now, &[JobWrite::new(p.job, by)]).await?;
     let inserted = inserted
         .pop()
         .ok_or_else(|| StoreError::Internal("trigger inserted no job".to_owned()))?;
@@ -506,7 +320,8 @@ mod tests {
 
     use offload_core::cron::ScheduleSource;
     use offload_core::{ManualClock, SignedDuration};
-    use offload_store::conformance::{schedule, t0};
+    use offload_store::conformance::schedules::schedule;
+    use offload_store::conformance::t0;
     use offload_store::{
         FireOutcome, ScheduleFire, ScheduleFireParams, ScheduleGetParams, ScheduleUpsertParams,
         Store, TickRun,

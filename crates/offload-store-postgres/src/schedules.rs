@@ -24,7 +24,7 @@ use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Connection};
 
 use crate::codec::{self, Ts, millis, ts, ts_opt};
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// The columns [`record_from_row`] reads (`job` as the template's JSON text).
 const COLUMNS: &str = "name, cron, timezone, job::text AS job, overlap, catch_up, catch_up_window_ms, jitter_ms, \
@@ -37,7 +37,7 @@ fn not_found(name: &str) -> StoreError {
 /// A schedule from a row holding [`COLUMNS`] (without its ticks).
 fn record_from_row(row: &PgRow) -> Result<ScheduleRecord> {
     let job: JobTemplate = serde_json::from_str(codec::get::<&str>(row, "job")?)
-        .map_err(|e| corrupt(format!("schedule job template: {e}")))?;
+        .map_err(|e| StoreError::corrupt(format!("schedule job template: {e}")))?;
     let paused: bool = codec::get(row, "paused")?;
     let stored = StoredSchedule {
         name: codec::get(row, "name")?,
@@ -46,20 +46,20 @@ fn record_from_row(row: &PgRow) -> Result<ScheduleRecord> {
         job,
         overlap: codec::get::<&str>(row, "overlap")?
             .parse()
-            .map_err(corrupt)?,
+            .map_err(StoreError::corrupt)?,
         catch_up: codec::get::<&str>(row, "catch_up")?
             .parse()
-            .map_err(corrupt)?,
+            .map_err(StoreError::corrupt)?,
         catch_up_window: codec::duration(codec::get(row, "catch_up_window_ms")?)?,
         jitter: codec::duration(codec::get(row, "jitter_ms")?)?,
         paused,
     };
     Ok(ScheduleRecord {
-        schedule: stored.into_schedule().map_err(corrupt)?,
+        schedule: stored.into_schedule().map_err(StoreError::corrupt)?,
         paused,
         source: codec::get::<&str>(row, "source")?
             .parse()
-            .map_err(corrupt)?,
+            .map_err(StoreError::corrupt)?,
         next_fire_at: ts_opt(row, "next_fire_at")?,
         revision: codec::get(row, "revision")?,
         created_at: ts(row, "created_at")?,
@@ -229,7 +229,7 @@ fn ticks(row: &PgRow) -> Result<Vec<Tick>> {
     .iter()
     .any(|len| *len != n)
     {
-        return Err(corrupt("tick arrays differ in length"));
+        return Err(StoreError::corrupt("tick arrays differ in length"));
     }
     fire_ats
         .into_iter()
@@ -243,10 +243,12 @@ fn ticks(row: &PgRow) -> Result<Vec<Tick>> {
             |((((((fire_at, outcome), job_id), count), last), manual), recorded_at)| {
                 Ok(Tick {
                     fire_at: fire_at.0,
-                    outcome: outcome.parse::<TickOutcome>().map_err(corrupt)?,
+                    outcome: outcome
+                        .parse::<TickOutcome>()
+                        .map_err(StoreError::corrupt)?,
                     job_id: job_id.map(offload_core::JobId),
                     count: u64::try_from(count)
-                        .map_err(|_| corrupt(format!("tick count {count}")))?,
+                        .map_err(|_| StoreError::corrupt(format!("tick count {count}")))?,
                     last_fire_at: last.map(|t| t.0),
                     manual,
                     recorded_at: recorded_at.0,

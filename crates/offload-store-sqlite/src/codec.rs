@@ -10,11 +10,12 @@ use std::time::Duration;
 use offload_core::push::Target;
 use offload_core::{Backoff, DurationSpec, JobId, JobState, Timestamp};
 use offload_store::Result;
+use offload_store::StoreError;
 use serde_json::value::RawValue;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
 
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// A timestamp as stored.
 pub(crate) fn micros(t: Timestamp) -> i64 {
@@ -28,7 +29,7 @@ pub(crate) fn stored_precision(t: Timestamp) -> Timestamp {
 
 /// A stored timestamp.
 pub(crate) fn timestamp(us: i64) -> Result<Timestamp> {
-    Timestamp::from_microsecond(us).map_err(|e| corrupt(format!("timestamp {us}: {e}")))
+    Timestamp::from_microsecond(us).map_err(|e| StoreError::corrupt(format!("timestamp {us}: {e}")))
 }
 
 /// A duration as stored (whole milliseconds, saturating).
@@ -40,34 +41,34 @@ pub(crate) fn millis(d: Duration) -> i64 {
 pub(crate) fn duration(ms: i64) -> Result<Duration> {
     u64::try_from(ms)
         .map(Duration::from_millis)
-        .map_err(|_| corrupt(format!("negative duration {ms}")))
+        .map_err(|_| StoreError::corrupt(format!("negative duration {ms}")))
 }
 
 /// A stored job id.
 pub(crate) fn job_id(bytes: &[u8]) -> Result<JobId> {
     <[u8; 16]>::try_from(bytes)
         .map(JobId::from_bytes)
-        .map_err(|_| corrupt("job id is not 16 bytes"))
+        .map_err(|_| StoreError::corrupt("job id is not 16 bytes"))
 }
 
 /// An id or token written by SQLite's `hex()` (32 hex digits).
 pub(crate) fn hex_uuid(hex: &str) -> Result<uuid::Uuid> {
-    uuid::Uuid::try_parse(hex).map_err(|e| corrupt(format!("id {hex}: {e}")))
+    uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(format!("id {hex}: {e}")))
 }
 
 /// A stored job state.
 pub(crate) fn state(text: &str) -> Result<JobState> {
-    text.parse().map_err(corrupt)
+    text.parse().map_err(StoreError::corrupt)
 }
 
 /// A stored count or attempt number.
 pub(crate) fn u32_of(v: i64, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| corrupt(format!("{what} {v} out of range")))
+    u32::try_from(v).map_err(|_| StoreError::corrupt(format!("{what} {v} out of range")))
 }
 
 /// Stored JSON text kept raw (validated, not re-serialized).
 pub(crate) fn raw_json(text: String) -> Result<Box<RawValue>> {
-    RawValue::from_string(text).map_err(|e| corrupt(format!("JSON: {e}")))
+    RawValue::from_string(text).map_err(|e| StoreError::corrupt(format!("JSON: {e}")))
 }
 
 /// Tags as stored: a JSON object, or NULL when there are none.
@@ -83,7 +84,7 @@ pub(crate) fn tags_to_db(tags: &BTreeMap<String, String>) -> Option<String> {
 pub(crate) fn tags(text: Option<&str>) -> Result<BTreeMap<String, String>> {
     match text {
         None => Ok(BTreeMap::new()),
-        Some(t) => serde_json::from_str(t).map_err(|e| corrupt(format!("tags: {e}"))),
+        Some(t) => serde_json::from_str(t).map_err(|e| StoreError::corrupt(format!("tags: {e}"))),
     }
 }
 
@@ -101,7 +102,7 @@ pub(crate) fn target_to_db(target: Option<&Target>) -> Result<(Option<String>, O
 
 /// A stored target.
 pub(crate) fn target(text: Option<&str>) -> Result<Option<Target>> {
-    text.map(|t| serde_json::from_str(t).map_err(|e| corrupt(format!("target: {e}"))))
+    text.map(|t| serde_json::from_str(t).map_err(|e| StoreError::corrupt(format!("target: {e}"))))
         .transpose()
 }
 

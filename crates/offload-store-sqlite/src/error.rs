@@ -4,8 +4,6 @@
 //! the normal way a domain rule is enforced here (the writer decides idempotency before it writes), so one
 //! that does occur is reported as [`StoreError::Internal`] naming the constraint.
 
-use std::fmt::Display;
-
 use offload_store::StoreError;
 
 /// Primary SQLite result codes that mean "the database cannot be used right now" rather than "this request is
@@ -33,24 +31,6 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::BeginFailed) => StoreError::Unavailable(e.to_string()),
-        e => StoreError::Internal(e.to_string()),
-    }
-}
-
-/// A value read from the database that does not fit the domain (never expected; never a panic).
-pub(crate) fn corrupt(what: impl Display) -> StoreError {
-    StoreError::Internal(format!("unexpected data in the database: {what}"))
-}
-
-/// The store was closed, or its writer stopped.
-pub(crate) fn closed() -> StoreError {
-    StoreError::Unavailable("the store is closed".to_owned())
-}
-
-/// The same failure again, for every command of a group that shares it.
-pub(crate) fn again(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         e => StoreError::Internal(e.to_string()),
     }
 }

@@ -23,7 +23,7 @@ use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 use crate::batch::{self, add as bind};
 use crate::codec::{self, hex_uuid, micros};
 use crate::counts::Counts;
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// What the decision needs to know about a job, as read in the writer's transaction.
 struct Facts {
@@ -79,7 +79,7 @@ async fn facts(
         .try_get(0)
         .map_err(db)?;
     let rows: Vec<FactsRow> =
-        serde_json::from_str(&json).map_err(|e| corrupt(format!("job facts: {e}")))?;
+        serde_json::from_str(&json).map_err(|e| StoreError::corrupt(format!("job facts: {e}")))?;
     rows.into_iter()
         .map(
             |(

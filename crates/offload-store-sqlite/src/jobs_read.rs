@@ -9,12 +9,13 @@
 use offload_core::{
     Attempt, AttemptOutcome, DurationSpec, Job, JobId, JobState, Progress, ScheduledBy,
 };
+use offload_store::StoreError;
 use offload_store::{JobListParams, Result};
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe};
 
 use crate::codec::{self, get};
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// The columns [`job_from_row`] reads.
 const JOB_COLUMNS: &str = "seq, id, queue, name, state, payload, priority, attempt, max_attempts, backoff_base_ms, \
@@ -257,7 +258,7 @@ impl Params {
     {
         self.args
             .add(value)
-            .map_err(|e| corrupt(format!("cannot bind a filter: {e}")))?;
+            .map_err(|e| StoreError::corrupt(format!("cannot bind a filter: {e}")))?;
         self.count += 1;
         Ok(format!("?{}", self.count))
     }
@@ -268,7 +269,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
     let progress = match get::<Option<i64>>(row, "progress")? {
         None => None,
         Some(p) => Some(Progress {
-            percent: u8::try_from(p).map_err(|_| corrupt(format!("progress {p}")))?,
+            percent: u8::try_from(p).map_err(|_| StoreError::corrupt(format!("progress {p}")))?,
             message: get(row, "progress_message")?,
         }),
     };
@@ -334,7 +335,7 @@ fn attempts(json: Option<&str>) -> Result<Vec<Attempt>> {
         return Ok(Vec::new());
     };
     let rows: Vec<AttemptRow> =
-        serde_json::from_str(json).map_err(|e| corrupt(format!("attempts: {e}")))?;
+        serde_json::from_str(json).map_err(|e| StoreError::corrupt(format!("attempts: {e}")))?;
     rows.into_iter()
         .map(
             |(attempt, started_at, finished_at, worker_id, outcome, error)| {
@@ -343,7 +344,7 @@ fn attempts(json: Option<&str>) -> Result<Vec<Attempt>> {
                     started_at: codec::timestamp(started_at)?,
                     finished_at: finished_at.map(codec::timestamp).transpose()?,
                     worker_id,
-                    outcome: outcome.parse().map_err(corrupt)?,
+                    outcome: outcome.parse().map_err(StoreError::corrupt)?,
                     error,
                 })
             },

@@ -16,7 +16,7 @@ use sqlx::sqlite::SqliteConnection;
 
 use crate::codec::{self, get, hex_uuid, micros};
 use crate::counts::Counts;
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// The jobs to claim, in claim order (the claim index's: priority, due time, then insertion), as a JSON array of
 /// `seq`. Paused queues hand out nothing; push jobs (with a target) are the dispatcher's, never a worker's.
@@ -75,7 +75,7 @@ pub(crate) async fn claim(
         .await
         .map_err(db)?;
     let order: Vec<i64> =
-        serde_json::from_str(&picked).map_err(|e| corrupt(format!("claim: {e}")))?;
+        serde_json::from_str(&picked).map_err(|e| StoreError::corrupt(format!("claim: {e}")))?;
     if order.is_empty() {
         return Ok(Vec::new());
     }
@@ -91,8 +91,8 @@ pub(crate) async fn claim(
         .fetch_one(conn)
         .await
         .map_err(db)?;
-    let rows: Vec<ClaimedRow> =
-        serde_json::from_str(&json).map_err(|e| corrupt(format!("claimed jobs: {e}")))?;
+    let rows: Vec<ClaimedRow> = serde_json::from_str(&json)
+        .map_err(|e| StoreError::corrupt(format!("claimed jobs: {e}")))?;
     let position: HashMap<i64, usize> =
         order.iter().enumerate().map(|(i, seq)| (*seq, i)).collect();
     let mut claimed = rows.into_iter().map(claimed).collect::<Result<Vec<_>>>()?;

@@ -60,7 +60,7 @@ mod writer;
 #[cfg(test)]
 mod plans;
 
-use error::{closed, db};
+use error::db;
 use writer::Writer;
 
 /// How to open a [`SqliteStore`]: which file, which clock, how many readers.
@@ -184,7 +184,7 @@ impl SqliteStore {
 
     async fn read(&self) -> Result<PoolConnection<Sqlite>> {
         if self.closed.load(Ordering::SeqCst) {
-            return Err(closed());
+            return Err(offload_store::StoreError::closed());
         }
         self.reads.acquire().await.map_err(db)
     }

@@ -12,12 +12,13 @@
 use std::collections::HashMap;
 
 use offload_core::{JobState, Timestamp};
+use offload_store::StoreError;
 use offload_store::{JobClaimPushParams, PushJob, Result};
 use sqlx::sqlite::SqliteConnection;
 
 use crate::codec::{self, micros};
 use crate::counts::Counts;
-use crate::error::{corrupt, db};
+use crate::error::db;
 use crate::leases::{ClaimedRow, TAKE_SQL, claimed};
 
 /// The first `(destination, queue)` pair with available push jobs after `(?1, ?2)`.
@@ -109,8 +110,8 @@ pub(crate) async fn claim(
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(db)?;
-            let rows: Vec<(i64, i64, i64)> =
-                serde_json::from_str(&json).map_err(|e| corrupt(format!("push claim: {e}")))?;
+            let rows: Vec<(i64, i64, i64)> = serde_json::from_str(&json)
+                .map_err(|e| StoreError::corrupt(format!("push claim: {e}")))?;
             let pair = pairs.len();
             candidates.extend(rows.into_iter().map(|(seq, priority, run_at)| Candidate {
                 seq,
@@ -143,7 +144,8 @@ pub(crate) async fn claim(
     if order.is_empty() {
         return Ok(Vec::new());
     }
-    let picked = serde_json::to_string(&order).map_err(|e| corrupt(format!("push claim: {e}")))?;
+    let picked = serde_json::to_string(&order)
+        .map_err(|e| StoreError::corrupt(format!("push claim: {e}")))?;
     sqlx::query(TAKE_SQL)
         .bind(micros(now))
         .bind(p.worker_id)
@@ -156,16 +158,16 @@ pub(crate) async fn claim(
         .fetch_one(&mut *conn)
         .await
         .map_err(db)?;
-    let rows: Vec<(ClaimedRow, String, String)> =
-        serde_json::from_str(&json).map_err(|e| corrupt(format!("claimed push jobs: {e}")))?;
+    let rows: Vec<(ClaimedRow, String, String)> = serde_json::from_str(&json)
+        .map_err(|e| StoreError::corrupt(format!("claimed push jobs: {e}")))?;
     let position: HashMap<i64, usize> =
         order.iter().enumerate().map(|(i, seq)| (*seq, i)).collect();
     let mut jobs = rows
         .into_iter()
         .map(|(row, target, destination)| {
             let (seq, job) = claimed(row)?;
-            let target =
-                codec::target(Some(&target))?.ok_or_else(|| corrupt("push job without target"))?;
+            let target = codec::target(Some(&target))?
+                .ok_or_else(|| StoreError::corrupt("push job without target"))?;
             Ok((
                 seq,
                 PushJob {

@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use crate::codec::{self, get, micros};
 use crate::counts::MICROS_PER_MINUTE;
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// Known queues (with jobs, or paused/resumed once), optionally just `?1`, in one consistent statement.
 pub(crate) const QUEUES_SQL: &str = "\
@@ -48,10 +48,10 @@ fn info(row: &SqliteRow, now: Timestamp) -> Result<QueueInfo> {
     let mut counts: BTreeMap<JobState, u64> = JobState::ALL.into_iter().map(|s| (s, 0)).collect();
     if let Some(json) = get::<Option<&str>>(row, "counts")? {
         let stored: BTreeMap<String, i64> =
-            serde_json::from_str(json).map_err(|e| corrupt(format!("counts: {e}")))?;
+            serde_json::from_str(json).map_err(|e| StoreError::corrupt(format!("counts: {e}")))?;
         for (state, n) in stored {
-            let n =
-                u64::try_from(n).map_err(|_| corrupt(format!("negative count {n} for {state}")))?;
+            let n = u64::try_from(n)
+                .map_err(|_| StoreError::corrupt(format!("negative count {n} for {state}")))?;
             counts.insert(codec::state(&state)?, n);
         }
     }
@@ -86,7 +86,8 @@ pub(crate) async fn throughput(
             let minute: i64 = get(row, "minute")?;
             let count = |column: &str| -> Result<u64> {
                 let n: i64 = get(row, column)?;
-                u64::try_from(n).map_err(|_| corrupt(format!("negative throughput {n}")))
+                u64::try_from(n)
+                    .map_err(|_| StoreError::corrupt(format!("negative throughput {n}")))
             };
             Ok(ThroughputBucket {
                 queue: get(row, "queue")?,

@@ -1,40 +1,29 @@
 //! Firing ticks: the enqueuer's planned ticks, and runs triggered by hand.
 //!
 //! Invariants:
-//! - A plan is applied only to the schedule version it was made for (same revision, same next fire time,
-//!   not paused); otherwise nothing is written for it, and the enqueuer plans again from what is stored.
-//! - Planned ticks that already have a row are left out (reported as duplicates) and create no job; the
-//!   unique (schedule, fire time) key would fail the whole transaction on any that slipped through. A tick,
-//!   its job and the new next fire time commit together.
-//! - Overlap decisions use the schedule's unfinished jobs counted inside the transaction.
+//! - What a call writes is decided by [`offload_store::firing`], from the schedules, unfinished runs and
+//!   recorded ticks read inside the transaction; this module keeps the SQL. The single writer keeps what was
+//!   read current until the commit, so the unique (schedule, fire time) key never fails a call.
+//! - A tick, its job and the new next fire time commit together.
 //! - The work is a fixed number of statements whatever the number of plans (rows passed through
 //!   `json_each`), so a thousand schedules firing in the same second cost one short transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use offload_core::cron::{
-    ActiveRuns, Overlap, OverlapDecision, Tick, TickOutcome, overlap_decision,
-};
-use offload_core::{JobId, JobState, NewJob, Timestamp};
+use offload_core::cron::{ActiveRuns, Tick, TickOutcome};
+use offload_core::{JobState, ScheduledBy, Timestamp};
+use offload_store::firing::{self, JobWrite, ScheduleNow, TickKey, TickWrite};
 use offload_store::{
-    FireOutcome, FiredJob, Result, ScheduleFire, ScheduleTriggerParams, ScheduleTriggered,
+    FireOutcome, Inserted, Result, ScheduleFire, ScheduleTriggerParams, ScheduleTriggered,
     StoreError,
 };
 use sqlx::sqlite::SqliteConnection;
 
-use crate::codec::{self, get, micros};
+use crate::codec::{self, get, micros, timestamp};
 use crate::counts::Counts;
-use crate::error::{corrupt, db};
+use crate::error::db;
 use crate::jobs_insert;
 use crate::schedules::prune_ticks;
-
-/// The state of a schedule a plan must match.
-struct Current {
-    revision: i64,
-    next_fire_at: Option<i64>,
-    paused: bool,
-    overlap: Overlap,
-}
 
 /// Applies every plan; each is answered on its own. Whatever the number of plans, this is a fixed number of
 /// statements: each reads or writes the rows of every plan at once (through `json_each`).
@@ -45,135 +34,21 @@ pub(crate) async fn fire(
     counts: &mut Counts,
 ) -> Result<Vec<FireOutcome>> {
     let names: Vec<&str> = fires.iter().map(|f| f.name.as_str()).collect();
-    let current = current(conn, &names).await?;
-    let applies = |f: &ScheduleFire| {
-        current.get(&f.name).is_some_and(|c| {
-            c.revision == f.revision && c.next_fire_at == Some(micros(f.from)) && !c.paused
-        })
-    };
-    let live: Vec<&ScheduleFire> = fires.iter().filter(|f| applies(f)).collect();
-    // `allow` never looks at unfinished runs: count them only for the other policies.
-    let counted: Vec<&ScheduleFire> = live
-        .iter()
-        .copied()
-        .filter(|f| {
-            current
-                .get(&f.name)
-                .is_some_and(|c| c.overlap != Overlap::Allow)
-        })
-        .collect();
-    let mut active = active_runs(conn, &counted).await?;
-    let recorded = recorded_ticks(conn, &live).await?;
+    let schedules = current(conn, &names).await?;
+    let applies = firing::applicable(&fires, &schedules);
+    let active = active_runs(conn, &firing::counted(&fires, &applies, &schedules)).await?;
+    let recorded = recorded_ticks(conn, &firing::planned(&fires, &applies)).await?;
+    let writes = firing::decide(&fires, &applies, &schedules, active, recorded, || {
+        fastrand::u8(..16) == 0
+    });
 
-    // Decide every tick, in plan order.
-    let mut outcomes = Vec::with_capacity(fires.len());
-    let mut ticks: Vec<serde_json::Value> = Vec::new();
-    let mut jobs: Vec<NewJob> = Vec::new();
-    let mut origins: Vec<(String, Timestamp)> = Vec::new();
-    let mut next_times: Vec<serde_json::Value> = Vec::new();
-    let mut prune: Vec<&str> = Vec::new();
-    for f in &fires {
-        if !applies(f) {
-            outcomes.push(FireOutcome::default());
-            continue;
-        }
-        let overlap = current
-            .get(&f.name)
-            .map_or(Overlap::default(), |c| c.overlap);
-        let runs = active.entry(f.name.clone()).or_default();
-        let mut outcome = FireOutcome {
-            applied: true,
-            ..FireOutcome::default()
-        };
-        for run in &f.runs {
-            if recorded.contains(&(f.name.clone(), micros(run.fire_at))) {
-                outcome.duplicates += 1;
-                continue;
-            }
-            match overlap_decision(overlap, *runs) {
-                OverlapDecision::Run => {
-                    runs.waiting += 1;
-                    ticks.push(tick_row(
-                        &f.name,
-                        run.fire_at,
-                        TickOutcome::Fired,
-                        Some(run.job.id),
-                        1,
-                        None,
-                    ));
-                    jobs.push(run.job.clone());
-                    origins.push((f.name.clone(), run.fire_at));
-                }
-                OverlapDecision::Skip => {
-                    ticks.push(tick_row(
-                        &f.name,
-                        run.fire_at,
-                        TickOutcome::Skipped,
-                        None,
-                        1,
-                        None,
-                    ));
-                    outcome.skipped.push(run.fire_at);
-                }
-            }
-        }
-        if let Some(m) = f.missed {
-            if recorded.contains(&(f.name.clone(), micros(m.first))) {
-                outcome.duplicates += 1;
-            } else {
-                let last = (m.last != m.first).then_some(m.last);
-                ticks.push(tick_row(
-                    &f.name,
-                    m.first,
-                    TickOutcome::Missed,
-                    None,
-                    m.count,
-                    last,
-                ));
-                outcome.missed = m.count;
-            }
-        }
-        next_times.push(serde_json::json!([f.name, f.next_fire_at.map(micros)]));
-        // Pruning a schedule's old ticks costs a statement; about one fire in 16 does it (and every one that
-        // recorded several ticks), which keeps roughly the newest KEEP_TICKS.
-        if f.runs.len() > 1 || fastrand::u8(..16) == 0 {
-            prune.push(&f.name);
-        }
-        outcomes.push(outcome);
-    }
-
-    write_ticks(conn, now, &ticks).await?;
-    let fired = insert_jobs(conn, now, jobs, origins, counts).await?;
-    advance(conn, &next_times).await?;
-    for name in prune {
+    write_ticks(conn, now, &writes.ticks).await?;
+    let inserted = insert_jobs(conn, now, &writes.jobs, counts).await?;
+    advance(conn, &writes.next_times).await?;
+    for name in &writes.prune {
         prune_ticks(conn, name).await?;
     }
-    // Hand each plan its jobs, in order.
-    let mut fired = fired.into_iter().peekable();
-    for (f, outcome) in fires.iter().zip(outcomes.iter_mut()) {
-        while let Some(job) = fired.next_if(|j| j.0 == f.name) {
-            outcome.fired.push(job.1);
-        }
-    }
-    Ok(outcomes)
-}
-
-fn tick_row(
-    name: &str,
-    fire_at: Timestamp,
-    outcome: TickOutcome,
-    job: Option<JobId>,
-    count: u64,
-    last: Option<Timestamp>,
-) -> serde_json::Value {
-    serde_json::json!([
-        name,
-        micros(fire_at),
-        outcome.as_str(),
-        job.map(|id| id.0.simple().to_string()),
-        i64::try_from(count).unwrap_or(i64::MAX),
-        last.map(micros)
-    ])
+    writes.finish(inserted)
 }
 
 fn json_text(value: serde_json::Value) -> Result<String> {
@@ -181,7 +56,10 @@ fn json_text(value: serde_json::Value) -> Result<String> {
 }
 
 /// The state of every named schedule.
-async fn current(conn: &mut SqliteConnection, names: &[&str]) -> Result<HashMap<String, Current>> {
+async fn current(
+    conn: &mut SqliteConnection,
+    names: &[&str],
+) -> Result<HashMap<String, ScheduleNow>> {
     let rows = sqlx::query(
         "SELECT name, revision, next_fire_at, paused, overlap FROM schedules \
          WHERE name IN (SELECT value FROM json_each(?1))",
@@ -194,26 +72,29 @@ async fn current(conn: &mut SqliteConnection, names: &[&str]) -> Result<HashMap<
         .map(|r| {
             Ok((
                 get::<String>(r, "name")?,
-                Current {
+                ScheduleNow {
                     revision: get(r, "revision")?,
-                    next_fire_at: get(r, "next_fire_at")?,
+                    next_fire_at: get::<Option<i64>>(r, "next_fire_at")?
+                        .map(timestamp)
+                        .transpose()?,
                     paused: get::<i64>(r, "paused")? != 0,
-                    overlap: get::<&str>(r, "overlap")?.parse().map_err(corrupt)?,
+                    overlap: get::<&str>(r, "overlap")?
+                        .parse()
+                        .map_err(StoreError::corrupt)?,
                 },
             ))
         })
         .collect()
 }
 
-/// Each schedule's jobs that are not finished, by whether a worker holds them.
+/// Each named schedule's jobs that are not finished, by whether a worker holds them.
 async fn active_runs(
     conn: &mut SqliteConnection,
-    fires: &[&ScheduleFire],
+    names: &[&str],
 ) -> Result<HashMap<String, ActiveRuns>> {
-    if fires.is_empty() {
+    if names.is_empty() {
         return Ok(HashMap::new());
     }
-    let names: Vec<&str> = fires.iter().map(|f| f.name.as_str()).collect();
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT schedule_name, state, COUNT(*) FROM jobs \
          WHERE schedule_name IN (SELECT value FROM json_each(?1)) \
@@ -238,21 +119,12 @@ async fn active_runs(
 /// The planned (schedule, fire time) pairs that already have a tick.
 async fn recorded_ticks(
     conn: &mut SqliteConnection,
-    fires: &[&ScheduleFire],
-) -> Result<HashSet<(String, i64)>> {
-    let pairs: Vec<(&str, i64)> = fires
-        .iter()
-        .flat_map(|f| {
-            f.runs
-                .iter()
-                .map(|r| r.fire_at)
-                .chain(f.missed.map(|m| m.first))
-                .map(|t| (f.name.as_str(), micros(t)))
-        })
-        .collect();
-    if pairs.is_empty() {
+    planned: &[(&str, Timestamp)],
+) -> Result<HashSet<TickKey>> {
+    if planned.is_empty() {
         return Ok(HashSet::new());
     }
+    let pairs: Vec<(&str, i64)> = planned.iter().map(|&(n, t)| (n, micros(t))).collect();
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT schedule, fire_at FROM schedule_ticks WHERE manual = 0 AND (schedule, fire_at) IN \
          (SELECT value ->> 0, value ->> 1 FROM json_each(?1))",
@@ -261,25 +133,40 @@ async fn recorded_ticks(
     .fetch_all(conn)
     .await
     .map_err(db)?;
-    Ok(rows.into_iter().collect())
+    rows.into_iter()
+        .map(|(name, us)| Ok((name, timestamp(us)?)))
+        .collect()
 }
 
-/// Inserts tick rows (`[schedule, fire_at, outcome, job id hex, count, last_fire_at]`). The unique key makes
-/// a repeated tick fail the whole transaction; the caller has already left out every recorded one.
+/// Inserts the tick rows. The unique key makes a repeated tick fail the whole transaction; the decision has
+/// already left out every recorded or repeated one (and SQLite's single writer keeps what was read current).
 async fn write_ticks(
     conn: &mut SqliteConnection,
     now: Timestamp,
-    ticks: &[serde_json::Value],
+    ticks: &[TickWrite],
 ) -> Result<()> {
     if ticks.is_empty() {
         return Ok(());
     }
+    let rows: Vec<serde_json::Value> = ticks
+        .iter()
+        .map(|t| {
+            serde_json::json!([
+                t.schedule,
+                micros(t.fire_at),
+                t.outcome.as_str(),
+                t.job_id.map(|id| id.0.simple().to_string()),
+                i64::try_from(t.count).unwrap_or(i64::MAX),
+                t.last_fire_at.map(micros)
+            ])
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO schedule_ticks (schedule, fire_at, outcome, job_id, count, last_fire_at, recorded_at) \
          SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3), value ->> 4, value ->> 5, ?2 \
          FROM json_each(?1)",
     )
-    .bind(json_text(serde_json::json!(ticks))?)
+    .bind(json_text(serde_json::json!(rows))?)
     .bind(micros(now))
     .execute(conn)
     .await
@@ -287,48 +174,53 @@ async fn write_ticks(
     Ok(())
 }
 
-/// Persists each schedule's next fire time (`[name, micros or null]`).
-async fn advance(conn: &mut SqliteConnection, next_times: &[serde_json::Value]) -> Result<()> {
+/// Persists each schedule's next fire time.
+async fn advance(
+    conn: &mut SqliteConnection,
+    next_times: &BTreeMap<String, Option<Timestamp>>,
+) -> Result<()> {
     if next_times.is_empty() {
         return Ok(());
     }
+    let rows: Vec<(&str, Option<i64>)> = next_times
+        .iter()
+        .map(|(name, t)| (name.as_str(), t.map(micros)))
+        .collect();
     sqlx::query(
         "UPDATE schedules SET next_fire_at = j.value ->> 1 FROM json_each(?1) AS j \
          WHERE schedules.name = j.value ->> 0",
     )
-    .bind(json_text(serde_json::json!(next_times))?)
+    .bind(json_text(serde_json::json!(rows))?)
     .execute(conn)
     .await
     .map_err(db)?;
     Ok(())
 }
 
-/// Inserts the jobs of ticks and links each to its schedule and tick; returns them with their schedule's
-/// name, in order.
+/// Inserts the jobs of ticks as one command and links each to its schedule and tick; returns what the insert
+/// decided for each, in order.
 async fn insert_jobs(
     conn: &mut SqliteConnection,
     now: Timestamp,
-    jobs: Vec<NewJob>,
-    origins: Vec<(String, Timestamp)>,
+    jobs: &[JobWrite],
     counts: &mut Counts,
-) -> Result<Vec<(String, FiredJob)>> {
+) -> Result<Vec<Inserted>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
-    let command = [jobs];
+    let command = [jobs.iter().map(|w| w.job.clone()).collect::<Vec<_>>()];
     let inserted = jobs_insert::insert(conn, now, &command, counts)
         .await?
         .pop()
         .ok_or_else(|| StoreError::Internal("insert answered no command".to_owned()))??;
     let links: Vec<(String, &str, i64)> = inserted
         .iter()
-        .zip(&origins)
-        .map(|(ins, (name, fire_at))| {
+        .zip(jobs)
+        .map(|(ins, w)| {
             (
                 ins.id.0.simple().to_string(),
-                name.as_str(),
-                micros(*fire_at),
+                w.by.name.as_str(),
+                micros(w.by.fire_at),
             )
         })
         .collect();
@@ -340,21 +232,7 @@ async fn insert_jobs(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    Ok(inserted
-        .into_iter()
-        .zip(origins)
-        .zip(queues)
-        .map(|((ins, (name, fire_at)), queue)| {
-            (
-                name,
-                FiredJob {
-                    fire_at,
-                    queue,
-                    inserted: ins,
-                },
-            )
-        })
-        .collect())
+    Ok(inserted)
 }
 
 /// Creates a schedule's job now, as a manual tick.
@@ -383,12 +261,19 @@ pub(crate) async fn trigger(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    let mut fired =
-        insert_jobs(conn, now, vec![p.job], vec![(p.name.clone(), now)], counts).await?;
-    prune_ticks(conn, &p.name).await?;
-    let (_, fired) = fired
+    let queue = p.job.queue.clone();
+    let run = JobWrite::new(
+        p.job,
+        ScheduledBy {
+            name: p.name.clone(),
+            fire_at: now,
+        },
+    );
+    let inserted = insert_jobs(conn, now, &[run], counts)
+        .await?
         .pop()
         .ok_or_else(|| StoreError::Internal("trigger inserted no job".to_owned()))?;
+    prune_ticks(conn, &p.name).await?;
     Ok(ScheduleTriggered {
         tick: Tick {
             fire_at: now,
@@ -399,7 +284,7 @@ pub(crate) async fn trigger(
             manual: true,
             recorded_at: now,
         },
-        queue: fired.queue,
-        inserted: fired.inserted,
+        queue,
+        inserted,
     })
 }

@@ -18,7 +18,7 @@ use offload_store::{
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use crate::codec::{self, get, micros, millis};
-use crate::error::{corrupt, db};
+use crate::error::db;
 
 /// The columns [`record_from_row`] reads.
 const COLUMNS: &str = "name, cron, timezone, job, overlap, catch_up, catch_up_window_ms, jitter_ms, paused, \
@@ -31,23 +31,29 @@ fn not_found(name: &str) -> StoreError {
 /// A schedule from a row holding [`COLUMNS`] (without its ticks).
 fn record_from_row(row: &SqliteRow) -> Result<ScheduleRecord> {
     let job: JobTemplate = serde_json::from_str(get::<&str>(row, "job")?)
-        .map_err(|e| corrupt(format!("schedule job template: {e}")))?;
+        .map_err(|e| StoreError::corrupt(format!("schedule job template: {e}")))?;
     let paused = get::<i64>(row, "paused")? != 0;
     let stored = StoredSchedule {
         name: get(row, "name")?,
         cron: get(row, "cron")?,
         timezone: get(row, "timezone")?,
         job,
-        overlap: get::<&str>(row, "overlap")?.parse().map_err(corrupt)?,
-        catch_up: get::<&str>(row, "catch_up")?.parse().map_err(corrupt)?,
+        overlap: get::<&str>(row, "overlap")?
+            .parse()
+            .map_err(StoreError::corrupt)?,
+        catch_up: get::<&str>(row, "catch_up")?
+            .parse()
+            .map_err(StoreError::corrupt)?,
         catch_up_window: codec::duration(get(row, "catch_up_window_ms")?)?,
         jitter: codec::duration(get(row, "jitter_ms")?)?,
         paused,
     };
     Ok(ScheduleRecord {
-        schedule: stored.into_schedule().map_err(corrupt)?,
+        schedule: stored.into_schedule().map_err(StoreError::corrupt)?,
         paused,
-        source: get::<&str>(row, "source")?.parse().map_err(corrupt)?,
+        source: get::<&str>(row, "source")?
+            .parse()
+            .map_err(StoreError::corrupt)?,
         next_fire_at: get::<Option<i64>>(row, "next_fire_at")?
             .map(codec::timestamp)
             .transpose()?,
@@ -170,12 +176,12 @@ async fn recent_ticks(conn: &mut SqliteConnection, name: &str, limit: u32) -> Re
                 fire_at: codec::timestamp(get(r, "fire_at")?)?,
                 outcome: get::<&str>(r, "outcome")?
                     .parse::<TickOutcome>()
-                    .map_err(corrupt)?,
+                    .map_err(StoreError::corrupt)?,
                 job_id: get::<Option<&[u8]>>(r, "job_id")?
                     .map(codec::job_id)
                     .transpose()?,
                 count: u64::try_from(get::<i64>(r, "count")?)
-                    .map_err(|_| corrupt("negative tick count"))?,
+                    .map_err(|_| StoreError::corrupt("negative tick count"))?,
                 last_fire_at: get::<Option<i64>>(r, "last_fire_at")?
                     .map(codec::timestamp)
                     .transpose()?,

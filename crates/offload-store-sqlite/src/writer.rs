@@ -26,7 +26,7 @@ use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::counts::Counts;
-use crate::error::{again, closed, db};
+use crate::error::db;
 use crate::{jobs_finish, jobs_insert};
 
 /// Most commands committed together.
@@ -86,14 +86,14 @@ where
     }
 
     fn abort(self: Box<Self>, e: &StoreError) {
-        let _ = self.reply.send(Err(again(e)));
+        let _ = self.reply.send(Err(e.again()));
     }
 }
 
 fn answer<T: Send + 'static>(reply: oneshot::Sender<Result<T>>, result: Result<T>) -> Answer {
     Box::new(move |group: Option<&StoreError>| {
         let _ = reply.send(match group {
-            Some(e) => Err(again(e)),
+            Some(e) => Err(e.again()),
             None => result,
         });
     })
@@ -141,14 +141,14 @@ impl Writer {
     pub(crate) async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Insert { jobs, reply }).await?;
-        rx.await.map_err(|_| closed())?
+        rx.await.map_err(|_| StoreError::closed())?
     }
 
     /// Completes or fails attempts (coalesced with the other finishes of the group).
     pub(crate) async fn finish(&self, items: Vec<FinishItem>) -> Result<Vec<FinishOutcome>> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Finish { items, reply }).await?;
-        rx.await.map_err(|_| closed())?
+        rx.await.map_err(|_| StoreError::closed())?
     }
 
     /// Runs `f` on the write connection inside the next group. `f` runs in a savepoint unless `one_statement`
@@ -170,7 +170,7 @@ impl Writer {
             savepoint: !one_statement,
         })
         .await?;
-        rx.await.map_err(|_| closed())?
+        rx.await.map_err(|_| StoreError::closed())?
     }
 
     /// Lets the writer finish every command already sent, then stops it and closes its connection. Commands
@@ -183,7 +183,10 @@ impl Writer {
     }
 
     async fn send(&self, command: Command) -> Result<()> {
-        self.tx.send(command).await.map_err(|_| closed())
+        self.tx
+            .send(command)
+            .await
+            .map_err(|_| StoreError::closed())
     }
 }
 
@@ -388,7 +391,7 @@ where
     match failure {
         Some(e) => {
             cmds.into_iter()
-                .for_each(|(_, reply)| answer(reply, Err(again(&e)))(None));
+                .for_each(|(_, reply)| answer(reply, Err(e.again()))(None));
             Some(e)
         }
         None => run_bulk(conn, now, lost, cmds, counts, answers, work)
@@ -425,7 +428,7 @@ where
         Err(lost) => {
             replies
                 .into_iter()
-                .for_each(|r| answers.push(answer(r, Err(again(&lost)))));
+                .for_each(|r| answers.push(answer(r, Err(lost.again()))));
             return Err(lost);
         }
         Ok(Ok(results)) if results.len() == replies.len() => {
@@ -450,15 +453,15 @@ where
         let mut mine = Counts::default();
         match bulk_once(conn, now, lost, one, &mut mine, &work).await {
             Err(lost) => {
-                answers.push(answer(reply, Err(again(&lost))));
-                replies.for_each(|r| answers.push(answer(r, Err(again(&lost)))));
+                answers.push(answer(reply, Err(lost.again())));
+                replies.for_each(|r| answers.push(answer(r, Err(lost.again()))));
                 return Err(lost);
             }
             Ok(Ok(mut results)) if results.len() == 1 => {
                 counts.merge(mine);
                 answers.push(answer(reply, results.remove(0)));
             }
-            Ok(Ok(_)) => answers.push(answer(reply, Err(again(&error)))),
+            Ok(Ok(_)) => answers.push(answer(reply, Err(error.again()))),
             Ok(Err(e)) => answers.push(answer(reply, Err(e))),
         }
     }

@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod ending;
+pub mod firing;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,27 @@ pub enum StoreError {
     /// Anything else the database reported.
     #[error("store error: {0}")]
     Internal(String),
+}
+
+impl StoreError {
+    /// A value read from the database that does not fit the domain (never expected; never a panic).
+    pub fn corrupt(what: impl std::fmt::Display) -> Self {
+        Self::Internal(format!("unexpected data in the database: {what}"))
+    }
+
+    /// The store was closed, or the task that writes for it stopped.
+    pub fn closed() -> Self {
+        Self::Unavailable("the store is closed".to_owned())
+    }
+
+    /// The same failure again, for every command of a group that shares one transaction: whether it may be
+    /// retried is kept, the message is carried.
+    pub fn again(&self) -> Self {
+        match self {
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            e => Self::Internal(e.to_string()),
+        }
+    }
 }
 
 /// Result of store operations.
