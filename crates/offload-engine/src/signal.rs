@@ -63,7 +63,8 @@ impl Default for Flag {
 impl Flag {
     /// Sets the state (waking waiters when it changes).
     pub(crate) fn set(&self, value: bool) {
-        self.tx.send_if_modified(|v| std::mem::replace(v, value) != value);
+        self.tx
+            .send_if_modified(|v| std::mem::replace(v, value) != value);
     }
 
     /// The current state.
@@ -113,7 +114,11 @@ mod tests {
         });
         ticks.tick();
         assert_eq!(waiter.await.unwrap(), 1);
-        assert_eq!(ticks.past(0).await, 1, "a pass already seen answers at once");
+        assert_eq!(
+            ticks.past(0).await,
+            1,
+            "a pass already seen answers at once"
+        );
     }
 
     #[tokio::test]

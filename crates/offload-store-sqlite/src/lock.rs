@@ -57,7 +57,9 @@ mod tests {
         let first = acquire(&path).unwrap();
         let second = acquire(&path).unwrap_err();
         assert!(
-            second.to_string().contains("in use by another offload server"),
+            second
+                .to_string()
+                .contains("in use by another offload server"),
             "{second}"
         );
         drop(first);

@@ -45,7 +45,11 @@ impl SmallDisk {
         let mut file = std::fs::File::create(&path).unwrap();
         for chunk in [1 << 16, 1 << 12, 1] {
             let bytes = vec![0u8; chunk];
-            while file.write_all(&bytes).and_then(|()| file.sync_all()).is_ok() {}
+            while file
+                .write_all(&bytes)
+                .and_then(|()| file.sync_all())
+                .is_ok()
+            {}
         }
         path
     }
@@ -53,7 +57,10 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -98,21 +105,41 @@ async fn a_server_restarted_on_a_full_disk_serves_reads_and_recovers_when_space_
     let server = tokio::task::block_in_place(|| Server::start(&db));
 
     let (status, read) = get(&client, format!("{}/v1/jobs/{id}", server.url)).await;
-    assert_eq!((status, &read["payload"]), (200, &json!({"n": 1})), "{read}");
+    assert_eq!(
+        (status, &read["payload"]),
+        (200, &json!({"n": 1})),
+        "{read}"
+    );
     let (status, queues) = get(&client, format!("{}/v1/queues", server.url)).await;
     assert_eq!(status, 200, "{queues}");
     let (status, refused) = enqueue(&client, &server.url, 3).await;
-    assert_eq!((status, &refused["code"]), (503, &json!("unavailable")), "{refused}");
+    assert_eq!(
+        (status, &refused["code"]),
+        (503, &json!("unavailable")),
+        "{refused}"
+    );
 
     std::fs::remove_file(filler).unwrap();
     let url = server.url.clone();
     let accepted = tokio::task::block_in_place(|| {
         let runtime = tokio::runtime::Handle::current();
-        wait_for(Duration::from_secs(20), "a write after space returned", || {
-            let (status, job) = runtime.block_on(enqueue(&client, &url, 4));
-            (status == 201).then_some(job)
-        })
+        wait_for(
+            Duration::from_secs(20),
+            "a write after space returned",
+            || {
+                let (status, job) = runtime.block_on(enqueue(&client, &url, 4));
+                (status == 201).then_some(job)
+            },
+        )
     });
-    let (status, read) = get(&client, format!("{url}/v1/jobs/{}", accepted["id"].as_str().unwrap())).await;
-    assert_eq!((status, &read["payload"]), (200, &json!({"n": 4})), "{read}");
+    let (status, read) = get(
+        &client,
+        format!("{url}/v1/jobs/{}", accepted["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        (status, &read["payload"]),
+        (200, &json!({"n": 4})),
+        "{read}"
+    );
 }

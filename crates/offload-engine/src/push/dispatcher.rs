@@ -19,8 +19,8 @@ use std::time::Duration;
 use offload_core::push::{Classified, PushOutcome};
 use offload_core::state::{Failure, FailureCause};
 use offload_store::{
-    DynStore, Finish, FinishItem, JobClaimPushParams, JobFinishParams, JobHeartbeatParams,
-    PushJob, StoreError,
+    DynStore, Finish, FinishItem, JobClaimPushParams, JobFinishParams, JobHeartbeatParams, PushJob,
+    StoreError,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
