@@ -20,13 +20,19 @@ use std::time::Duration;
 use offload_core::cron::policy::jittered;
 use offload_core::cron::{CatchUpRule, ScheduleRecord, TickOutcome, plan_due};
 use offload_core::{JobState, Timestamp};
-use offload_store::{FireOutcome, ScheduleDueParams, ScheduleFire, ScheduleFireParams, TickRun};
+use offload_store::{
+    DynStore, FireOutcome, ScheduleDueParams, ScheduleFire, ScheduleFireParams, TickRun,
+};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, Inner};
 use crate::error::Result;
+use crate::leadership::LeaderLease;
+use crate::signal::Ticks;
+use crate::wakeup::Wakers;
 
-const LEASE_NAME: &str = "cron";
+/// The name of the lease the enqueuer runs under.
+pub(crate) const LEASE_NAME: &str = "cron";
 
 /// What one pass of the enqueuer did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,56 +49,73 @@ pub struct CronPass {
     pub next_fire_at: Option<Timestamp>,
 }
 
-impl Engine {
-    /// Runs one pass of the cron enqueuer now: fires every due tick of every unpaused schedule. The enqueuer
-    /// loop calls this; it is safe to call at any time (plans are fenced by revision and ticks are unique).
-    pub async fn fire_due_schedules(&self) -> Result<CronPass> {
-        pass(&self.inner).await
+/// The cron enqueuer: what it reads and fires through, its timings, whom it wakes, when it stops.
+pub(crate) struct CronEnqueuer {
+    pub(crate) store: DynStore,
+    pub(crate) wakers: Arc<Wakers>,
+    /// A tick at most this late is on time (see [`crate::EngineConfig::cron_grace`]).
+    pub(crate) grace: Duration,
+    /// Longest sleep between passes.
+    pub(crate) poll: Duration,
+    /// Most schedules fired in one transaction.
+    pub(crate) batch: u32,
+    pub(crate) stop: CancellationToken,
+    pub(crate) ticks: Ticks,
+}
+
+impl CronEnqueuer {
+    /// Runs passes while `lease` is held, until `stop`; then resigns the lease.
+    pub(crate) async fn run(self, lease: LeaderLease) {
+        let this = Arc::new(self);
+        lease
+            .run_while_leader(move |renew_at| {
+                let this = this.clone();
+                async move { this.fire_until(renew_at).await }
+            })
+            .await;
     }
-}
 
-/// Runs until the engine's loops are stopped, then resigns the lease.
-pub(crate) async fn run(inner: Arc<Inner>) {
-    let work = inner.clone();
-    crate::leadership::run_while_leader(inner, LEASE_NAME, move |renew_at| {
-        let inner = work.clone();
-        async move { fire_until(&inner, renew_at).await }
-    })
-    .await;
-}
+    /// One pass now: fires every due tick of every unpaused schedule. Safe at any time (plans are fenced by
+    /// revision and ticks are unique).
+    pub(crate) async fn pass(&self) -> Result<CronPass> {
+        let report = pass(self).await;
+        self.ticks.tick();
+        report
+    }
 
-/// Passes until `until` (the next lease renewal), sleeping until each next fire time in between.
-async fn fire_until(inner: &Inner, until: Instant) {
-    loop {
-        if Instant::now() >= until || inner.stop_loops.is_cancelled() {
-            return;
-        }
-        // Listen before the pass, so a schedule changed during it still wakes the sleep below.
-        let changed = inner.cron_wakeup.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let wait = match pass(inner).await {
-            Ok(report) => match report.next_fire_at {
-                // Wake early enough to read and plan before the tick.
-                Some(next) => {
-                    let until_next = inner.store.now().duration_until(next);
-                    Duration::try_from(until_next)
-                        .unwrap_or(Duration::ZERO)
-                        .saturating_sub(PLAN_AHEAD)
-                        .min(inner.config.cron_poll)
-                }
-                None => inner.config.cron_poll,
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "firing due schedules failed");
-                inner.config.cron_poll
+    /// Passes until `until` (the next lease renewal), sleeping until each next fire time in between.
+    async fn fire_until(&self, until: Instant) {
+        loop {
+            if Instant::now() >= until || self.stop.is_cancelled() {
+                return;
             }
-        };
-        let wake_at = (Instant::now() + wait).min(until);
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake_at) => {}
-            _ = &mut changed => {}
-            _ = inner.stop_loops.cancelled() => return,
+            // Listen before the pass, so a schedule changed during it still wakes the sleep below.
+            let changed = self.wakers.cron.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let wait = match self.pass().await {
+                Ok(report) => match report.next_fire_at {
+                    // Wake early enough to read and plan before the tick.
+                    Some(next) => {
+                        let until_next = self.store.now().duration_until(next);
+                        Duration::try_from(until_next)
+                            .unwrap_or(Duration::ZERO)
+                            .saturating_sub(PLAN_AHEAD)
+                            .min(self.poll)
+                    }
+                    None => self.poll,
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "firing due schedules failed");
+                    self.poll
+                }
+            };
+            let wake_at = (Instant::now() + wait).min(until);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = &mut changed => {}
+                _ = self.stop.cancelled() => return,
+            }
         }
     }
 }
@@ -104,8 +127,8 @@ const PLAN_AHEAD: Duration = Duration::from_millis(100);
 /// One pass: every schedule due now or within [`PLAN_AHEAD`], in batches of `cron_batch` schedules per
 /// transaction. A batch is planned for the latest fire time among it, then fired once the store's clock
 /// reaches that instant.
-async fn pass(inner: &Inner) -> Result<CronPass> {
-    let limit = inner.config.cron_batch.max(1);
+async fn pass(inner: &CronEnqueuer) -> Result<CronPass> {
+    let limit = inner.batch.max(1);
     let mut report = CronPass::default();
     loop {
         let now = inner.store.now();
@@ -155,7 +178,7 @@ async fn pass(inner: &Inner) -> Result<CronPass> {
 }
 
 /// Waits until the store's clock reads `at` (at most [`PLAN_AHEAD`] away); false if it still does not.
-async fn reached(inner: &Inner, at: Timestamp) -> bool {
+async fn reached(inner: &CronEnqueuer, at: Timestamp) -> bool {
     let left = Duration::try_from(inner.store.now().duration_until(at)).unwrap_or(Duration::ZERO);
     if left.is_zero() {
         return true;
@@ -172,13 +195,13 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 }
 
 /// The plan of one due schedule, as of `now` (the instant it will be fired at).
-fn plan(inner: &Inner, record: &ScheduleRecord, now: Timestamp) -> Option<ScheduleFire> {
+fn plan(inner: &CronEnqueuer, record: &ScheduleRecord, now: Timestamp) -> Option<ScheduleFire> {
     let from = record.next_fire_at?;
     let s = &record.schedule;
     let rule = CatchUpRule {
         policy: s.catch_up,
         window: s.catch_up_window,
-        grace: inner.config.cron_grace,
+        grace: inner.grace,
     };
     let due = plan_due(&s.cadence, from, now, rule);
     let mut runs = Vec::with_capacity(due.run.len());
@@ -204,7 +227,7 @@ fn plan(inner: &Inner, record: &ScheduleRecord, now: Timestamp) -> Option<Schedu
 }
 
 /// Metrics, logs and wake-ups for one applied plan.
-fn account(inner: &Inner, name: &str, outcome: &FireOutcome, report: &mut CronPass) {
+fn account(inner: &CronEnqueuer, name: &str, outcome: &FireOutcome, report: &mut CronPass) {
     if !outcome.applied {
         report.stale += 1;
         return;
@@ -228,16 +251,16 @@ fn account(inner: &Inner, name: &str, outcome: &FireOutcome, report: &mut CronPa
         tracing::debug!(schedule = %name, fire_at = %job.fire_at, job = %job.inserted.id, "tick fired");
         match job.inserted.state {
             JobState::Available => {
-                inner.wakeups.wake(&job.queue);
+                inner.wakers.queues.wake(&job.queue);
                 // The template may make it a push job: the dispatcher looks too (cheap when it has none).
-                inner.push_wakeup.notify_one();
+                inner.wakers.push.notify_one();
             }
             JobState::Scheduled => delayed = true,
             _ => {}
         }
     }
     if delayed {
-        inner.stager_wakeup.notify_one();
+        inner.wakers.stager.notify_one();
     }
     for fire_at in &outcome.skipped {
         tracing::info!(schedule = %name, fire_at = %fire_at, "tick skipped: an earlier run is unfinished");

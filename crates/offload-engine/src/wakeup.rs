@@ -2,7 +2,8 @@
 //!
 //! Invariant: a claimer registers interest ([`Wakeups::listen`]) *before* it looks for jobs, so a job that
 //! becomes available between its empty claim and its wait still wakes it. Wake-ups are hints: the claimer
-//! always claims through the store, and a jittered poll backs them up.
+//! always claims through the store, and a jittered poll backs them up. [`Wakers`] bundles every wake-up
+//! one part of the engine may give another, so services share it instead of the whole engine.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,8 +11,20 @@ use std::sync::{Arc, Mutex};
 use offload_store::Wakeup;
 use tokio::sync::Notify;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
 
-use crate::engine::Inner;
+/// The wake-ups of one engine: its claimers, its stager, its push dispatcher and its cron enqueuer.
+#[derive(Debug, Default)]
+pub(crate) struct Wakers {
+    /// Long-polling claimers, per queue.
+    pub(crate) queues: Wakeups,
+    /// The stager, when a job became due later (a delayed job, a retry, a snooze).
+    pub(crate) stager: Notify,
+    /// The push dispatcher, when push jobs may have become available.
+    pub(crate) push: Notify,
+    /// The cron enqueuer, when a schedule changed.
+    pub(crate) cron: Notify,
+}
 
 /// Notifiers keyed by queue name.
 #[derive(Debug, Default)]
@@ -50,19 +63,23 @@ impl Wakeups {
 
 /// Forwards the store's wake-ups (jobs made available by other servers, or by SQL in applications) to this
 /// process's claimers and push dispatcher, until the engine stops. A lagging receiver may have missed some: it wakes everyone.
-pub(crate) async fn forward(inner: Arc<Inner>, mut rx: broadcast::Receiver<Wakeup>) {
+pub(crate) async fn forward(
+    wakers: Arc<Wakers>,
+    mut rx: broadcast::Receiver<Wakeup>,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             got = rx.recv() => match got {
-                Ok(Wakeup::Queue(queue)) => inner.wakeups.wake(&queue),
-                Ok(Wakeup::Push) => inner.push_wakeup.notify_one(),
+                Ok(Wakeup::Queue(queue)) => wakers.queues.wake(&queue),
+                Ok(Wakeup::Push) => wakers.push.notify_one(),
                 Ok(_) | Err(RecvError::Lagged(_)) => {
-                    inner.wakeups.wake_all();
-                    inner.push_wakeup.notify_one();
+                    wakers.queues.wake_all();
+                    wakers.push.notify_one();
                 }
                 Err(RecvError::Closed) => return,
             },
-            _ = inner.stop_loops.cancelled() => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -327,6 +327,19 @@ async fn trigger_runs_now_and_file_sync_deletes_only_file_schedules_gone_from_th
         .await
         .unwrap();
     assert_eq!(first.created, ["file-a", "file-b"]);
+    let again = f
+        .engine
+        .sync_file_schedules(vec![
+            schedule("file-a", &minutely("q", "none")),
+            schedule("file-b", &minutely("q", "none")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.unchanged, again.replaced),
+        (vec!["file-a".to_owned(), "file-b".to_owned()], vec![]),
+        "a file that did not change writes nothing"
+    );
     let second = f
         .engine
         .sync_file_schedules(vec![schedule("file-a", &minutely("q", "all"))])

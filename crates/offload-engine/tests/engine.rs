@@ -70,7 +70,8 @@ async fn a_long_poll_returns_as_soon_as_a_job_is_enqueued() {
             (jobs, started.elapsed())
         }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A job found at once would prove nothing: enqueue once the long poll waits.
+    f.engine.signals().long_polls.past(0).await;
     f.engine
         .enqueue(vec![job(r#"{"queue":"mail"}"#, f.engine.now())])
         .await
@@ -99,7 +100,7 @@ async fn draining_ends_long_polls_and_refuses_new_claims() {
         let engine = f.engine.clone();
         async move { engine.claim(claim("q"), Duration::from_secs(30)).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    f.engine.signals().long_polls.past(0).await;
     f.engine.stop_claiming();
     let jobs = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
@@ -149,7 +150,8 @@ async fn maintenance_stages_due_jobs_and_wakes_claimers() {
                 .unwrap()
         }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Claims without a wait never wait: the first long poll is the waiter's.
+    f.engine.signals().long_polls.past(0).await;
     f.clock.advance(SignedDuration::from_mins(61));
     let jobs = waiter.await.unwrap();
     assert_eq!(jobs.len(), 1);
@@ -175,7 +177,11 @@ async fn maintenance_rescues_expired_leases() {
     assert_eq!(first.len(), 1);
 
     f.clock.advance(SignedDuration::from_secs(11));
-    let rescued = wait_for_state(&f.engine, id, JobState::Retrying).await;
+    // A pass that starts after the clock moved must rescue it.
+    let rescuer = &f.engine.signals().rescuer;
+    rescuer.past(rescuer.count() + 1).await;
+    let rescued = f.engine.get(id).await.unwrap().unwrap();
+    assert_eq!(rescued.state, JobState::Retrying);
     let attempts = rescued.attempts.unwrap();
     assert_eq!(attempts[0].error.as_deref(), Some("lease expired"));
 
@@ -187,24 +193,4 @@ async fn maintenance_rescues_expired_leases() {
         .unwrap();
     assert_eq!((again.len(), again[0].attempt), (1, 2));
     f.engine.shutdown().await;
-}
-
-async fn wait_for_state(
-    engine: &Engine,
-    id: offload_core::JobId,
-    state: JobState,
-) -> offload_core::Job {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let job = engine.get(id).await.unwrap().unwrap();
-        if job.state == state {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job stayed {} instead of {state}",
-            job.state
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

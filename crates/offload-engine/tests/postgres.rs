@@ -1,6 +1,6 @@
 //! Several engines (as several servers would run) on one real PostgreSQL schema: a job enqueued through one
 //! wakes a long poll on another at once, and when the maintenance leader loses the database another engine
-//! takes over within one lease period. Needs `OFFLOAD_TEST_POSTGRES_URL` (see
+//! takes over within one lease period; a server stopped gracefully hands its leases over at once. Needs `OFFLOAD_TEST_POSTGRES_URL` (see
 //! `offload_store_postgres::testing`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +51,7 @@ async fn a_job_enqueued_through_one_server_wakes_a_long_poll_on_another() {
     let b = engine(&url, &schema.name, config).await;
 
     for round in 0..3 {
+        let waiting = b.signals().long_polls.count();
         let waiter = tokio::spawn({
             let b = b.clone();
             async move {
@@ -64,8 +65,8 @@ async fn a_job_enqueued_through_one_server_wakes_a_long_poll_on_another() {
                 (jobs, started.elapsed())
             }
         });
-        // Give the long poll time to find the queue empty and wait (a job found at once proves nothing).
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Enqueue once the long poll found the queue empty and waits (a job found at once proves nothing).
+        b.signals().long_polls.past(waiting).await;
         let sent = a
             .enqueue(vec![job(r#"{"queue":"mail"}"#, &a)])
             .await
@@ -103,7 +104,7 @@ async fn a_job_enqueued_by_sql_in_an_application_transaction_wakes_a_long_poll_o
             server.claim(params, Duration::from_secs(20)).await.unwrap()
         }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.signals().long_polls.past(0).await;
 
     let mut app = url
         .parse::<PgConnectOptions>()
@@ -271,4 +272,34 @@ async fn another_server_takes_over_within_one_lease_when_the_leader_loses_the_da
     );
     b.shutdown().await;
     a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_hands_the_cron_lease_to_another_server_well_before_it_would_expire() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url);
+    migrate(&url, &schema.name).await.unwrap();
+    let config = |node: &str| EngineConfig {
+        node_id: node.to_owned(),
+        ..EngineConfig::default()
+    };
+    let ttl = config("any").leader_ttl;
+    let a = engine(&url, &schema.name, config("node-a")).await;
+    tokio::time::timeout(Duration::from_secs(10), a.signals().cron_leader.until(true))
+        .await
+        .expect("the only server leads cron");
+    let b = engine(&url, &schema.name, config("node-b")).await;
+
+    let stopped = Instant::now();
+    a.shutdown().await;
+    tokio::time::timeout(ttl, b.signals().cron_leader.until(true))
+        .await
+        .expect("the other server leads cron before the lease would have expired");
+    // It tries again every third of a lease while another holds it; a lease handed back needs no more.
+    assert!(
+        stopped.elapsed() < ttl / 3 + Duration::from_secs(1),
+        "took {:?} with a {ttl:?} lease",
+        stopped.elapsed()
+    );
+    b.shutdown().await;
 }

@@ -10,8 +10,9 @@
 //! per destination), `settings`, `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
 //! delete), `maintenance` (stage, prune), `jobs_read`, `queues`, `leader`, `schedules` (define, read, due) and
 //! `schedule_fire` (ticks); `codec` maps values, `batch` runs multi-row statements, `error` maps database
-//! errors.
+//! errors; `lock` holds the exclusive lock on the file that makes its server the only one.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ mod jobs_manage;
 mod jobs_read;
 mod leader;
 mod leases;
+mod lock;
 mod maintenance;
 mod push;
 mod push_failures;
@@ -72,6 +74,10 @@ pub struct SqliteOptions {
     pub clock: Arc<dyn Clock>,
     /// Connections in the read pool (reads never wait for the writer, only for each other).
     pub read_connections: u32,
+    /// Hold an exclusive lock on the file for the store's life (default): opening fails at once while another
+    /// store holds it, and leases recorded by earlier processes are taken over at once. Off only for short
+    /// commands that read beside a running server.
+    pub exclusive: bool,
 }
 
 impl SqliteOptions {
@@ -81,7 +87,14 @@ impl SqliteOptions {
             path: path.into(),
             clock: Arc::new(SystemClock),
             read_connections: 4,
+            exclusive: true,
         }
+    }
+
+    /// The same options without the exclusive lock (see [`SqliteOptions::exclusive`]).
+    pub fn shared(mut self) -> Self {
+        self.exclusive = false;
+        self
     }
 
     /// The same options with another clock.
@@ -96,6 +109,7 @@ impl fmt::Debug for SqliteOptions {
         f.debug_struct("SqliteOptions")
             .field("path", &self.path)
             .field("read_connections", &self.read_connections)
+            .field("exclusive", &self.exclusive)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +129,10 @@ pub struct SqliteStore {
     writer: Writer,
     reads: SqlitePool,
     closed: AtomicBool,
+    /// Node ids whose leases were recorded before this store locked the file: their processes are gone.
+    stale_leaders: Arc<HashSet<String>>,
+    /// Released on close, after every connection.
+    lock: std::sync::Mutex<Option<lock::FileLock>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -127,8 +145,13 @@ impl fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens the database (creating the file if missing), applies pending migrations and starts the writer.
-    /// Must be called inside a Tokio runtime.
+    /// With [`SqliteOptions::exclusive`], first takes the file's lock (failing at once if another server holds
+    /// it). When the schema is current, opening writes nothing. Must be called inside a Tokio runtime.
     pub async fn open(options: SqliteOptions) -> Result<Self> {
+        let lock = match options.exclusive {
+            true => Some(lock::acquire(&options.path)?),
+            false => None,
+        };
         let mut conn = SqliteConnection::connect_with(&schema::write_options(&options.path))
             .await
             .map_err(db)?;
@@ -139,6 +162,10 @@ impl SqliteStore {
                 sqlx::migrate::MigrateError::Execute(e) => db(e),
                 e => offload_store::StoreError::Internal(format!("migration failed: {e}")),
             })?;
+        let stale_leaders = match lock {
+            Some(_) => leader::holders(&mut conn).await?,
+            None => HashSet::new(),
+        };
         let reads = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .connect_with(schema::read_options(&options.path))
@@ -150,6 +177,8 @@ impl SqliteStore {
             writer,
             reads,
             closed: AtomicBool::new(false),
+            stale_leaders: Arc::new(stale_leaders),
+            lock: std::sync::Mutex::new(lock),
         })
     }
 
@@ -320,14 +349,21 @@ impl Store for SqliteStore {
     }
 
     async fn setting_init(&self, p: SettingInitParams) -> Result<String> {
+        // Read first: a setting that exists needs no write (a full disk must not stop a restart).
+        if let Some(value) = settings::get(&mut *self.read().await?, &p.name).await? {
+            return Ok(value);
+        }
         self.writer
             .run(true, move |c, _, now| Box::pin(settings::init(c, now, p)))
             .await
     }
 
     async fn leader_attempt_elect(&self, p: LeaderElectParams) -> Result<Leadership> {
+        let stale = self.stale_leaders.clone();
         self.writer
-            .run(true, move |c, _, now| Box::pin(leader::elect(c, now, p)))
+            .run(true, move |c, _, now| {
+                Box::pin(async move { leader::elect(c, now, p, &stale).await })
+            })
             .await
     }
 
@@ -395,5 +431,7 @@ impl Store for SqliteStore {
         // Readers first, so the writer's connection is the last one and checkpoints the WAL as it closes.
         self.reads.close().await;
         self.writer.close().await;
+        // Only now that no connection is left may another server open the file.
+        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 }

@@ -1,8 +1,9 @@
 //! Cron with the real binary: a seconds-level schedule from `offload.toml` creates one job per tick, and a
 //! server killed with SIGKILL in the middle and restarted neither repeats nor loses a tick. What becomes of
 //! the ticks that fell in the downtime is the catch-up policy's decision: `all` runs them late, `none`
-//! records them as missed. Also the `offload schedule` commands against a server, and `schedule next`
-//! without one.
+//! records them as missed. A restart after SIGKILL takes over the dead process's leases at once, so the
+//! schedule keeps firing within a second or two. Also the `offload schedule` commands against a server, and
+//! `schedule next` without one.
 
 mod support;
 
@@ -132,6 +133,32 @@ fn catch_up_none_records_the_downtime_ticks_as_missed() {
     assert!(
         jobs.iter().all(|(_, lag)| *lag < Duration::from_secs(2)),
         "{jobs:?}"
+    );
+}
+
+#[test]
+fn after_a_sigkill_the_restarted_server_keeps_firing_within_two_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("offload.db");
+    let config = config(dir.path(), "none");
+    let mut server = Server::start_with(&db, &["--config", &config]);
+    wait_for_jobs(&server, 2);
+    server.kill_hard();
+
+    // The dead process's leases would run for another 15 s; the restarted one must not wait for them.
+    let server = Server::start_with(&db, &["--config", &config]);
+    let restarted = Timestamp::now();
+    let first_after = wait_for(Duration::from_secs(20), "a tick after the restart", || {
+        jobs(&server)
+            .into_iter()
+            .map(|(fire_at, lag)| fire_at + lag)
+            .filter(|created| *created >= restarted)
+            .min()
+    });
+    let waited = Duration::try_from(first_after.duration_since(restarted)).unwrap();
+    assert!(
+        waited < Duration::from_secs(2),
+        "the first tick after the restart came {waited:?} after it"
     );
 }
 

@@ -1,5 +1,6 @@
 //! Crash safety and leases with the real binary: what the API acknowledged survives SIGKILL, a dead
-//! worker's job is retried after its lease, and the old worker's late report is refused.
+//! worker's job is retried after its lease, and the old worker's late report is refused. A SQLite file is
+//! served by one process: a second server on it exits at once.
 
 mod support;
 
@@ -239,4 +240,29 @@ async fn sigterm_ends_long_polls_and_exits_cleanly() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["jobs"], json!([]));
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_second_server_on_the_same_sqlite_file_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("offload.db");
+    let first = Server::start(&db);
+    let started = std::time::Instant::now();
+    let second = std::process::Command::new(support::bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(&db)
+        .output()
+        .expect("run a second offload serve");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it exits at once"
+    );
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another offload server"),
+        "{stderr}"
+    );
+    // The first one is unharmed.
+    assert!(first.cli(&["queue", "ls"]).status.success());
 }

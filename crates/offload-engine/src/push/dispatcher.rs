@@ -19,27 +19,51 @@ use std::time::Duration;
 use offload_core::push::{Classified, PushOutcome};
 use offload_core::state::{Failure, FailureCause};
 use offload_store::{
-    Finish, FinishItem, JobClaimPushParams, JobFinishParams, JobHeartbeatParams, PushJob,
+    DynStore, Finish, FinishItem, JobClaimPushParams, JobFinishParams, JobHeartbeatParams, PushJob,
     StoreError,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use super::Deliverer;
-use crate::engine::{Engine, Inner};
+use super::{Deliverer, PushConfig};
+use crate::signal::Ticks;
+use crate::wakeup::Wakers;
 
 /// Most outcomes recorded in one store call.
 const FINISH_BATCH: usize = 1024;
 /// Tries to record a batch of outcomes before leaving them to lease expiry.
 const FINISH_TRIES: u32 = 5;
 
+/// The push dispatcher: the store it claims from and records to, its settings, whom it wakes, its two stop
+/// signals (stop claiming; stop altogether), and the count of outcome batches it recorded.
+pub(crate) struct PushDispatcher {
+    pub(crate) store: DynStore,
+    pub(crate) wakers: Arc<Wakers>,
+    pub(crate) config: PushConfig,
+    /// Claims are made as `push:<node id>`.
+    pub(crate) node_id: String,
+    /// Backstop poll when no wake-up comes (jittered by up to 50 %).
+    pub(crate) claim_poll: Duration,
+    pub(crate) deliverer: Deliverer,
+    pub(crate) stop_claims: CancellationToken,
+    pub(crate) stop_loops: CancellationToken,
+    pub(crate) ticks: Ticks,
+}
+
+impl PushDispatcher {
+    /// Runs until the engine stops claiming and the deliveries in flight have ended (or been abandoned).
+    pub(crate) async fn run(self) {
+        run(Arc::new(self)).await;
+    }
+}
+
 /// Runs the dispatcher until the engine stops.
-pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
-    let config = inner.config.push.clone();
-    let worker_id = format!("push:{}", inner.config.node_id);
+async fn run(inner: Arc<PushDispatcher>) {
+    let config = inner.config.clone();
+    let worker_id = format!("push:{}", inner.node_id);
     let (finish_tx, finish_rx) = mpsc::channel(config.max_in_flight as usize * 2);
-    let completer = tokio::spawn(complete(Engine::from_inner(inner.clone()), finish_rx));
-    let deliverer = Arc::new(deliverer);
+    let completer = tokio::spawn(complete(inner.clone(), finish_rx));
     let mut slots = Slots::default();
     let mut deliveries: JoinSet<String> = JoinSet::new();
     // The destination of each delivery task, to free its slot even if the task panics.
@@ -77,8 +101,7 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
                     for job in jobs {
                         slots.take(&job.destination);
                         let destination = job.destination.clone();
-                        let task =
-                            deliver(inner.clone(), deliverer.clone(), job, finish_tx.clone());
+                        let task = deliver(inner.clone(), job, finish_tx.clone());
                         let handle = deliveries.spawn(task);
                         destinations.insert(handle.id(), destination);
                     }
@@ -94,13 +117,13 @@ pub(crate) async fn run(inner: Arc<Inner>, deliverer: Deliverer) {
         if !claiming && deliveries.is_empty() {
             break;
         }
-        let poll = inner.config.claim_poll.mul_f64(0.5 + fastrand::f64() * 0.5);
+        let poll = inner.claim_poll.mul_f64(0.5 + fastrand::f64() * 0.5);
         tokio::select! {
             Some(done) = deliveries.join_next_with_id(), if !deliveries.is_empty() => {
                 let destination = finished(&mut destinations, done);
                 freed += u32::from(slots.release(&destination));
             }
-            _ = inner.push_wakeup.notified(), if claiming => look = true,
+            _ = inner.wakers.push.notified(), if claiming => look = true,
             _ = tokio::time::sleep(poll), if claiming => look = true,
             _ = inner.stop_claims.cancelled(), if claiming => claiming = false,
             _ = inner.stop_loops.cancelled(), if claiming => claiming = false,
@@ -200,12 +223,11 @@ impl Slots {
 /// One delivery task: delivers (heartbeating a long one), counts it, and queues its outcome. Returns the
 /// destination, to free its slot.
 async fn deliver(
-    inner: Arc<Inner>,
-    deliverer: Arc<Deliverer>,
+    inner: Arc<PushDispatcher>,
     push: PushJob,
     finish: mpsc::Sender<FinishItem>,
 ) -> String {
-    let ended = deliver_under_lease(&inner, &deliverer, &push).await;
+    let ended = deliver_under_lease(&inner, &push).await;
     let item = match ended {
         Ended::Delivered(Classified { outcome, label }) => {
             metrics::counter!(
@@ -252,9 +274,9 @@ enum Ended {
 }
 
 /// Delivers, heartbeating every third of the job's lease while the request runs.
-async fn deliver_under_lease(inner: &Inner, deliverer: &Deliverer, push: &PushJob) -> Ended {
+async fn deliver_under_lease(inner: &PushDispatcher, push: &PushJob) -> Ended {
     let beat = (push.job.timeout.0 / 3).max(Duration::from_millis(100));
-    let delivery = deliverer.deliver(push);
+    let delivery = inner.deliverer.deliver(push);
     tokio::pin!(delivery);
     loop {
         tokio::select! {
@@ -277,24 +299,25 @@ async fn deliver_under_lease(inner: &Inner, deliverer: &Deliverer, push: &PushJo
 }
 
 /// Records outcomes in batches until every sender is gone.
-async fn complete(engine: Engine, mut rx: mpsc::Receiver<FinishItem>) {
+async fn complete(inner: Arc<PushDispatcher>, mut rx: mpsc::Receiver<FinishItem>) {
     let mut items = Vec::with_capacity(FINISH_BATCH);
     while rx.recv_many(&mut items, FINISH_BATCH).await > 0 {
         let batch = std::mem::replace(&mut items, Vec::with_capacity(FINISH_BATCH));
-        record(&engine, batch).await;
+        record(&inner, batch).await;
+        inner.ticks.tick();
     }
 }
 
-async fn record(engine: &Engine, items: Vec<FinishItem>) {
+async fn record(inner: &PushDispatcher, items: Vec<FinishItem>) {
     let mut wait = Duration::from_millis(50);
     for attempt in 1..=FINISH_TRIES {
         let params = JobFinishParams {
             items: items.clone(),
         };
-        match engine.finish(params).await {
+        match crate::finish::finish(&inner.store, &inner.wakers, params).await {
             Ok(outcomes) => {
                 // A retry due at once, or a callback, may be waiting for the dispatcher.
-                engine.wake_push();
+                inner.wakers.push.notify_one();
                 for (item, outcome) in items.iter().zip(outcomes) {
                     if let Err(e) = outcome {
                         tracing::debug!(job = %item.id, error = %e, "push outcome not recorded");

@@ -13,7 +13,7 @@ pub mod sign;
 use std::time::Duration;
 
 pub use deliver::ClientError;
-pub(crate) use dispatcher::run as run_dispatcher;
+pub(crate) use dispatcher::PushDispatcher;
 pub use policy::AddressPolicy;
 pub use sign::{SecretError, SigningSecret};
 

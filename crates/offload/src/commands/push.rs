@@ -25,7 +25,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: PushCommand) -> Result<()>
         ..Overrides::from(args.store)
     })?;
     let (secrets, source) = if config.push.signing_secrets.is_empty() {
-        let store = serve::open_store(&config.database, config.migrate)
+        let store = serve::open_store(&config.database, config.migrate, serve::Access::Beside)
             .await
             .with_context(|| format!("cannot open database {}", config.database.describe()))?;
         let secret = serve::push::stored_secret(store.as_ref()).await;

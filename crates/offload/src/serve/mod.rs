@@ -42,12 +42,30 @@ impl Running {
     }
 }
 
+/// Who opens a store: a SQLite file has one owner at a time, which holds its exclusive lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// `offload serve` and `offload migrate`: the only process using the file (a second one fails at once).
+    Owner,
+    /// A short command that reads beside a running server.
+    Beside,
+}
+
 /// Opens the configured store. PostgreSQL: migrates first unless `migrate` is false (then the schema must be
-/// current). A SQLite file is always brought up to date: one process owns it.
-pub(crate) async fn open_store(database: &Database, migrate: bool) -> anyhow::Result<DynStore> {
+/// current). A SQLite file is always brought up to date: one process owns it (see [`Access`]).
+pub(crate) async fn open_store(
+    database: &Database,
+    migrate: bool,
+    access: Access,
+) -> anyhow::Result<DynStore> {
     let store: DynStore = match database {
         Database::Sqlite(path) => {
-            Arc::new(SqliteStore::open(SqliteOptions::new(path.clone())).await?)
+            let options = SqliteOptions::new(path.clone());
+            let options = match access {
+                Access::Owner => options,
+                Access::Beside => options.shared(),
+            };
+            Arc::new(SqliteStore::open(options).await?)
         }
         Database::Postgres { url, schema } => {
             let options = PostgresOptions {
@@ -65,7 +83,7 @@ pub(crate) async fn migrate(database: &Database) -> anyhow::Result<String> {
     let what = database.describe();
     match database {
         Database::Sqlite(_) => {
-            open_store(database, true)
+            open_store(database, true, Access::Owner)
                 .await
                 .with_context(|| format!("cannot migrate database {what}"))?
                 .close()
@@ -98,7 +116,7 @@ pub(crate) async fn start(
     config: &ServeConfig,
     metrics: Option<PrometheusHandle>,
 ) -> anyhow::Result<Running> {
-    let store = open_store(&config.database, config.migrate)
+    let store = open_store(&config.database, config.migrate, Access::Owner)
         .await
         .with_context(|| format!("cannot open database {}", config.database.describe()))?;
     let (push, generated_secret) = push::config(store.as_ref(), &config.push).await?;
@@ -114,7 +132,7 @@ pub(crate) async fn start(
         .sync_file_schedules(config.schedules.clone())
         .await
         .context("cannot apply the configuration file's schedules")?;
-    if synced != Default::default() {
+    if !(synced.created.is_empty() && synced.replaced.is_empty() && synced.deleted.is_empty()) {
         tracing::info!(
             created = ?synced.created,
             replaced = ?synced.replaced,

@@ -1,5 +1,14 @@
-//! The engine facade: job and queue operations with the side effects a store cannot have (wake-ups), and
-//! the life cycle (start, drain, stop).
+//! The engine facade: job, queue and schedule operations with the side effects a store cannot have
+//! (wake-ups), and the life cycle: [`Engine::start`] builds each service (stager, rescuer, pruner, cron
+//! enqueuer, push dispatcher, each leader lease) from the parts it needs and spawns it; draining and
+//! stopping cancel them in order.
+//!
+//! Invariant: the services know nothing of this facade; they share only the store, the [`Wakers`], their
+//! own slice of the configuration, the stop tokens and their [`Signals`].
+
+mod schedules;
+
+pub use schedules::FileSchedules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,38 +22,35 @@ use offload_store::{
     JobInsertParams, JobListParams, PushFailure, PushFailuresParams, QueueSetPausedParams,
     QueueThroughputParams, ThroughputBucket,
 };
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::EngineConfig;
+use crate::cron::{self, CronEnqueuer, CronPass};
 use crate::error::{EngineError, Result};
-use crate::maintenance;
+use crate::leadership::LeaderLease;
+use crate::maintenance::{self, Maintenance, Pruner, Rescuer, Stager};
 use crate::observe;
-use crate::push;
-use crate::wakeup::Wakeups;
+use crate::push::{self, PushDispatcher};
+use crate::signal::{Flag, Signals};
+use crate::wakeup::{self, Wakers};
 
 /// The running core of a server: one per process, cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) store: DynStore,
-    pub(crate) config: EngineConfig,
-    pub(crate) wakeups: Wakeups,
-    /// Wakes the stager early when a delayed job is enqueued.
-    pub(crate) stager_wakeup: Notify,
-    /// Wakes the push dispatcher when push jobs may have become available.
-    pub(crate) push_wakeup: Notify,
-    /// Wakes the cron enqueuer when a schedule changes.
-    pub(crate) cron_wakeup: Notify,
+struct Inner {
+    store: DynStore,
+    config: EngineConfig,
+    wakers: Arc<Wakers>,
+    signals: Signals,
     /// Cancelled when the server starts draining: no new claims.
-    pub(crate) stop_claims: CancellationToken,
+    stop_claims: CancellationToken,
     /// Cancelled when background loops must stop.
-    pub(crate) stop_loops: CancellationToken,
+    stop_loops: CancellationToken,
     tasks: TaskTracker,
 }
 
@@ -65,10 +71,8 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 config,
-                wakeups: Wakeups::default(),
-                stager_wakeup: Notify::new(),
-                push_wakeup: Notify::new(),
-                cron_wakeup: Notify::new(),
+                wakers: Arc::default(),
+                signals: Signals::default(),
                 stop_claims: CancellationToken::new(),
                 stop_loops: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -76,39 +80,105 @@ impl Engine {
         }
     }
 
-    /// The engine of shared state (for the engine's own tasks).
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        Self { inner }
+    /// What the engine's services signal as they work (passes completed, leases held), to wait on.
+    pub fn signals(&self) -> &Signals {
+        &self.inner.signals
     }
 
-    /// Wakes the push dispatcher (push jobs may have become available).
-    pub(crate) fn wake_push(&self) {
-        self.inner.push_wakeup.notify_one();
-    }
-
-    /// Spawns the maintenance loops (staging, rescue, pruning) and the cron enqueuer, each under its leader
-    /// lease; the push dispatcher when push delivery is enabled (a delivery client that cannot be built is
-    /// logged as an error; push jobs then wait); and, when the store offers them, the forwarding of its
-    /// wake-ups (jobs made available by other servers) to long-polling claimers and the dispatcher.
+    /// Spawns the maintenance duties (stager, rescuer, pruner) under their leader lease and the cron enqueuer
+    /// under its own; the push dispatcher when push delivery is enabled (a delivery client that cannot be
+    /// built is logged as an error; push jobs then wait); and, when the store offers them, the forwarding of
+    /// its wake-ups (jobs made available by other servers) to long-polling claimers and the dispatcher.
     pub fn start(&self) {
-        let inner = self.inner.clone();
-        self.inner.tasks.spawn(maintenance::run(inner));
-        if let Some(rx) = self.inner.store.subscribe_available() {
-            self.inner
-                .tasks
-                .spawn(crate::wakeup::forward(self.inner.clone(), rx));
+        let inner = &self.inner;
+        let config = &inner.config;
+        let maintenance = Maintenance {
+            stager: Stager {
+                store: inner.store.clone(),
+                wakers: inner.wakers.clone(),
+                limit: config.maintenance_batch,
+                interval: config.stage_interval,
+                ticks: inner.signals.stager.clone(),
+            },
+            rescuer: Rescuer {
+                store: inner.store.clone(),
+                wakers: inner.wakers.clone(),
+                limit: config.maintenance_batch,
+                ticks: inner.signals.rescuer.clone(),
+            },
+            pruner: Pruner {
+                store: inner.store.clone(),
+                retention: config.retention,
+                limit: config.maintenance_batch,
+                stop: inner.stop_loops.clone(),
+                ticks: inner.signals.pruner.clone(),
+            },
+            rescue_interval: config.rescue_interval,
+            prune_interval: config.prune_interval,
+            wakers: inner.wakers.clone(),
+            stop: inner.stop_loops.clone(),
+        };
+        let lease = self.lease(maintenance::LEASE_NAME, &inner.signals.maintenance_leader);
+        inner.tasks.spawn(maintenance.run(lease));
+        if let Some(rx) = inner.store.subscribe_available() {
+            inner.tasks.spawn(wakeup::forward(
+                inner.wakers.clone(),
+                rx,
+                inner.stop_loops.clone(),
+            ));
         }
-        self.inner.tasks.spawn(crate::cron::run(self.inner.clone()));
-        if self.inner.config.push.enabled() {
-            match push::Deliverer::new(&self.inner.config.push) {
+        let lease = self.lease(cron::LEASE_NAME, &inner.signals.cron_leader);
+        inner.tasks.spawn(self.cron_enqueuer().run(lease));
+        if config.push.enabled() {
+            match push::Deliverer::new(&config.push) {
                 Ok(deliverer) => {
-                    self.inner
-                        .tasks
-                        .spawn(push::run_dispatcher(self.inner.clone(), deliverer));
+                    let dispatcher = PushDispatcher {
+                        store: inner.store.clone(),
+                        wakers: inner.wakers.clone(),
+                        config: config.push.clone(),
+                        node_id: config.node_id.clone(),
+                        claim_poll: config.claim_poll,
+                        deliverer,
+                        stop_claims: inner.stop_claims.clone(),
+                        stop_loops: inner.stop_loops.clone(),
+                        ticks: inner.signals.push.clone(),
+                    };
+                    inner.tasks.spawn(dispatcher.run());
                 }
                 Err(e) => tracing::error!(error = %e, "push delivery cannot start"),
             }
         }
+    }
+
+    /// The named leader lease of this node, raising `leader` while held.
+    fn lease(&self, name: &'static str, leader: &Flag) -> LeaderLease {
+        LeaderLease {
+            store: self.inner.store.clone(),
+            name,
+            node_id: self.inner.config.node_id.clone(),
+            ttl: self.inner.config.leader_ttl,
+            stop: self.inner.stop_loops.clone(),
+            leader: leader.clone(),
+        }
+    }
+
+    fn cron_enqueuer(&self) -> CronEnqueuer {
+        let config = &self.inner.config;
+        CronEnqueuer {
+            store: self.inner.store.clone(),
+            wakers: self.inner.wakers.clone(),
+            grace: config.cron_grace,
+            poll: config.cron_poll,
+            batch: config.cron_batch,
+            stop: self.inner.stop_loops.clone(),
+            ticks: self.inner.signals.cron.clone(),
+        }
+    }
+
+    /// Runs one pass of the cron enqueuer now: fires every due tick of every unpaused schedule. The enqueuer
+    /// loop does the same; it is safe to call at any time (plans are fenced by revision and ticks are unique).
+    pub async fn fire_due_schedules(&self) -> Result<CronPass> {
+        self.cron_enqueuer().pass().await
     }
 
     /// Checks what can be known about a push job before it is stored: that push delivery is enabled, and
@@ -187,7 +257,7 @@ impl Engine {
             }
             match ins.state {
                 JobState::Available if last_woken != Some(queue.as_str()) => {
-                    self.inner.wakeups.wake(queue);
+                    self.inner.wakers.queues.wake(queue);
                     last_woken = Some(queue);
                 }
                 JobState::Scheduled => delayed = true,
@@ -198,10 +268,10 @@ impl Engine {
             observe::enqueued(q, n);
         }
         if delayed {
-            self.inner.stager_wakeup.notify_one();
+            self.inner.wakers.stager.notify_one();
         }
         if pushed {
-            self.inner.push_wakeup.notify_one();
+            self.inner.wakers.push.notify_one();
         }
         Ok(inserted)
     }
@@ -213,7 +283,7 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let deadline = Instant::now() + wait;
-        let notify = self.inner.wakeups.listen(&params.queue);
+        let notify = self.inner.wakers.queues.listen(&params.queue);
         loop {
             let notified = notify.notified();
             tokio::pin!(notified);
@@ -241,6 +311,7 @@ impl Engine {
                 .claim_poll
                 .mul_f64(0.5 + fastrand::f64() * 0.5);
             let until = deadline.min(now + poll);
+            self.inner.signals.long_polls.tick();
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep_until(until) => {}
@@ -257,22 +328,7 @@ impl Engine {
     /// Applies completions and failures (and snoozes); wakes claimers when a job is due again at once, and the
     /// stager when it is due later.
     pub async fn finish(&self, params: JobFinishParams) -> Result<Vec<FinishOutcome>> {
-        let outcomes = self.inner.store.job_finish(params).await?;
-        let now = self.now();
-        let mut delayed = false;
-        for finished in outcomes.iter().flatten() {
-            observe::finished(&finished.queue, finished.state);
-            observe::ran(&finished.queue, finished.started_at, now);
-            match finished.state {
-                JobState::Available => self.inner.wakeups.wake(&finished.queue),
-                JobState::Retrying | JobState::Scheduled => delayed = true,
-                _ => {}
-            }
-        }
-        if delayed {
-            self.inner.stager_wakeup.notify_one();
-        }
-        Ok(outcomes)
+        crate::finish::finish(&self.inner.store, &self.inner.wakers, params).await
     }
 
     /// One job with its attempt history.
@@ -294,9 +350,9 @@ impl Engine {
     pub async fn retry(&self, id: JobId) -> Result<Job> {
         let job = self.inner.store.job_retry(id).await?;
         if job.target.is_some() {
-            self.inner.push_wakeup.notify_one();
+            self.inner.wakers.push.notify_one();
         } else {
-            self.inner.wakeups.wake(&job.queue);
+            self.inner.wakers.queues.wake(&job.queue);
         }
         Ok(job)
     }
@@ -334,8 +390,8 @@ impl Engine {
             .queue_set_paused(QueueSetPausedParams { queue, paused })
             .await?;
         if !paused {
-            self.inner.wakeups.wake(&info.name);
-            self.inner.push_wakeup.notify_one();
+            self.inner.wakers.queues.wake(&info.name);
+            self.inner.wakers.push.notify_one();
         }
         Ok(info)
     }
@@ -349,7 +405,7 @@ impl Engine {
     /// heartbeats, completions and enqueues keep working so in-flight work can report.
     pub fn stop_claiming(&self) {
         self.inner.stop_claims.cancel();
-        self.inner.wakeups.wake_all();
+        self.inner.wakers.queues.wake_all();
     }
 
     /// True once [`Engine::stop_claiming`] was called.

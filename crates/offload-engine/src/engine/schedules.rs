@@ -11,7 +11,7 @@ use offload_store::{
     ScheduleTriggerParams, ScheduleTriggered, ScheduleUpsertParams, ScheduleUpserted, StoreError,
 };
 
-use crate::engine::Engine;
+use super::Engine;
 use crate::error::Result;
 
 /// What [`Engine::sync_file_schedules`] did.
@@ -23,6 +23,8 @@ pub struct FileSchedules {
     pub replaced: Vec<String>,
     /// File-defined schedules deleted because the file no longer has them.
     pub deleted: Vec<String>,
+    /// Schedules the file defines exactly as stored: left alone (nothing written).
+    pub unchanged: Vec<String>,
 }
 
 impl Engine {
@@ -37,7 +39,7 @@ impl Engine {
             .store
             .schedule_upsert(ScheduleUpsertParams { schedule, source })
             .await?;
-        self.inner.cron_wakeup.notify_one();
+        self.inner.wakers.cron.notify_one();
         Ok(upserted)
     }
 
@@ -74,7 +76,7 @@ impl Engine {
             paused,
         };
         let record = self.inner.store.schedule_set_paused(p).await?;
-        self.inner.cron_wakeup.notify_one();
+        self.inner.wakers.cron.notify_one();
         Ok(record)
     }
 
@@ -98,20 +100,26 @@ impl Engine {
             })
             .await?;
         if triggered.inserted.state == JobState::Available {
-            self.inner.wakeups.wake(&triggered.queue);
-            self.inner.push_wakeup.notify_one();
+            self.inner.wakers.queues.wake(&triggered.queue);
+            self.inner.wakers.push.notify_one();
         }
         Ok(triggered)
     }
 
     /// Makes the file-defined schedules match `schedules` (the configuration file's, already validated):
-    /// each is created or replaced with source `file`, and every `file` schedule the list no longer names is
-    /// deleted. Schedules created through the API are never touched.
+    /// each is created or replaced with source `file` unless it is stored exactly so already (a restart
+    /// with an unchanged file writes nothing), and every `file` schedule the list no longer names is deleted.
+    /// Schedules created through the API are never touched.
     pub async fn sync_file_schedules(&self, schedules: Vec<Schedule>) -> Result<FileSchedules> {
         let mut report = FileSchedules::default();
         let names: BTreeSet<String> = schedules.iter().map(|s| s.name.clone()).collect();
         for schedule in schedules {
             let name = schedule.name.clone();
+            let stored = self.get_schedule(&name, 0).await?;
+            if stored.is_some_and(|r| stored_as(&r, &schedule)) {
+                report.unchanged.push(name);
+                continue;
+            }
             let upserted = self.put_schedule(schedule, ScheduleSource::File).await?;
             if upserted.created {
                 report.created.push(name);
@@ -139,4 +147,15 @@ impl Engine {
         }
         Ok(report)
     }
+}
+
+/// True when `record` is a file schedule that already is `schedule` (the pause state only counts when the
+/// file sets one).
+fn stored_as(record: &ScheduleRecord, schedule: &Schedule) -> bool {
+    let pause_kept = schedule.paused.is_none_or(|p| p == record.paused);
+    let definition = Schedule {
+        paused: schedule.paused,
+        ..record.schedule.clone()
+    };
+    record.source == ScheduleSource::File && pause_kept && definition == *schedule
 }
