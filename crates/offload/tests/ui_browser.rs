@@ -569,6 +569,32 @@ async fn hostile_input_is_inert_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(excerpt, XSS, "the response is shown as text");
+
+    // A payload larger than the page shows: its start, inert, and a link to download the whole of it.
+    let large = XSS.repeat(100 * 1024 / XSS.len());
+    let big = api.enqueue(json!({"queue": "xss", "payload": large})).await;
+    client
+        .goto(&format!("{}/ui/jobs/{big}", server.url))
+        .await
+        .unwrap();
+    let shown = find(&client, "#payload").await.text().await.unwrap();
+    assert!(shown.starts_with("\"<script>"), "{}", &shown[..80]);
+    assert!(shown.len() <= 64 * 1024, "{} bytes shown", shown.len());
+    let link = find(&client, "p.cut a").await;
+    assert_eq!(
+        link.attr("href").await.unwrap().as_deref(),
+        Some(format!("/ui/jobs/{big}/raw/payload").as_str())
+    );
+    assert!(link.attr("download").await.unwrap().is_some());
+    let inert = client
+        .execute(
+            "return [window.__xss === undefined, \
+               document.querySelectorAll('script:not([src]), img[src=x], svg[onload], [onerror]').length];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inert, json!([true, 0]), "the cut payload stays text");
     client.close().await.unwrap();
 }
 

@@ -19,7 +19,10 @@ use offload_core::spec::validate_queue_name;
 use offload_engine::EngineError;
 use offload_store::StoreError;
 
-use super::pages::{BULK_LIMIT, LoginPage, UiError, list_params, render, safe_next};
+use super::BULK_LIMIT;
+use super::layout::{UiError, render};
+use super::pages::jobs::list_params;
+use super::pages::login::{LoginPage, safe_next};
 use super::session;
 use crate::AppState;
 use crate::error::AppError;

@@ -1,13 +1,16 @@
 //! The dashboard at `/ui`: server-rendered HTML (askama templates, escaped by default), htmx for partial
 //! updates, every asset embedded in the binary. No Node, no build step.
 //!
-//! Pages: overview (queues, counts, throughput chart, pause/resume), jobs (filters, keyset paging, bulk
-//! actions), job detail (payload, timeline, attempts, actions), dead jobs, schedules (expressions in words,
-//! next fire times, recent ticks, pause/resume/trigger), push targets (recent failed deliveries per
-//! destination). Navigation is one list, [`NAV`]: a new page is a handler, a template and one line there.
+//! Pages, one module each under [`pages`]: overview (queues, counts, throughput chart, pause/resume), jobs
+//! (filters, keyset paging, bulk actions), job detail (payload, timeline, attempts, actions, the whole stored
+//! values as downloads), dead jobs, schedules (expressions in words, next fire times, recent ticks,
+//! pause/resume/trigger), push targets (recent failed deliveries per destination). They share the frame in
+//! [`layout`] and the formatting in [`format`]. Navigation is one list, [`NAV`]: a new page is a module, a
+//! template and one line there.
 //!
 //! Invariants: every page reads bounded data (maintained counters, index walks that stop after a page,
-//! per-minute throughput rows), so it renders in the same time with a million jobs as with ten; everything
+//! per-minute throughput rows), so it renders in the same time with a million jobs as with ten; every stored
+//! value is shown cut to a bounded size, in time linear in the value, however it nests; everything
 //! that came from users is escaped by the templates and the pages forbid inline scripts (CSP), so a payload
 //! can never run in the browser; every POST passes [`session::guard`] (session and CSRF token).
 
@@ -23,11 +26,14 @@ use crate::AppState;
 
 mod actions;
 mod format;
+mod layout;
 mod pages;
-mod push;
 pub(crate) mod session;
 
 pub(crate) use session::Sessions;
+
+/// Most jobs a "… all" bulk action touches in one request (the notice says when more remain).
+pub(crate) const BULK_LIMIT: usize = 10_000;
 
 /// One entry of the navigation bar.
 pub(crate) struct NavEntry {
@@ -68,24 +74,28 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// The dashboard's routes, guarded by sessions.
 pub(crate) fn routes(sessions: Arc<Sessions>) -> Router<AppState> {
     let guarded = Router::new()
-        .route("/ui", get(pages::overview))
-        .route("/ui/", get(pages::overview))
-        .route("/ui/jobs", get(pages::jobs))
-        .route("/ui/dead", get(pages::dead))
-        .route("/ui/jobs/{id}", get(pages::job))
+        .route("/ui", get(pages::overview::overview))
+        .route("/ui/", get(pages::overview::overview))
+        .route("/ui/jobs", get(pages::jobs::jobs))
+        .route("/ui/dead", get(pages::dead::dead))
+        .route("/ui/jobs/{id}", get(pages::job::job))
+        .route("/ui/jobs/{id}/raw/{part}", get(pages::job::raw))
         .route("/ui/jobs/{id}/{action}", post(actions::job_action))
         .route("/ui/jobs/bulk", post(actions::bulk))
         .route("/ui/queues/{queue}/{action}", post(actions::queue_action))
-        .route("/ui/schedules", get(pages::schedules))
+        .route("/ui/schedules", get(pages::schedules::schedules))
         .route(
             "/ui/schedules/{name}/{action}",
             post(actions::schedule_action),
         )
-        .route("/ui/push", get(push::push))
+        .route("/ui/push", get(pages::push::push))
         .route("/ui/logout", post(actions::logout))
         .layer(middleware::from_fn_with_state(sessions, session::guard));
     Router::new()
-        .route("/ui/login", get(pages::login_form).post(actions::login))
+        .route(
+            "/ui/login",
+            get(pages::login::login_form).post(actions::login),
+        )
         .route("/ui/assets/{file}", get(asset))
         .merge(guarded)
         .layer(middleware::map_response(security_headers))

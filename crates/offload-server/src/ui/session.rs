@@ -6,8 +6,8 @@
 //!   loopback listener) a session is handed out on the first page view, so forms still carry a CSRF token.
 //! - Every POST under `/ui` (but the login itself) carries the session's CSRF token, as the `csrf` form field
 //!   or the `x-csrf-token` header, compared in constant time; and, when the browser says where the request
-//!   came from (`Origin`), it came from this host. The cookie is `HttpOnly; SameSite=Strict`, so other sites
-//!   cannot even send it.
+//!   came from (`Sec-Fetch-Site`, `Origin`), it came from this origin. The cookie is `HttpOnly;
+//!   SameSite=Strict`, so other sites cannot even send it.
 //! - Sessions live in memory (a restart logs everyone out), expire after [`SESSION_TTL`], and are bounded in
 //!   number ([`MAX_SESSIONS`]; the oldest goes first).
 
@@ -229,8 +229,19 @@ async fn check_csrf(request: Request, expected: &str) -> Result<Request, Respons
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-/// False when the browser says the request came from another origin than this host.
+/// False when the browser says the request came from another site or origin: `Sec-Fetch-Site` is
+/// `cross-site` or `same-site` (our own forms send `same-origin`; `none` is the user's own navigation), or
+/// `Origin` names another host. Requests without these headers (not from a browser) pass: their CSRF
+/// token still has to match.
 pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or("cross-site"));
+    if matches!(fetch_site, Some(site) if site.eq_ignore_ascii_case("cross-site")
+        || site.eq_ignore_ascii_case("same-site"))
+    {
+        return false;
+    }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
@@ -307,5 +318,30 @@ mod tests {
             HeaderValue::from_static("https://evil.example"),
         );
         assert!(!same_origin(&headers));
+    }
+
+    #[test]
+    fn fetch_metadata_from_another_site_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:7070"));
+        for (site, ok) in [
+            ("same-origin", true),
+            ("none", true),
+            ("cross-site", false),
+            ("Cross-Site", false),
+            ("same-site", false),
+        ] {
+            headers.insert("sec-fetch-site", HeaderValue::from_static(site));
+            assert_eq!(same_origin(&headers), ok, "Sec-Fetch-Site: {site}");
+        }
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7070"),
+        );
+        assert!(
+            !same_origin(&headers),
+            "the browser's word wins over Origin"
+        );
     }
 }

@@ -539,3 +539,202 @@ async fn push_page_lists_failed_deliveries_per_destination() {
         "the response is shown, escaped"
     );
 }
+
+/// A job with `payload` written through the store directly, as a server before the depth limit stored it
+/// (the API refuses such values now).
+async fn store_job(app: &TestApp, queue: &str, payload: String) -> offload_core::JobId {
+    use offload_core::spec::{EnqueueRequest, Limits};
+
+    let request: EnqueueRequest =
+        serde_json::from_value(serde_json::json!({"queue": queue, "max_attempts": 1})).unwrap();
+    let mut job = request
+        .validate(&Limits::default(), None, offload_core::Timestamp::now())
+        .unwrap();
+    job.payload = serde_json::value::RawValue::from_string(payload).unwrap();
+    let id = job.id;
+    app.engine
+        .store()
+        .job_insert(offload_store::JobInsertParams { jobs: vec![job] })
+        .await
+        .unwrap();
+    id
+}
+
+/// Claims the one job of `queue` and completes it with `result`, through the store.
+async fn complete_with(app: &TestApp, queue: &str, result: String) {
+    use offload_store::{Finish, FinishItem, JobClaimParams, JobFinishParams};
+
+    let store = app.engine.store();
+    let claimed = store
+        .job_claim(JobClaimParams {
+            queue: queue.to_owned(),
+            worker_id: "w".into(),
+            max_jobs: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    store
+        .job_finish(JobFinishParams {
+            items: vec![FinishItem {
+                id: claimed[0].id,
+                lease_token: claimed[0].lease_token,
+                finish: Finish::Complete {
+                    result: Some(serde_json::value::RawValue::from_string(result).unwrap()),
+                },
+            }],
+        })
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+}
+
+/// Most bytes a job page may take, whatever the job holds: two values of 64 KiB, escaping, the frame.
+const PAGE_BOUND: usize = 512 * 1024;
+
+#[tokio::test]
+async fn deeply_nested_values_render_cut_in_bounded_output() {
+    let app = TestApp::new().await;
+    let depth = 100_000;
+    let deep_array = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let deep_object = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+    let id = store_job(&app, "deep", deep_array.clone()).await;
+    complete_with(&app, "deep", deep_object.clone()).await;
+
+    let mut browser = Browser::new(&app);
+    let page = html(&browser.get(&format!("/ui/jobs/{id}")).await);
+    assert!(page.len() < PAGE_BOUND, "the page is {} bytes", page.len());
+    assert!(page.contains("<pre class=\"json\" id=\"payload\">[\n  [\n    ["));
+    for part in ["payload", "result"] {
+        let href = format!("href=\"/ui/jobs/{id}/raw/{part}\"");
+        assert!(page.contains(&href), "a link to the whole {part}");
+    }
+    assert!(page.contains("of 195 KiB are shown"), "the payload's size");
+
+    // The whole values, exactly as stored, are a download away.
+    let raw = browser.get(&format!("/ui/jobs/{id}/raw/payload")).await;
+    assert_eq!(raw.status, StatusCode::OK);
+    assert_eq!(raw.headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(
+        raw.headers[header::CONTENT_DISPOSITION],
+        format!("attachment; filename=\"job-{id}-payload.json\"").as_str()
+    );
+    assert_eq!(raw.body, deep_array.as_bytes());
+    let raw = browser.get(&format!("/ui/jobs/{id}/raw/result")).await;
+    assert_eq!(raw.body, deep_object.as_bytes());
+    // A part the job does not have, or that does not exist, is a 404 page.
+    let none = browser.get(&format!("/ui/jobs/{id}/raw/error")).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    let none = browser.get(&format!("/ui/jobs/{id}/raw/secrets")).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn megabyte_values_render_cut_in_bounded_output() {
+    let app = TestApp::new().await;
+    let numbers: Vec<String> = (0..170_000).map(|i| i.to_string()).collect();
+    let big = format!("[{}]", numbers.join(","));
+    assert!(big.len() > 1_000_000);
+    let id = store_job(&app, "big", big.clone()).await;
+
+    let mut browser = Browser::new(&app);
+    let page = html(&browser.get(&format!("/ui/jobs/{id}")).await);
+    assert!(page.len() < PAGE_BOUND, "the page is {} bytes", page.len());
+    assert!(
+        page.contains("[\n  0,\n  1,\n  2,"),
+        "the start, pretty-printed"
+    );
+    assert!(!page.contains("169999"), "not the end");
+    assert!(page.contains(&format!("href=\"/ui/jobs/{id}/raw/payload\"")));
+    assert!(page.contains("of 1.0 MiB are shown"));
+    let raw = browser.get(&format!("/ui/jobs/{id}/raw/payload")).await;
+    assert_eq!(raw.body, big.as_bytes());
+
+    // A small value is shown whole, without a download link.
+    let small = app
+        .enqueue(r#"{"queue":"big","payload":{"a":[1,2]}}"#)
+        .await;
+    let page = html(&browser.get(&format!("/ui/jobs/{}", small.id)).await);
+    assert!(
+        page.contains("<pre class=\"json\" id=\"payload\">{\n  &quot;a&quot;")
+            || page.contains("{\n  &#34;a&#34;"),
+        "{page}"
+    );
+    assert!(!page.contains("/raw/payload"));
+}
+
+#[tokio::test]
+async fn cross_site_forms_are_refused_even_with_a_valid_token() {
+    let app = TestApp::new().await;
+    let job = app.enqueue(r#"{"queue":"ui-xsite"}"#).await;
+    let mut browser = Browser::new(&app);
+    html(&browser.get("/ui").await);
+    let cancel = format!("/ui/jobs/{}/cancel", job.id);
+    for site in ["cross-site", "same-site"] {
+        let forged = Request::builder()
+            .method(Method::POST)
+            .uri(&cancel)
+            .header(header::HOST, "localhost")
+            .header(header::ORIGIN, "http://localhost")
+            .header("sec-fetch-site", site)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, browser.cookie.clone().unwrap())
+            .body(Body::from(format!(
+                "csrf={}",
+                browser.csrf.clone().unwrap()
+            )))
+            .unwrap();
+        let reply = app.call(forged).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "Sec-Fetch-Site: {site}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&reply.body),
+            "403 Forbidden: the form was sent from another site\n"
+        );
+        assert_eq!(app.job(job.id).await.state.as_str(), "available");
+    }
+
+    // The same form from the dashboard's own page goes through.
+    let own = Request::builder()
+        .method(Method::POST)
+        .uri(&cancel)
+        .header(header::HOST, "localhost")
+        .header(header::ORIGIN, "http://localhost")
+        .header("sec-fetch-site", "same-origin")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, browser.cookie.clone().unwrap())
+        .body(Body::from(format!(
+            "csrf={}",
+            browser.csrf.clone().unwrap()
+        )))
+        .unwrap();
+    assert_eq!(app.call(own).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.job(job.id).await.state.as_str(), "cancelled");
+}
+
+#[tokio::test]
+async fn cross_site_logins_are_refused() {
+    let app = TestApp::with_config(ServerConfig {
+        api_tokens: vec!["a-long-enough-token".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    let login = Request::builder()
+        .method(Method::POST)
+        .uri("/ui/login")
+        .header(header::HOST, "localhost")
+        .header("sec-fetch-site", "cross-site")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("token=a-long-enough-token&next=%2Fui"))
+        .unwrap();
+    let reply = app.call(login).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(
+        reply.headers.get(header::SET_COOKIE).is_none(),
+        "no session"
+    );
+}

@@ -11,10 +11,10 @@ use axum::response::Response;
 use offload_core::push::recorded::{self, Recorded};
 use offload_store::PushFailuresParams;
 
-use super::format::{exact, excerpt, relative};
-use super::pages::{Layout, UiError, layout, render};
-use super::session::Csrf;
 use crate::AppState;
+use crate::ui::format::{exact, excerpt, relative, short_id};
+use crate::ui::layout::{Layout, UiError, layout, render};
+use crate::ui::session::Csrf;
 
 /// Destinations shown.
 const DESTINATIONS: u32 = 50;
@@ -94,7 +94,7 @@ pub(crate) async fn push(
                 last_exact: exact(f.last_failed_at),
                 status,
                 excerpt,
-                short_id: job_id[job_id.len().saturating_sub(12)..].to_owned(),
+                short_id: short_id(&job_id),
                 job_id,
                 attempt: f.attempt,
             }
