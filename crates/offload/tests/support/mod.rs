@@ -204,10 +204,8 @@ pub(crate) fn lines_of(
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                // Nobody listens any more; keep draining so the child never blocks.
-                continue;
-            }
+            // When nobody listens any more, keep draining anyway so the child never blocks.
+            let _ = tx.send(line);
         }
     });
     rx
