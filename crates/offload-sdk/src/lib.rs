@@ -9,6 +9,8 @@
 //! - [`push`] verifies the signatures of jobs Offload pushes to your HTTP endpoint (Standard Webhooks), with an
 //!   axum extractor behind the `axum` feature.
 //! - [`testing`] runs a handler against a job value in memory, without a server.
+//! - [`retry`] is the rule workers follow when the server does not answer: pauses of at most 2 s, and reports
+//!   tried again for as long as their job's lease may last.
 //!
 //! # Quick start
 //!
@@ -64,6 +66,7 @@
 mod client;
 mod error;
 pub mod push;
+pub mod retry;
 mod schedules;
 mod spec;
 pub mod testing;

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, UsageError};
+use crate::cli::{Cli, Command};
+use crate::commands::parse::UsageError;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -55,56 +56,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue(command) => commands::queue::run(&global, command).await,
         Command::Schedule(command) => commands::schedule::run(&global, command).await,
         Command::Worker(args) => commands::worker::run(&global, args).await,
-        Command::Serve(args) => {
-            let config = serve::ServeConfig::resolve(serve::Overrides {
-                listen: args.listen,
-                api_tokens: args.api_tokens,
-                push_signing_secrets: args.push_signing_secrets,
-                push_allow_private: args.push_allow_private,
-                ..serve::Overrides::from(args.store)
-            })?;
-            if args.no_migrate && matches!(config.database, serve::Database::Sqlite(_)) {
-                return Err(cli::UsageError(
-                    "--no-migrate applies to PostgreSQL only (a SQLite file is always brought up to date)".into(),
-                )
-                .into());
-            }
-            serve::run(serve::ServeConfig {
-                migrate: !args.no_migrate,
-                ..config
-            })
-            .await
-        }
-        Command::Migrate(args) => {
-            let database = serve::Database::resolve(&serve::Overrides::from(args.store))?;
-            println!("{}", serve::migrate(&database).await?);
-            Ok(())
-        }
+        Command::Serve(args) => commands::serve::serve(args).await,
+        Command::Migrate(args) => commands::serve::migrate(args).await,
         Command::Push(command) => commands::push::run(&global, command).await,
-        Command::Bench(args) => {
-            let defaults = bench::BenchOptions::default();
-            let report = bench::run(bench::BenchOptions {
-                clients: args.clients.max(1),
-                single_jobs: args.single_jobs,
-                batch_jobs: args.batch_jobs.max(1),
-                batch_size: args.batch_size.clamp(1, offload_core::api::MAX_BATCH_JOBS),
-                workers: args.workers.max(1),
-                claim_batch: args.claim_batch.clamp(1, offload_core::api::MAX_CLAIM_JOBS),
-                latency_samples: args.latency_samples.max(1),
-                database: args.database,
-                push_jobs: args.push_jobs.max(1),
-                push_latency_samples: args.push_latency_samples.max(1),
-                cron_schedules: args.cron_schedules.max(1),
-                cron_seconds: args.cron_seconds.max(1),
-                idle_schedules: args.idle_schedules,
-                idle_seconds: args.idle_seconds.max(1),
-                schema: args.schema,
-                ..defaults
-            })
-            .await?;
-            println!("{report}");
-            Ok(())
-        }
+        Command::Bench(args) => commands::bench::run(args).await,
     }
 }
 

@@ -620,3 +620,62 @@ async fn a_panicking_handler_fails_only_its_attempt() {
     }
     handle.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_outlives_a_server_restart_within_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("offload.db");
+    let mut server = Server::start(&db);
+    let client = Client::new(&server.url).unwrap();
+    let id = client
+        .enqueue_job(
+            &JobSpec::new("restart", &json!({}))
+                .name("work")
+                .timeout(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let finish = Arc::new(Notify::new());
+    let release = finish.clone();
+    let worker = Worker::builder(client.clone())
+        .queue("restart", 1)
+        .handler("work", move |_job: Job| {
+            let (started, finish) = (started_tx.clone(), finish.clone());
+            async move {
+                started.send(()).unwrap();
+                finish.notified().await;
+                Ok("done")
+            }
+        })
+        .build()
+        .unwrap();
+    let handle = worker.start();
+    tokio::time::timeout(PATIENCE, started.recv())
+        .await
+        .expect("the job to start");
+
+    server.kill_hard();
+    release.notify_one();
+    // More unanswered tries than a worker used to make before it dropped the report (5, over about 4 s).
+    wait(&handle, "unanswered report tries", |s| {
+        s.report_retries >= 6
+    })
+    .await;
+    let addr = server.addr().to_owned();
+    let _server = tokio::task::spawn_blocking(move || Server::start_on(&db, &addr))
+        .await
+        .unwrap();
+
+    let stats = wait(&handle, "the completion to be accepted", |s| {
+        s.succeeded == 1
+    })
+    .await;
+    assert_eq!(stats.unreported, 0);
+    let j = job(&client, id).await;
+    assert_eq!(j.state, JobState::Succeeded);
+    assert_eq!(outcomes(&j), [AttemptOutcome::Succeeded], "one attempt");
+    handle.shutdown(PATIENCE).await;
+}

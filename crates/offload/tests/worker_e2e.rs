@@ -5,7 +5,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Server, bin, signal, wait_for};
+use support::{Server, bin, lines_of, next_line, signal, wait_for};
 
 fn job_state(server: &Server, id: &str) -> serde_json::Value {
     server.cli_json(&["job", "get", id])
@@ -153,4 +153,125 @@ fn cli_errors_are_one_line_and_non_zero() {
             .count(),
         1
     );
+}
+
+/// Starts `offload worker` on `queue` of `server` running `sh -c script`; its log lines come on the receiver.
+fn worker(
+    server: &Server,
+    queue: &str,
+    script: &str,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(bin())
+        .args([
+            "--server",
+            &server.url,
+            "worker",
+            "--queue",
+            queue,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stderr.take().unwrap());
+    (child, lines)
+}
+
+#[test]
+fn a_report_waits_for_the_server_to_come_back_while_the_lease_lasts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("offload.db");
+    let mut server = Server::start(&db);
+    let job = server.cli_json(&["job", "enqueue", "q", "--payload", "{}", "--timeout", "60s"]);
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (started, go) = (dir.path().join("started"), dir.path().join("go"));
+    // The command runs until the test lets it finish.
+    let script = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.05; done; echo '\"done\"'",
+        started.display(),
+        go.display()
+    );
+    let (mut worker, lines) = worker(&server, "q", &script);
+    wait_for(Duration::from_secs(30), "the job to start", || {
+        started.exists().then_some(())
+    });
+
+    server.kill_hard();
+    std::fs::write(&go, "").unwrap();
+    // More failed tries than a worker used to make before it dropped the report (5, over about 4 s).
+    for n in 1..=6 {
+        next_line(
+            &lines,
+            Duration::from_secs(30),
+            &format!("failed report try {n}"),
+            |l| l.contains(&format!("job {id}: cannot report yet")),
+        );
+    }
+    let server = Server::start_on(&db, server.addr());
+
+    let done = wait_for(Duration::from_secs(30), "the job to succeed", || {
+        let job = job_state(&server, &id);
+        (job["state"] == "succeeded").then_some(job)
+    });
+    assert_eq!(done["result"], "done");
+    let attempts = done["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "the job ran once: {done}");
+    signal(worker.id(), "TERM");
+    assert!(worker.wait().unwrap().success());
+}
+
+#[test]
+fn work_resumes_within_two_seconds_of_the_servers_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("offload.db");
+    let mut server = Server::start(&db);
+    let (mut worker, lines) = worker(&server, "q", "cat >/dev/null; echo 1");
+    next_line(
+        &lines,
+        Duration::from_secs(30),
+        "the worker to start",
+        |l| l.contains("worker") && l.contains("started"),
+    );
+
+    server.kill_hard();
+    // Enough failed claims that a doubling backoff without a low cap would now pause 16 s or more.
+    for n in 1..=6 {
+        next_line(
+            &lines,
+            Duration::from_secs(60),
+            &format!("failed claim {n}"),
+            |l| l.contains("cannot claim jobs"),
+        );
+    }
+    let server = Server::start_on(&db, server.addr());
+    let back = jiff::Timestamp::now();
+    let job = server.cli_json(&["job", "enqueue", "q", "--payload", "{}"]);
+    let id = job["id"].as_str().unwrap().to_owned();
+    let created: jiff::Timestamp = job["created_at"].as_str().unwrap().parse().unwrap();
+
+    let done = wait_for(Duration::from_secs(30), "the job to be worked", || {
+        let job = job_state(&server, &id);
+        (job["state"] == "succeeded").then_some(job)
+    });
+    let claimed: jiff::Timestamp = done["attempts"][0]["started_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The worker's first claim after the return comes within its longest pause (2 s); that claim waits on
+    // the server and takes the job as soon as it exists. One second of slack for a busy machine.
+    let expected = std::cmp::max(back + jiff::SignedDuration::from_secs(2), created)
+        + jiff::SignedDuration::from_secs(1);
+    assert!(
+        claimed <= expected,
+        "claimed at {claimed}, server back at {back}, job created at {created}"
+    );
+    signal(worker.id(), "TERM");
+    assert!(worker.wait().unwrap().success());
 }

@@ -19,13 +19,11 @@ use tracing::warn;
 use super::Shared;
 use super::running;
 use super::stats::add;
+use crate::retry::Backoff;
 
 /// An empty claim answered faster than this is followed by a pause of this length, so a server that does
 /// not long-poll is not hammered.
 const MIN_CLAIM_CYCLE: Duration = Duration::from_millis(500);
-/// First and longest pause after a failed claim.
-const BACKOFF_FIRST: Duration = Duration::from_millis(500);
-const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// Claims jobs of `queue` into at most `concurrency` slots until `fetch` is cancelled; each job runs on
 /// `tracker`.
@@ -38,7 +36,7 @@ pub(crate) async fn run(
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let most = shared.claim_batch.min(MAX_CLAIM_JOBS as usize).max(1);
-    let mut failures = 0u32;
+    let mut backoff = Backoff::new();
     loop {
         let first = tokio::select! {
             biased;
@@ -68,7 +66,7 @@ pub(crate) async fn run(
         };
         match answer {
             Ok(answer) => {
-                failures = 0;
+                backoff.reset();
                 if answer.jobs.is_empty() {
                     if asked.elapsed() < MIN_CLAIM_CYCLE && pause(&fetch, MIN_CLAIM_CYCLE).await {
                         return;
@@ -89,8 +87,7 @@ pub(crate) async fn run(
                 }
             }
             Err(e) => {
-                let delay = backoff(failures);
-                failures = failures.saturating_add(1);
+                let delay = backoff.next_pause();
                 warn!("cannot claim jobs from queue {queue}: {e}; trying again in {delay:?}");
                 if pause(&fetch, delay).await {
                     return;
@@ -105,24 +102,5 @@ async fn pause(fetch: &CancellationToken, delay: Duration) -> bool {
     tokio::select! {
         () = fetch.cancelled() => true,
         () = tokio::time::sleep(delay) => false,
-    }
-}
-
-/// Pause after `failures` earlier failed claims in a row: 0.5 s, 1 s, 2 s ... up to 30 s, each shortened by up
-/// to 20 % at random so that many workers do not retry in step.
-fn backoff(failures: u32) -> Duration {
-    let exp = BACKOFF_FIRST.saturating_mul(1 << failures.min(10));
-    exp.min(BACKOFF_CAP).mul_f64(1.0 - 0.2 * fastrand::f64())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_the_cap() {
-        assert!(backoff(0) <= BACKOFF_FIRST && backoff(0) >= BACKOFF_FIRST.mul_f64(0.8));
-        assert!(backoff(3) <= Duration::from_secs(4));
-        assert!(backoff(30) <= BACKOFF_CAP && backoff(30) >= BACKOFF_CAP.mul_f64(0.8));
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use offload_core::api::{HeartbeatRequest, MAX_PROGRESS_MESSAGE_LEN};
 use offload_core::{JobId, LeaseToken, Progress, Timestamp};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::Client;
@@ -134,6 +135,9 @@ pub(crate) struct JobCtx {
     pub(crate) token: CancellationToken,
     pub(crate) cancel_requested: AtomicBool,
     pub(crate) lease_lost: AtomicBool,
+    /// When the last claim or heartbeat that may have renewed the lease returned (see
+    /// [`crate::retry::lease_deadline`]).
+    renewed: Mutex<Instant>,
     pub(crate) backend: Backend,
 }
 
@@ -155,8 +159,15 @@ impl JobCtx {
             token: CancellationToken::new(),
             cancel_requested: AtomicBool::new(false),
             lease_lost: AtomicBool::new(false),
+            renewed: Mutex::new(Instant::now()),
             backend,
         }
+    }
+
+    /// When the lease, `timeout` long, has certainly expired, judging by the last renewal.
+    pub(crate) fn lease_deadline(&self, timeout: Duration) -> Instant {
+        let renewed = *self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        crate::retry::lease_deadline(renewed, timeout)
     }
 
     /// Marks a requested cancel and fires the token.
@@ -179,7 +190,10 @@ impl JobCtx {
                     progress: percent,
                     message: percent.and(message),
                 };
-                match client.heartbeat(*id, &request).await {
+                let answer = client.heartbeat(*id, &request).await;
+                // Whatever the answer, the server may have renewed the lease until now.
+                *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                match answer {
                     Ok(answer) => {
                         if answer.cancel_requested {
                             self.request_cancel();

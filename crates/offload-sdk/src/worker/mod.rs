@@ -38,6 +38,9 @@
 //!   claiming at once and lets running jobs finish for a grace period; jobs still running then are dropped and
 //!   handed back to the server (snoozed with no delay, so they run again at once elsewhere without using up an
 //!   attempt). No job is lost either way: one whose report never arrives is retried when its lease expires.
+//! - When the server does not answer, claims and reports are tried again with the pauses of [`crate::retry`]
+//!   (at most 2 s, so work resumes within about that long after the server is back); a report is tried for as
+//!   long as its job's lease may last.
 
 mod claimer;
 mod handler;

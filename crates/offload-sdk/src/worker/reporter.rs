@@ -1,7 +1,7 @@
 //! Reports ended attempts to the server, completions and failures in batches.
 //!
-//! Invariant: each report is sent until the server answers it (accepted or refused) or the tries run out; its
-//! job's concurrency slot is held until then, so a worker never runs more jobs than its limit while their
+//! Invariant: each report is sent until the server answers it (accepted or refused) or its job's lease has
+//! certainly expired (the rule of [`crate::retry`]); its job's concurrency slot is held until then, so a worker never runs more jobs than its limit while their
 //! reports are pending. Batching is natural: whatever queued up while the previous requests were in flight
 //! goes out together, so a lone report is sent at once and a flood is sent in few requests.
 
@@ -18,17 +18,13 @@ use offload_core::api::{
 use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::stats::{Counters, add};
 use crate::Client;
 use crate::error::Error;
-
-/// Tries of one request before its reports are given up (the server then retries those jobs when their leases
-/// expire).
-const TRIES: u32 = 5;
-/// Pause before the second try; doubled before each further one.
-const FIRST_PAUSE: Duration = Duration::from_millis(250);
+use crate::retry;
 
 /// One ended attempt, to report.
 #[derive(Debug)]
@@ -36,6 +32,8 @@ pub(crate) struct Report {
     pub(crate) id: JobId,
     pub(crate) lease_token: LeaseToken,
     pub(crate) kind: Kind,
+    /// When the job's lease has certainly expired ([`retry::lease_deadline`]): the report is tried until then.
+    pub(crate) lease_until: Instant,
     /// The job's concurrency slot, freed once the report is answered.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
@@ -121,6 +119,7 @@ async fn send_completes(client: &Client, counters: &Counters, reports: Vec<Repor
     if reports.is_empty() {
         return;
     }
+    let until = latest_lease(&reports);
     let mut permits = Vec::with_capacity(reports.len());
     let jobs = reports
         .into_iter()
@@ -137,12 +136,12 @@ async fn send_completes(client: &Client, counters: &Counters, reports: Vec<Repor
         })
         .collect();
     let request = CompleteBatchRequest { jobs };
-    match with_retries(|| client.complete_batch(&request)).await {
+    match deliver(counters, until, || client.complete_batch(&request)).await {
         Ok(answer) => tally(counters, &answer, &counters.succeeded, "completion"),
         // The batch as a whole was refused (a result over the size limit): report one by one.
         Err(e) if is_refused_request(&e) => {
             for item in request.jobs {
-                complete_one(client, counters, item).await;
+                complete_one(client, counters, item, until).await;
             }
         }
         Err(e) => gave_up(counters, request.jobs.len(), "completions", &e),
@@ -152,12 +151,12 @@ async fn send_completes(client: &Client, counters: &Counters, reports: Vec<Repor
 
 /// One completion; a result the server refuses (too large) is dropped and the job completed without it, since
 /// the work was done.
-async fn complete_one(client: &Client, counters: &Counters, item: CompleteItem) {
+async fn complete_one(client: &Client, counters: &Counters, item: CompleteItem, until: Instant) {
     let request = CompleteRequest {
         lease_token: item.lease_token,
         result: item.result,
     };
-    let mut answer = with_retries(|| client.complete(item.id, &request)).await;
+    let mut answer = deliver(counters, until, || client.complete(item.id, &request)).await;
     if let Err(e) = &answer
         && request.result.is_some()
         && is_refused_request(e)
@@ -170,7 +169,7 @@ async fn complete_one(client: &Client, counters: &Counters, item: CompleteItem) 
             lease_token: item.lease_token,
             result: None,
         };
-        answer = with_retries(|| client.complete(item.id, &bare)).await;
+        answer = deliver(counters, until, || client.complete(item.id, &bare)).await;
     }
     settle(counters, item.id, answer, &counters.succeeded, "completion");
 }
@@ -179,6 +178,7 @@ async fn send_fails(client: &Client, counters: &Counters, reports: Vec<Report>) 
     if reports.is_empty() {
         return;
     }
+    let until = latest_lease(&reports);
     let mut permits = Vec::with_capacity(reports.len());
     let jobs = reports
         .into_iter()
@@ -201,13 +201,13 @@ async fn send_fails(client: &Client, counters: &Counters, reports: Vec<Report>) 
         })
         .collect();
     let request = FailBatchRequest { jobs };
-    match with_retries(|| client.fail_batch(&request)).await {
+    match deliver(counters, until, || client.fail_batch(&request)).await {
         Ok(answer) => tally(counters, &answer, &counters.failed, "failure"),
         // Refused as a whole (a `retry_after` beyond the server's limit): one by one, without the override
         // where it is refused.
         Err(e) if is_refused_request(&e) => {
             for item in request.jobs {
-                fail_one(client, counters, item).await;
+                fail_one(client, counters, item, until).await;
             }
         }
         Err(e) => gave_up(counters, request.jobs.len(), "failures", &e),
@@ -215,14 +215,14 @@ async fn send_fails(client: &Client, counters: &Counters, reports: Vec<Report>) 
     drop(permits);
 }
 
-async fn fail_one(client: &Client, counters: &Counters, item: FailItem) {
+async fn fail_one(client: &Client, counters: &Counters, item: FailItem, until: Instant) {
     let mut request = FailRequest {
         lease_token: item.lease_token,
         error: item.error,
         retry_after: item.retry_after,
         retryable: item.retryable,
     };
-    let mut answer = with_retries(|| client.fail(item.id, &request)).await;
+    let mut answer = deliver(counters, until, || client.fail(item.id, &request)).await;
     if let Err(e) = &answer
         && request.retry_after.is_some()
         && is_refused_request(e)
@@ -232,7 +232,7 @@ async fn fail_one(client: &Client, counters: &Counters, item: FailItem) {
             item.id
         );
         request.retry_after = None;
-        answer = with_retries(|| client.fail(item.id, &request)).await;
+        answer = deliver(counters, until, || client.fail(item.id, &request)).await;
     }
     settle(counters, item.id, answer, &counters.failed, "failure");
 }
@@ -242,6 +242,7 @@ async fn send_single(client: &Client, counters: &Counters, report: Report) {
         id,
         lease_token,
         kind,
+        lease_until: until,
         permit,
     } = report;
     match kind {
@@ -250,7 +251,7 @@ async fn send_single(client: &Client, counters: &Counters, report: Report) {
                 lease_token,
                 delay: delay.into(),
             };
-            let answer = with_retries(|| client.snooze(id, &request)).await;
+            let answer = deliver(counters, until, || client.snooze(id, &request)).await;
             match answer {
                 Err(e) if is_refused_request(&e) => {
                     warn!(
@@ -263,7 +264,7 @@ async fn send_single(client: &Client, counters: &Counters, report: Report) {
                         retry_after: None,
                         retryable: Some(true),
                     };
-                    fail_one(client, counters, item).await;
+                    fail_one(client, counters, item, until).await;
                 }
                 answer => {
                     let counter = if release {
@@ -280,7 +281,7 @@ async fn send_single(client: &Client, counters: &Counters, report: Report) {
                 lease_token,
                 reason: Some(reason),
             };
-            let answer = with_retries(|| client.abort(id, &request)).await;
+            let answer = deliver(counters, until, || client.abort(id, &request)).await;
             settle(counters, id, answer, &counters.cancelled, "cancellation");
         }
         Kind::Complete(result) => {
@@ -289,7 +290,7 @@ async fn send_single(client: &Client, counters: &Counters, report: Report) {
                 lease_token,
                 result,
             };
-            complete_one(client, counters, item).await;
+            complete_one(client, counters, item, until).await;
         }
         Kind::Fail {
             error,
@@ -303,7 +304,7 @@ async fn send_single(client: &Client, counters: &Counters, report: Report) {
                 retry_after: retry_after.map(Into::into),
                 retryable: Some(retryable),
             };
-            fail_one(client, counters, item).await;
+            fail_one(client, counters, item, until).await;
         }
     }
     drop(permit);
@@ -360,67 +361,34 @@ fn is_refused_request(e: &Error) -> bool {
     matches!(e.status(), Some(400 | 413 | 422))
 }
 
-/// True for failures that may go away by themselves.
-fn worth_retrying(e: &Error) -> bool {
-    e.is_transport() || matches!(e.status(), Some(429 | 500..=599))
+/// The last instant any lease of `reports` may still last: a batch is tried until then (the server refuses
+/// the items whose leases are gone one by one).
+fn latest_lease(reports: &[Report]) -> Instant {
+    reports
+        .iter()
+        .map(|r| r.lease_until)
+        .max()
+        .unwrap_or_else(Instant::now)
 }
 
-/// Calls `send` until it succeeds, up to [`TRIES`] times while the failure is worth retrying.
-async fn with_retries<F, Fut, T>(send: F) -> Result<T, Error>
+/// [`retry::until`], counting each unanswered try in [`WorkerStats::report_retries`](super::WorkerStats).
+async fn deliver<F, Fut, T>(counters: &Counters, until: Instant, mut send: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    retry_from(FIRST_PAUSE, send).await
-}
-
-/// [`with_retries`], pausing `pause` before the second try.
-async fn retry_from<F, Fut, T>(mut pause: Duration, mut send: F) -> Result<T, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Error>>,
-{
-    let mut tries = 1;
-    loop {
-        match send().await {
-            Err(e) if tries < TRIES && worth_retrying(&e) => {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                tries += 1;
+    retry::until(until, || {
+        let sent = send();
+        async move {
+            let answer = sent.await;
+            if let Err(e) = &answer
+                && retry::worth_retrying(e)
+            {
+                add(&counters.report_retries, 1);
+                counters.changed();
             }
-            other => return other,
+            answer
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::Cell;
-
-    #[tokio::test]
-    async fn only_passing_failures_are_tried_again() {
-        let quick = Duration::from_millis(1);
-        let calls = Cell::new(0);
-        let down = || async {
-            calls.set(calls.get() + 1);
-            Err::<(), _>(Error::Decode {
-                status: 503,
-                message: "down".into(),
-            })
-        };
-        assert!(retry_from(quick, down).await.is_err());
-        assert_eq!(calls.get(), TRIES);
-
-        calls.set(0);
-        let refused = || async {
-            calls.set(calls.get() + 1);
-            Err::<(), _>(Error::Decode {
-                status: 409,
-                message: "no".into(),
-            })
-        };
-        assert!(retry_from(quick, refused).await.is_err());
-        assert_eq!(calls.get(), 1);
-    }
+    })
+    .await
 }

@@ -55,7 +55,8 @@ pub(crate) async fn run(
         lease_token: claimed.lease_token,
     }));
     let (id, lease_token) = (claimed.id, claimed.lease_token);
-    let period = shared.heartbeat.period(claimed.timeout.0);
+    let timeout = claimed.timeout.0;
+    let period = shared.heartbeat.period(timeout);
     let handler = shared.handler_for(claimed.name.as_deref()).cloned();
     let queue = claimed.queue.clone();
     let name = claimed.name.clone();
@@ -111,6 +112,7 @@ pub(crate) async fn run(
         id,
         lease_token,
         kind,
+        lease_until: ctx.lease_deadline(timeout),
         permit,
     };
     if shared.reports.send(report).is_err() {

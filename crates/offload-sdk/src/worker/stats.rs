@@ -27,9 +27,10 @@ pub struct WorkerStats {
     pub released: u64,
     /// Reports the server refused because the lease was lost (the job was rescued and retried).
     pub refused: u64,
-    /// Reports that could not be delivered after retries (the server retries those jobs when their leases
-    /// expire).
+    /// Reports that could not be delivered while their job's lease lasted (the server retries those jobs).
     pub unreported: u64,
+    /// Report requests the server did not answer (unreachable, 429 or 5xx), each tried again later.
+    pub report_retries: u64,
 }
 
 /// The live counters behind [`WorkerStats`].
@@ -47,6 +48,7 @@ pub(crate) struct Counters {
     pub(crate) released: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) unreported: AtomicU64,
+    pub(crate) report_retries: AtomicU64,
 }
 
 /// Adds `n` to a counter.
@@ -90,6 +92,7 @@ impl Counters {
             released: get(&self.released),
             refused: get(&self.refused),
             unreported: get(&self.unreported),
+            report_retries: get(&self.report_retries),
         }
     }
 }

@@ -4,12 +4,124 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 use offload_core::api::ListJobsQuery;
 use offload_core::spec::EnqueueRequest;
+use offload_core::{DurationSpec, JobId, JobState, Timestamp};
 use serde_json::value::RawValue;
 
-use crate::cli::{EnqueueArgs, GlobalArgs, JobCommand, ListArgs, UsageError};
+use super::GlobalArgs;
+use super::parse::{
+    UsageError, parse_duration, parse_job_id, parse_tag, parse_tag_filter, parse_timestamp,
+};
 use crate::output;
+
+/// `offload job ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobCommand {
+    /// Enqueue a job.
+    Enqueue(EnqueueArgs),
+    /// Show a job with its attempt history.
+    Get {
+        /// The job's id.
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+    /// List jobs, newest first.
+    #[command(visible_alias = "list")]
+    Ls(ListArgs),
+    /// Cancel a job (a running job is asked to stop).
+    Cancel {
+        /// The job's id.
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+    /// Make a dead or cancelled job available again.
+    Retry {
+        /// The job's id.
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+    /// Delete a job and its history.
+    #[command(visible_alias = "delete")]
+    Rm {
+        /// The job's id.
+        #[arg(value_parser = parse_job_id)]
+        id: JobId,
+    },
+}
+
+/// `offload job enqueue`.
+#[derive(Debug, Args)]
+pub(crate) struct EnqueueArgs {
+    /// Queue to put the job on.
+    pub(crate) queue: String,
+    /// JSON payload; `@FILE` reads it from a file, `-` from standard input.
+    #[arg(long, allow_hyphen_values = true, value_name = "JSON")]
+    pub(crate) payload: Option<String>,
+    /// Job name (kind), which workers dispatch on.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Run after this delay, e.g. 30s, 5m, 1h30m.
+    #[arg(
+        long,
+        value_parser = parse_duration,
+        allow_hyphen_values = true,
+        conflicts_with = "run_at",
+        value_name = "DURATION"
+    )]
+    pub(crate) delay: Option<DurationSpec>,
+    /// Run at this instant (RFC 3339, e.g. 2026-06-01T12:00:00Z).
+    #[arg(long, value_parser = parse_timestamp, value_name = "RFC3339")]
+    pub(crate) run_at: Option<Timestamp>,
+    /// Higher runs first (default 0).
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
+    pub(crate) priority: Option<i32>,
+    /// Attempts allowed before the job is dead.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_attempts: Option<u32>,
+    /// Lease length of one attempt, e.g. 5m; a worker must heartbeat within it.
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
+    pub(crate) timeout: Option<DurationSpec>,
+    /// De-duplication key: enqueueing the same request with the same key returns the first job.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) idempotency_key: Option<String>,
+    /// A label, repeatable.
+    #[arg(long = "tag", value_parser = parse_tag, value_name = "KEY=VALUE")]
+    pub(crate) tags: Vec<(String, String)>,
+    /// Make it a push job: the server POSTs the payload to this URL (signed) instead of handing it to workers.
+    #[arg(long, value_name = "URL")]
+    pub(crate) target: Option<String>,
+    /// With --target: receives a signed POST with the result once the job succeeded.
+    #[arg(long, requires = "target", value_name = "URL")]
+    pub(crate) callback_url: Option<String>,
+    /// With --target: receives a signed POST with the last error once the job is dead.
+    #[arg(long, requires = "target", value_name = "URL")]
+    pub(crate) failure_callback_url: Option<String>,
+}
+
+/// `offload job ls`.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only this queue.
+    #[arg(long)]
+    pub(crate) queue: Option<String>,
+    /// Only this state (scheduled, available, running, retrying, succeeded, dead, cancelled).
+    #[arg(long)]
+    pub(crate) state: Option<JobState>,
+    /// Only this job name.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Only jobs with this tag.
+    #[arg(long, value_parser = parse_tag_filter, value_name = "KEY:VALUE")]
+    pub(crate) tag: Option<String>,
+    /// Page size (1 to 500; the server's default is 50).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=500), value_name = "N")]
+    pub(crate) limit: Option<u32>,
+    /// Continue from a previous page's cursor.
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
+}
 
 /// Runs one job command.
 pub(crate) async fn run(global: &GlobalArgs, command: JobCommand) -> Result<()> {
@@ -148,13 +260,19 @@ fn list_query(args: ListArgs) -> ListJobsQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
     use clap::Parser;
 
+    /// `offload job ...` on its own.
+    #[derive(Debug, Parser)]
+    struct JobLine {
+        #[command(subcommand)]
+        command: JobCommand,
+    }
+
     fn enqueue_args(args: &[&str]) -> EnqueueArgs {
-        let argv = ["offload", "job", "enqueue"].iter().chain(args);
-        match Cli::try_parse_from(argv).unwrap().command {
-            Command::Job(JobCommand::Enqueue(args)) => args,
+        let argv = ["job", "enqueue"].iter().chain(args);
+        match JobLine::try_parse_from(argv).unwrap().command {
+            JobCommand::Enqueue(args) => args,
             other => panic!("{other:?}"),
         }
     }
@@ -219,15 +337,7 @@ mod tests {
             Some("https://app.example/done")
         );
         assert!(
-            crate::cli::Cli::try_parse_from([
-                "offload",
-                "job",
-                "enqueue",
-                "q",
-                "--callback-url",
-                "http://x"
-            ])
-            .is_err(),
+            JobLine::try_parse_from(["job", "enqueue", "q", "--callback-url", "http://x"]).is_err(),
             "a callback needs a target"
         );
     }

@@ -4,11 +4,38 @@
 //! database and reads the generated secret (creating it, as the server's first start would).
 
 use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, PushCommand};
+use super::GlobalArgs;
+use super::serve::StoreArgs;
 use crate::output;
 use crate::serve::{self, Overrides, ServeConfig};
+
+/// `offload push ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum PushCommand {
+    /// Print the secrets push deliveries are signed with (`whsec_...`): the configured ones, or the one the
+    /// server generated and keeps in its database (created now if the server never ran).
+    Secret(PushSecretArgs),
+}
+
+/// `offload push secret`: reads the configuration and the database as `offload serve` would.
+#[derive(Debug, Args)]
+pub(crate) struct PushSecretArgs {
+    /// Where the server's configuration and data are.
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Push signing secrets, comma-separated (overrides `[push] signing_secrets`).
+    #[arg(
+        long,
+        env = "OFFLOAD_PUSH_SIGNING_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "SECRETS"
+    )]
+    pub(crate) push_signing_secrets: Option<Vec<String>>,
+}
 
 #[derive(Serialize)]
 struct Secrets<'a> {

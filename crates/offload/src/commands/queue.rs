@@ -1,9 +1,28 @@
 //! `offload queue ...`: list, pause and resume queues.
 
 use anyhow::Result;
+use clap::Subcommand;
 
-use crate::cli::{GlobalArgs, QueueCommand};
+use super::GlobalArgs;
 use crate::output;
+
+/// `offload queue ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCommand {
+    /// List queues with their job counts.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Stop handing out jobs from a queue (enqueueing still works).
+    Pause {
+        /// The queue.
+        queue: String,
+    },
+    /// Hand out jobs from a paused queue again.
+    Resume {
+        /// The queue.
+        queue: String,
+    },
+}
 
 /// Runs one queue command.
 pub(crate) async fn run(global: &GlobalArgs, command: QueueCommand) -> Result<()> {

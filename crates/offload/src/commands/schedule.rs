@@ -1,8 +1,5 @@
 //! `offload schedule ...`: manage cron schedules through the API, and `schedule next`, which evaluates an
 //! expression locally (no server) for people checking what it means.
-//!
-//! The argument definitions live here rather than in `cli.rs` so the schedule commands stay in one file;
-//! like `cli.rs`, they only parse.
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -12,7 +9,8 @@ use offload_core::cron::{
 };
 use offload_core::{DurationSpec, Timestamp};
 
-use crate::cli::{GlobalArgs, UsageError, parse_duration, parse_timestamp};
+use super::GlobalArgs;
+use super::parse::{UsageError, parse_duration, parse_timestamp};
 use crate::output::{self, Table, cut, time};
 
 /// `offload schedule ...`
@@ -366,14 +364,20 @@ fn next(global: &GlobalArgs, args: NextArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
     use clap::Parser;
 
+    /// `offload schedule ...` on its own.
+    #[derive(Debug, Parser)]
+    struct ScheduleLine {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    }
+
     fn put(args: &[&str]) -> PutArgs {
-        let mut all = vec!["offload", "schedule", "put"];
+        let mut all = vec!["schedule", "put"];
         all.extend_from_slice(args);
-        match Cli::try_parse_from(all).unwrap().command {
-            Command::Schedule(ScheduleCommand::Put(p)) => p,
+        match ScheduleLine::try_parse_from(all).unwrap().command {
+            ScheduleCommand::Put(p) => p,
             other => panic!("{other:?}"),
         }
     }
@@ -433,7 +437,6 @@ mod tests {
     fn bad_policies_are_usage_errors() {
         for args in [
             vec![
-                "offload",
                 "schedule",
                 "put",
                 "s",
@@ -444,11 +447,11 @@ mod tests {
                 "--overlap",
                 "x",
             ],
-            vec!["offload", "schedule", "next", "@daily", "--count", "0"],
-            vec!["offload", "schedule", "put", "s", "--queue", "q"],
+            vec!["schedule", "next", "@daily", "--count", "0"],
+            vec!["schedule", "put", "s", "--queue", "q"],
         ] {
             assert_eq!(
-                Cli::try_parse_from(&args).unwrap_err().exit_code(),
+                ScheduleLine::try_parse_from(&args).unwrap_err().exit_code(),
                 2,
                 "{args:?}"
             );

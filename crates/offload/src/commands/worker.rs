@@ -13,17 +13,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use offload_core::ClaimedJob;
+use clap::Args;
 use offload_core::api::{ClaimRequest, MAX_WORKER_ID_LEN};
 use offload_core::spec::validate_queue_name;
+use offload_core::{ClaimedJob, DurationSpec};
 use offload_sdk::Error;
+use offload_sdk::retry::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::cli::{GlobalArgs, UsageError, WorkerArgs};
+use super::GlobalArgs;
+use super::parse::{UsageError, parse_duration};
 use crate::output;
 use run::Shared;
 
@@ -32,9 +35,51 @@ const CLAIM_WAIT: Duration = Duration::from_secs(30);
 /// An empty claim answered faster than this is followed by this pause, so a server that does not long-poll
 /// (or a paused queue) is not hammered.
 const MIN_CLAIM_CYCLE: Duration = Duration::from_secs(1);
-/// First and longest pause after a failed claim.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+const WORKER_HELP: &str = "\
+For each job, COMMAND runs with ARGS (not through a shell), in its own process group, with:
+  standard input   the job's payload (JSON), then closed
+  environment      the worker's own, plus OFFLOAD_JOB_ID, OFFLOAD_JOB_QUEUE, OFFLOAD_JOB_NAME (when the job has a
+                   name), OFFLOAD_JOB_ATTEMPT (1 for the first attempt) and OFFLOAD_JOB_MAX_ATTEMPTS
+
+Outcome:
+  exit status 0    the job succeeded. Its result is the standard output: kept as JSON when it is valid JSON,
+                   otherwise as a JSON string (one trailing newline removed); no result when the output is empty
+                   or larger than 1 MiB.
+  anything else    the job failed with the last 4 KiB of standard error as its error (or \"exited with status N\"
+                   / \"killed by signal N\" when standard error is empty); the server retries it with backoff.
+
+While a job runs, the worker renews its lease every --heartbeat (default: a third of the job's timeout). When a
+user cancels the job, the command is stopped (SIGTERM to its process group, SIGKILL 10s later) and the job ends
+as cancelled. When the lease was lost (the job was rescued after missed heartbeats), the command is
+stopped and nothing is reported.
+
+The first SIGINT or SIGTERM stops claiming: running jobs finish and report, then the worker exits with status 0.
+A second signal stops the running commands, reports their jobs as failed and exits.
+
+Example:
+  offload worker --queue images --concurrency 4 -- ./resize.sh --quality 80";
+
+/// `offload worker`.
+#[derive(Debug, Args)]
+#[command(after_long_help = WORKER_HELP)]
+pub(crate) struct WorkerArgs {
+    /// Queue to claim jobs from.
+    #[arg(long, short)]
+    pub(crate) queue: String,
+    /// Jobs to run at once.
+    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
+    pub(crate) concurrency: u32,
+    /// Worker id recorded on each attempt (default: HOSTNAME-PID).
+    #[arg(long, value_name = "ID")]
+    pub(crate) worker_id: Option<String>,
+    /// Lease renewal interval (default: a third of each job's timeout).
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
+    pub(crate) heartbeat: Option<DurationSpec>,
+    /// The command to run for each job, and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
+}
 
 /// Runs the worker until a signal stops it (exit status 0) or the server refuses its claims for good.
 pub(crate) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Result<()> {
@@ -105,7 +150,7 @@ impl Claimer {
         tracker: &TaskTracker,
     ) -> Result<()> {
         let slots = Arc::new(Semaphore::new(self.concurrency as usize));
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new();
         loop {
             let first = tokio::select! {
                 biased;
@@ -151,7 +196,7 @@ impl Claimer {
                     ));
                 }
                 Err(e) => {
-                    let delay = backoff.next();
+                    let delay = backoff.next_pause();
                     warn!(
                         "cannot claim jobs: {e}; trying again in {}",
                         output::age(millis(delay))
@@ -208,25 +253,6 @@ fn is_fatal(e: &Error) -> bool {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Exponential pause between failed claims: 1 s, 2 s, 4 s ... up to 30 s, each shortened by up to 20 % at
-/// random so that many workers do not retry in step.
-#[derive(Debug, Default)]
-struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let exp = BACKOFF_FIRST.saturating_mul(1 << self.failures.min(10));
-        self.failures = self.failures.saturating_add(1);
-        exp.min(BACKOFF_CAP).mul_f64(1.0 - 0.2 * fastrand::f64())
-    }
-
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
 }
 
 /// First SIGINT/SIGTERM: stop claiming. Second: stop the running commands.
@@ -322,17 +348,6 @@ fn default_worker_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_to_the_cap_and_resets() {
-        let mut b = Backoff::default();
-        let delays: Vec<Duration> = (0..8).map(|_| b.next()).collect();
-        assert!(delays[0] <= Duration::from_secs(1) && delays[0] >= Duration::from_millis(800));
-        assert!(delays[3] <= Duration::from_secs(8) && delays[3] >= Duration::from_millis(6400));
-        assert!(delays[7] <= BACKOFF_CAP && delays[7] >= BACKOFF_CAP.mul_f64(0.8));
-        b.reset();
-        assert!(b.next() <= Duration::from_secs(1));
-    }
 
     #[test]
     fn missing_commands_are_refused_up_front() {

@@ -201,17 +201,6 @@ pub(crate) struct Overrides {
     pub(crate) push_allow_private: Option<bool>,
 }
 
-impl From<crate::cli::StoreArgs> for Overrides {
-    fn from(args: crate::cli::StoreArgs) -> Self {
-        Self {
-            config: args.config,
-            database: args.database,
-            schema: args.schema,
-            ..Self::default()
-        }
-    }
-}
-
 /// Where the server keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Database {

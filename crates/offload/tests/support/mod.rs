@@ -175,7 +175,8 @@ pub(crate) fn free_loopback_addr() -> String {
 }
 
 impl Server {
-    /// Starts a server listening on `listen` (e.g. from [`free_loopback_addr`]); waits until it listens.
+    /// Like [`Server::start_with`], listening on `listen` (e.g. the address of a server that was stopped, to
+    /// bring it back where its clients expect it).
     pub(crate) fn start_on(db: &Path, listen: &str) -> Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", listen, "--database"])
@@ -186,35 +187,64 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn offload serve");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut said = Vec::new();
-        let (url, node) = loop {
-            assert!(Instant::now() < deadline, "server did not start in time");
-            let Some(line) = lines.next() else {
-                panic!(
-                    "server on {listen} exited before listening: {}",
-                    said.join("\n")
-                )
-            };
-            let line = line.expect("read stderr");
-            said.push(line.clone());
-            if let Some(rest) = line.strip_prefix("offload listening on ") {
-                let url = rest.split_whitespace().next().expect("url").to_owned();
-                let node = rest
-                    .rsplit_once("node ")
-                    .map(|(_, n)| n.trim_end_matches(')').to_owned())
-                    .unwrap_or_default();
-                break (url, node);
-            }
-        };
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let lines = lines_of(child.stderr.take().expect("stderr piped"));
+        let line = next_line(
+            &lines,
+            Duration::from_secs(30),
+            "the server to listen",
+            |l| l.starts_with("offload listening on "),
+        );
+        let rest = line.trim_start_matches("offload listening on ");
+        let url = rest.split_whitespace().next().expect("url").to_owned();
+        let node = rest
+            .rsplit_once("node ")
+            .map(|(_, n)| n.trim_end_matches(')').to_owned())
+            .unwrap_or_default();
         Server {
             child,
             url,
             db: db.to_owned(),
             node,
+        }
+    }
+
+    /// The `IP:PORT` this server listens on.
+    pub(crate) fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://").trim_end_matches('/')
+    }
+}
+
+/// The lines a child writes to a pipe, as they come (read on a thread of their own, so the child never blocks
+/// on a full pipe).
+pub(crate) fn lines_of(
+    pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            // When nobody listens any more, keep draining anyway so the child never blocks.
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Waits for the next line of `lines` that `wanted` accepts (skipping the others); panics after `timeout`
+/// with `what`.
+pub(crate) fn next_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    timeout: Duration,
+    what: &str,
+    mut wanted: impl FnMut(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if wanted(&line) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("timed out waiting for {what}"),
         }
     }
 }

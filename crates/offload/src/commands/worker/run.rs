@@ -6,9 +6,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use offload_core::ClaimedJob;
 use offload_core::api::{CompleteRequest, FailRequest, HeartbeatRequest};
-use offload_sdk::{Client, Error};
+use offload_core::{ClaimedJob, JobId};
+use offload_sdk::{Client, Error, retry};
 use serde_json::value::RawValue;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -24,8 +24,6 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 /// Shortest heartbeat interval. (Not 1 s: a job's timeout may be as short as 1 s, and its lease must be
 /// renewed well within that.)
 const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
-/// Tries of a report before giving up (the server then rescues the job when its lease expires).
-const REPORT_TRIES: u32 = 5;
 
 /// What every job of one worker shares.
 #[derive(Debug)]
@@ -78,7 +76,7 @@ impl Outcome {
 /// Runs `job` to the end and reports it. Never fails: problems are logged.
 pub(super) async fn run(shared: &Shared, job: ClaimedJob, work: CancellationToken) {
     let started = Instant::now();
-    let outcome = execute(shared, &job, &work).await;
+    let (outcome, lease_until) = execute(shared, &job, &work).await;
     let took = output::age(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     let (what, detail) = outcome.summary();
     let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
@@ -86,7 +84,7 @@ pub(super) async fn run(shared: &Shared, job: ClaimedJob, work: CancellationToke
         "job {} {what} after {took} (attempt {} of {}){detail}",
         job.id, job.attempt, job.max_attempts
     );
-    if let Err(e) = report(&shared.client, &job, outcome).await {
+    if let Err(e) = report(&shared.client, &job, outcome, lease_until).await {
         if e.is_lease_mismatch() {
             warn!(
                 "job {}: report refused, the lease was lost (the job was rescued): {e}",
@@ -94,17 +92,27 @@ pub(super) async fn run(shared: &Shared, job: ClaimedJob, work: CancellationToke
             );
         } else {
             warn!(
-                "job {}: cannot report the outcome: {e}; the server will retry the job when its lease expires",
+                "job {}: cannot report the outcome: {e}; the server retries the job once its lease has expired",
                 job.id
             );
         }
     }
 }
 
-async fn execute(shared: &Shared, job: &ClaimedJob, work: &CancellationToken) -> Outcome {
+/// Runs the command; returns how it ended and when the job's lease has certainly expired (after the last
+/// heartbeat), which is how long its report is worth trying.
+async fn execute(
+    shared: &Shared,
+    job: &ClaimedJob,
+    work: &CancellationToken,
+) -> (Outcome, Instant) {
+    let mut renewed = Instant::now();
     let mut running = match Running::spawn(&shared.program, &shared.args, job) {
         Ok(running) => running,
-        Err(e) => return Outcome::Failed(format!("cannot start `{}`: {e}", shared.program)),
+        Err(e) => {
+            let outcome = Outcome::Failed(format!("cannot start `{}`: {e}", shared.program));
+            return (outcome, retry::lease_deadline(renewed, job.timeout.0));
+        }
     };
     let period = shared
         .heartbeat
@@ -134,15 +142,20 @@ async fn execute(shared: &Shared, job: &ClaimedJob, work: &CancellationToken) ->
         tokio::select! {
             status = running.wait() => break Next::Exited(status),
             _ = work.cancelled() => break Next::Stop(Outcome::Interrupted),
-            _ = beats.tick() => match shared.client.heartbeat(job.id, &beat).await {
-                Ok(answer) if answer.cancel_requested => break Next::Stop(Outcome::Cancelled),
-                Ok(_) => {}
-                Err(e) if e.is_lease_mismatch() || e.is_not_found() => break Next::Stop(Outcome::LeaseLost(e.to_string())),
-                Err(e) => warn!("job {}: heartbeat failed: {e}; trying again in {}", job.id, output::age(period_ms(period))),
+            _ = beats.tick() => {
+                let answer = shared.client.heartbeat(job.id, &beat).await;
+                // Whatever the answer, the server may have renewed the lease until now.
+                renewed = Instant::now();
+                match answer {
+                    Ok(answer) if answer.cancel_requested => break Next::Stop(Outcome::Cancelled),
+                    Ok(_) => {}
+                    Err(e) if e.is_lease_mismatch() || e.is_not_found() => break Next::Stop(Outcome::LeaseLost(e.to_string())),
+                    Err(e) => warn!("job {}: heartbeat failed: {e}; trying again in {}", job.id, output::age(period_ms(period))),
+                }
             },
         }
     };
-    match next {
+    let outcome = match next {
         Next::Exited(Ok(status)) => {
             let captured = running.output().await;
             if status.success() {
@@ -179,16 +192,23 @@ async fn execute(shared: &Shared, job: &ClaimedJob, work: &CancellationToken) ->
             drop(running.output().await);
             outcome
         }
-    }
+    };
+    (outcome, retry::lease_deadline(renewed, job.timeout.0))
 }
 
 fn period_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Reports the outcome. A result the server refuses (too large, invalid) is dropped and the job completed
-/// without it: the work was done, and running it again would repeat its effects.
-async fn report(client: &Client, job: &ClaimedJob, outcome: Outcome) -> Result<(), Error> {
+/// Reports the outcome, trying again while the server does not answer until `lease_until` (the rule of
+/// [`retry`]). A result the server refuses (too large, invalid) is dropped and the job completed without it:
+/// the work was done, and running it again would repeat its effects.
+async fn report(
+    client: &Client,
+    job: &ClaimedJob,
+    outcome: Outcome,
+    lease_until: Instant,
+) -> Result<(), Error> {
     let fail = |error: String| FailRequest {
         lease_token: job.lease_token,
         error,
@@ -202,7 +222,7 @@ async fn report(client: &Client, job: &ClaimedJob, outcome: Outcome) -> Result<(
                 lease_token: job.lease_token,
                 result,
             };
-            match with_retries(|| client.complete(job.id, &request)).await {
+            match deliver(job.id, lease_until, || client.complete(job.id, &request)).await {
                 Err(e) if has_result && matches!(e.status(), Some(400 | 413 | 422)) => {
                     warn!(
                         "job {}: the server refused the result ({e}); completing without it",
@@ -212,58 +232,47 @@ async fn report(client: &Client, job: &ClaimedJob, outcome: Outcome) -> Result<(
                         lease_token: job.lease_token,
                         result: None,
                     };
-                    with_retries(|| client.complete(job.id, &bare)).await
+                    deliver(job.id, lease_until, || client.complete(job.id, &bare)).await
                 }
                 other => other,
             }
         }
         Outcome::Failed(error) => {
             let request = fail(error);
-            with_retries(|| client.fail(job.id, &request)).await
+            deliver(job.id, lease_until, || client.fail(job.id, &request)).await
         }
         Outcome::Cancelled => {
             let request = fail("cancelled".into());
-            with_retries(|| client.fail(job.id, &request)).await
+            deliver(job.id, lease_until, || client.fail(job.id, &request)).await
         }
         Outcome::Interrupted => {
             let request = fail("the worker shut down before the job finished".into());
-            with_retries(|| client.fail(job.id, &request)).await
+            deliver(job.id, lease_until, || client.fail(job.id, &request)).await
         }
         Outcome::LeaseLost(_) => Ok(()),
     }
 }
 
-/// Calls `send` until it succeeds, up to [`REPORT_TRIES`] times while the failure is worth retrying (no answer,
-/// 5xx, 429), waiting 0.25 s, 0.5 s, 1 s... in between.
-async fn with_retries<F, Fut>(send: F) -> Result<(), Error>
+/// [`retry::until`], saying in the log each time the server did not answer, so an operator sees why a job
+/// has not ended yet.
+async fn deliver<F, Fut>(id: JobId, until: Instant, mut send: F) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), Error>>,
 {
-    retry_from(Duration::from_millis(250), send).await
-}
-
-async fn retry_from<F, Fut>(mut delay: Duration, mut send: F) -> Result<(), Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
-{
-    let mut tries = 1;
-    loop {
-        match send().await {
-            Err(e) if tries < REPORT_TRIES && retryable(&e) => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                tries += 1;
+    retry::until(until, || {
+        let sent = send();
+        async move {
+            let answer = sent.await;
+            if let Err(e) = &answer
+                && retry::worth_retrying(e)
+            {
+                warn!("job {id}: cannot report yet: {e}; trying again while its lease lasts");
             }
-            other => return other,
+            answer
         }
-    }
-}
-
-/// True for failures that may go away by themselves.
-pub(super) fn retryable(e: &Error) -> bool {
-    e.is_transport() || matches!(e.status(), Some(429 | 500..=599))
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -277,35 +286,5 @@ mod tests {
         let failed = Outcome::Failed("exited with status 3".into()).summary();
         assert_eq!(failed, ("failed", Some("exited with status 3".to_owned())));
         assert_eq!(Outcome::Succeeded(None).summary(), ("succeeded", None));
-    }
-
-    #[tokio::test]
-    async fn reports_are_retried_only_while_worth_it() {
-        use std::cell::Cell;
-        let calls = Cell::new(0);
-        let unreachable = || async {
-            calls.set(calls.get() + 1);
-            Err(Error::Decode {
-                status: 503,
-                message: "down".into(),
-            })
-        };
-        assert!(
-            retry_from(Duration::from_millis(1), unreachable)
-                .await
-                .is_err()
-        );
-        assert_eq!(calls.get(), REPORT_TRIES);
-
-        calls.set(0);
-        let refused = || async {
-            calls.set(calls.get() + 1);
-            Err(Error::Decode {
-                status: 409,
-                message: "no".into(),
-            })
-        };
-        assert!(retry_from(Duration::from_millis(1), refused).await.is_err());
-        assert_eq!(calls.get(), 1);
     }
 }
