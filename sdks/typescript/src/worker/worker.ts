@@ -201,8 +201,12 @@ export class Worker {
     while (!signal.aborted) {
       if (held >= concurrency) {
         await new Promise<void>((done) => {
-          freed = done;
-          signal.addEventListener("abort", () => done(), { once: true });
+          const stop = () => done();
+          freed = () => {
+            signal.removeEventListener("abort", stop);
+            done();
+          };
+          signal.addEventListener("abort", stop, { once: true });
         });
         freed = undefined;
         continue;
@@ -256,7 +260,8 @@ export class Worker {
       {
         heartbeat: async (progress) => {
           try {
-            return await workers.heartbeat(claimed.id, { lease_token: token, ...(progress ?? {}) });
+            const body = progress ? { lease_token: token, progress: progress.percent, message: progress.message ?? null } : { lease_token: token };
+            return await workers.heartbeat(claimed.id, body);
           } catch (e) {
             if (leaseLost(e)) job.abort("lease_lost");
             throw e;
@@ -280,11 +285,14 @@ export class Worker {
         if (!handler) throw new Error(`no handler for job name \`${claimed.name ?? ""}\` on queue ${claimed.queue}`);
         return completed(await handler(job));
       })().catch(outcomeOf);
+      let onKill: (() => void) | undefined;
       const killed = new Promise<"killed">((done) => {
-        if (this.#kill.signal.aborted) done("killed");
-        this.#kill.signal.addEventListener("abort", () => done("killed"), { once: true });
+        onKill = () => done("killed");
+        if (this.#kill.signal.aborted) onKill();
+        this.#kill.signal.addEventListener("abort", onKill, { once: true });
       });
       outcome = await Promise.race([work, killed]);
+      this.#kill.signal.removeEventListener("abort", onKill!);
       if (outcome === "killed") job.abort("shutdown");
     } finally {
       clearInterval(beat);
