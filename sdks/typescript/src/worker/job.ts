@@ -44,7 +44,9 @@ export class Job<P = unknown> implements JobFacts<P> {
   readonly createdAt: string;
   /** The lease length: without a heartbeat within it the job is retried elsewhere (the worker heartbeats). */
   readonly timeoutMs: number;
-  readonly #controller = new AbortController();
+  /** Made on first use: most handlers never look at their signal, and a worker runs thousands of jobs a second. */
+  #controller: AbortController | undefined;
+  #reason: AbortReason | undefined;
   readonly #backend: JobBackend;
 
   constructor(facts: JobFacts<P>, backend: JobBackend) {
@@ -62,12 +64,16 @@ export class Job<P = unknown> implements JobFacts<P> {
 
   /** Aborted when a user cancels the job, its lease is lost, or the worker stops for good; stop work then. */
   get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#reason) this.#controller.abort(this.#reason);
+    }
     return this.#controller.signal;
   }
 
   /** Why `signal` aborted, if it did. */
   get abortReason(): AbortReason | undefined {
-    return this.#controller.signal.aborted ? (this.#controller.signal.reason as AbortReason) : undefined;
+    return this.#reason;
   }
 
   /**
@@ -88,7 +94,9 @@ export class Job<P = unknown> implements JobFacts<P> {
 
   /** Aborts `signal` (once; the first reason stays). */
   abort(reason: AbortReason): void {
-    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+    if (this.#reason) return;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
   }
 }
 

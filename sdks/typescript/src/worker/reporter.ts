@@ -59,6 +59,7 @@ async function withRetries<T>(send: () => Promise<T>): Promise<T> {
 export class Reporter {
   readonly #queue: Report[] = [];
   #inFlight = 0;
+  #scheduled = false;
   #idle: (() => void)[] = [];
 
   constructor(
@@ -68,15 +69,24 @@ export class Reporter {
     private readonly warn: (message: string) => void,
   ) {}
 
-  /** Queues a report; it is sent as soon as a request slot is free. */
+  /**
+   * Queues a report; it is sent once the current turn of the event loop is over (so every job that ended in
+   * this turn goes in the same request) and a request slot is free.
+   */
   push(report: Report): void {
     this.#queue.push(report);
-    this.#pump();
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setTimeout(() => {
+        this.#scheduled = false;
+        this.#pump();
+      }, 0);
+    }
   }
 
   /** Resolves once every queued report was answered or given up. */
   drained(): Promise<void> {
-    if (this.#queue.length === 0 && this.#inFlight === 0) return Promise.resolve();
+    if (this.#queue.length === 0 && this.#inFlight === 0 && !this.#scheduled) return Promise.resolve();
     return new Promise((done) => this.#idle.push(done));
   }
 

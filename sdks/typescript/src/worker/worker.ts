@@ -72,6 +72,17 @@ const MIN_HEARTBEAT_MS = 100;
 const MIN_CLAIM_CYCLE_MS = 500;
 const MAX_CLAIM_JOBS = 1000;
 const MAX_CLAIM_WAIT_MS = 60_000;
+/** Claims of one queue in flight at once, at most. */
+const MAX_CLAIMS_IN_FLIGHT = 4;
+
+/** A queue's concurrency slots: held by claimed jobs until their report is answered, reserved by claims in flight. */
+interface Slots {
+  concurrency: number;
+  held: number;
+  reserved: number;
+  /** Claim loops waiting for a slot to free. */
+  waiters: Set<() => void>;
+}
 
 /** Runs handlers for the jobs of some queues. */
 export class Worker {
@@ -88,6 +99,8 @@ export class Worker {
   /** Fires when the grace period ends. */
   readonly #kill = new AbortController();
   readonly #running = new Set<Promise<void>>();
+  /** Ends the wait of each running job when the grace period ends (one entry per running job, no listeners). */
+  readonly #killers = new Set<() => void>();
   #loops: Promise<void>[] = [];
   #started = false;
   #stopping: Promise<WorkerStats> | undefined;
@@ -153,7 +166,7 @@ export class Worker {
     const onSignal = () => {
       signals++;
       void this.stop(signals > 1 ? 0 : this.#options.shutdownGraceMs ?? 30_000);
-      if (signals > 1) this.#kill.abort();
+      if (signals > 1) this.#killAll();
     };
     proc.on("SIGTERM", onSignal);
     proc.on("SIGINT", onSignal);
@@ -179,7 +192,7 @@ export class Worker {
       const expired = new Promise<void>((done) => (timer = setTimeout(done, graceMs)));
       await Promise.race([all, expired, new Promise<void>((d) => this.#kill.signal.addEventListener("abort", () => d()))]);
       clearTimeout(timer);
-      this.#kill.abort();
+      this.#killAll();
       await all;
       await this.#reporter.drained();
       return this.stats();
@@ -187,35 +200,52 @@ export class Worker {
     return this.#stopping;
   }
 
-  async #claimLoop(queue: string, concurrency: number): Promise<void> {
+  /** Ends the grace period: running handlers are abandoned and their jobs handed back. */
+  #killAll(): void {
+    this.#kill.abort();
+    for (const kill of [...this.#killers]) kill();
+  }
+
+  /**
+   * The claim loops of one queue: up to 4 claims in flight at once (one per `claimBatch` of concurrency), so the
+   * next jobs are on their way while earlier claims are parsed and run. They share the queue's slots: a claim
+   * reserves the slots it asks for, so together they never ask for more than are free.
+   */
+  #claimLoop(queue: string, concurrency: number): Promise<void> {
     const most = Math.min(this.#options.claimBatch ?? MAX_CLAIM_JOBS, MAX_CLAIM_JOBS);
+    const slots: Slots = { concurrency, held: 0, reserved: 0, waiters: new Set() };
+    const loops = Math.min(MAX_CLAIMS_IN_FLIGHT, Math.ceil(concurrency / most));
+    return Promise.all(Array.from({ length: loops }, () => this.#claimer(queue, slots, most))).then(() => undefined);
+  }
+
+  async #claimer(queue: string, slots: Slots, most: number): Promise<void> {
     const wait = this.#options.claimWaitMs ?? 30_000;
-    let held = 0;
-    let freed: (() => void) | undefined;
     const release = () => {
-      held--;
-      freed?.();
+      slots.held--;
+      for (const wake of slots.waiters) wake();
     };
     let failures = 0;
     const signal = this.#fetch.signal;
     while (!signal.aborted) {
-      if (held >= concurrency) {
+      const free = slots.concurrency - slots.held - slots.reserved;
+      if (free <= 0) {
         await new Promise<void>((done) => {
-          const stop = () => done();
-          freed = () => {
-            signal.removeEventListener("abort", stop);
+          const wake = () => {
+            slots.waiters.delete(wake);
+            signal.removeEventListener("abort", wake);
             done();
           };
-          signal.addEventListener("abort", stop, { once: true });
+          slots.waiters.add(wake);
+          signal.addEventListener("abort", wake, { once: true });
         });
-        freed = undefined;
         continue;
       }
-      const asked = Math.min(concurrency - held, most);
+      const asked = Math.min(free, most);
       const started = Date.now();
       let jobs: ClaimedJob[];
+      slots.reserved += asked;
       try {
-        jobs = await this.#options.client.workers.claim(queue, { worker_id: this.id, max_jobs: asked, wait }, signal);
+        jobs = await this.#claim(queue, asked, wait);
         failures = 0;
       } catch (e) {
         if (signal.aborted) return;
@@ -224,19 +254,36 @@ export class Worker {
         (this.#options.onWarning ?? console.warn)(`cannot claim from queue ${queue}: ${(e as Error).message}; again in ${Math.round(delay)} ms`);
         await sleep(delay, signal);
         continue;
+      } finally {
+        slots.reserved -= asked;
       }
       if (jobs.length === 0) {
         if (Date.now() - started < MIN_CLAIM_CYCLE_MS) await sleep(MIN_CLAIM_CYCLE_MS, signal);
         continue;
       }
       this.#stats.claimed += jobs.length;
-      held += jobs.length;
+      slots.held += jobs.length;
       this.#changed();
       for (const claimed of jobs) {
         const running = this.#runJob(claimed, release);
         this.#running.add(running);
         void running.finally(() => this.#running.delete(running));
       }
+    }
+  }
+
+  /**
+   * One claim, abortable by `stop`. Each claim gets a signal of its own: fetch implementations keep their
+   * listener on a signal until it is collected, so reusing the worker's signal would pile listeners up.
+   */
+  async #claim(queue: string, maxJobs: number, wait: number): Promise<ClaimedJob[]> {
+    const claim = new AbortController();
+    const stop = () => claim.abort();
+    this.#fetch.signal.addEventListener("abort", stop, { once: true });
+    try {
+      return await this.#options.client.workers.claim(queue, { worker_id: this.id, max_jobs: maxJobs, wait }, claim.signal);
+    } finally {
+      this.#fetch.signal.removeEventListener("abort", stop);
     }
   }
 
@@ -289,10 +336,10 @@ export class Worker {
       const killed = new Promise<"killed">((done) => {
         onKill = () => done("killed");
         if (this.#kill.signal.aborted) onKill();
-        this.#kill.signal.addEventListener("abort", onKill, { once: true });
+        else this.#killers.add(onKill);
       });
       outcome = await Promise.race([work, killed]);
-      this.#kill.signal.removeEventListener("abort", onKill!);
+      this.#killers.delete(onKill!);
       if (outcome === "killed") job.abort("shutdown");
     } finally {
       clearInterval(beat);
