@@ -116,3 +116,18 @@ describe("testing helpers", () => {
     assert.equal((await deliver(() => { throw new Error("boom"); }, {})).outcome, "retry");
   });
 });
+
+describe("runtimes", () => {
+  test("the package imports no Node built-in, so it loads on edge runtimes", async () => {
+    const { readdir, readFile } = await import("node:fs/promises");
+    const { join } = await import("node:path");
+    const { packageRoot } = await import("../scripts/server.js");
+    const root = join(packageRoot, "dist", "src");
+    const files = (await readdir(root, { recursive: true })).filter((f) => f.endsWith(".js"));
+    assert.ok(files.length > 10);
+    for (const file of files) {
+      const text = await readFile(join(root, file), "utf8");
+      assert.doesNotMatch(text, /from\s+["'](node:|fs|http|crypto|os|path|child_process)/, file);
+    }
+  });
+});
