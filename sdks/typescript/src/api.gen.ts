@@ -1,0 +1,2243 @@
+/**
+ * Types of Offload's HTTP API, generated from the server's `/openapi.json` by openapi-typescript.
+ * Do not edit: run `npm run generate` (with OFFLOAD_BIN pointing at the server binary) after an API change.
+ */
+
+export interface paths {
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * 200 `ok` when the store answers; 503 `unavailable` when it does not, `draining` while the server stops
+         *     (so load balancers send new work elsewhere).
+         */
+        get: operations["healthz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/jobs`: a filtered page, newest first. A full page carries `next_cursor`. */
+        get: operations["list_jobs"];
+        put?: never;
+        /** `POST /v1/jobs`: 201 with the new job; 200 with the existing job for an idempotent replay. */
+        post: operations["enqueue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/jobs/{id}`: the job with its attempt history. */
+        get: operations["get_job"];
+        put?: never;
+        post?: never;
+        /** `DELETE /v1/jobs/{id}`: 204; refused while the job runs. */
+        delete: operations["delete_job"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/abort": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /v1/jobs/{id}/abort`: the worker ends the job as cancelled, with no further attempt. An over-long
+         *     reason is cut to [`MAX_ERROR_LEN`], like a failure's error.
+         */
+        post: operations["abort"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /v1/jobs/{id}/cancel`: at once unless running; a running job gets a cancel request its worker
+         *     sees on the next heartbeat.
+         */
+        post: operations["cancel_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/jobs/{id}/complete`: the attempt succeeded, with an optional JSON result. */
+        post: operations["complete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/fail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/jobs/{id}/fail`: the attempt failed; the retry policy decides between retrying and dead. */
+        post: operations["fail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/jobs/{id}/heartbeat`: extends the lease, records progress, tells whether a cancel was asked. */
+        post: operations["heartbeat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/jobs/{id}/retry`: a dead or cancelled job becomes available again. */
+        post: operations["retry_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/snooze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/jobs/{id}/snooze`: run the job again after `delay` without using up an attempt. */
+        post: operations["snooze"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/jobs/batch`: validates every job, then stores all of them in one transaction or none. */
+        post: operations["enqueue_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/jobs/complete`: many completions in one commit, answered per item. */
+        post: operations["complete_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/fail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/jobs/fail`: many failures in one commit, answered per item. */
+        post: operations["fail_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/queues`: every queue with its counts per state. */
+        get: operations["list_queues"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/queues/{queue}/claim`: up to `max_jobs` jobs, long-polling up to `wait` when none is available. */
+        post: operations["claim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /v1/queues/{queue}/pause`: claims of the queue return nothing until it is resumed. A queue can be
+         *     paused before its first job.
+         */
+        post: operations["pause_queue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/queues/{queue}/resume`: claims hand out the queue's jobs again (and waiting claimers wake). */
+        post: operations["resume_queue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/schedules`: schedules in name order; a full page carries `next_cursor`. */
+        get: operations["list_schedules"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/schedules/{name}`: the schedule with its next fire times and recent ticks (with their jobs). */
+        get: operations["get_schedule"];
+        /** `PUT /v1/schedules/{name}`: 201 with the new schedule, 200 with the replaced one. */
+        put: operations["put_schedule"];
+        post?: never;
+        /** `DELETE /v1/schedules/{name}`: 204; the schedule's jobs stay. */
+        delete: operations["delete_schedule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{name}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/schedules/{name}/pause`: the schedule fires nothing until resumed. */
+        post: operations["pause_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{name}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/schedules/{name}/resume`: fires again; ticks due while paused follow the catch-up policy. */
+        post: operations["resume_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{name}/trigger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/schedules/{name}/trigger`: 201 with the job created now, whatever the overlap policy and pause. */
+        post: operations["trigger_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        /** @description `POST /v1/jobs/{id}/abort`: the worker ends the job as `cancelled`, with no further attempt. */
+        AbortRequest: {
+            /** @description The claim's fencing token. */
+            lease_token: components["schemas"]["LeaseToken"];
+            /** @description Why, kept as the attempt's error. */
+            reason?: string | null;
+        };
+        /** @description One execution of a job, as kept in its history. */
+        Attempt: {
+            /**
+             * Format: int32
+             * @description 1 for the first attempt.
+             */
+            attempt: number;
+            /** @description The error reported, or why the attempt was ended. */
+            error?: string | null;
+            /**
+             * Format: date-time
+             * @description When it ended; absent while running.
+             */
+            finished_at?: string | null;
+            /** @description How it ended. */
+            outcome: components["schemas"]["AttemptOutcome"];
+            /**
+             * Format: date-time
+             * @description When the worker claimed it.
+             */
+            started_at: string;
+            /** @description The worker that claimed it. */
+            worker_id?: string | null;
+        };
+        /**
+         * @description How one attempt ended.
+         * @enum {string}
+         */
+        AttemptOutcome: "running" | "succeeded" | "failed" | "lease_expired" | "cancelled" | "snoozed";
+        /** @description A job's retry delay policy. */
+        Backoff: {
+            /** @description Delay after the first failed attempt. */
+            base?: components["schemas"]["DurationSpec"];
+            /** @description The longest delay, whatever the attempt number. */
+            cap?: components["schemas"]["DurationSpec"];
+            /**
+             * Format: double
+             * @description Fraction (0.0 to 1.0) of the exponential delay that may be randomly taken off, so that jobs failing
+             *     together do not all come back at the same instant.
+             */
+            jitter?: number;
+        };
+        /**
+         * @description Which ticks that were due while the server was down (or the schedule paused) still run.
+         * @enum {string}
+         */
+        CatchUp: "none" | "latest" | "all";
+        /** @description A job handed to a pull worker: what it needs to do the work and to report back. */
+        ClaimedJob: {
+            /**
+             * Format: int32
+             * @description This attempt's number (1 for the first).
+             */
+            attempt: number;
+            /**
+             * Format: date-time
+             * @description When it was enqueued.
+             */
+            created_at: string;
+            /** @description Identity. */
+            id: components["schemas"]["JobId"];
+            /**
+             * Format: date-time
+             * @description The lease ends here unless a heartbeat extends it.
+             */
+            lease_expires_at: string;
+            /** @description Fencing token to present on heartbeat, complete and fail. */
+            lease_token: components["schemas"]["LeaseToken"];
+            /**
+             * Format: int32
+             * @description Attempts allowed.
+             */
+            max_attempts: number;
+            /** @description Job kind, if given. */
+            name?: string | null;
+            /** @description The payload as the user sent it. */
+            payload: unknown;
+            /** @description Queue it came from. */
+            queue: string;
+            /**
+             * Format: date-time
+             * @description When it was due (its first `run_at`, or the end of its last backoff): the claim's wait is measured
+             *     from here.
+             */
+            run_at: string;
+            /** @description Labels. */
+            tags?: {
+                [key: string]: string;
+            };
+            /** @description Lease length a heartbeat extends by. */
+            timeout: components["schemas"]["DurationSpec"];
+        };
+        /** @description `POST /v1/queues/{queue}/claim`. */
+        ClaimRequest: {
+            /**
+             * Format: int32
+             * @description Most jobs to return (1 to 1000, default 1).
+             */
+            max_jobs?: number | null;
+            wait?: components["schemas"]["DurationSpec"] | null;
+            /** @description Who is claiming; recorded on the attempt. */
+            worker_id: string;
+        };
+        /** @description Answer of a claim: possibly empty. */
+        ClaimResponse: {
+            /** @description The claimed jobs, highest priority first. */
+            jobs: components["schemas"]["ClaimedJob"][];
+        };
+        /** @description `POST /v1/jobs/complete`: many completions in one request and one commit. */
+        CompleteBatchRequest: {
+            /** @description The completions. */
+            jobs: components["schemas"]["CompleteItem"][];
+        };
+        /** @description One completion within `POST /v1/jobs/complete`. */
+        CompleteItem: {
+            /** @description The job. */
+            id: components["schemas"]["JobId"];
+            /** @description The claim's fencing token. */
+            lease_token: components["schemas"]["LeaseToken"];
+            /** @description Any JSON result. */
+            result?: unknown;
+        };
+        /** @description `POST /v1/jobs/{id}/complete`. */
+        CompleteRequest: {
+            /** @description The claim's fencing token. */
+            lease_token: components["schemas"]["LeaseToken"];
+            /** @description Any JSON result to keep on the job. */
+            result?: unknown;
+        };
+        /** @description A non-negative duration: text or integer milliseconds. */
+        DurationSpec: number | string;
+        /** @description `POST /v1/jobs/batch`: all jobs are stored in one transaction, or none is. */
+        EnqueueBatchRequest: {
+            /** @description The jobs, each as for `POST /v1/jobs`. */
+            jobs: components["schemas"]["EnqueueRequest"][];
+        };
+        /** @description Answer of `POST /v1/jobs/batch`. */
+        EnqueueBatchResponse: {
+            /** @description One entry per requested job, in request order. */
+            jobs: components["schemas"]["EnqueuedJob"][];
+        };
+        /** @description One entry of a batch enqueue answer, in request order. */
+        EnqueuedJob: {
+            /** @description True when an idempotency key matched an existing job and nothing new was stored. */
+            duplicate: boolean;
+            /** @description The job's id (the existing job's, for an idempotent replay). */
+            id: components["schemas"]["JobId"];
+            /** @description Its state right after the enqueue. */
+            state: components["schemas"]["JobState"];
+        };
+        /** @description A request to enqueue one job, exactly as the API accepts it. Unknown fields are refused. */
+        EnqueueRequest: {
+            backoff?: components["schemas"]["Backoff"] | null;
+            delay?: components["schemas"]["DurationSpec"] | null;
+            /** @description De-duplication key (also accepted as the `Idempotency-Key` header). */
+            idempotency_key?: string | null;
+            /**
+             * Format: int32
+             * @description Attempts allowed before the job is dead.
+             */
+            max_attempts?: number | null;
+            /** @description Job kind, which workers dispatch on. */
+            name?: string | null;
+            /** @description Any JSON value; `null` when absent. */
+            payload?: unknown;
+            /**
+             * Format: int32
+             * @description Higher runs first (default 0).
+             */
+            priority?: number | null;
+            /** @description Queue to put the job on (required). */
+            queue: string;
+            /**
+             * Format: date-time
+             * @description First run at this instant (RFC 3339). Exclusive with `delay`.
+             */
+            run_at?: string | null;
+            /** @description Labels for filtering. */
+            tags?: {
+                [key: string]: string;
+            } | null;
+            target?: components["schemas"]["Target"] | null;
+            timeout?: components["schemas"]["DurationSpec"] | null;
+        };
+        /** @description `POST /v1/jobs/fail`: many failures in one request and one commit. */
+        FailBatchRequest: {
+            /** @description The failures. */
+            jobs: components["schemas"]["FailItem"][];
+        };
+        /** @description One failure within `POST /v1/jobs/fail`. */
+        FailItem: {
+            /** @description What went wrong. */
+            error: string;
+            /** @description The job. */
+            id: components["schemas"]["JobId"];
+            /** @description The claim's fencing token. */
+            lease_token: components["schemas"]["LeaseToken"];
+            retry_after?: components["schemas"]["DurationSpec"] | null;
+            /** @description `false`: do not retry. */
+            retryable?: boolean | null;
+        };
+        /** @description `POST /v1/jobs/{id}/fail`. */
+        FailRequest: {
+            /** @description What went wrong. */
+            error: string;
+            /** @description The claim's fencing token. */
+            lease_token: components["schemas"]["LeaseToken"];
+            retry_after?: components["schemas"]["DurationSpec"] | null;
+            /** @description `false`: do not retry; the job goes dead at once (default true). */
+            retryable?: boolean | null;
+        };
+        /** @description Answer of the batch completion and failure endpoints. */
+        FinishBatchResponse: {
+            /** @description One entry per item, in request order. */
+            jobs: components["schemas"]["FinishResult"][];
+        };
+        /** @description Answer of a single completion or failure: the job's state afterwards. */
+        FinishedJob: {
+            /** @description The job. */
+            id: components["schemas"]["JobId"];
+            /** @description Its state afterwards. */
+            state: components["schemas"]["JobState"];
+        };
+        /** @description Per-job answer within a batch completion or failure. */
+        FinishResult: {
+            /** @description Why it was refused: `lease_mismatch` (stale token, job rescued or already finished) or `not_found`. */
+            code?: string | null;
+            /** @description The job. */
+            id: components["schemas"]["JobId"];
+            /** @description True when the report was applied. */
+            ok: boolean;
+            state?: components["schemas"]["JobState"] | null;
+        };
+        /** @description Answer of `GET /healthz`. */
+        Health: {
+            /** @description `ok` when the store answers. */
+            status: string;
+            /** @description Server version. */
+            version: string;
+        };
+        /** @description `POST /v1/jobs/{id}/heartbeat`. */
+        HeartbeatRequest: {
+            /** @description The claim's fencing token. */
+            lease_token: components["schemas"]["LeaseToken"];
+            /** @description A short progress message. */
+            message?: string | null;
+            /**
+             * Format: int32
+             * @description Progress, 0 to 100.
+             */
+            progress?: number | null;
+        };
+        /** @description Answer of a heartbeat. */
+        HeartbeatResponse: {
+            /** @description A user asked to cancel: stop the work and call fail (the job then ends as cancelled). */
+            cancel_requested: boolean;
+            /**
+             * Format: date-time
+             * @description The extended lease deadline.
+             */
+            lease_expires_at: string;
+        };
+        /** @description A stored job, as the API shows it. */
+        Job: {
+            /**
+             * Format: int32
+             * @description Attempts started so far.
+             */
+            attempt: number;
+            /**
+             * Format: date-time
+             * @description When the current or last attempt started.
+             */
+            attempted_at?: string | null;
+            /** @description Attempt history, oldest first; present on single-job reads, absent in lists. */
+            attempts?: components["schemas"]["Attempt"][] | null;
+            /** @description Retry delay policy. */
+            backoff: components["schemas"]["Backoff"];
+            /** @description A user asked to cancel while it was running; the worker sees this on its next heartbeat. */
+            cancel_requested?: boolean;
+            /**
+             * Format: date-time
+             * @description When it was enqueued.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it reached a finished state.
+             */
+            finished_at?: string | null;
+            /** @description Identity. */
+            id: components["schemas"]["JobId"];
+            /** @description De-duplication key. */
+            idempotency_key?: string | null;
+            /** @description The last error reported. */
+            last_error?: string | null;
+            /**
+             * Format: date-time
+             * @description Lease deadline while running.
+             */
+            lease_expires_at?: string | null;
+            /**
+             * Format: int32
+             * @description Attempts allowed.
+             */
+            max_attempts: number;
+            /** @description Job kind, if given. */
+            name?: string | null;
+            /** @description The payload as the user sent it. */
+            payload: unknown;
+            /**
+             * Format: int32
+             * @description Higher runs first.
+             */
+            priority: number;
+            progress?: components["schemas"]["Progress"] | null;
+            /** @description Queue it belongs to. */
+            queue: string;
+            /** @description The result the worker completed it with. */
+            result?: unknown;
+            /**
+             * Format: date-time
+             * @description When it is (or was) due to run.
+             */
+            run_at: string;
+            schedule?: components["schemas"]["ScheduledBy"] | null;
+            /** @description Current state. */
+            state: components["schemas"]["JobState"];
+            /** @description Labels. */
+            tags?: {
+                [key: string]: string;
+            };
+            target?: components["schemas"]["Target"] | null;
+            /** @description Lease length of one attempt. */
+            timeout: components["schemas"]["DurationSpec"];
+            /** @description The worker holding it while running (or that ran it last). */
+            worker_id?: string | null;
+        };
+        /**
+         * Format: uuid
+         * @description A job's identity. UUIDv7, so newer jobs sort after older ones and "newest first" is an index scan.
+         */
+        JobId: string;
+        /**
+         * @description Where a job is in its life. See DESIGN.md for the diagram; [`crate::state`] holds every transition.
+         * @enum {string}
+         */
+        JobState: "scheduled" | "available" | "running" | "retrying" | "succeeded" | "dead" | "cancelled";
+        /**
+         * @description A validated job template: every field resolved. New job fields (a push target) are added here and in
+         *     [`JobTemplate::new_job`].
+         */
+        JobTemplate: {
+            /**
+             * Format: int32
+             * @description Attempts allowed.
+             */
+            max_attempts: number;
+            /** @description Job kind. */
+            name?: string | null;
+            /** @description The payload, compact JSON. */
+            payload: unknown;
+            /**
+             * Format: int32
+             * @description Higher runs first.
+             */
+            priority: number;
+            /** @description Queue the jobs go to. */
+            queue: string;
+            target?: components["schemas"]["Target"] | null;
+            /** @description Lease length of one attempt. */
+            timeout: components["schemas"]["DurationSpec"];
+        };
+        /** @description The job each tick creates, as users write it. Unknown fields are refused. */
+        JobTemplateSpec: {
+            /**
+             * Format: int32
+             * @description Attempts allowed (default: the server's default).
+             */
+            max_attempts?: number | null;
+            /** @description Job kind, which workers dispatch on. */
+            name?: string | null;
+            /** @description Any JSON value (stored as compact JSON); `null` when absent. */
+            payload?: unknown;
+            /**
+             * Format: int32
+             * @description Higher runs first (default 0).
+             */
+            priority?: number | null;
+            /** @description Queue the jobs go to (required). */
+            queue: string;
+            target?: components["schemas"]["Target"] | null;
+            timeout?: components["schemas"]["DurationSpec"] | null;
+        };
+        /**
+         * Format: uuid
+         * @description The fencing token of one claimed attempt.
+         *
+         *     A worker must present it to heartbeat, complete or fail the attempt. Every claim draws a new random token,
+         *     so a worker whose lease expired (and whose job was rescued and perhaps claimed again) can never overwrite
+         *     the newer attempt: its token no longer matches.
+         */
+        LeaseToken: string;
+        /**
+         * @description May a tick's run start while earlier runs of the same schedule are unfinished?
+         * @enum {string}
+         */
+        Overlap: "allow" | "skip" | "buffer_one";
+        /** @description One page of a list, newest first. */
+        Page_Job: {
+            /** @description The items. */
+            items: {
+                /**
+                 * Format: int32
+                 * @description Attempts started so far.
+                 */
+                attempt: number;
+                /**
+                 * Format: date-time
+                 * @description When the current or last attempt started.
+                 */
+                attempted_at?: string | null;
+                /** @description Attempt history, oldest first; present on single-job reads, absent in lists. */
+                attempts?: components["schemas"]["Attempt"][] | null;
+                /** @description Retry delay policy. */
+                backoff: components["schemas"]["Backoff"];
+                /** @description A user asked to cancel while it was running; the worker sees this on its next heartbeat. */
+                cancel_requested?: boolean;
+                /**
+                 * Format: date-time
+                 * @description When it was enqueued.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When it reached a finished state.
+                 */
+                finished_at?: string | null;
+                /** @description Identity. */
+                id: components["schemas"]["JobId"];
+                /** @description De-duplication key. */
+                idempotency_key?: string | null;
+                /** @description The last error reported. */
+                last_error?: string | null;
+                /**
+                 * Format: date-time
+                 * @description Lease deadline while running.
+                 */
+                lease_expires_at?: string | null;
+                /**
+                 * Format: int32
+                 * @description Attempts allowed.
+                 */
+                max_attempts: number;
+                /** @description Job kind, if given. */
+                name?: string | null;
+                /** @description The payload as the user sent it. */
+                payload: unknown;
+                /**
+                 * Format: int32
+                 * @description Higher runs first.
+                 */
+                priority: number;
+                progress?: components["schemas"]["Progress"] | null;
+                /** @description Queue it belongs to. */
+                queue: string;
+                /** @description The result the worker completed it with. */
+                result?: unknown;
+                /**
+                 * Format: date-time
+                 * @description When it is (or was) due to run.
+                 */
+                run_at: string;
+                schedule?: components["schemas"]["ScheduledBy"] | null;
+                /** @description Current state. */
+                state: components["schemas"]["JobState"];
+                /** @description Labels. */
+                tags?: {
+                    [key: string]: string;
+                };
+                target?: components["schemas"]["Target"] | null;
+                /** @description Lease length of one attempt. */
+                timeout: components["schemas"]["DurationSpec"];
+                /** @description The worker holding it while running (or that ran it last). */
+                worker_id?: string | null;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description An error response (`application/problem+json`, RFC 9457). */
+        Problem: {
+            /** @description Stable machine-readable code, e.g. `invalid_field`, `lease_mismatch`. */
+            code: string;
+            /** @description Human explanation naming the field or object concerned. */
+            detail: string;
+            /** @description JSON path of the offending field, when one is to blame. */
+            field?: string | null;
+            /**
+             * Format: int32
+             * @description HTTP status.
+             */
+            status: number;
+            /** @description Short summary of the problem type. */
+            title: string;
+            /** @description A URI naming the problem type (`about:blank` style tags: `urn:offload:problem:{code}`). */
+            type: string;
+        };
+        /** @description Progress a worker reported through heartbeats. */
+        Progress: {
+            /** @description A short human message. */
+            message?: string | null;
+            /**
+             * Format: int32
+             * @description 0 to 100.
+             */
+            percent: number;
+        };
+        /** @description A queue as `GET /v1/queues` shows it. */
+        QueueInfo: {
+            /** @description Jobs per state (every state is present). */
+            counts: {
+                [key: string]: number;
+            };
+            /** @description Queue name. */
+            name: string;
+            /**
+             * Format: int64
+             * @description Age of the oldest available job, in milliseconds (absent when none is available).
+             */
+            oldest_available_age_ms?: number | null;
+            /** @description Paused queues hand out no jobs. */
+            paused: boolean;
+        };
+        /** @description Answer of `GET /v1/queues`. */
+        QueueList: {
+            /** @description Every queue that has jobs or was paused. */
+            queues: components["schemas"]["QueueInfo"][];
+        };
+        /** @description The schedule tick a job was created for. */
+        ScheduledBy: {
+            /**
+             * Format: date-time
+             * @description The tick's fire time (for a run triggered by hand, the moment of the trigger).
+             */
+            fire_at: string;
+            /** @description The schedule's name. */
+            name: string;
+        };
+        /** @description A schedule as the API shows it. */
+        ScheduleInfo: {
+            /** @description Catch-up policy. */
+            catch_up: components["schemas"]["CatchUp"];
+            catch_up_window?: components["schemas"]["DurationSpec"] | null;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /** @description The expression as written. */
+            cron: string;
+            /** @description Largest random delay of each tick's job start. */
+            jitter: components["schemas"]["DurationSpec"];
+            /** @description The job each tick creates. */
+            job: components["schemas"]["JobTemplate"];
+            /** @description Unique name. */
+            name: string;
+            /**
+             * Format: date-time
+             * @description The next fire time not yet handled.
+             */
+            next_fire_at?: string | null;
+            /** @description Upcoming fire times from `next_fire_at` on (single reads only). */
+            next_fire_times?: string[];
+            /** @description Overlap policy. */
+            overlap: components["schemas"]["Overlap"];
+            /** @description Paused schedules fire nothing. */
+            paused: boolean;
+            /** @description Most recent ticks, newest first (single reads only). */
+            recent_ticks?: components["schemas"]["Tick"][] | null;
+            /** @description `api` or `file`. */
+            source: components["schemas"]["ScheduleSource"];
+            /** @description IANA time zone. */
+            timezone: string;
+            /**
+             * Format: date-time
+             * @description When its definition or pause state last changed.
+             */
+            updated_at: string;
+        };
+        /** @description Answer of `GET /v1/schedules`. */
+        ScheduleList: {
+            /** @description Pass as `cursor` for the next page; absent on the last page. */
+            next_cursor?: string | null;
+            /** @description Schedules in name order. */
+            schedules: components["schemas"]["ScheduleInfo"][];
+        };
+        /**
+         * @description Where a schedule was defined, which decides what a server start does to it.
+         * @enum {string}
+         */
+        ScheduleSource: "api" | "file";
+        /**
+         * @description A schedule as the API (`PUT /v1/schedules/{name}`) and `[[schedule]]` entries accept it. Unknown fields are
+         *     refused.
+         */
+        ScheduleSpec: {
+            catch_up?: components["schemas"]["CatchUp"] | null;
+            catch_up_window?: components["schemas"]["DurationSpec"] | null;
+            /** @description When it fires: 5 fields (minute first), 6 (second first) or a nickname such as `@daily`. */
+            cron: string;
+            jitter?: components["schemas"]["DurationSpec"] | null;
+            /** @description The job each tick creates. */
+            job: components["schemas"]["JobTemplateSpec"];
+            /**
+             * @description The schedule's unique name; required in `offload.toml`, optional in the API body (where the path names
+             *     it; if given, it must match).
+             */
+            name?: string | null;
+            overlap?: components["schemas"]["Overlap"] | null;
+            /**
+             * @description Create paused, or pause/resume on replace; absent: a new schedule is active, a replaced one keeps its
+             *     state.
+             */
+            paused?: boolean | null;
+            /** @description IANA time zone the expression is read in (default UTC). */
+            timezone?: string | null;
+        };
+        /** @description `POST /v1/jobs/{id}/snooze`: run the job again after `delay`, without using up an attempt. */
+        SnoozeRequest: {
+            /** @description How long to wait before the job is available again (zero: at once). */
+            delay: components["schemas"]["DurationSpec"];
+            /** @description The claim's fencing token. */
+            lease_token: components["schemas"]["LeaseToken"];
+        };
+        /**
+         * @description Where a push job is delivered: the server sends its payload to `url` and the HTTP status decides the
+         *     attempt's outcome. Also the shape of a target in the job view.
+         */
+        Target: {
+            /** @description Receives a signed POST with the job's result once the job succeeded. */
+            callback_url?: string | null;
+            /** @description Receives a signed POST with the job's last error once the job is dead. */
+            failure_callback_url?: string | null;
+            /** @description Extra request headers (e.g. `authorization`); names are kept in lower case. */
+            headers?: {
+                [key: string]: string;
+            };
+            /** @description `POST` (default), `PUT` or `PATCH`. */
+            method?: string;
+            timeout?: components["schemas"]["DurationSpec"] | null;
+            /** @description Absolute `http` or `https` URL the payload is sent to. */
+            url: string;
+        };
+        /** @description One recorded tick (or, for missed ticks, a contiguous run of them). */
+        Tick: {
+            /**
+             * Format: int64
+             * @description Ticks this record stands for (more than 1 only for a run of missed ticks).
+             */
+            count: number;
+            /**
+             * Format: date-time
+             * @description The fire time (the first one, for a run of missed ticks).
+             */
+            fire_at: string;
+            job_id?: components["schemas"]["JobId"] | null;
+            /**
+             * Format: date-time
+             * @description The last fire time of a run of missed ticks.
+             */
+            last_fire_at?: string | null;
+            /** @description True for a run started by hand (`trigger`), outside the cron expression. */
+            manual?: boolean;
+            /** @description What became of it. */
+            outcome: components["schemas"]["TickOutcome"];
+            /**
+             * Format: date-time
+             * @description When it was recorded.
+             */
+            recorded_at: string;
+        };
+        /**
+         * @description How one tick ended.
+         * @enum {string}
+         */
+        TickOutcome: "fired" | "skipped" | "missed";
+        /** @description Answer of `POST /v1/schedules/{name}/trigger`. */
+        Triggered: {
+            /**
+             * Format: date-time
+             * @description The instant recorded as the run's fire time.
+             */
+            fire_at: string;
+            /** @description The job created. */
+            job_id: components["schemas"]["JobId"];
+        };
+    };
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    healthz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store answers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Draining, or the store does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    list_jobs: {
+        parameters: {
+            query?: {
+                /** @description Continue after this cursor (from a previous page's `next_cursor`). */
+                cursor?: string;
+                /** @description Page size, 1 to 500 (default 50). */
+                limit?: number;
+                /** @description Only this job name. */
+                name?: string;
+                /** @description Only this queue. */
+                queue?: string;
+                /** @description Only this state. */
+                state?: components["schemas"]["JobState"];
+                /** @description Only jobs carrying this tag, written `key:value`. */
+                tag?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A page of jobs, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Job"];
+                };
+            };
+        };
+    };
+    enqueue: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description De-duplication key, as an alternative to the body's `idempotency_key` */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnqueueRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Idempotent replay: the job created by the same request earlier */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Stored durably */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    get_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The job with its attempt history */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    delete_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Deleted with its history */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    abort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AbortRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The job's state afterwards (cancelled) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FinishedJob"];
+                };
+            };
+        };
+    };
+    cancel_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The job afterwards (cancelled, or `cancel_requested` when running) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    complete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompleteRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The job's state afterwards */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FinishedJob"];
+                };
+            };
+        };
+    };
+    fail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FailRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The job's state afterwards (retrying, available, dead or cancelled) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FinishedJob"];
+                };
+            };
+        };
+    };
+    heartbeat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HeartbeatRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The extended lease */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeartbeatResponse"];
+                };
+            };
+        };
+    };
+    retry_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The job, available again */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
+    snooze: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SnoozeRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The job's state afterwards (scheduled, available, or cancelled when a cancel was requested) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FinishedJob"];
+                };
+            };
+        };
+    };
+    enqueue_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnqueueBatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Every job stored in one transaction */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnqueueBatchResponse"];
+                };
+            };
+        };
+    };
+    complete_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompleteBatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description One answer per item, in order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FinishBatchResponse"];
+                };
+            };
+        };
+    };
+    fail_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FailBatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description One answer per item, in order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FinishBatchResponse"];
+                };
+            };
+        };
+    };
+    list_queues: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Every queue with counts by state */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueList"];
+                };
+            };
+        };
+    };
+    claim: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name: 1 to 128 ASCII letters, digits and `-_.:` */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClaimRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The claimed jobs (possibly none) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClaimResponse"];
+                };
+            };
+        };
+    };
+    pause_queue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name: 1 to 128 ASCII letters, digits and `-_.:` */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The queue, paused */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueInfo"];
+                };
+            };
+        };
+    };
+    resume_queue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name: 1 to 128 ASCII letters, digits and `-_.:` */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The queue, resumed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueInfo"];
+                };
+            };
+        };
+    };
+    list_schedules: {
+        parameters: {
+            query?: {
+                /** @description Continue after this name (a previous page's `next_cursor`). */
+                cursor?: string;
+                /** @description Page size, 1 to 500 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A page of schedules in name order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleList"];
+                };
+            };
+        };
+    };
+    get_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Schedule name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The schedule with its next fire times and recent ticks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleInfo"];
+                };
+            };
+        };
+    };
+    put_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Schedule name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleSpec"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The schedule was replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleInfo"];
+                };
+            };
+            /** @description The schedule was created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleInfo"];
+                };
+            };
+        };
+    };
+    delete_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Schedule name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The schedule was deleted; its jobs stay */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    pause_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Schedule name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The paused schedule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleInfo"];
+                };
+            };
+        };
+    };
+    resume_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Schedule name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resumed schedule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleInfo"];
+                };
+            };
+        };
+    };
+    trigger_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Schedule name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The job created now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Triggered"];
+                };
+            };
+        };
+    };
+}

@@ -1,0 +1,163 @@
+/**
+ * `@offload/sdk/testing`: helpers for users' own tests, with no server.
+ *
+ * - `signedRequest` / `signedHeaders` build a delivery exactly as the server signs it, to send through your
+ *   real route (signature checks included);
+ * - `deliver` runs a push handler on a payload without any signature (the verify-free mode) and returns the
+ *   answer the server would get;
+ * - `perform` runs a pull worker handler in memory and returns how the attempt ended, with the progress it
+ *   reported.
+ */
+import { answer, SKIP_VERIFY, type PushHandler, type Reply } from "./push/handler.js";
+import { sign, toBase64 } from "./push/verify.js";
+import { Job, type AbortReason } from "./worker/job.js";
+import { completed, outcomeOf, type Outcome } from "./worker/outcomes.js";
+import type { JobHandler } from "./worker/worker.js";
+
+/** Facts of a test delivery or job. */
+export interface TestJobOptions {
+  /** Job id (default: a random UUID). */
+  jobId?: string;
+  queue?: string;
+  name?: string;
+  attempt?: number;
+  maxAttempts?: number;
+}
+
+/** Options of `signedRequest`. */
+export interface SignOptions extends TestJobOptions {
+  /** The secret to sign with, `whsec_...`. */
+  secret: string;
+  /** Signing time, Unix seconds (default now; set it in the past to test the freshness check). */
+  timestamp?: number;
+  /** Extra headers. */
+  headers?: Record<string, string>;
+}
+
+/** A new random secret, `whsec_<base64 of 32 bytes>`. */
+export function generateSecret(): string {
+  return "whsec_" + toBase64(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+/** The headers the server sends with a delivery of `body`, signed with `options.secret`. */
+export async function signedHeaders(body: string, options: SignOptions): Promise<Record<string, string>> {
+  const id = options.jobId ?? crypto.randomUUID();
+  const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
+  return {
+    "content-type": "application/json",
+    ...options.headers,
+    "webhook-id": id,
+    "webhook-timestamp": String(timestamp),
+    "webhook-signature": await sign(id, timestamp, body, options.secret),
+    "offload-job-id": id,
+    "offload-queue": options.queue ?? "default",
+    "offload-attempt": String(options.attempt ?? 1),
+    "offload-max-attempts": String(options.maxAttempts ?? 25),
+    ...(options.name ? { "offload-job-name": options.name } : {}),
+  };
+}
+
+/** A POST of `payload` to `url`, signed as the server signs deliveries. */
+export async function signedRequest(url: string, payload: unknown, options: SignOptions): Promise<Request> {
+  const body = JSON.stringify(payload);
+  return new Request(url, { method: "POST", headers: await signedHeaders(body, options), body });
+}
+
+/** The answer a push handler gives, as the server would read it. */
+export interface Delivered {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  /** What the server makes of it. */
+  outcome: "succeeded" | "retry" | "dead";
+}
+
+/** Runs a push handler on `payload` without verifying anything, and returns its answer. */
+export async function deliver<P, R>(handler: PushHandler<P, R>, payload: P, options: TestJobOptions = {}): Promise<Delivered> {
+  const id = options.jobId ?? crypto.randomUUID();
+  const headers = new Headers({
+    "webhook-id": id,
+    "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+    "offload-job-id": id,
+    "offload-queue": options.queue ?? "default",
+    "offload-attempt": String(options.attempt ?? 1),
+    "offload-max-attempts": String(options.maxAttempts ?? 25),
+    ...(options.name ? { "offload-job-name": options.name } : {}),
+  });
+  const reply: Reply = await answer(handler, { headers, body: new TextEncoder().encode(JSON.stringify(payload)) }, SKIP_VERIFY);
+  return { ...reply, outcome: pushOutcome(reply.status) };
+}
+
+/** The server's reading of a status (its push outcome rules). */
+function pushOutcome(status: number): Delivered["outcome"] {
+  if (status >= 200 && status < 300) return "succeeded";
+  if (status === 408 || status === 429 || status >= 500) return "retry";
+  return "dead";
+}
+
+/** Options of `perform`. */
+export interface PerformOptions extends TestJobOptions {
+  tags?: Record<string, string>;
+  timeoutMs?: number;
+  /** Answer heartbeats with `cancel_requested` (as if a user cancelled the job). */
+  cancelRequested?: boolean;
+  /** Abort the job's signal with this reason before the handler starts. */
+  abort?: AbortReason;
+}
+
+/** How a handler run by `perform` ended. */
+export interface Performed {
+  /** The report the worker would send. */
+  outcome: Outcome;
+  /** Progress reported, in order. */
+  progress: { percent: number; message?: string }[];
+  /** The job's state after the report, by the server's rules (without a cancel request). */
+  state: "succeeded" | "retrying" | "dead" | "scheduled" | "available" | "cancelled";
+}
+
+/** Runs a pull worker handler on `payload` in memory. */
+export async function perform<P, R>(handler: JobHandler<P, R>, payload: P, options: PerformOptions = {}): Promise<Performed> {
+  const progress: Performed["progress"] = [];
+  const attempt = options.attempt ?? 1;
+  const maxAttempts = options.maxAttempts ?? 25;
+  const job = new Job<P>(
+    {
+      id: options.jobId ?? crypto.randomUUID(),
+      queue: options.queue ?? "default",
+      name: options.name,
+      payload: structuredClone(payload),
+      attempt,
+      maxAttempts,
+      tags: options.tags ?? {},
+      createdAt: new Date().toISOString(),
+      timeoutMs: options.timeoutMs ?? 300_000,
+    },
+    {
+      heartbeat: async (p) => {
+        if (p) progress.push(p);
+        return { cancel_requested: options.cancelRequested ?? false, lease_expires_at: new Date().toISOString() };
+      },
+    },
+  );
+  if (options.abort) job.abort(options.abort);
+  let outcome: Outcome;
+  try {
+    outcome = completed(JSON.parse(JSON.stringify((await handler(job)) ?? null)) ?? undefined);
+  } catch (e) {
+    outcome = outcomeOf(e);
+  }
+  return { outcome, progress, state: stateAfter(outcome, attempt, maxAttempts) };
+}
+
+function stateAfter(outcome: Outcome, attempt: number, maxAttempts: number): Performed["state"] {
+  switch (outcome.kind) {
+    case "complete":
+      return "succeeded";
+    case "abort":
+      return "cancelled";
+    case "snooze":
+      return outcome.delayMs > 0 ? "scheduled" : "available";
+    case "fail":
+      return outcome.retryable && attempt < maxAttempts ? "retrying" : "dead";
+  }
+}
