@@ -1,6 +1,6 @@
 //! The dashboard in a real headless Chromium, driven through chromedriver against the real `offload` binary.
 //!
-//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and `chromium-driver`; `.ci/run`
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and `chromium-driver`; `scripts/test`
 //! installs them; `CHROMIUM` and `CHROMEDRIVER` override the paths). A screenshot of every page visited is
 //! saved under `target/ui-screenshots/` for people to look at. Push deliveries go to an endpoint of the test's
 //! own on 127.0.0.1, which the server allows because it listens on loopback itself.
@@ -38,7 +38,7 @@ fn tool(env: &str, default: &str) -> String {
     let path = std::env::var(env).unwrap_or_else(|_| default.to_owned());
     assert!(
         std::path::Path::new(&path).exists(),
-        "{path} is missing: install Debian's `chromium` and `chromium-driver` (see .ci/run), or set {env}"
+        "{path} is missing: install Debian's `chromium` and `chromium-driver` (`scripts/test` does), or set {env}"
     );
     path
 }

@@ -437,9 +437,9 @@ export interface components {
         /** @description A job's retry delay policy. */
         Backoff: {
             /** @description Delay after the first failed attempt. */
-            base?: components["schemas"]["DurationSpec"];
+            base?: number | string;
             /** @description The longest delay, whatever the attempt number. */
-            cap?: components["schemas"]["DurationSpec"];
+            cap?: number | string;
             /**
              * Format: double
              * @description Fraction (0.0 to 1.0) of the exponential delay that may be randomly taken off, so that jobs failing
@@ -499,12 +499,10 @@ export interface components {
         };
         /** @description `POST /v1/queues/{queue}/claim`. */
         ClaimRequest: {
-            /**
-             * Format: int32
-             * @description Most jobs to return (1 to 1000, default 1).
-             */
+            /** @description Most jobs to return (1 to 1000, default 1). */
             max_jobs?: number | null;
-            wait?: components["schemas"]["DurationSpec"] | null;
+            /** @description Long poll: when no job is available, wait up to this long (at most 60 s) for one. */
+            wait?: number | string | null;
             /** @description Who is claiming; recorded on the attempt. */
             worker_id: string;
         };
@@ -558,13 +556,11 @@ export interface components {
         /** @description A request to enqueue one job, exactly as the API accepts it. Unknown fields are refused. */
         EnqueueRequest: {
             backoff?: components["schemas"]["Backoff"] | null;
-            delay?: components["schemas"]["DurationSpec"] | null;
+            /** @description First run after this delay. Exclusive with `run_at`. */
+            delay?: number | string | null;
             /** @description De-duplication key (also accepted as the `Idempotency-Key` header). */
             idempotency_key?: string | null;
-            /**
-             * Format: int32
-             * @description Attempts allowed before the job is dead.
-             */
+            /** @description Attempts allowed before the job is dead. */
             max_attempts?: number | null;
             /** @description Job kind, which workers dispatch on. */
             name?: string | null;
@@ -575,7 +571,7 @@ export interface components {
              * @description Higher runs first (default 0).
              */
             priority?: number | null;
-            /** @description Queue to put the job on (required). */
+            /** @description Queue name: 1 to 128 ASCII letters, digits and `-_.:`; names starting with `offload.` are reserved */
             queue: string;
             /**
              * Format: date-time
@@ -587,7 +583,8 @@ export interface components {
                 [key: string]: string;
             } | null;
             target?: components["schemas"]["Target"] | null;
-            timeout?: components["schemas"]["DurationSpec"] | null;
+            /** @description Lease length of one attempt; a worker must heartbeat within it. */
+            timeout?: number | string | null;
         };
         /** @description `POST /v1/jobs/fail`: many failures in one request and one commit. */
         FailBatchRequest: {
@@ -602,7 +599,8 @@ export interface components {
             id: components["schemas"]["JobId"];
             /** @description The claim's fencing token. */
             lease_token: components["schemas"]["LeaseToken"];
-            retry_after?: components["schemas"]["DurationSpec"] | null;
+            /** @description Retry after this delay instead of the job's backoff. */
+            retry_after?: number | string | null;
             /** @description `false`: do not retry. */
             retryable?: boolean | null;
         };
@@ -612,7 +610,8 @@ export interface components {
             error: string;
             /** @description The claim's fencing token. */
             lease_token: components["schemas"]["LeaseToken"];
-            retry_after?: components["schemas"]["DurationSpec"] | null;
+            /** @description Retry after this delay instead of the job's backoff. */
+            retry_after?: number | string | null;
             /** @description `false`: do not retry; the job goes dead at once (default true). */
             retryable?: boolean | null;
         };
@@ -651,10 +650,7 @@ export interface components {
             lease_token: components["schemas"]["LeaseToken"];
             /** @description A short progress message. */
             message?: string | null;
-            /**
-             * Format: int32
-             * @description Progress, 0 to 100.
-             */
+            /** @description Progress, 0 to 100. */
             progress?: number | null;
         };
         /** @description Answer of a heartbeat. */
@@ -780,10 +776,7 @@ export interface components {
         };
         /** @description The job each tick creates, as users write it. Unknown fields are refused. */
         JobTemplateSpec: {
-            /**
-             * Format: int32
-             * @description Attempts allowed (default: the server's default).
-             */
+            /** @description Attempts allowed (default: the server's default). */
             max_attempts?: number | null;
             /** @description Job kind, which workers dispatch on. */
             name?: string | null;
@@ -794,10 +787,11 @@ export interface components {
              * @description Higher runs first (default 0).
              */
             priority?: number | null;
-            /** @description Queue the jobs go to (required). */
+            /** @description Queue name: 1 to 128 ASCII letters, digits and `-_.:`; names starting with `offload.` are reserved */
             queue: string;
             target?: components["schemas"]["Target"] | null;
-            timeout?: components["schemas"]["DurationSpec"] | null;
+            /** @description Lease length of one attempt (default: the server's default). */
+            timeout?: number | string | null;
         };
         /**
          * Format: uuid
@@ -1012,10 +1006,15 @@ export interface components {
          */
         ScheduleSpec: {
             catch_up?: components["schemas"]["CatchUp"] | null;
-            catch_up_window?: components["schemas"]["DurationSpec"] | null;
-            /** @description When it fires: 5 fields (minute first), 6 (second first) or a nickname such as `@daily`. */
+            /** @description With `catch_up = "all"`: how far back late ticks still run (default 24 hours). */
+            catch_up_window?: number | string | null;
+            /**
+             * Format: cron
+             * @description When it fires: 5 fields (minute first), 6 (second first) or a nickname such as `@daily`.
+             */
             cron: string;
-            jitter?: components["schemas"]["DurationSpec"] | null;
+            /** @description Spread each tick's job start by a random delay up to this (default none). */
+            jitter?: number | string | null;
             /** @description The job each tick creates. */
             job: components["schemas"]["JobTemplateSpec"];
             /**
@@ -1029,13 +1028,16 @@ export interface components {
              *     state.
              */
             paused?: boolean | null;
-            /** @description IANA time zone the expression is read in (default UTC). */
+            /**
+             * Format: iana-time-zone
+             * @description IANA time zone the expression is read in (default UTC).
+             */
             timezone?: string | null;
         };
         /** @description `POST /v1/jobs/{id}/snooze`: run the job again after `delay`, without using up an attempt. */
         SnoozeRequest: {
             /** @description How long to wait before the job is available again (zero: at once). */
-            delay: components["schemas"]["DurationSpec"];
+            delay: number | string;
             /** @description The claim's fencing token. */
             lease_token: components["schemas"]["LeaseToken"];
         };
@@ -1044,9 +1046,15 @@ export interface components {
          *     attempt's outcome. Also the shape of a target in the job view.
          */
         Target: {
-            /** @description Receives a signed POST with the job's result once the job succeeded. */
+            /**
+             * Format: http-url
+             * @description Receives a signed POST with the job's result once the job succeeded.
+             */
             callback_url?: string | null;
-            /** @description Receives a signed POST with the job's last error once the job is dead. */
+            /**
+             * Format: http-url
+             * @description Receives a signed POST with the job's last error once the job is dead.
+             */
             failure_callback_url?: string | null;
             /** @description Extra request headers (e.g. `authorization`); names are kept in lower case. */
             headers?: {
@@ -1054,8 +1062,12 @@ export interface components {
             };
             /** @description `POST` (default), `PUT` or `PATCH`. */
             method?: string;
-            timeout?: components["schemas"]["DurationSpec"] | null;
-            /** @description Absolute `http` or `https` URL the payload is sent to. */
+            /** @description Request timeout of one delivery (1 s to 1 h); absent: the server's `[push] default_timeout`. */
+            timeout?: number | string | null;
+            /**
+             * Format: http-url
+             * @description Absolute `http` or `https` URL the payload is sent to.
+             */
             url: string;
         };
         /** @description One recorded tick (or, for missed ticks, a contiguous run of them). */
@@ -1213,7 +1225,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description De-duplication key, as an alternative to the body's `idempotency_key` */
-                "Idempotency-Key"?: string | null;
+                "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
