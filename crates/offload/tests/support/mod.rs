@@ -30,8 +30,13 @@ impl Server {
 
     /// Like [`Server::start`], with extra `serve` arguments.
     pub(crate) fn start_with(db: &Path, extra: &[&str]) -> Server {
+        Self::launch(db, "127.0.0.1:0", extra)
+    }
+
+    /// Starts `offload serve` on `listen` with `db` and `extra` arguments; waits until it listens.
+    fn launch(db: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .args(["serve", "--listen", listen, "--database"])
             .arg(db)
             .args(extra)
             .env("RUST_LOG", "warn")
@@ -178,34 +183,7 @@ impl Server {
     /// Like [`Server::start_with`], listening on `listen` (e.g. the address of a server that was stopped, to
     /// bring it back where its clients expect it).
     pub(crate) fn start_on(db: &Path, listen: &str) -> Server {
-        let mut child = Command::new(bin())
-            .args(["serve", "--listen", listen, "--database"])
-            .arg(db)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn offload serve");
-        let lines = lines_of(child.stderr.take().expect("stderr piped"));
-        let line = next_line(
-            &lines,
-            Duration::from_secs(30),
-            "the server to listen",
-            |l| l.starts_with("offload listening on "),
-        );
-        let rest = line.trim_start_matches("offload listening on ");
-        let url = rest.split_whitespace().next().expect("url").to_owned();
-        let node = rest
-            .rsplit_once("node ")
-            .map(|(_, n)| n.trim_end_matches(')').to_owned())
-            .unwrap_or_default();
-        Server {
-            child,
-            url,
-            db: db.to_owned(),
-            node,
-        }
+        Self::launch(db, listen, &[])
     }
 
     /// The `IP:PORT` this server listens on.
