@@ -208,6 +208,19 @@ pub enum Plan {
     Parallel(Vec<String>),
 }
 
+impl Plan {
+    /// The id of the one step this plan records (`None` for parallel steps, which have several).
+    pub fn step_id(&self) -> Option<&str> {
+        match self {
+            Plan::Sleep { id, .. }
+            | Plan::WaitForEvent { id, .. }
+            | Plan::SendEvent { id, .. }
+            | Plan::Invoke { id, .. } => Some(id),
+            Plan::Parallel(_) => None,
+        }
+    }
+}
+
 /// Why a call response was refused. The call then fails like a job whose worker reported an error, and is
 /// retried by the function's retry policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

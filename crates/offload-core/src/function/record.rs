@@ -311,6 +311,13 @@ pub fn decide(
         });
     }
 
+    // A plan whose step is already recorded was carried out by an earlier call: the code continues at once.
+    if let Some(id) = then.as_ref().and_then(Plan::step_id)
+        && run.recorded.contains(id)
+    {
+        decision.next = call_now(call.now);
+        return Ok(decision);
+    }
     decision.next = match then {
         None => match call.run_step {
             Some(step) => {
@@ -330,31 +337,27 @@ pub fn decide(
             }
         },
         Some(Plan::Sleep { id, until }) => {
-            if run.recorded.contains(&id) {
-                call_now(call.now)
+            let record = NewStepRecord {
+                id,
+                kind: StepKind::Sleep,
+                result: StepResult::Data(Json::null()),
+                attempts: 1,
+            };
+            if let Err(error) = budget.take(&record.result) {
+                return Ok(Decision::only(Next::Fail(error)));
+            }
+            decision.records.push(record);
+            let at = until.max(call.now);
+            let state = if at > call.now {
+                RunState::Sleeping
             } else {
-                let record = NewStepRecord {
-                    id,
-                    kind: StepKind::Sleep,
-                    result: StepResult::Data(Json::null()),
-                    attempts: 1,
-                };
-                if let Err(error) = budget.take(&record.result) {
-                    return Ok(Decision::only(Next::Fail(error)));
-                }
-                decision.records.push(record);
-                let at = until.max(call.now);
-                let state = if at > call.now {
-                    RunState::Sleeping
-                } else {
-                    RunState::Queued
-                };
-                Next::Call {
-                    at,
-                    run_step: None,
-                    retrying: None,
-                    state,
-                }
+                RunState::Queued
+            };
+            Next::Call {
+                at,
+                run_step: None,
+                retrying: None,
+                state,
             }
         }
         Some(Plan::WaitForEvent {
@@ -363,53 +366,45 @@ pub fn decide(
             match_path,
             timeout,
         }) => {
-            if run.recorded.contains(&id) {
-                call_now(call.now)
-            } else {
-                if let Err(error) = budget.reserve() {
-                    return Ok(Decision::only(Next::Fail(error)));
-                }
-                let matching = match match_path {
-                    None => WaitMatch::Any,
-                    Some(path) => match path.match_key(run.event) {
-                        Some(key) => WaitMatch::Field { path, key },
-                        None => WaitMatch::Never,
-                    },
-                };
-                Next::Wait {
-                    step: id,
-                    event,
-                    matching,
-                    until: add(call.now, timeout),
-                }
+            if let Err(error) = budget.reserve() {
+                return Ok(Decision::only(Next::Fail(error)));
+            }
+            let matching = match match_path {
+                None => WaitMatch::Any,
+                Some(path) => match path.match_key(run.event) {
+                    Some(key) => WaitMatch::Field { path, key },
+                    None => WaitMatch::Never,
+                },
+            };
+            Next::Wait {
+                step: id,
+                event,
+                matching,
+                until: add(call.now, timeout),
             }
         }
         Some(Plan::SendEvent { id, events }) => {
-            if run.recorded.contains(&id) {
-                call_now(call.now)
-            } else {
-                let sent: Vec<(EventId, EventRequest)> =
-                    events.into_iter().map(|e| (EventId::new(), e)).collect();
-                let ids: Vec<String> = sent
-                    .iter()
-                    .map(|(id, _)| id.0.hyphenated().to_string())
-                    .collect();
-                let data = serde_json::json!({ "ids": ids }).to_string();
-                let result = StepResult::Data(
-                    Json::from_text(data).map_err(|e| protocol("steps", e.to_string()))?,
-                );
-                if let Err(error) = budget.take(&result) {
-                    return Ok(Decision::only(Next::Fail(error)));
-                }
-                decision.records.push(NewStepRecord {
-                    id,
-                    kind: StepKind::SendEvent,
-                    result,
-                    attempts: 1,
-                });
-                decision.events = sent;
-                call_now(call.now)
+            let sent: Vec<(EventId, EventRequest)> =
+                events.into_iter().map(|e| (EventId::new(), e)).collect();
+            let ids: Vec<String> = sent
+                .iter()
+                .map(|(id, _)| id.0.hyphenated().to_string())
+                .collect();
+            let data = serde_json::json!({ "ids": ids }).to_string();
+            let result = StepResult::Data(
+                Json::from_text(data).map_err(|e| protocol("steps", e.to_string()))?,
+            );
+            if let Err(error) = budget.take(&result) {
+                return Ok(Decision::only(Next::Fail(error)));
             }
+            decision.records.push(NewStepRecord {
+                id,
+                kind: StepKind::SendEvent,
+                result,
+                attempts: 1,
+            });
+            decision.events = sent;
+            call_now(call.now)
         }
         Some(Plan::Invoke {
             id,
@@ -417,18 +412,14 @@ pub fn decide(
             data,
             timeout,
         }) => {
-            if run.recorded.contains(&id) {
-                call_now(call.now)
-            } else {
-                if let Err(error) = budget.reserve() {
-                    return Ok(Decision::only(Next::Fail(error)));
-                }
-                Next::Invoke {
-                    step: id,
-                    function_id,
-                    data,
-                    until: add(call.now, timeout),
-                }
+            if let Err(error) = budget.reserve() {
+                return Ok(Decision::only(Next::Fail(error)));
+            }
+            Next::Invoke {
+                step: id,
+                function_id,
+                data,
+                until: add(call.now, timeout),
             }
         }
         Some(Plan::Parallel(ids)) => {
