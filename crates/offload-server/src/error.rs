@@ -132,7 +132,7 @@ impl AppError {
                 StoreError::LeaseMismatch => {
                     meta(StatusCode::CONFLICT, "lease_mismatch", "Lease mismatch")
                 }
-                StoreError::Transition(_) => {
+                StoreError::Transition(_) | StoreError::RunState { .. } => {
                     meta(StatusCode::CONFLICT, "invalid_state", "Invalid state")
                 }
                 StoreError::Unavailable(_) => meta(
@@ -209,7 +209,9 @@ impl AppError {
             }
             AppError::Engine(
                 e @ (EngineError::ShuttingDown
-                | EngineError::Store(StoreError::NotFound(_) | StoreError::Transition(_))),
+                | EngineError::Store(
+                    StoreError::NotFound(_) | StoreError::Transition(_) | StoreError::RunState { .. },
+                )),
             ) => (e.to_string(), None),
             AppError::Engine(e) => {
                 tracing::error!(error = %e, "engine error");

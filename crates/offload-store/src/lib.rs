@@ -20,6 +20,10 @@ use serde_json::value::RawValue;
 pub mod conformance;
 pub mod ending;
 pub mod firing;
+pub mod functions;
+
+pub use functions::*;
+use offload_core::function::{event::EventId, run::RunId};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,14 @@ pub enum StoreError {
     /// The job's state does not allow the operation.
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// The run's state does not allow the operation (cancel an ended run, retry a running one).
+    #[error("cannot {action} a {} run", from.as_str())]
+    RunState {
+        /// The state the run is in.
+        from: offload_core::function::run::RunState,
+        /// What was attempted, in words ("cancel", "retry").
+        action: &'static str,
+    },
     /// The database cannot be reached or the store is shutting down; nothing was written.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -682,6 +694,124 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the schedule's job now, recorded as a manual tick at the store's now; ignores the overlap
     /// policy and the pause state, and leaves the next fire time alone.
     async fn schedule_trigger(&self, p: ScheduleTriggerParams) -> Result<ScheduleTriggered>;
+
+    // --- Durable functions (see [`functions`]). TEMPORARY DEFAULTS: every store implements these; the defaults
+    // exist only while both stores are being written and are removed when they land.
+
+    /// Registers or replaces a function (a function of another app moves to `p.app`).
+    async fn function_put(&self, _p: FunctionPutParams) -> Result<FunctionPut> {
+        Err(StoreError::Internal(
+            "function_put: not implemented by this store".into(),
+        ))
+    }
+
+    /// One registered function.
+    async fn function_get(&self, _id: &str) -> Result<Option<FunctionRecord>> {
+        Err(StoreError::Internal(
+            "function_get: not implemented by this store".into(),
+        ))
+    }
+
+    /// A page of registered functions.
+    async fn function_list(&self, _p: FunctionListParams) -> Result<Vec<FunctionRecord>> {
+        Err(StoreError::Internal(
+            "function_list: not implemented by this store".into(),
+        ))
+    }
+
+    /// Removes a function: it starts no more runs; its runs keep going. [`StoreError::NotFound`] if unknown.
+    async fn function_delete(&self, _id: &str) -> Result<()> {
+        Err(StoreError::Internal(
+            "function_delete: not implemented by this store".into(),
+        ))
+    }
+
+    /// Replaces an app's whole set of functions in one transaction.
+    async fn app_sync(&self, _p: AppSyncParams) -> Result<AppSynced> {
+        Err(StoreError::Internal(
+            "app_sync: not implemented by this store".into(),
+        ))
+    }
+
+    /// Stores events and fans them out, all in one transaction (see [`EventSendParams`]).
+    async fn event_send(&self, _p: EventSendParams) -> Result<EventSendReport> {
+        Err(StoreError::Internal(
+            "event_send: not implemented by this store".into(),
+        ))
+    }
+
+    /// One stored event, with the runs it started.
+    async fn event_get(&self, _id: EventId) -> Result<Option<EventRecord>> {
+        Err(StoreError::Internal(
+            "event_get: not implemented by this store".into(),
+        ))
+    }
+
+    /// A page of stored events, newest first.
+    async fn event_list(&self, _p: EventListParams) -> Result<Vec<EventRecord>> {
+        Err(StoreError::Internal(
+            "event_list: not implemented by this store".into(),
+        ))
+    }
+
+    /// One run.
+    async fn run_get(&self, _id: RunId) -> Result<Option<RunRecord>> {
+        Err(StoreError::Internal(
+            "run_get: not implemented by this store".into(),
+        ))
+    }
+
+    /// A page of runs, newest first.
+    async fn run_list(&self, _p: RunListParams) -> Result<Vec<RunRecord>> {
+        Err(StoreError::Internal(
+            "run_list: not implemented by this store".into(),
+        ))
+    }
+
+    /// A run's steps in the order they were first seen. [`StoreError::NotFound`] if the run is unknown.
+    async fn run_steps(&self, _id: RunId) -> Result<Vec<StepRecord>> {
+        Err(StoreError::Internal(
+            "run_steps: not implemented by this store".into(),
+        ))
+    }
+
+    /// Cancels a run that has not ended: its waiting call jobs are cancelled, a running one is asked to stop;
+    /// a parent waiting on it through `invoke` gets the step's error. [`StoreError::RunState`] when it
+    /// has ended.
+    async fn run_cancel(&self, _id: RunId) -> Result<RunRecord> {
+        Err(StoreError::Internal(
+            "run_cancel: not implemented by this store".into(),
+        ))
+    }
+
+    /// Resumes a failed or cancelled run from where it stopped: its failed step's error record is removed,
+    /// finished steps keep their results, and a call is enqueued at once. [`StoreError::RunState`] otherwise.
+    async fn run_retry(&self, _id: RunId) -> Result<RunRecord> {
+        Err(StoreError::Internal(
+            "run_retry: not implemented by this store".into(),
+        ))
+    }
+
+    /// Records steps a pull worker ran within its call's lease (see [`RunRecordStepsParams`]).
+    async fn run_record_steps(&self, _p: RunRecordStepsParams) -> Result<RunRecord> {
+        Err(StoreError::Internal(
+            "run_record_steps: not implemented by this store".into(),
+        ))
+    }
+
+    /// Resolves waits and invokes whose timeout passed.
+    async fn run_wake_due(&self, _p: RunWakeParams) -> Result<RunWakeReport> {
+        Err(StoreError::Internal(
+            "run_wake_due: not implemented by this store".into(),
+        ))
+    }
+
+    /// Deletes ended runs and old events past their retention.
+    async fn run_prune(&self, _p: RunPruneParams) -> Result<u64> {
+        Err(StoreError::Internal(
+            "run_prune: not implemented by this store".into(),
+        ))
+    }
 
     /// Finishes pending writes and closes connections. Later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);
