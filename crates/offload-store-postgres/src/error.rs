@@ -22,6 +22,12 @@ pub(crate) fn is_transient_code(code: &str) -> bool {
     UNAVAILABLE_CODES.contains(&code) || UNAVAILABLE_CLASSES.iter().any(|c| code.starts_with(c))
 }
 
+/// Whether an [`StoreError::Unavailable`] message is a deadlock or a serialization failure: the transaction was
+/// aborted by the database and may be run again at once.
+pub(crate) fn is_retryable_message(message: &str) -> bool {
+    message.ends_with("(40P01)") || message.ends_with("(40001)")
+}
+
 /// Maps a database error.
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
     match e {

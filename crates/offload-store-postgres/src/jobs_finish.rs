@@ -14,8 +14,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use offload_core::function::protocol::{Answer, ProtocolError};
+use offload_core::function::record::{self, CallFacts, RecordLimits, RunFacts};
+use offload_core::function::run::RunId;
 use offload_core::state::Failure;
 use offload_core::{AttemptOutcome, Backoff, JobId, JobState, LeaseToken, NewJob, Timestamp};
+use offload_store::calls::{self, CallJobEnd};
 use offload_store::ending::{RunningJob, end_attempt, truncate_error};
 use offload_store::{
     Finish, FinishItem, FinishOutcome, Finished, JobRescueParams, RescueReport, Result, StoreError,
@@ -27,6 +31,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 use crate::codec::{self, Ts, get, ts_opt};
 use crate::counts::{self, Counts};
 use crate::error::db;
+use crate::run_flow::{self, RunEnd};
 
 /// What the decision needs to know about a job, as read (and locked) in the transaction.
 struct Facts {
@@ -43,11 +48,15 @@ struct Facts {
     name: Option<String>,
     /// The target's JSON (push jobs only).
     target: Option<String>,
+    /// For a call of a run: the run.
+    run_id: Option<uuid::Uuid>,
+    /// For a call made for a planned parallel step: the step.
+    run_step: Option<String>,
 }
 
 /// The columns [`facts`] reads.
 pub(crate) const FACTS: &str = "id, queue, state, lease_token, attempt, max_attempts, backoff_base_ms, backoff_cap_ms, \
-                     backoff_jitter, cancel_requested, attempted_at, worker_id, name, target::text AS target";
+                     backoff_jitter, cancel_requested, attempted_at, worker_id, name, target::text AS target, run_id, run_step";
 
 fn facts(row: &PgRow) -> Result<Facts> {
     Ok(Facts {
@@ -67,6 +76,8 @@ fn facts(row: &PgRow) -> Result<Facts> {
         worker_id: get(row, "worker_id")?,
         name: get(row, "name")?,
         target: get(row, "target")?,
+        run_id: get(row, "run_id")?,
+        run_step: get(row, "run_step")?,
     })
 }
 
@@ -97,10 +108,12 @@ pub(crate) struct Outcome {
 }
 
 /// Applies the items of several `job_finish` commands in one transaction. The outer error means nothing was
-/// written; each item is answered on its own.
+/// written; each item is answered on its own. The end of a call job applies its answer to its run in the same
+/// transaction (the runs are locked after their call jobs, in id order).
 pub(crate) async fn finish(
     conn: &mut PgConnection,
     now: Timestamp,
+    limits: &RecordLimits,
     commands: &[Vec<FinishItem>],
 ) -> Result<Outcome> {
     let mut ids: Vec<uuid::Uuid> = commands.iter().flatten().map(|i| i.id.0).collect();
@@ -118,17 +131,22 @@ pub(crate) async fn finish(
         .iter()
         .map(|r| facts(r).map(|f| (f.id, f)))
         .collect::<Result<_>>()?;
+    let runs: Vec<uuid::Uuid> = known.values().filter_map(|f| f.run_id).collect();
+    run_flow::lock_runs(&mut tx, &runs).await?;
     let mut ends = Vec::new();
-    let answers: Vec<Vec<FinishOutcome>> = commands
-        .iter()
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| decide(item, &mut known, now, &mut ends))
-                .collect()
-        })
-        .collect();
+    let mut runs_announce = Vec::new();
+    let mut answers: Vec<Vec<FinishOutcome>> = Vec::with_capacity(commands.len());
+    for items in commands {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let (answer, queues) = decide(&mut tx, item, &mut known, now, limits, &mut ends).await?;
+            runs_announce.extend(queues);
+            out.push(answer);
+        }
+        answers.push(out);
+    }
     let mut announce = available(answers.iter().flatten().flatten());
+    announce.extend(runs_announce);
     announce.extend(write(&mut tx, now, &ends).await?);
     tx.commit().await.map_err(db)?;
     Ok(Outcome { answers, announce })
@@ -150,6 +168,7 @@ fn available<'a>(done: impl Iterator<Item = &'a Finished>) -> Vec<String> {
 pub(crate) async fn rescue(
     conn: &mut PgConnection,
     now: Timestamp,
+    limits: &RecordLimits,
     p: JobRescueParams,
 ) -> Result<(RescueReport, Vec<String>)> {
     let mut tx = conn.begin().await.map_err(db)?;
@@ -165,9 +184,13 @@ pub(crate) async fn rescue(
     let lease_expired = Finish::Fail(Failure::lease_expired());
     let mut ends = Vec::with_capacity(rows.len());
     let mut rescued = Vec::with_capacity(rows.len());
+    let mut dead_calls = Vec::new();
     for row in &rows {
         let mut f = facts(row)?;
         let end = end_of(&mut f, &lease_expired, now);
+        if let Some(run) = f.run_id {
+            dead_calls.push((f.id, RunId(run), end.state, end.error.as_deref().map(str::to_owned)));
+        }
         rescued.push(Finished {
             id: f.id,
             queue: f.queue,
@@ -177,24 +200,58 @@ pub(crate) async fn rescue(
         ends.push(end);
     }
     let mut queues = available(rescued.iter());
+    let runs: Vec<uuid::Uuid> = dead_calls.iter().map(|c| c.1.0).collect();
+    run_flow::lock_runs(&mut tx, &runs).await?;
+    for (job, run, state, error) in dead_calls {
+        queues.extend(call_ended(&mut tx, now, limits, job, run, state, error.as_deref()).await?);
+    }
     queues.extend(write(&mut tx, now, &ends).await?);
     tx.commit().await.map_err(db)?;
     Ok((RescueReport { rescued }, queues))
 }
 
-fn decide<'a>(
+/// One item's answer, and for an accepted end of a call job the queues its run's next calls went to. The outer
+/// error fails the whole group.
+async fn decide<'a>(
+    conn: &mut PgConnection,
     item: &'a FinishItem,
     known: &mut HashMap<JobId, Facts>,
     now: Timestamp,
+    limits: &RecordLimits,
     ends: &mut Vec<End<'a>>,
-) -> FinishOutcome {
+) -> Result<(FinishOutcome, Vec<String>)> {
     let Some(f) = known.get_mut(&item.id) else {
-        return Err(StoreError::NotFound(format!("job {}", item.id)));
+        return Ok((
+            Err(StoreError::NotFound(format!("job {}", item.id))),
+            Vec::new(),
+        ));
     };
     if f.state != JobState::Running || f.lease_token != Some(item.lease_token) {
-        return Err(StoreError::LeaseMismatch);
+        return Ok((Err(StoreError::LeaseMismatch), Vec::new()));
     }
-    let end = end_of(f, &item.finish, now);
+    let mut queues = Vec::new();
+    // A call's answer is applied to its run with the completion; one that breaks the protocol turns the
+    // completion into a failed attempt.
+    let mut substitute = None;
+    if let (Some(run), Finish::Complete { result }) = (f.run_id, &item.finish) {
+        let text = result.as_deref().map_or("null", RawValue::get);
+        let applied = match Answer::parse(text, now) {
+            Ok(answer) => answered(conn, now, limits, f, RunId(run), answer).await?,
+            Err(e) => Err(e),
+        };
+        match applied {
+            Ok(q) => queues.extend(q),
+            Err(e) => substitute = Some(Finish::Fail(calls::protocol_failure(&e))),
+        }
+    }
+    let end = match &substitute {
+        Some(finish) => detach(end_of(f, finish, now)),
+        None => end_of(f, &item.finish, now),
+    };
+    if let Some(run) = f.run_id {
+        let error = end.error.as_deref().map(str::to_owned);
+        queues.extend(call_ended(conn, now, limits, f.id, RunId(run), end.state, error.as_deref()).await?);
+    }
     let finished = Finished {
         id: f.id,
         queue: f.queue.clone(),
@@ -202,7 +259,101 @@ fn decide<'a>(
         started_at: end.started_at,
     };
     ends.push(end);
-    Ok(finished)
+    Ok((Ok(finished), queues))
+}
+
+/// Applies a call's answer to its run (locked): the step record decision, then its writes. A
+/// [`ProtocolError`] means the answer contradicts the run; nothing was written for it.
+async fn answered(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    limits: &RecordLimits,
+    f: &Facts,
+    run_id: RunId,
+    answer: Answer,
+) -> Result<std::result::Result<Vec<String>, ProtocolError>> {
+    let Some(run) = run_flow::load_run(conn, run_id).await? else {
+        return Ok(Ok(Vec::new()));
+    };
+    run_flow::mark_started(conn, run_id, f.attempted_at).await?;
+    let function = run_flow::function_of(conn, &run).await?;
+    let records = run_flow::load_records(conn, run_id).await?;
+    let event = run.event_value();
+    let facts = RunFacts {
+        state: run.state,
+        recorded: &records.ids,
+        recorded_bytes: records.bytes,
+        pending_parallel: &records.pending_parallel,
+        failures: &records.failures,
+        retries: function.retries,
+        backoff: &function.backoff,
+        event: &event,
+    };
+    let call = CallFacts {
+        run_step: f.run_step.as_deref(),
+        now,
+        jitter: fastrand::f64(),
+    };
+    let decision = match record::decide(&facts, &call, answer, limits) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let queues = run_flow::apply(
+        conn,
+        now,
+        limits,
+        &run,
+        &function,
+        &records.failures,
+        decision,
+        Some(f.id),
+    )
+    .await?;
+    Ok(Ok(queues))
+}
+
+/// What a call job's end does to its run beyond its answer: a dead call fails the run, a cancelled one cancels
+/// it ([`calls::call_job_end`]). The run is locked by the caller.
+async fn call_ended(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    limits: &RecordLimits,
+    job: JobId,
+    run_id: RunId,
+    state: JobState,
+    error: Option<&str>,
+) -> Result<Vec<String>> {
+    let end = match calls::call_job_end(state, error) {
+        CallJobEnd::Nothing => return Ok(Vec::new()),
+        CallJobEnd::FailRun(error) => RunEnd::Failed(error),
+        CallJobEnd::CancelRun => RunEnd::Cancelled,
+    };
+    let Some(run) = run_flow::load_run(conn, run_id).await? else {
+        return Ok(Vec::new());
+    };
+    if run.state.is_final() {
+        return Ok(Vec::new());
+    }
+    run_flow::end_run(conn, now, limits, &run, end, Some(job)).await
+}
+
+/// An end decided from a substituted finish, owning what it borrowed (a substituted finish is a failure: it
+/// has no result).
+fn detach<'a>(e: End<'_>) -> End<'a> {
+    End {
+        id: e.id,
+        queue: e.queue,
+        attempt: e.attempt,
+        started_at: e.started_at,
+        worker_id: e.worker_id,
+        state: e.state,
+        run_at: e.run_at,
+        max_attempts: e.max_attempts,
+        result: None,
+        error: e.error.map(|c| Cow::Owned(c.into_owned())),
+        outcome: e.outcome,
+        callback: e.callback,
+    }
 }
 
 /// The end `finish` decides for `f`'s attempt ([`end_attempt`]); updates `f` to the decided state.

@@ -86,7 +86,17 @@ pub(crate) async fn insert(
     now: Timestamp,
     commands: &[Vec<NewJob>],
 ) -> Result<Outcome> {
-    insert_commands(conn, now, commands).await
+    insert_commands(conn, now, commands, false).await
+}
+
+/// Inserts the call jobs of runs as one command: each row gets its `run_id` (from the job's
+/// [`offload_store::RUN_TAG`] tag) and `run_step` (from the call request's `run_step`) in the same statement.
+pub(crate) async fn insert_calls(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    jobs: Vec<NewJob>,
+) -> Result<Outcome> {
+    insert_commands(conn, now, &[jobs], true).await
 }
 
 /// Inserts the jobs of schedule ticks as one command, each row written with its schedule and fire time in the
@@ -96,7 +106,7 @@ pub(crate) async fn insert_scheduled(
     now: Timestamp,
     jobs: &[(NewJob, ScheduledBy)],
 ) -> Result<Outcome> {
-    insert_commands(conn, now, &[jobs]).await
+    insert_commands(conn, now, &[jobs], false).await
 }
 
 /// The one insert path: lock and read the idempotency keys' holders (if any), decide, write.
@@ -104,6 +114,7 @@ async fn insert_commands<C: Command + Sync>(
     conn: &mut PgConnection,
     now: Timestamp,
     commands: &[C],
+    calls: bool,
 ) -> Result<Outcome> {
     let mut keys: Vec<&str> = commands
         .iter()
@@ -116,7 +127,7 @@ async fn insert_commands<C: Command + Sync>(
             .iter()
             .map(|jobs| decide(jobs.jobs(), now, &mut HashMap::new(), &mut rows))
             .collect();
-        write(conn, now, &rows).await?;
+        write(conn, now, &rows, calls).await?;
         return Ok(outcome(answers, &rows));
     }
     keys.sort_unstable();
@@ -129,7 +140,7 @@ async fn insert_commands<C: Command + Sync>(
         .iter()
         .map(|jobs| decide(jobs.jobs(), now, &mut holders, &mut rows))
         .collect();
-    write(&mut tx, now, &rows).await?;
+    write(&mut tx, now, &rows, calls).await?;
     tx.commit().await.map_err(db)?;
     Ok(outcome(answers, &rows))
 }
@@ -259,9 +270,11 @@ pub(crate) static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
         "WITH ins AS (
     INSERT INTO jobs (id, queue, name, state, payload, priority, max_attempts, backoff_base_ms, backoff_cap_ms,
         backoff_jitter, timeout_ms, run_at, created_at, idempotency_key, request_fingerprint, tags, target,
-        destination, schedule_name, schedule_fire_at)
+        destination, schedule_name, schedule_fire_at, run_id, run_step)
     SELECT id, queue, name, state, payload::json, priority, max_attempts, base_ms, cap_ms, jitter, timeout_ms,
-        run_at, $1, key, fingerprint, tags::jsonb, target::json, destination, schedule_name, schedule_fire_at
+        run_at, $1, key, fingerprint, tags::jsonb, target::json, destination, schedule_name, schedule_fire_at,
+        CASE WHEN $25 THEN (tags::jsonb ->> 'offload.run')::uuid END,
+        CASE WHEN $25 THEN payload::json ->> 'run_step' END
     FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::int4[], $9::int8[],
                 $10::int8[], $11::float8[], $12::int8[], $13::timestamptz[], $14::text[], $15::text[], $16::text[],
                 $21::text[], $22::text[], $23::text[], $24::timestamptz[])
@@ -273,7 +286,12 @@ SELECT 1",
     )
 });
 
-async fn write(conn: &mut PgConnection, now: Timestamp, rows: &[Row<'_>]) -> Result<()> {
+async fn write(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    rows: &[Row<'_>],
+    calls: bool,
+) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -349,6 +367,7 @@ async fn write(conn: &mut PgConnection, now: Timestamp, rows: &[Row<'_>]) -> Res
         .bind(destinations)
         .bind(schedule_names)
         .bind(schedule_fire_ats)
+        .bind(calls)
         .execute(conn)
         .await
         .map_err(db)?;

@@ -4,6 +4,8 @@
 //! [`offload_core::state`] whether the transition is allowed, and only then writes; a refused transition
 //! writes nothing. The job returned is read in the same transaction, after the change.
 
+use offload_core::function::record::RecordLimits;
+use offload_core::function::run::RunId;
 use offload_core::state::{self, Cancel};
 use offload_core::{Job, JobId, JobState, Timestamp};
 use offload_store::{Result, StoreError};
@@ -21,11 +23,13 @@ struct Current {
     state: JobState,
     attempt: u32,
     max_attempts: u32,
+    /// For a call of a run: the run.
+    run_id: Option<uuid::Uuid>,
 }
 
 async fn current(conn: &mut PgConnection, id: JobId) -> Result<Current> {
     let row = sqlx::query(
-        "SELECT queue, state, attempt, max_attempts FROM jobs WHERE id = $1 FOR UPDATE",
+        "SELECT queue, state, attempt, max_attempts, run_id FROM jobs WHERE id = $1 FOR UPDATE",
     )
     .bind(id.0)
     .fetch_optional(conn)
@@ -37,6 +41,7 @@ async fn current(conn: &mut PgConnection, id: JobId) -> Result<Current> {
         state: codec::state(get::<&str>(&row, "state")?)?,
         attempt: codec::u32_of(get(&row, "attempt")?, "attempt")?,
         max_attempts: codec::u32_of(get(&row, "max_attempts")?, "max_attempts")?,
+        run_id: get(&row, "run_id")?,
     })
 }
 
@@ -48,8 +53,16 @@ async fn after(conn: &mut PgConnection, id: JobId) -> Result<Job> {
     get_job(conn, id).await?.ok_or_else(|| not_found(id))
 }
 
-/// Cancels at once when not running; flags a running job so its worker stops.
-pub(crate) async fn cancel(conn: &mut PgConnection, now: Timestamp, id: JobId) -> Result<Job> {
+/// Cancels at once when not running; flags a running job so its worker stops. A call of a run cancelled at once
+/// cancels its run in the same transaction (a running one does when its worker ends it as cancelled). Returns
+/// the job and the queues to announce.
+pub(crate) async fn cancel(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    limits: &RecordLimits,
+    id: JobId,
+) -> Result<(Job, Vec<String>)> {
+    let mut announce = Vec::new();
     let mut tx = conn.begin().await.map_err(db)?;
     let job = current(&mut tx, id).await?;
     match state::cancel(job.state)? {
@@ -63,6 +76,13 @@ pub(crate) async fn cancel(conn: &mut PgConnection, now: Timestamp, id: JobId) -
             let mut counts = Counts::default();
             counts.moved(&job.queue, job.state, JobState::Cancelled);
             counts.flush(&mut tx).await?;
+            if let Some(run) = job.run_id
+                && let Some(run) = crate::run_flow::load_run(&mut tx, RunId(run)).await?
+                && !run.state.is_final()
+            {
+                let end = crate::run_flow::RunEnd::Cancelled;
+                announce.extend(crate::run_flow::end_run(&mut tx, now, limits, &run, end, Some(id)).await?);
+            }
         }
         Cancel::Request => {
             sqlx::query("UPDATE jobs SET cancel_requested = true WHERE id = $1")
@@ -75,7 +95,7 @@ pub(crate) async fn cancel(conn: &mut PgConnection, now: Timestamp, id: JobId) -
     }
     let job = after(&mut tx, id).await?;
     tx.commit().await.map_err(db)?;
-    Ok(job)
+    Ok((job, announce))
 }
 
 /// Puts a dead or cancelled job back to available, due now, with at least one more attempt allowed.

@@ -20,8 +20,10 @@
 //! `notify` (LISTEN/NOTIFY), `jobs_insert`, `leases` (claim, heartbeat), `push` (the push dispatcher's claims),
 //! `push_failures` (the dashboard's recent failures), `jobs_finish` (complete, fail, snooze, cancel, rescue), `jobs_manage` (cancel, retry, delete), `maintenance`
 //! (stage, prune), `jobs_read`, `queues` (counts, throughput), `settings`, `leader`, `schedules` (cron schedule
-//! definitions and ticks) and `schedule_fire` (the enqueuer's writes); `codec` maps values, `counts` keeps the
-//! per-queue counts, `error` maps database errors.
+//! definitions and ticks) and `schedule_fire` (the enqueuer's writes); durable functions: `functions` (the
+//! registry), `events` (storing and fanning out events), `run_flow` (writing what happens to a run),
+//! `runs_read` and `runs_manage` (cancel, retry, mid-lease records, wait timeouts, pruning); `codec` maps values,
+//! `counts` keeps the per-queue counts, `error` maps database errors.
 
 use std::fmt;
 use std::future::Future;
@@ -33,6 +35,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use offload_core::api::{HeartbeatResponse, QueueInfo};
 use offload_core::cron::ScheduleRecord;
+use offload_core::function::event::EventId;
+use offload_core::function::record::RecordLimits;
+use offload_core::function::run::RunId;
 use offload_core::{ClaimedJob, Clock, Job, JobId, NewJob, Timestamp};
 use offload_store::{
     DueSchedules, FinishItem, FinishOutcome, FireOutcome, Inserted, JobClaimParams,
@@ -43,6 +48,11 @@ use offload_store::{
     ScheduleFireParams, ScheduleGetParams, ScheduleListParams, ScheduleSetPausedParams,
     ScheduleTriggerParams, ScheduleTriggered, ScheduleUpsertParams, ScheduleUpserted,
     SettingInitParams, StageReport, Store, StoreError, ThroughputBucket, Wakeup,
+};
+use offload_store::{
+    AppSyncParams, AppSynced, EventListParams, EventRecord, EventSendParams, EventSendReport,
+    FunctionListParams, FunctionPut, FunctionPutParams, FunctionRecord, RunListParams,
+    RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StepRecord,
 };
 use sqlx::PgPool;
 use sqlx::pool::PoolConnection;
@@ -55,6 +65,8 @@ mod clock;
 mod codec;
 mod counts;
 mod error;
+mod events;
+mod functions;
 mod jobs_finish;
 mod jobs_insert;
 mod jobs_manage;
@@ -68,6 +80,9 @@ mod plans;
 mod push;
 mod push_failures;
 mod queues;
+mod run_flow;
+mod runs_manage;
+mod runs_read;
 mod schedule_fire;
 mod schedules;
 mod schema;
@@ -98,6 +113,9 @@ pub struct PostgresOptions {
     pub max_connections: u32,
     /// How long an operation waits for a connection before failing with [`StoreError::Unavailable`].
     pub acquire_timeout: Duration,
+    /// Limits on what a run may record, applied where the operation's params carry none (the end of a call,
+    /// cancels, retries, wake-ups).
+    pub record_limits: RecordLimits,
 }
 
 impl PostgresOptions {
@@ -111,6 +129,7 @@ impl PostgresOptions {
             clock: None,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            record_limits: RecordLimits::default(),
         }
     }
 
@@ -159,6 +178,7 @@ struct Shared {
     clock: Arc<dyn Clock>,
     closed: AtomicBool,
     notifier: Notifier,
+    limits: RecordLimits,
 }
 
 impl Shared {
@@ -261,6 +281,7 @@ impl PostgresStore {
             clock,
             closed: AtomicBool::new(false),
             notifier,
+            limits: options.record_limits,
         });
         Ok(Self {
             inserts: Batcher::start(INSERT_GROUPS, Vec::len, insert_work(shared.clone())),
@@ -314,7 +335,13 @@ fn insert_work(shared: Arc<Shared>) -> batch::Work<Vec<NewJob>, Vec<Inserted>> {
 fn finish_work(shared: Arc<Shared>) -> batch::Work<Vec<FinishItem>, Vec<FinishOutcome>> {
     Arc::new(move |commands: Vec<Vec<FinishItem>>| {
         let shared = shared.clone();
-        Box::pin(async move { grouped(&shared, commands, finish_group).await })
+        Box::pin(async move {
+            let limits = shared.limits;
+            grouped(&shared, commands, move |conn, now, cmds| {
+                finish_group(conn, now, limits, cmds)
+            })
+            .await
+        })
     })
 }
 
@@ -338,10 +365,11 @@ fn insert_group<'a>(
 fn finish_group<'a>(
     conn: &'a mut PgConnection,
     now: Timestamp,
+    limits: RecordLimits,
     commands: &'a [Vec<FinishItem>],
 ) -> BoxFut<'a, GroupResult<Vec<FinishOutcome>>> {
     Box::pin(async move {
-        let out = jobs_finish::finish(conn, now, commands).await?;
+        let out = jobs_finish::finish(conn, now, &limits, commands).await?;
         Ok((out.answers.into_iter().map(Ok).collect(), out.announce))
     })
 }
@@ -440,7 +468,10 @@ impl Store for PostgresStore {
 
     async fn job_cancel(&self, id: JobId) -> Result<Job> {
         let mut conn = self.shared.conn().await?;
-        jobs_manage::cancel(&mut conn, self.shared.now(), id).await
+        let (job, available) =
+            jobs_manage::cancel(&mut conn, self.shared.now(), &self.shared.limits, id).await?;
+        self.notify(&available);
+        Ok(job)
     }
 
     async fn job_retry(&self, id: JobId) -> Result<Job> {
@@ -465,7 +496,8 @@ impl Store for PostgresStore {
 
     async fn job_rescue_expired(&self, p: JobRescueParams) -> Result<RescueReport> {
         let mut conn = self.shared.conn().await?;
-        let (report, available) = jobs_finish::rescue(&mut conn, self.shared.now(), p).await?;
+        let (report, available) =
+            jobs_finish::rescue(&mut conn, self.shared.now(), &self.shared.limits, p).await?;
         self.shared
             .notifier
             .notify(available.iter().map(String::as_str));
@@ -560,6 +592,103 @@ impl Store for PostgresStore {
         Ok(triggered)
     }
 
+    async fn function_put(&self, p: FunctionPutParams) -> Result<FunctionPut> {
+        let mut conn = self.shared.conn().await?;
+        functions::put(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn function_get(&self, id: &str) -> Result<Option<FunctionRecord>> {
+        functions::get_one(&mut *self.shared.conn().await?, id).await
+    }
+
+    async fn function_list(&self, p: FunctionListParams) -> Result<Vec<FunctionRecord>> {
+        functions::list(&mut *self.shared.conn().await?, p).await
+    }
+
+    async fn function_delete(&self, id: &str) -> Result<()> {
+        let mut conn = self.shared.conn().await?;
+        functions::delete(&mut conn, self.shared.now(), id).await
+    }
+
+    async fn app_sync(&self, p: AppSyncParams) -> Result<AppSynced> {
+        let mut conn = self.shared.conn().await?;
+        functions::app_sync(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn event_send(&self, p: EventSendParams) -> Result<EventSendReport> {
+        let report = self
+            .retrying(|conn, now| {
+                let p = p.clone();
+                Box::pin(async move { events::send(conn, now, p).await })
+            })
+            .await?;
+        self.notify(&report.woken);
+        Ok(report)
+    }
+
+    async fn event_get(&self, id: EventId) -> Result<Option<EventRecord>> {
+        events::get_event(&mut *self.shared.conn().await?, id).await
+    }
+
+    async fn event_list(&self, p: EventListParams) -> Result<Vec<EventRecord>> {
+        events::list_events(&mut *self.shared.conn().await?, p).await
+    }
+
+    async fn run_get(&self, id: RunId) -> Result<Option<RunRecord>> {
+        runs_read::get_run(&mut *self.shared.conn().await?, id).await
+    }
+
+    async fn run_list(&self, p: RunListParams) -> Result<Vec<RunRecord>> {
+        runs_read::list_runs(&mut *self.shared.conn().await?, p).await
+    }
+
+    async fn run_steps(&self, id: RunId) -> Result<Vec<StepRecord>> {
+        runs_read::steps(&mut *self.shared.conn().await?, id).await
+    }
+
+    async fn run_cancel(&self, id: RunId) -> Result<RunRecord> {
+        let limits = self.shared.limits;
+        let (run, queues) = self
+            .retrying(|conn, now| Box::pin(async move { runs_manage::cancel(conn, now, &limits, id).await }))
+            .await?;
+        self.notify(&queues);
+        Ok(run)
+    }
+
+    async fn run_retry(&self, id: RunId) -> Result<RunRecord> {
+        let limits = self.shared.limits;
+        let (run, queues) = self
+            .retrying(|conn, now| Box::pin(async move { runs_manage::retry(conn, now, &limits, id).await }))
+            .await?;
+        self.notify(&queues);
+        Ok(run)
+    }
+
+    async fn run_record_steps(&self, p: RunRecordStepsParams) -> Result<RunRecord> {
+        self.retrying(|conn, now| {
+            let p = p.clone();
+            Box::pin(async move { runs_manage::record_steps(conn, now, p).await })
+        })
+        .await
+    }
+
+    async fn run_wake_due(&self, p: RunWakeParams) -> Result<RunWakeReport> {
+        let limits = self.shared.limits;
+        let report = self
+            .retrying(|conn, now| {
+                let p = p.clone();
+                Box::pin(async move { runs_manage::wake_due(conn, now, &limits, p).await })
+            })
+            .await?;
+        self.notify(&report.queues);
+        Ok(report)
+    }
+
+    async fn run_prune(&self, p: RunPruneParams) -> Result<u64> {
+        let mut conn = self.shared.conn().await?;
+        runs_manage::prune(&mut conn, self.shared.now(), p).await
+    }
+
     async fn close(&self) {
         // Commands already queued are still committed; later ones are refused.
         self.shared.closed.store(true, Ordering::SeqCst);
@@ -574,7 +703,38 @@ impl Store for PostgresStore {
     }
 }
 
+/// Attempts of an operation that failed because of a deadlock or a serialization failure, before the failure
+/// is answered.
+const TRANSIENT_ATTEMPTS: usize = 5;
+
 impl PostgresStore {
+    /// Announces queues that got available jobs.
+    fn notify(&self, queues: &[String]) {
+        self.shared.notifier.notify(queues.iter().map(String::as_str));
+    }
+
+    /// Runs `work` in a transaction of its own, again when the database aborted it for a deadlock or a
+    /// serialization failure (several servers fanning out events into the same runs); nothing of an aborted
+    /// attempt was written.
+    async fn retrying<T, W>(&self, work: W) -> Result<T>
+    where
+        W: for<'a> Fn(&'a mut PgConnection, Timestamp) -> BoxFut<'a, Result<T>>,
+    {
+        let mut conn = self.shared.conn().await?;
+        let mut attempt = 1;
+        loop {
+            match work(&mut conn, self.shared.now()).await {
+                Err(StoreError::Unavailable(m))
+                    if attempt < TRANSIENT_ATTEMPTS && error::is_retryable_message(&m) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..20))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.shared.closed.load(Ordering::SeqCst) {
             Err(StoreError::closed())

@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "push_failures",
         include_str!("../migrations/0005_push_failures.sql"),
     ),
+    (
+        6,
+        "functions",
+        include_str!("../migrations/0006_functions.sql"),
+    ),
 ];
 
 /// The schema used unless configured otherwise.
