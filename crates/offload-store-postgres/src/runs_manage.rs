@@ -60,8 +60,9 @@ pub(crate) async fn retry(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("run {id}")))?;
     if !run.state.is_retryable() {
+        // The state as readers see it (a queued run whose call is held is running).
         return Err(StoreError::RunState {
-            from: run.state,
+            from: existing_run(&mut tx, id).await?.state,
             action: "retry",
         });
     }
