@@ -58,7 +58,9 @@ pub(crate) async fn store_sent(
         // The answer that carried them was validated already; the size limit was the request's.
         match request.validate(now, usize::MAX) {
             Ok(event) => valid.push((id, event)),
-            Err(e) => tracing::warn!(error = %e.message, "an event of a send_event step is invalid; not sent"),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "an event of a send_event step is invalid; not sent")
+            }
         }
     }
     let (_, woken) = store_and_fan_out(conn, now, limits, valid).await?;
@@ -106,8 +108,13 @@ async fn store_and_fan_out(
             .map(|r| Ok((get::<String>(r, "user_id")?, get::<uuid::Uuid>(r, "id")?)))
             .collect::<Result<_>>()?
     };
-    let fresh: Vec<usize> = (0..events.len()).filter(|i| stored.contains(&events[*i].0.0)).collect();
-    let values: Vec<Value> = fresh.iter().map(|&i| event_value(events[i].0, &events[i].1)).collect();
+    let fresh: Vec<usize> = (0..events.len())
+        .filter(|i| stored.contains(&events[*i].0.0))
+        .collect();
+    let values: Vec<Value> = fresh
+        .iter()
+        .map(|&i| event_value(events[i].0, &events[i].1))
+        .collect();
     let names: Vec<&str> = {
         let set: BTreeSet<&str> = fresh.iter().map(|&i| events[i].1.name.as_str()).collect();
         set.into_iter().collect()
@@ -203,7 +210,8 @@ async fn store_and_fan_out(
             id,
             function,
             event_id: outcome[k].id,
-            event: Json::from_text(values[k].to_string()).map_err(|e| StoreError::Internal(e.to_string()))?,
+            event: Json::from_text(values[k].to_string())
+                .map_err(|e| StoreError::Internal(e.to_string()))?,
             parent: None,
         });
     }
@@ -226,7 +234,8 @@ async fn store_and_fan_out(
             if claimed.is_none() {
                 continue;
             }
-            let event = Json::from_text(values[k].to_string()).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let event = Json::from_text(values[k].to_string())
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
             let step = record::resolve_wait(&wait.step_id, WaitOutcome::Event(event));
             announce.extend(run_flow::resolve(conn, now, limits, RunId(wait.run_id), step).await?);
             outcome[k].resolved_waits += 1;
@@ -254,12 +263,13 @@ async fn store_and_fan_out(
             answer.push(outcome[k].clone());
             continue;
         }
-        let holder = e
-            .id
-            .as_ref()
-            .and_then(|u| holders.get(u))
-            .copied()
-            .ok_or_else(|| StoreError::Internal("a duplicate event without its first event".into()))?;
+        let holder =
+            e.id.as_ref()
+                .and_then(|u| holders.get(u))
+                .copied()
+                .ok_or_else(|| {
+                    StoreError::Internal("a duplicate event without its first event".into())
+                })?;
         let runs = match by_id.get(&holder) {
             Some(&k) => outcome[k].runs.clone(),
             None => earlier_runs.get(&holder).cloned().unwrap_or_default(),
@@ -357,7 +367,11 @@ async fn live_runs<'a>(
 ) -> Result<Vec<LiveRun<'a>>> {
     let ids: Vec<&str> = functions
         .iter()
-        .filter(|f| f.cancel_on.iter().any(|c| names.contains(&c.event.as_str())))
+        .filter(|f| {
+            f.cancel_on
+                .iter()
+                .any(|c| names.contains(&c.event.as_str()))
+        })
         .map(|f| f.id.as_str())
         .collect();
     if ids.is_empty() {
@@ -371,7 +385,8 @@ async fn live_runs<'a>(
     .fetch_all(conn)
     .await
     .map_err(db)?;
-    let by_id: BTreeMap<&str, &'a Function> = functions.iter().map(|f| (f.id.as_str(), *f)).collect();
+    let by_id: BTreeMap<&str, &'a Function> =
+        functions.iter().map(|f| (f.id.as_str(), *f)).collect();
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let function_id: String = get(r, "function_id")?;
@@ -516,7 +531,8 @@ pub(crate) async fn start_invoked(
         id: child,
         function,
         event_id,
-        event: Json::from_text(value.to_string()).map_err(|e| StoreError::Internal(e.to_string()))?,
+        event: Json::from_text(value.to_string())
+            .map_err(|e| StoreError::Internal(e.to_string()))?,
         parent: Some(parent),
     };
     insert_runs(conn, now, limits, std::slice::from_ref(&run)).await

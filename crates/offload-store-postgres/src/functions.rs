@@ -62,7 +62,10 @@ fn cancel_events(f: &Function) -> Vec<&str> {
 }
 
 /// A function's row, removed or not, locked.
-async fn locked(conn: &mut PgConnection, id: &str) -> Result<Option<(Value, Option<String>, bool)>> {
+async fn locked(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<(Value, Option<String>, bool)>> {
     let row = sqlx::query("SELECT spec, app, deleted_at IS NOT NULL AS removed FROM functions WHERE id = $1 FOR UPDATE")
         .bind(id)
         .fetch_optional(conn)
@@ -119,7 +122,15 @@ pub(crate) async fn put(
     let created = locked(&mut tx, &p.function.id)
         .await?
         .is_none_or(|(_, _, removed)| removed);
-    let record = write(&mut tx, now, &p.function, &p.spec, p.app.as_deref(), created).await?;
+    let record = write(
+        &mut tx,
+        now,
+        &p.function,
+        &p.spec,
+        p.app.as_deref(),
+        created,
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     Ok(FunctionPut { record, created })
 }

@@ -139,7 +139,8 @@ pub(crate) async fn finish(
     for items in commands {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let (answer, queues) = decide(&mut tx, item, &mut known, now, limits, &mut ends).await?;
+            let (answer, queues) =
+                decide(&mut tx, item, &mut known, now, limits, &mut ends).await?;
             runs_announce.extend(queues);
             out.push(answer);
         }
@@ -189,7 +190,12 @@ pub(crate) async fn rescue(
         let mut f = facts(row)?;
         let end = end_of(&mut f, &lease_expired, now);
         if let Some(run) = f.run_id {
-            dead_calls.push((f.id, RunId(run), end.state, end.error.as_deref().map(str::to_owned)));
+            dead_calls.push((
+                f.id,
+                RunId(run),
+                end.state,
+                end.error.as_deref().map(str::to_owned),
+            ));
         }
         rescued.push(Finished {
             id: f.id,
@@ -250,7 +256,18 @@ async fn decide<'a>(
     };
     if let Some(run) = f.run_id {
         let error = end.error.as_deref().map(str::to_owned);
-        queues.extend(call_ended(conn, now, limits, f.id, RunId(run), end.state, error.as_deref()).await?);
+        queues.extend(
+            call_ended(
+                conn,
+                now,
+                limits,
+                f.id,
+                RunId(run),
+                end.state,
+                error.as_deref(),
+            )
+            .await?,
+        );
     }
     let finished = Finished {
         id: f.id,
@@ -302,8 +319,7 @@ async fn answered(
         conn,
         now,
         limits,
-        &run,
-        &function,
+        (&run, &function),
         &records.failures,
         decision,
         Some(f.id),

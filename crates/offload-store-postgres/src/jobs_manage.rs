@@ -81,7 +81,9 @@ pub(crate) async fn cancel(
                 && !run.state.is_final()
             {
                 let end = crate::run_flow::RunEnd::Cancelled;
-                announce.extend(crate::run_flow::end_run(&mut tx, now, limits, &run, end, Some(id)).await?);
+                announce.extend(
+                    crate::run_flow::end_run(&mut tx, now, limits, &run, end, Some(id)).await?,
+                );
             }
         }
         Cancel::Request => {

@@ -40,6 +40,11 @@ use offload_core::function::record::RecordLimits;
 use offload_core::function::run::RunId;
 use offload_core::{ClaimedJob, Clock, Job, JobId, NewJob, Timestamp};
 use offload_store::{
+    AppSyncParams, AppSynced, EventListParams, EventRecord, EventSendParams, EventSendReport,
+    FunctionListParams, FunctionPut, FunctionPutParams, FunctionRecord, RunListParams,
+    RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StepRecord,
+};
+use offload_store::{
     DueSchedules, FinishItem, FinishOutcome, FireOutcome, Inserted, JobClaimParams,
     JobClaimPushParams, JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams,
     JobPruneParams, JobRescueParams, JobStageParams, LeaderElectParams, LeaderResignParams,
@@ -48,11 +53,6 @@ use offload_store::{
     ScheduleFireParams, ScheduleGetParams, ScheduleListParams, ScheduleSetPausedParams,
     ScheduleTriggerParams, ScheduleTriggered, ScheduleUpsertParams, ScheduleUpserted,
     SettingInitParams, StageReport, Store, StoreError, ThroughputBucket, Wakeup,
-};
-use offload_store::{
-    AppSyncParams, AppSynced, EventListParams, EventRecord, EventSendParams, EventSendReport,
-    FunctionListParams, FunctionPut, FunctionPutParams, FunctionRecord, RunListParams,
-    RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StepRecord,
 };
 use sqlx::PgPool;
 use sqlx::pool::PoolConnection;
@@ -649,7 +649,9 @@ impl Store for PostgresStore {
     async fn run_cancel(&self, id: RunId) -> Result<RunRecord> {
         let limits = self.shared.limits;
         let (run, queues) = self
-            .retrying(|conn, now| Box::pin(async move { runs_manage::cancel(conn, now, &limits, id).await }))
+            .retrying(|conn, now| {
+                Box::pin(async move { runs_manage::cancel(conn, now, &limits, id).await })
+            })
             .await?;
         self.notify(&queues);
         Ok(run)
@@ -658,7 +660,9 @@ impl Store for PostgresStore {
     async fn run_retry(&self, id: RunId) -> Result<RunRecord> {
         let limits = self.shared.limits;
         let (run, queues) = self
-            .retrying(|conn, now| Box::pin(async move { runs_manage::retry(conn, now, &limits, id).await }))
+            .retrying(|conn, now| {
+                Box::pin(async move { runs_manage::retry(conn, now, &limits, id).await })
+            })
             .await?;
         self.notify(&queues);
         Ok(run)
@@ -710,7 +714,9 @@ const TRANSIENT_ATTEMPTS: usize = 5;
 impl PostgresStore {
     /// Announces queues that got available jobs.
     fn notify(&self, queues: &[String]) {
-        self.shared.notifier.notify(queues.iter().map(String::as_str));
+        self.shared
+            .notifier
+            .notify(queues.iter().map(String::as_str));
     }
 
     /// Runs `work` in a transaction of its own, again when the database aborted it for a deadlock or a

@@ -266,7 +266,12 @@ async fn set_state(
 pub(crate) async fn function_of(conn: &mut PgConnection, run: &RunRow) -> Result<Function> {
     crate::functions::definition(conn, &run.function_id)
         .await?
-        .ok_or_else(|| StoreError::corrupt(format!("run {} of unknown function {}", run.id, run.function_id)))
+        .ok_or_else(|| {
+            StoreError::corrupt(format!(
+                "run {} of unknown function {}",
+                run.id, run.function_id
+            ))
+        })
 }
 
 /// A call of a run to enqueue.
@@ -318,9 +323,7 @@ pub(crate) async fn rewrite_payload(
     run: &RunRow,
     function: &Function,
     job: JobId,
-    attempt: u32,
-    run_step: Option<&str>,
-    at: Timestamp,
+    call: &NextCall<'_>,
 ) -> Result<()> {
     let records = load_records(conn, run.id).await?;
     let job_spec = calls::call_job(&CallSpec {
@@ -328,9 +331,9 @@ pub(crate) async fn rewrite_payload(
         run_id: run.id,
         event: &run.event,
         steps: &records.recorded,
-        attempt,
-        run_step,
-        at,
+        attempt: call.attempt,
+        run_step: call.run_step,
+        at: call.at,
         max_state_bytes: limits.max_state_bytes,
     })?;
     sqlx::query("UPDATE jobs SET payload = $2::json WHERE id = $1")
@@ -401,7 +404,16 @@ pub(crate) async fn end_run(
     .await
     .map_err(db)?;
     match claimed {
-        Some(step) => resolve(conn, now, limits, *parent, record::resolve_invoke(&step, outcome)).await,
+        Some(step) => {
+            resolve(
+                conn,
+                now,
+                limits,
+                *parent,
+                record::resolve_invoke(&step, outcome),
+            )
+            .await
+        }
         None => Ok(Vec::new()),
     }
 }
@@ -487,14 +499,13 @@ pub(crate) async fn resolve(
     .await
 }
 
-/// Writes a decision for a run whose call ended: records, failed attempts, sent events, and what comes next.
-/// Returns the queues to announce.
+/// Writes a decision for a run (with its function) whose call ended: records, failed attempts, sent events,
+/// and what comes next. Returns the queues to announce.
 pub(crate) async fn apply(
     conn: &mut PgConnection,
     now: Timestamp,
     limits: &RecordLimits,
-    run: &RunRow,
-    function: &Function,
+    (run, function): (&RunRow, &Function),
     failures: &BTreeMap<String, u32>,
     decision: Decision,
     call: Option<JobId>,
@@ -519,7 +530,9 @@ pub(crate) async fn apply(
             state,
         } => {
             let sleeping = state == RunState::Sleeping;
-            if sleeping && let Some(sleep) = decision.records.iter().find(|r| r.kind == StepKind::Sleep) {
+            if sleeping
+                && let Some(sleep) = decision.records.iter().find(|r| r.kind == StepKind::Sleep)
+            {
                 sqlx::query("UPDATE run_steps SET until = $3 WHERE run_id = $1 AND step_id = $2")
                     .bind(run.id.0)
                     .bind(codec::text(&sleep.id).as_ref())
@@ -528,7 +541,14 @@ pub(crate) async fn apply(
                     .await
                     .map_err(db)?;
             }
-            set_state(conn, now, run.id, state, sleeping.then_some(codec::stored_precision(at))).await?;
+            set_state(
+                conn,
+                now,
+                run.id,
+                state,
+                sleeping.then_some(codec::stored_precision(at)),
+            )
+            .await?;
             let attempt = calls::call_attempt(retrying.as_deref(), &failures);
             let next = NextCall {
                 at,
@@ -559,7 +579,16 @@ pub(crate) async fn apply(
             until,
         } => {
             let until = codec::stored_precision(until);
-            insert_pending(conn, now, run.id, &step, StepKind::WaitForEvent, Some(until), false).await?;
+            insert_pending(
+                conn,
+                now,
+                run.id,
+                &step,
+                StepKind::WaitForEvent,
+                Some(until),
+                false,
+            )
+            .await?;
             let (path, key) = wait_columns(&matching);
             sqlx::query(
                 "INSERT INTO run_waits (run_id, step_id, kind, event, match_path, match_key, until)
@@ -585,11 +614,21 @@ pub(crate) async fn apply(
             let until = codec::stored_precision(until);
             let child_function = crate::functions::get_one(conn, &function_id).await?;
             let Some(child_function) = child_function else {
-                let record = record::resolve_invoke(&step, InvokeOutcome::UnknownFunction(function_id));
+                let record =
+                    record::resolve_invoke(&step, InvokeOutcome::UnknownFunction(function_id));
                 announce.extend(resolve(conn, now, limits, run.id, record).await?);
                 return Ok(announce);
             };
-            insert_pending(conn, now, run.id, &step, StepKind::Invoke, Some(until), false).await?;
+            insert_pending(
+                conn,
+                now,
+                run.id,
+                &step,
+                StepKind::Invoke,
+                Some(until),
+                false,
+            )
+            .await?;
             let child = RunId::new();
             sqlx::query(
                 "INSERT INTO run_waits (run_id, step_id, kind, child_run_id, until)
@@ -626,7 +665,8 @@ pub(crate) async fn apply(
                 .map_err(db)?;
         }
         Next::Succeed(output) => {
-            announce.extend(end_run(conn, now, limits, run, RunEnd::Succeeded(output), call).await?);
+            announce
+                .extend(end_run(conn, now, limits, run, RunEnd::Succeeded(output), call).await?);
         }
         Next::Fail(error) => {
             announce.extend(end_run(conn, now, limits, run, RunEnd::Failed(error), call).await?);
@@ -636,7 +676,11 @@ pub(crate) async fn apply(
 }
 
 /// Marks a run started (its first call began at `at`).
-pub(crate) async fn mark_started(conn: &mut PgConnection, run: RunId, at: Option<Timestamp>) -> Result<()> {
+pub(crate) async fn mark_started(
+    conn: &mut PgConnection,
+    run: RunId,
+    at: Option<Timestamp>,
+) -> Result<()> {
     if let Some(at) = at {
         sqlx::query("UPDATE runs SET started_at = coalesce(started_at, $2) WHERE id = $1")
             .bind(run.0)

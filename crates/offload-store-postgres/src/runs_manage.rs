@@ -5,12 +5,15 @@
 //! a run is cancelled, retried or woken once.
 
 use offload_core::function::protocol::{Answer, RanOutcome};
-use offload_core::function::record::{self, CallFacts, InvokeOutcome, Next, RecordLimits, RunFacts, WaitOutcome};
+use offload_core::function::record::{
+    self, CallFacts, InvokeOutcome, Next, RecordLimits, RunFacts, WaitOutcome,
+};
 use offload_core::function::run::RunId;
 use offload_core::{JobState, LeaseToken, SignedDuration, Timestamp};
 use offload_store::calls::{self, RecordedStep};
 use offload_store::{
-    Result, RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StoreError,
+    Result, RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport,
+    StoreError,
 };
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -122,11 +125,15 @@ pub(crate) async fn record_steps(
     now: Timestamp,
     p: RunRecordStepsParams,
 ) -> Result<RunRecord> {
-    if let Some(step) = p
-        .steps
-        .iter()
-        .find(|s| matches!(s.outcome, RanOutcome::Error { retryable: true, .. }))
-    {
+    if let Some(step) = p.steps.iter().find(|s| {
+        matches!(
+            s.outcome,
+            RanOutcome::Error {
+                retryable: true,
+                ..
+            }
+        )
+    }) {
         return Err(StoreError::Internal(format!(
             "invalid step record at `{}`: a retryable error ends the call; complete the call with it",
             step.id
@@ -187,8 +194,15 @@ pub(crate) async fn record_steps(
         if let Ok(decision) = record::decide(&facts, &call, answer, &p.limits) {
             run_flow::insert_records(&mut tx, now, run.id, &decision.records).await?;
             if let Next::Fail(error) = decision.next {
-                run_flow::end_run(&mut tx, now, &p.limits, &run, RunEnd::Failed(error), Some(p.job_id))
-                    .await?;
+                run_flow::end_run(
+                    &mut tx,
+                    now,
+                    &p.limits,
+                    &run,
+                    RunEnd::Failed(error),
+                    Some(p.job_id),
+                )
+                .await?;
             } else {
                 run_flow::rewrite_payload(
                     &mut tx,
@@ -196,9 +210,11 @@ pub(crate) async fn record_steps(
                     &run,
                     &function,
                     p.job_id,
-                    attempt,
-                    run_step.as_deref(),
-                    now,
+                    &NextCall {
+                        at: now,
+                        run_step: run_step.as_deref(),
+                        attempt,
+                    },
                 )
                 .await?;
             }
@@ -260,7 +276,11 @@ pub(crate) async fn wake_due(
 }
 
 /// Deletes ended runs (with their steps) and events past their retention, at most `limit` of each.
-pub(crate) async fn prune(conn: &mut PgConnection, now: Timestamp, p: RunPruneParams) -> Result<u64> {
+pub(crate) async fn prune(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    p: RunPruneParams,
+) -> Result<u64> {
     let cutoff = |keep: std::time::Duration| {
         SignedDuration::try_from(keep)
             .ok()

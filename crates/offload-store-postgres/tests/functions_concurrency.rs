@@ -1,0 +1,430 @@
+//! Durable functions are exact with several servers on one PostgreSQL database: three stores (as three servers
+//! would have) share one schema and race each other. Fan-out starts one run per function per event whichever
+//! server took the event, and a duplicate starts nothing; a step reported twice at once is recorded once; a wait
+//! that two matching events reach at once is resolved once. Real PostgreSQL only; needs
+//! `OFFLOAD_TEST_POSTGRES_URL` (see `offload_store_postgres::testing`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use offload_core::function::definition::FunctionSpec;
+use offload_core::function::event::{EventRequest, NewEvent};
+use offload_core::function::protocol::{Json, RanOutcome, RanStep, StepResult};
+use offload_core::function::record::RecordLimits;
+use offload_core::function::run::{RunId, RunState};
+use offload_core::{ClaimedJob, Timestamp};
+use offload_store::{
+    EventSendParams, EventSent, Finish, FinishItem, FunctionPutParams, JobClaimParams,
+    JobFinishParams, JobListParams, RUN_TAG, RunListParams, RunRecordStepsParams, Store,
+    StoreError,
+};
+use offload_store_postgres::testing::{self, TestSchema};
+use offload_store_postgres::{PostgresOptions, PostgresStore};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+/// Three stores on one fresh schema, like three servers on one database.
+async fn servers(url: &str) -> (TestSchema, Vec<Arc<PostgresStore>>) {
+    let schema = TestSchema::new(url);
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        let options = PostgresOptions::new(url).with_schema(&schema.name);
+        stores.push(Arc::new(PostgresStore::open(options).await.expect("open")));
+    }
+    (schema, stores)
+}
+
+async fn put(store: &PostgresStore, spec: Value) {
+    let function = serde_json::from_value::<FunctionSpec>(spec.clone())
+        .unwrap()
+        .validate(None)
+        .unwrap();
+    store
+        .function_put(FunctionPutParams {
+            function,
+            spec,
+            app: None,
+        })
+        .await
+        .expect("function_put");
+}
+
+fn event(now: Timestamp, name: &str, data: Value, id: Option<String>) -> NewEvent {
+    EventRequest {
+        name: name.into(),
+        data: Some(Json::from_text(data.to_string()).unwrap()),
+        id,
+        ts: None,
+    }
+    .validate(now, 1 << 20)
+    .unwrap()
+}
+
+async fn send(store: &PostgresStore, events: Vec<NewEvent>) -> Vec<EventSent> {
+    store
+        .event_send(EventSendParams {
+            events,
+            limits: RecordLimits::default(),
+        })
+        .await
+        .expect("event_send")
+        .events
+}
+
+async fn claim(store: &PostgresStore, queue: &str, max_jobs: u32) -> Vec<ClaimedJob> {
+    store
+        .job_claim(JobClaimParams {
+            queue: queue.into(),
+            worker_id: "w".into(),
+            max_jobs,
+        })
+        .await
+        .expect("job_claim")
+}
+
+fn complete(call: &ClaimedJob, response: &Value) -> JobFinishParams {
+    JobFinishParams {
+        items: vec![FinishItem {
+            id: call.id,
+            lease_token: call.lease_token,
+            finish: Finish::Complete {
+                result: Some(
+                    serde_json::value::RawValue::from_string(response.to_string()).unwrap(),
+                ),
+            },
+        }],
+    }
+}
+
+fn request(call: &ClaimedJob) -> Value {
+    serde_json::from_str(call.payload.get()).unwrap()
+}
+
+fn run_of(call: &ClaimedJob) -> RunId {
+    request(call)["run_id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn runs_of(store: &PostgresStore, function: &str) -> Vec<RunId> {
+    store
+        .run_list(RunListParams {
+            function_id: Some(function.into()),
+            limit: 100_000,
+            ..RunListParams::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+/// 1,000 events sent concurrently through three servers, 100 of them sent a second time (same id) through
+/// another server at the same moment, two functions subscribed: exactly 2,000 runs, two per event, each with
+/// one call; every duplicate answers with the first event and its runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_events_through_three_servers_start_exactly_two_thousand_runs() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url).await;
+    put(
+        &stores[0],
+        json!({"id": "receipt", "triggers": [{"event": "app/order.paid"}]}),
+    )
+    .await;
+    put(
+        &stores[1],
+        json!({"id": "audit", "triggers": [{"event": "app/order.paid"}]}),
+    )
+    .await;
+    let now = stores[0].now();
+
+    // Each server sends its share in batches of 10; batches of resends of every tenth id go through the next
+    // server, interleaved with the originals.
+    let mut sends = JoinSet::new();
+    for batch in 0..100 {
+        let ids: Vec<usize> = (batch * 10..batch * 10 + 10).collect();
+        let store = stores[batch % 3].clone();
+        let events: Vec<NewEvent> = ids
+            .iter()
+            .map(|i| {
+                event(
+                    now,
+                    "app/order.paid",
+                    json!({"order": i}),
+                    Some(format!("order-{i}")),
+                )
+            })
+            .collect();
+        sends.spawn(async move { send(&store, events).await });
+        let again = stores[(batch + 1) % 3].clone();
+        let dup = batch * 10;
+        let events = vec![event(
+            now,
+            "app/order.paid",
+            json!({"order": dup}),
+            Some(format!("order-{dup}")),
+        )];
+        sends.spawn(async move { send(&again, events).await });
+    }
+    let mut firsts = BTreeMap::new();
+    let mut duplicates = Vec::new();
+    while let Some(sent) = sends.join_next().await {
+        for e in sent.unwrap() {
+            if e.duplicate {
+                duplicates.push(e);
+            } else {
+                assert_eq!(e.runs.len(), 2, "one run per subscribed function");
+                assert!(firsts.insert(e.id, e.runs.clone()).is_none());
+            }
+        }
+    }
+    assert_eq!(firsts.len(), 1000, "each id stored once");
+    assert_eq!(duplicates.len(), 100, "each resend is a duplicate");
+    for d in &duplicates {
+        assert_eq!(
+            Some(&d.runs),
+            firsts.get(&d.id),
+            "a duplicate answers the first event's runs"
+        );
+    }
+
+    let receipts = runs_of(&stores[2], "receipt").await;
+    let audits = runs_of(&stores[2], "audit").await;
+    assert_eq!(receipts.len() + audits.len(), 2000, "exactly 2,000 runs");
+    let all: BTreeSet<RunId> = firsts.values().flatten().copied().collect();
+    assert_eq!(all.len(), 2000);
+    assert!(receipts.iter().chain(&audits).all(|r| all.contains(r)));
+
+    // One call per run, whichever server claims it.
+    let mut called = BTreeSet::new();
+    for (i, queue) in ["receipt", "audit"].into_iter().enumerate() {
+        loop {
+            let calls = claim(&stores[i], queue, 500).await;
+            if calls.is_empty() {
+                break;
+            }
+            for call in &calls {
+                assert!(called.insert(run_of(call)), "a second call for one run");
+            }
+        }
+    }
+    assert_eq!(called.len(), 2000);
+}
+
+/// The same step reported at once through three servers (a completion sent twice after a timeout, plus a
+/// mid-lease record) is recorded once, and the run gets exactly one next call carrying it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_reported_through_three_servers_at_once_is_recorded_once() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url).await;
+    put(
+        &stores[0],
+        json!({"id": "charge", "triggers": [{"event": "app/checkout"}]}),
+    )
+    .await;
+    let now = stores[0].now();
+    let events = (0..50)
+        .map(|i| event(now, "app/checkout", json!({"cart": i}), None))
+        .collect();
+    let sent = send(&stores[0], events).await;
+    assert!(sent.iter().all(|e| e.runs.len() == 1));
+    let calls = claim(&stores[1], "charge", 100).await;
+    assert_eq!(calls.len(), 50);
+
+    let mut races = JoinSet::new();
+    for call in calls {
+        let stores = stores.clone();
+        races.spawn(async move {
+            let response =
+                json!({"steps": [{"id": "charge", "op": "run", "data": {"by": "completion"}}]});
+            let a = {
+                let (s, p) = (stores[0].clone(), complete(&call, &response));
+                tokio::spawn(async move { s.job_finish(p).await })
+            };
+            let b = {
+                let (s, p) = (stores[1].clone(), complete(&call, &response));
+                tokio::spawn(async move { s.job_finish(p).await })
+            };
+            let c = {
+                let s = stores[2].clone();
+                let p = RunRecordStepsParams {
+                    run_id: run_of(&call),
+                    job_id: call.id,
+                    lease_token: call.lease_token,
+                    steps: vec![RanStep {
+                        id: "charge".into(),
+                        outcome: RanOutcome::Data(Some(
+                            Json::from_text(r#"{"by":"record"}"#).unwrap(),
+                        )),
+                    }],
+                    limits: RecordLimits::default(),
+                };
+                tokio::spawn(async move { s.run_record_steps(p).await })
+            };
+            let a = a.await.unwrap().unwrap().remove(0);
+            let b = b.await.unwrap().unwrap().remove(0);
+            let c = c.await.unwrap();
+            (run_of(&call), a, b, c)
+        });
+    }
+    let mut runs = Vec::new();
+    while let Some(result) = races.join_next().await {
+        let (run, a, b, c) = result.unwrap();
+        let accepted = [&a, &b].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(accepted, 1, "one completion ends the attempt: {a:?} {b:?}");
+        assert!(
+            [&a, &b]
+                .iter()
+                .any(|r| matches!(r, Err(StoreError::LeaseMismatch))),
+            "the other is refused"
+        );
+        assert!(
+            matches!(c, Ok(_) | Err(StoreError::LeaseMismatch)),
+            "a record within the lease or refused after it: {c:?}"
+        );
+        runs.push(run);
+    }
+
+    for run in runs {
+        let steps = stores[0].run_steps(run).await.unwrap();
+        assert_eq!(steps.len(), 1, "the step is recorded once");
+        assert!(steps[0].failed_attempts.is_empty());
+        let Some(StepResult::Data(recorded)) = &steps[0].result else {
+            panic!("the step has its data: {steps:?}");
+        };
+        assert_eq!(stores[1].run_get(run).await.unwrap().unwrap().steps, 1);
+        // The run has exactly one call in flight, carrying the record: the next call when the completion was
+        // applied first, else the call itself (a completion repeating only recorded steps is refused, and its
+        // call retries with the recorded step in its payload).
+        let jobs = stores[2]
+            .job_list(JobListParams {
+                tag: Some((RUN_TAG.into(), run.to_string())),
+                limit: 10,
+                ..JobListParams::default()
+            })
+            .await
+            .unwrap();
+        let pending: Vec<_> = jobs.iter().filter(|j| !j.state.is_finished()).collect();
+        assert_eq!(pending.len(), 1, "one call in flight: {jobs:?}");
+        let payload: Value = serde_json::from_str(pending[0].payload.get()).unwrap();
+        let carried = &payload["steps"]["charge"]["data"];
+        let recorded: Value = serde_json::from_str(recorded.get()).unwrap();
+        assert_eq!(carried, &recorded, "the call carries the one record");
+        assert_eq!(payload["steps"].as_object().unwrap().len(), 1);
+    }
+}
+
+/// Three parallel steps whose calls complete at once through three servers: each recorded once, and the run
+/// continues with exactly one call once all are in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_steps_completed_through_three_servers_continue_once() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url).await;
+    put(
+        &stores[0],
+        json!({"id": "fan", "triggers": [{"event": "app/fan"}]}),
+    )
+    .await;
+    let now = stores[0].now();
+    let events = (0..20)
+        .map(|i| event(now, "app/fan", json!({"n": i}), None))
+        .collect();
+    send(&stores[1], events).await;
+    let plan = json!({"steps": [{"id": "p1", "op": "plan_run"}, {"id": "p2", "op": "plan_run"},
+        {"id": "p3", "op": "plan_run"}]});
+    for call in claim(&stores[0], "fan", 100).await {
+        stores[0].job_finish(complete(&call, &plan)).await.unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    let calls = claim(&stores[1], "fan", 100).await;
+    assert_eq!(calls.len(), 60, "one call per planned step");
+    let mut finishes = JoinSet::new();
+    for (i, call) in calls.into_iter().enumerate() {
+        let store = stores[i % 3].clone();
+        finishes.spawn(async move {
+            let step = request(&call)["run_step"].as_str().unwrap().to_owned();
+            let response = json!({"steps": [{"id": step, "op": "run", "data": i}]});
+            store
+                .job_finish(complete(&call, &response))
+                .await
+                .unwrap()
+                .remove(0)
+        });
+    }
+    while let Some(done) = finishes.join_next().await {
+        done.unwrap().expect("each parallel call completes");
+    }
+    let next = claim(&stores[2], "fan", 100).await;
+    assert_eq!(next.len(), 20, "one call per run once every step is in");
+    for call in &next {
+        let req = request(call);
+        assert!(req.get("run_step").is_none());
+        let steps: BTreeSet<&str> = req["steps"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(steps, BTreeSet::from(["p1", "p2", "p3"]));
+    }
+}
+
+/// A waiting step that two matching events reach at once, through two servers, is resolved by one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_reached_by_two_events_through_two_servers_is_resolved_once() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url).await;
+    put(
+        &stores[0],
+        json!({"id": "follow", "triggers": [{"event": "app/signup"}]}),
+    )
+    .await;
+    let now = stores[0].now();
+    let events = (0..50)
+        .map(|i| event(now, "app/signup", json!({"user": i}), None))
+        .collect();
+    send(&stores[0], events).await;
+    let wait = json!({"steps": [{"id": "upgrade", "op": "wait_for_event", "event": "app/upgraded",
+        "match": "data.user", "timeout": "1h"}]});
+    for call in claim(&stores[1], "follow", 100).await {
+        stores[1].job_finish(complete(&call, &wait)).await.unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    let waiting = stores[2]
+        .run_list(RunListParams {
+            state: Some(RunState::Waiting),
+            limit: 100,
+            ..RunListParams::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(waiting.len(), 50);
+
+    let mut sends = JoinSet::new();
+    for user in 0..50 {
+        for (s, via) in [(0, "a"), (2, "b")] {
+            let store = stores[s].clone();
+            let e = event(now, "app/upgraded", json!({"user": user, "via": via}), None);
+            sends.spawn(async move { send(&store, vec![e]).await.remove(0).resolved_waits });
+        }
+    }
+    let mut resolved = 0;
+    while let Some(n) = sends.join_next().await {
+        resolved += n.unwrap();
+    }
+    assert_eq!(
+        resolved, 50,
+        "each wait resolved by exactly one of its two events"
+    );
+    let next = claim(&stores[1], "follow", 200).await;
+    assert_eq!(next.len(), 50, "one next call per run");
+    for call in &next {
+        let got = &request(call)["steps"]["upgrade"]["data"];
+        assert_eq!(got["name"], json!("app/upgraded"));
+        assert!(got["data"]["via"].is_string());
+        let steps = stores[0].run_steps(run_of(call)).await.unwrap();
+        assert_eq!(steps.len(), 1);
+        assert!(steps[0].result.is_some());
+    }
+}
