@@ -286,7 +286,8 @@ async fn store_and_fan_out(
 }
 
 /// Inserts the events whose sender id is not stored yet (in sender-id order, so two transactions never wait for
-/// each other's ids in a cycle); returns the ids of those stored.
+/// each other's ids in a cycle; of two events of one request with the same id, the first is stored); returns
+/// the ids of those stored.
 async fn insert_events(
     conn: &mut PgConnection,
     now: Timestamp,
@@ -308,8 +309,9 @@ async fn insert_events(
     let stored: Vec<uuid::Uuid> = sqlx::query_scalar(
         "INSERT INTO events (id, name, data, user_id, ts, received_at)
          SELECT id, name, data::json, user_id, ts, $1
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS u (id, name, data, user_id, ts)
-         ORDER BY user_id NULLS LAST
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY
+             AS u (id, name, data, user_id, ts, n)
+         ORDER BY user_id NULLS LAST, n
          ON CONFLICT (user_id) WHERE user_id IS NOT NULL DO NOTHING
          RETURNING id",
     )

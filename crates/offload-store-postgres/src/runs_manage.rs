@@ -20,7 +20,7 @@ use sqlx::postgres::PgConnection;
 
 use crate::codec::{self, Ts, get};
 use crate::error::db;
-use crate::run_flow::{self, NextCall, RunEnd, load_records, load_run, lock_runs};
+use crate::run_flow::{self, NextCall, RunEnd, load_records, load_run};
 use crate::runs_read::existing_run;
 
 /// Cancels a run that has not ended.
@@ -245,10 +245,21 @@ pub(crate) async fn wake_due(
         .iter()
         .map(|r| Ok((get(r, "run_id")?, get(r, "step_id")?)))
         .collect::<Result<_>>()?;
-    let runs: Vec<uuid::Uuid> = due.iter().map(|(r, _)| *r).collect();
-    lock_runs(&mut tx, &runs).await?;
+    // Runs another server is changing right now are left to a later call (they may be waking them too).
+    let mut runs: Vec<uuid::Uuid> = due.iter().map(|(r, _)| *r).collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let locked: std::collections::BTreeSet<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM runs WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
+    )
+    .bind(&runs)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .collect();
     let mut report = RunWakeReport::default();
-    for (run, step) in due {
+    for (run, step) in due.into_iter().filter(|(r, _)| locked.contains(r)) {
         // Deleting the row is the claim: an event or the child's end may have resolved it meanwhile.
         let kind: Option<String> = sqlx::query_scalar(
             "DELETE FROM run_waits WHERE run_id = $1 AND step_id = $2 AND until <= $3 RETURNING kind",

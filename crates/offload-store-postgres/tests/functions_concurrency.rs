@@ -12,11 +12,11 @@ use offload_core::function::event::{EventRequest, NewEvent};
 use offload_core::function::protocol::{Json, RanOutcome, RanStep, StepResult};
 use offload_core::function::record::RecordLimits;
 use offload_core::function::run::{RunId, RunState};
-use offload_core::{ClaimedJob, Timestamp};
+use offload_core::{ClaimedJob, ManualClock, SignedDuration, Timestamp};
 use offload_store::{
     EventSendParams, EventSent, Finish, FinishItem, FunctionPutParams, JobClaimParams,
-    JobFinishParams, JobListParams, RUN_TAG, RunListParams, RunRecordStepsParams, Store,
-    StoreError,
+    JobFinishParams, JobListParams, RUN_TAG, RunListParams, RunRecordStepsParams, RunWakeParams,
+    Store, StoreError,
 };
 use offload_store_postgres::testing::{self, TestSchema};
 use offload_store_postgres::{PostgresOptions, PostgresStore};
@@ -25,10 +25,21 @@ use tokio::task::JoinSet;
 
 /// Three stores on one fresh schema, like three servers on one database.
 async fn servers(url: &str) -> (TestSchema, Vec<Arc<PostgresStore>>) {
+    servers_with(url, None).await
+}
+
+/// Three stores on one fresh schema, sharing `clock` when given (else each reads the database's).
+async fn servers_with(
+    url: &str,
+    clock: Option<Arc<ManualClock>>,
+) -> (TestSchema, Vec<Arc<PostgresStore>>) {
     let schema = TestSchema::new(url);
     let mut stores = Vec::new();
     for _ in 0..3 {
-        let options = PostgresOptions::new(url).with_schema(&schema.name);
+        let mut options = PostgresOptions::new(url).with_schema(&schema.name);
+        if let Some(clock) = &clock {
+            options = options.with_clock(clock.clone());
+        }
         stores.push(Arc::new(PostgresStore::open(options).await.expect("open")));
     }
     (schema, stores)
@@ -426,5 +437,121 @@ async fn a_wait_reached_by_two_events_through_two_servers_is_resolved_once() {
         let steps = stores[0].run_steps(run_of(call)).await.unwrap();
         assert_eq!(steps.len(), 1);
         assert!(steps[0].result.is_some());
+    }
+}
+
+/// Waits whose timeout passed, woken by three servers at once: each step resolves to `null` once and each run
+/// gets one call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_woken_by_three_servers_at_once_resolve_once() {
+    let Some(url) = testing::url() else { return };
+    let clock = Arc::new(ManualClock::new("2026-12-03T10:00:00Z".parse().unwrap()));
+    let (_schema, stores) = servers_with(&url, Some(clock.clone())).await;
+    put(
+        &stores[0],
+        json!({"id": "remind", "triggers": [{"event": "app/trial"}]}),
+    )
+    .await;
+    let now = stores[0].now();
+    let events = (0..60)
+        .map(|i| event(now, "app/trial", json!({"user": i}), None))
+        .collect();
+    send(&stores[0], events).await;
+    let wait = json!({"steps": [{"id": "paid", "op": "wait_for_event", "event": "app/paid",
+        "match": "data.user", "timeout": "1m"}]});
+    for call in claim(&stores[1], "remind", 100).await {
+        stores[1].job_finish(complete(&call, &wait)).await.unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    clock.advance(SignedDuration::from_secs(61));
+    let mut wakers = JoinSet::new();
+    for store in &stores {
+        let store = store.clone();
+        wakers.spawn(async move {
+            let mut woken = 0;
+            loop {
+                let report = store
+                    .run_wake_due(RunWakeParams { limit: 7 })
+                    .await
+                    .unwrap();
+                woken += report.woken;
+                // Timeouts another server is resolving right now stay pending until it commits.
+                if report.woken == 0 && report.next_due_at.is_none() {
+                    return woken;
+                }
+                if report.woken == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+    }
+    let mut woken = 0;
+    while let Some(n) = wakers.join_next().await {
+        woken += n.unwrap();
+    }
+    assert_eq!(woken, 60, "each timeout resolved once");
+    let next = claim(&stores[2], "remind", 200).await;
+    assert_eq!(next.len(), 60, "one call per run");
+    for call in &next {
+        assert_eq!(request(call)["steps"]["paid"], json!({"data": null}));
+    }
+}
+
+/// A run cancelled through one server while its call completes through another: whichever comes first, the run
+/// ends cancelled and no call of it is left to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_racing_a_completion_leaves_no_call() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url).await;
+    put(
+        &stores[0],
+        json!({"id": "ship", "triggers": [{"event": "app/order"}]}),
+    )
+    .await;
+    let now = stores[0].now();
+    let events = (0..40)
+        .map(|i| event(now, "app/order", json!({"order": i}), None))
+        .collect();
+    send(&stores[0], events).await;
+    let calls = claim(&stores[1], "ship", 100).await;
+    assert_eq!(calls.len(), 40);
+    let mut races = JoinSet::new();
+    for call in calls {
+        let (a, b) = (stores[1].clone(), stores[2].clone());
+        races.spawn(async move {
+            let run = run_of(&call);
+            let response = json!({"steps": [{"id": "label", "op": "run", "data": "ok"}]});
+            let done = tokio::spawn(async move { a.job_finish(complete(&call, &response)).await });
+            let cancelled = b.run_cancel(run).await.expect("a live run is cancelled");
+            assert_eq!(cancelled.state, RunState::Cancelled);
+            done.await
+                .unwrap()
+                .unwrap()
+                .remove(0)
+                .expect("the completion is accepted");
+            run
+        });
+    }
+    let mut runs = Vec::new();
+    while let Some(run) = races.join_next().await {
+        runs.push(run.unwrap());
+    }
+    assert!(
+        claim(&stores[0], "ship", 100).await.is_empty(),
+        "no call left"
+    );
+    for run in runs {
+        let r = stores[0].run_get(run).await.unwrap().unwrap();
+        assert_eq!(r.state, RunState::Cancelled);
+        let jobs = stores[2]
+            .job_list(JobListParams {
+                tag: Some((RUN_TAG.into(), run.to_string())),
+                limit: 10,
+                ..JobListParams::default()
+            })
+            .await
+            .unwrap();
+        assert!(jobs.iter().all(|j| j.state.is_finished()), "{jobs:?}");
     }
 }
