@@ -385,12 +385,23 @@ where
         Ok(c) => c,
         Err(e) => return commands.iter().map(|_| Err(e.again())).collect(),
     };
-    let error = match work(&mut conn, shared.now(), &commands).await {
-        Ok((answers, available)) => {
-            shared.notifier.notify(available.iter().map(String::as_str));
-            return answers;
+    let mut attempt = 1;
+    let error = loop {
+        match work(&mut conn, shared.now(), &commands).await {
+            Ok((answers, available)) => {
+                shared.notifier.notify(available.iter().map(String::as_str));
+                return answers;
+            }
+            // Aborted by the database for a deadlock (ends of calls of one run reported through several
+            // servers lock the run's other calls): nothing was written, run the group again.
+            Err(StoreError::Unavailable(m))
+                if attempt < TRANSIENT_ATTEMPTS && error::is_retryable_message(&m) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(1..20))).await;
+            }
+            Err(e) => break e,
         }
-        Err(e) => e,
     };
     if commands.len() == 1 || matches!(error, StoreError::Unavailable(_)) {
         return commands.iter().map(|_| Err(error.again())).collect();
