@@ -146,10 +146,12 @@ pub fn call_job_end(state: JobState, last_error: Option<&str>) -> CallJobEnd {
     }
 }
 
-/// The run state an API reader sees: a queued run whose call a worker holds is `running`.
-pub fn visible_state(stored: RunState, call_running: bool) -> RunState {
+/// The run state an API reader sees. A queued or sleeping run follows its calls: `running` while a worker holds
+/// one, `queued` while one is available (a sleep that has ended and was staged).
+pub fn visible_state(stored: RunState, call_running: bool, call_available: bool) -> RunState {
     match stored {
-        RunState::Queued if call_running => RunState::Running,
+        RunState::Queued | RunState::Sleeping if call_running => RunState::Running,
+        RunState::Sleeping if call_available => RunState::Queued,
         s => s,
     }
 }
@@ -357,9 +359,26 @@ mod tests {
 
     #[test]
     fn a_queued_run_with_a_held_call_reads_running() {
-        assert_eq!(visible_state(RunState::Queued, true), RunState::Running);
-        assert_eq!(visible_state(RunState::Queued, false), RunState::Queued);
-        assert_eq!(visible_state(RunState::Sleeping, true), RunState::Sleeping);
+        assert_eq!(
+            visible_state(RunState::Queued, true, false),
+            RunState::Running
+        );
+        assert_eq!(
+            visible_state(RunState::Queued, false, true),
+            RunState::Queued
+        );
+        assert_eq!(
+            visible_state(RunState::Sleeping, false, true),
+            RunState::Queued
+        );
+        assert_eq!(
+            visible_state(RunState::Sleeping, false, false),
+            RunState::Sleeping
+        );
+        assert_eq!(
+            visible_state(RunState::Waiting, true, false),
+            RunState::Waiting
+        );
     }
 
     #[test]
