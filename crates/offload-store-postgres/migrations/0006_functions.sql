@@ -107,6 +107,17 @@ CREATE TABLE run_waits (
     until        timestamptz NOT NULL,
     PRIMARY KEY (run_id, step_id)
 );
-CREATE INDEX run_waits_event ON run_waits (event) WHERE kind = 'event';
+-- A new event reads only the waits it may resolve: those of its name waiting for any event, and those whose key is
+-- the event's value at their path.
+CREATE INDEX run_waits_event ON run_waits (event, match_path, match_key) WHERE kind = 'event';
 CREATE INDEX run_waits_child ON run_waits (child_run_id) WHERE child_run_id IS NOT NULL;
 CREATE INDEX run_waits_until ON run_waits (until);
+
+-- The paths waits of each event name compare (written with each wait, never removed: there are as many as the
+-- code has distinct `wait_for_event` matches), so a new event computes its key at each of them and reads only
+-- the waits with that key.
+CREATE TABLE run_wait_paths (
+    event      text NOT NULL,
+    match_path text NOT NULL,
+    PRIMARY KEY (event, match_path)
+);

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use offload_core::Timestamp;
 use offload_core::function::definition::Function;
 use offload_core::function::event::{EventId, EventRequest, NewEvent};
+use offload_core::function::path::FieldPath;
 use offload_core::function::protocol::Json;
 use offload_core::function::record::{self, RecordLimits, WaitOutcome};
 use offload_core::function::run::RunId;
@@ -128,7 +129,12 @@ async fn store_and_fan_out(
         .map(|s| &s.function)
         .collect();
     let live = live_runs(conn, &cancelling, &names).await?;
-    let waits = waits(conn, &names).await?;
+    let keyed: Vec<(&str, &Value)> = fresh
+        .iter()
+        .zip(&values)
+        .map(|(&i, v)| (events[i].1.name.as_str(), v))
+        .collect();
+    let waits = waits(conn, &names, &keyed).await?;
 
     // Decide each event in request order; a wait or a run is taken by the first event that matches it.
     let mut taken_waits = vec![false; waits.len()];
@@ -414,16 +420,56 @@ struct Wait {
     key: Option<String>,
 }
 
-/// The waits for events named one of `names`.
-async fn waits(conn: &mut PgConnection, names: &[&str]) -> Result<Vec<Wait>> {
+/// The waits the events (`(name, event as JSON)`) may resolve: those of their names waiting for any event,
+/// and those whose key is an event's value at their path.
+async fn waits(
+    conn: &mut PgConnection,
+    names: &[&str],
+    events: &[(&str, &Value)],
+) -> Result<Vec<Wait>> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
+    let paths = sqlx::query("SELECT event, match_path FROM run_wait_paths WHERE event = ANY($1)")
+        .bind(names)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let mut keyed: BTreeSet<(&str, String, String)> = BTreeSet::new();
+    for row in &paths {
+        let event: &str = get(row, "event")?;
+        let text: &str = get(row, "match_path")?;
+        let Ok(path) = FieldPath::parse(text) else {
+            continue;
+        };
+        for (name, value) in events {
+            if *name == event
+                && let Some(key) = path.match_key(value)
+            {
+                keyed.insert((name, text.to_owned(), codec::text(&key).into_owned()));
+            }
+        }
+    }
+    let (mut k_names, mut k_paths, mut k_keys) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, path, key) in keyed {
+        k_names.push(name);
+        k_paths.push(path);
+        k_keys.push(key);
+    }
     let rows = sqlx::query(
         "SELECT run_id, step_id, event, match_path, match_key FROM run_waits
-         WHERE kind = 'event' AND event = ANY($1) ORDER BY run_id, step_id",
+         WHERE kind = 'event' AND event = ANY($1) AND match_path IS NULL AND match_key IS NULL
+         UNION
+         SELECT w.run_id, w.step_id, w.event, w.match_path, w.match_key
+         FROM unnest($2::text[], $3::text[], $4::text[]) AS k (event, match_path, match_key)
+         JOIN run_waits w ON w.kind = 'event' AND w.event = k.event AND w.match_path = k.match_path
+             AND w.match_key = k.match_key
+         ORDER BY run_id, step_id",
     )
     .bind(names)
+    .bind(k_names)
+    .bind(k_paths)
+    .bind(k_keys)
     .fetch_all(conn)
     .await
     .map_err(db)?;

@@ -13,6 +13,7 @@ use offload_core::function::definition::Function;
 use offload_core::function::protocol::{Json, StepError, StepResult};
 use offload_core::function::record::{
     self, Decision, FailedAttempt, InvokeOutcome, NewStepRecord, Next, RecordLimits, StepKind,
+    WaitMatch,
 };
 use offload_core::function::run::{RunId, RunState};
 use offload_core::{JobId, JobState, Timestamp};
@@ -603,6 +604,16 @@ pub(crate) async fn apply(
             .execute(&mut *conn)
             .await
             .map_err(db)?;
+            if let WaitMatch::Field { path, .. } = &matching {
+                sqlx::query(
+                    "INSERT INTO run_wait_paths (event, match_path) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(&event)
+                .bind(path.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            }
             set_state(conn, now, run.id, RunState::Waiting, Some(until)).await?;
         }
         Next::Invoke {

@@ -555,3 +555,47 @@ async fn a_cancel_racing_a_completion_leaves_no_call() {
         assert!(jobs.iter().all(|j| j.state.is_finished()), "{jobs:?}");
     }
 }
+
+/// A wait for any event of a name, reached by events sent at once through three servers: each waiting run is
+/// resolved by exactly one event, whichever it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_for_any_event_are_each_resolved_once() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url).await;
+    put(
+        &stores[0],
+        json!({"id": "gate", "triggers": [{"event": "app/queued"}]}),
+    )
+    .await;
+    let now = stores[0].now();
+    let events = (0..30)
+        .map(|i| event(now, "app/queued", json!({"n": i}), None))
+        .collect();
+    send(&stores[0], events).await;
+    let wait = json!({"steps": [{"id": "open", "op": "wait_for_event", "event": "app/opened",
+        "timeout": "1h"}]});
+    for call in claim(&stores[1], "gate", 100).await {
+        stores[1].job_finish(complete(&call, &wait)).await.unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    let mut sends = JoinSet::new();
+    for i in 0..9 {
+        let store = stores[i % 3].clone();
+        let e = event(now, "app/opened", json!({"i": i}), None);
+        sends.spawn(async move { send(&store, vec![e]).await.remove(0).resolved_waits });
+    }
+    let mut resolved = 0;
+    while let Some(n) = sends.join_next().await {
+        resolved += n.unwrap();
+    }
+    assert_eq!(resolved, 30, "every waiting run resolved once in all");
+    let next = claim(&stores[2], "gate", 100).await;
+    assert_eq!(next.len(), 30);
+    for call in &next {
+        assert_eq!(
+            request(call)["steps"]["open"]["data"]["name"],
+            json!("app/opened")
+        );
+    }
+}
