@@ -7,7 +7,10 @@
 //! with one statement that updates the jobs, appends the attempts to the history and counts the moves. What each
 //! end decides is [`offload_store::ending::end_attempt`]'s, the same in every store. The same statement adds the
 //! ended attempts to `queue_throughput`. A push job that ends succeeded or dead gets its callback job inserted in
-//! the same transaction, so a callback is never lost nor sent for an end that was rolled back. The rescuer locks with `SKIP LOCKED`: a job whose worker
+//! the same transaction, so a callback is never lost nor sent for an end that was rolled back. The end of a call
+//! of a run applies the call's answer to the run in the same transaction too (`run_flow`): the runs are locked
+//! after their call jobs, a completion that breaks the protocol becomes a failed attempt, and a call that dies
+//! fails its run (one cancelled by its worker cancels it). The rescuer locks with `SKIP LOCKED`: a job whose worker
 //! is reporting right now is left to that report.
 
 use std::borrow::Cow;

@@ -634,7 +634,10 @@ impl Store for PostgresStore {
             })
             .await?;
         self.notify(&report.woken);
-        Ok(report)
+        Ok(EventSendReport {
+            woken: queues_only(report.woken),
+            ..report
+        })
     }
 
     async fn event_get(&self, id: EventId) -> Result<Option<EventRecord>> {
@@ -696,7 +699,10 @@ impl Store for PostgresStore {
             })
             .await?;
         self.notify(&report.queues);
-        Ok(report)
+        Ok(RunWakeReport {
+            queues: queues_only(report.queues),
+            ..report
+        })
     }
 
     async fn run_prune(&self, p: RunPruneParams) -> Result<u64> {
@@ -716,6 +722,13 @@ impl Store for PostgresStore {
     fn subscribe_available(&self) -> Option<broadcast::Receiver<Wakeup>> {
         Some(self.listener.subscribe())
     }
+}
+
+/// The queue names among announcements (push jobs are announced to every server's dispatcher through the
+/// database, not by queue).
+fn queues_only(mut announced: Vec<String>) -> Vec<String> {
+    announced.retain(|q| q != notify::PUSH);
+    announced
 }
 
 /// Attempts of an operation that failed because of a deadlock or a serialization failure, before the failure
