@@ -74,7 +74,7 @@ fn event_value(id: EventId, e: &NewEvent) -> Value {
         "name": e.name,
         "data": serde_json::from_str::<Value>(e.data.get()).unwrap_or(Value::Null),
         "id": e.id.clone().unwrap_or_else(|| id.to_string()),
-        "ts": e.ts.to_string(),
+        "ts": codec::stored_precision(e.ts).to_string(),
     })
 }
 

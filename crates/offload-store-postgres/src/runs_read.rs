@@ -99,7 +99,7 @@ pub(crate) async fn list_runs(conn: &mut PgConnection, p: RunListParams) -> Resu
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT * FROM ({RUN_SELECT}
             WHERE ($1::text IS NULL OR r.function_id = $1) AND ($2::uuid IS NULL OR r.event_id = $2)
-              AND ($3::uuid IS NULL OR r.id < $3)) AS x
+              AND ($3::uuid IS NULL OR r.id < $3) AND ($6::text[] IS NULL OR r.state = ANY($6))) AS x
          WHERE ($4::text IS NULL OR x.state = $4)
          ORDER BY x.id DESC LIMIT $5"
     )))
@@ -108,10 +108,19 @@ pub(crate) async fn list_runs(conn: &mut PgConnection, p: RunListParams) -> Resu
     .bind(p.before.map(|r| r.0))
     .bind(p.state.map(RunState::as_str))
     .bind(i64::from(p.limit))
+    .bind(p.state.map(stored_states))
     .fetch_all(conn)
     .await
     .map_err(db)?;
     rows.iter().map(run).collect()
+}
+
+/// The stored states a run read in `state` may have (a run reads `running` or `queued` through its calls).
+fn stored_states(state: RunState) -> Vec<&'static str> {
+    match state {
+        RunState::Running | RunState::Queued => vec!["queued", "sleeping"],
+        other => vec![other.as_str()],
+    }
 }
 
 /// A step kind as stored.
