@@ -418,17 +418,31 @@ async fn cancel_calls(
     Ok(())
 }
 
+/// How a run ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RunEnd<'a> {
+    /// With its output.
+    Succeeded(&'a Json),
+    /// With its error.
+    Failed(&'a StepError),
+    /// Cancelled.
+    Cancelled,
+}
+
 /// Ends a run that has not ended (see the module doc).
 pub(crate) async fn end_run(
     conn: &mut SqliteConnection,
     now: Timestamp,
     run: &Run,
-    state: RunState,
-    output: Option<&Json>,
-    error: Option<&StepError>,
+    end: RunEnd<'_>,
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<()> {
+    let (state, output, error) = match end {
+        RunEnd::Succeeded(output) => (RunState::Succeeded, Some(output), None),
+        RunEnd::Failed(error) => (RunState::Failed, None, Some(error)),
+        RunEnd::Cancelled => (RunState::Cancelled, None, None),
+    };
     sqlx::query(
         "UPDATE runs SET state = ?2, output = ?3, error_name = ?4, error_message = ?5, ended_at = ?6, \
            wake_at = NULL, updated_at = ?6 WHERE seq = ?1",
@@ -595,30 +609,10 @@ pub(crate) async fn after_end(
     }
     match call_job_end(job_state, job_error) {
         CallJobEnd::FailRun(error) => {
-            end_run(
-                conn,
-                now,
-                &run,
-                RunState::Failed,
-                None,
-                Some(&error),
-                counts,
-                &mut woken,
-            )
-            .await
+            end_run(conn, now, &run, RunEnd::Failed(&error), counts, &mut woken).await
         }
         CallJobEnd::CancelRun => {
-            end_run(
-                conn,
-                now,
-                &run,
-                RunState::Cancelled,
-                None,
-                None,
-                counts,
-                &mut woken,
-            )
-            .await
+            end_run(conn, now, &run, RunEnd::Cancelled, counts, &mut woken).await
         }
         CallJobEnd::Nothing => Ok(()),
     }
@@ -786,31 +780,9 @@ async fn apply(
         }
         Next::Idle => Ok(()),
         Next::Succeed(output) => {
-            end_run(
-                conn,
-                now,
-                &run,
-                RunState::Succeeded,
-                Some(&output),
-                None,
-                counts,
-                woken,
-            )
-            .await
+            end_run(conn, now, &run, RunEnd::Succeeded(&output), counts, woken).await
         }
-        Next::Fail(error) => {
-            end_run(
-                conn,
-                now,
-                &run,
-                RunState::Failed,
-                None,
-                Some(&error),
-                counts,
-                woken,
-            )
-            .await
-        }
+        Next::Fail(error) => end_run(conn, now, &run, RunEnd::Failed(&error), counts, woken).await,
     }
 }
 
@@ -865,17 +837,7 @@ pub(crate) async fn cancel_run(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<()> {
-    end_run(
-        conn,
-        now,
-        run,
-        RunState::Cancelled,
-        None,
-        None,
-        counts,
-        woken,
-    )
-    .await
+    end_run(conn, now, run, RunEnd::Cancelled, counts, woken).await
 }
 
 /// Resolves parked steps whose timeout passed, up to `limit`; returns how many.

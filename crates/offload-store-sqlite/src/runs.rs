@@ -21,7 +21,7 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use crate::codec::{self, get, micros};
 use crate::counts::Counts;
 use crate::error::db;
-use crate::run_calls::{self, result_of, run_state, uuid_of};
+use crate::run_calls::{self, RunEnd, result_of, run_state, uuid_of};
 
 /// The columns of a run read, with its calls' states.
 const READ: &str = "SELECT r.seq AS seq_, r.id, r.function_id, r.state, r.event_id, r.event, r.output, r.error_name, \
@@ -406,9 +406,7 @@ pub(crate) async fn record_steps(
                     conn,
                     now,
                     &run,
-                    RunState::Failed,
-                    None,
-                    Some(&error),
+                    RunEnd::Failed(&error),
                     counts,
                     &mut Vec::new(),
                 )
