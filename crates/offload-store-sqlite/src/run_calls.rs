@@ -45,6 +45,8 @@ pub(crate) struct Run {
     pub(crate) event: String,
     pub(crate) parent: Option<(RunId, String)>,
     pub(crate) state_bytes: i64,
+    /// True for a run created in this transaction, before anything was recorded.
+    pub(crate) steps_known_empty: bool,
 }
 
 const RUN_COLUMNS: &str = "seq, id, function_id, state, event, parent_id, parent_step, state_bytes";
@@ -72,6 +74,7 @@ fn run_of(row: &SqliteRow) -> Result<Run> {
         event: get(row, "event")?,
         parent,
         state_bytes: get(row, "state_bytes")?,
+        steps_known_empty: false,
     })
 }
 
@@ -258,7 +261,12 @@ pub(crate) async fn enqueue(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<()> {
-    let steps = steps_of(conn, run.seq).await?;
+    // A run created just now has recorded nothing: no need to read its steps.
+    let steps = if run.steps_known_empty {
+        Steps::default()
+    } else {
+        steps_of(conn, run.seq).await?
+    };
     let event = Json::from_text(run.event.clone())
         .map_err(|e| StoreError::corrupt(format!("run event: {e}")))?;
     let job = call_job(&CallSpec {
@@ -355,6 +363,7 @@ pub(crate) async fn create_run(
         event: event.to_owned(),
         parent: parent.map(|(p, s)| (p, s.to_owned())),
         state_bytes: 0,
+        steps_known_empty: true,
     };
     enqueue(conn, now, &run, function, 1, None, now, counts, woken).await?;
     Ok(id)
