@@ -33,6 +33,14 @@ use crate::counts::Counts;
 use crate::error::db;
 use crate::{events, functions};
 
+/// A run's calls that have not ended.
+pub(crate) const RUN_CALLS_SQL: &str = "SELECT seq, queue, state FROM jobs WHERE run_id = ?1 \
+         AND state IN ('available', 'scheduled', 'retrying', 'running')";
+
+/// Parked steps whose timeout passed, earliest first.
+pub(crate) const WAKE_DUE_SQL: &str =
+    "SELECT run_seq, step_id, kind FROM run_waits WHERE until <= ?1 ORDER BY until LIMIT ?2";
+
 /// A run's row, as the write path needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct Run {
@@ -397,14 +405,11 @@ async fn cancel_calls(
     run: RunId,
     counts: &mut Counts,
 ) -> Result<()> {
-    let rows = sqlx::query(
-        "SELECT seq, queue, state FROM jobs WHERE run_id = ?1 \
-         AND state IN ('available', 'scheduled', 'retrying', 'running')",
-    )
-    .bind(run.0.as_bytes().as_slice())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(RUN_CALLS_SQL)
+        .bind(run.0.as_bytes().as_slice())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     for row in &rows {
         let seq: i64 = get(row, "seq")?;
         let state = crate::codec::state(get::<&str>(row, "state")?)?;
@@ -857,14 +862,12 @@ pub(crate) async fn wake_due(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<u64> {
-    let rows = sqlx::query(
-        "SELECT run_seq, step_id, kind FROM run_waits WHERE until <= ?1 ORDER BY until LIMIT ?2",
-    )
-    .bind(micros(now))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(WAKE_DUE_SQL)
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     let mut n = 0;
     for row in &rows {
         let run_seq: i64 = get(row, "run_seq")?;
