@@ -33,6 +33,14 @@ use crate::counts::Counts;
 use crate::error::db;
 use crate::{events, functions};
 
+/// A run's calls that have not ended.
+pub(crate) const RUN_CALLS_SQL: &str = "SELECT seq, queue, state FROM jobs WHERE run_id = ?1 \
+         AND state IN ('available', 'scheduled', 'retrying', 'running')";
+
+/// Parked steps whose timeout passed, earliest first.
+pub(crate) const WAKE_DUE_SQL: &str =
+    "SELECT run_seq, step_id, kind FROM run_waits WHERE until <= ?1 ORDER BY until LIMIT ?2";
+
 /// A run's row, as the write path needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct Run {
@@ -45,6 +53,8 @@ pub(crate) struct Run {
     pub(crate) event: String,
     pub(crate) parent: Option<(RunId, String)>,
     pub(crate) state_bytes: i64,
+    /// True for a run created in this transaction, before anything was recorded.
+    pub(crate) steps_known_empty: bool,
 }
 
 const RUN_COLUMNS: &str = "seq, id, function_id, state, event, parent_id, parent_step, state_bytes";
@@ -72,6 +82,7 @@ fn run_of(row: &SqliteRow) -> Result<Run> {
         event: get(row, "event")?,
         parent,
         state_bytes: get(row, "state_bytes")?,
+        steps_known_empty: false,
     })
 }
 
@@ -258,7 +269,12 @@ pub(crate) async fn enqueue(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<()> {
-    let steps = steps_of(conn, run.seq).await?;
+    // A run created just now has recorded nothing: no need to read its steps.
+    let steps = if run.steps_known_empty {
+        Steps::default()
+    } else {
+        steps_of(conn, run.seq).await?
+    };
     let event = Json::from_text(run.event.clone())
         .map_err(|e| StoreError::corrupt(format!("run event: {e}")))?;
     let job = call_job(&CallSpec {
@@ -355,6 +371,7 @@ pub(crate) async fn create_run(
         event: event.to_owned(),
         parent: parent.map(|(p, s)| (p, s.to_owned())),
         state_bytes: 0,
+        steps_known_empty: true,
     };
     enqueue(conn, now, &run, function, 1, None, now, counts, woken).await?;
     Ok(id)
@@ -388,14 +405,11 @@ async fn cancel_calls(
     run: RunId,
     counts: &mut Counts,
 ) -> Result<()> {
-    let rows = sqlx::query(
-        "SELECT seq, queue, state FROM jobs WHERE run_id = ?1 \
-         AND state IN ('available', 'scheduled', 'retrying', 'running')",
-    )
-    .bind(run.0.as_bytes().as_slice())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(RUN_CALLS_SQL)
+        .bind(run.0.as_bytes().as_slice())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     for row in &rows {
         let seq: i64 = get(row, "seq")?;
         let state = crate::codec::state(get::<&str>(row, "state")?)?;
@@ -418,17 +432,31 @@ async fn cancel_calls(
     Ok(())
 }
 
+/// How a run ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RunEnd<'a> {
+    /// With its output.
+    Succeeded(&'a Json),
+    /// With its error.
+    Failed(&'a StepError),
+    /// Cancelled.
+    Cancelled,
+}
+
 /// Ends a run that has not ended (see the module doc).
 pub(crate) async fn end_run(
     conn: &mut SqliteConnection,
     now: Timestamp,
     run: &Run,
-    state: RunState,
-    output: Option<&Json>,
-    error: Option<&StepError>,
+    end: RunEnd<'_>,
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<()> {
+    let (state, output, error) = match end {
+        RunEnd::Succeeded(output) => (RunState::Succeeded, Some(output), None),
+        RunEnd::Failed(error) => (RunState::Failed, None, Some(error)),
+        RunEnd::Cancelled => (RunState::Cancelled, None, None),
+    };
     sqlx::query(
         "UPDATE runs SET state = ?2, output = ?3, error_name = ?4, error_message = ?5, ended_at = ?6, \
            wake_at = NULL, updated_at = ?6 WHERE seq = ?1",
@@ -595,30 +623,10 @@ pub(crate) async fn after_end(
     }
     match call_job_end(job_state, job_error) {
         CallJobEnd::FailRun(error) => {
-            end_run(
-                conn,
-                now,
-                &run,
-                RunState::Failed,
-                None,
-                Some(&error),
-                counts,
-                &mut woken,
-            )
-            .await
+            end_run(conn, now, &run, RunEnd::Failed(&error), counts, &mut woken).await
         }
         CallJobEnd::CancelRun => {
-            end_run(
-                conn,
-                now,
-                &run,
-                RunState::Cancelled,
-                None,
-                None,
-                counts,
-                &mut woken,
-            )
-            .await
+            end_run(conn, now, &run, RunEnd::Cancelled, counts, &mut woken).await
         }
         CallJobEnd::Nothing => Ok(()),
     }
@@ -786,31 +794,9 @@ async fn apply(
         }
         Next::Idle => Ok(()),
         Next::Succeed(output) => {
-            end_run(
-                conn,
-                now,
-                &run,
-                RunState::Succeeded,
-                Some(&output),
-                None,
-                counts,
-                woken,
-            )
-            .await
+            end_run(conn, now, &run, RunEnd::Succeeded(&output), counts, woken).await
         }
-        Next::Fail(error) => {
-            end_run(
-                conn,
-                now,
-                &run,
-                RunState::Failed,
-                None,
-                Some(&error),
-                counts,
-                woken,
-            )
-            .await
-        }
+        Next::Fail(error) => end_run(conn, now, &run, RunEnd::Failed(&error), counts, woken).await,
     }
 }
 
@@ -865,17 +851,7 @@ pub(crate) async fn cancel_run(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<()> {
-    end_run(
-        conn,
-        now,
-        run,
-        RunState::Cancelled,
-        None,
-        None,
-        counts,
-        woken,
-    )
-    .await
+    end_run(conn, now, run, RunEnd::Cancelled, counts, woken).await
 }
 
 /// Resolves parked steps whose timeout passed, up to `limit`; returns how many.
@@ -886,14 +862,12 @@ pub(crate) async fn wake_due(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<u64> {
-    let rows = sqlx::query(
-        "SELECT run_seq, step_id, kind FROM run_waits WHERE until <= ?1 ORDER BY until LIMIT ?2",
-    )
-    .bind(micros(now))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(WAKE_DUE_SQL)
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     let mut n = 0;
     for row in &rows {
         let run_seq: i64 = get(row, "run_seq")?;
