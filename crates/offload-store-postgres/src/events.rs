@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use offload_core::Timestamp;
 use offload_core::function::definition::Function;
-use offload_core::function::event::{EventId, EventRequest, NewEvent};
+use offload_core::function::event::{DEFAULT_MAX_EVENT_BYTES, EventId, EventRequest, NewEvent};
 use offload_core::function::path::FieldPath;
 use offload_core::function::protocol::Json;
 use offload_core::function::record::{self, RecordLimits, WaitOutcome};
@@ -56,8 +56,8 @@ pub(crate) async fn store_sent(
 ) -> Result<Vec<String>> {
     let mut valid = Vec::with_capacity(events.len());
     for (id, request) in events {
-        // The answer that carried them was validated already; the size limit was the request's.
-        match request.validate(now, usize::MAX) {
+        // The end of the call validated them already (`jobs_finish`).
+        match request.validate(now, DEFAULT_MAX_EVENT_BYTES) {
             Ok(event) => valid.push((id, event)),
             Err(e) => {
                 tracing::warn!(error = %e.message, "an event of a send_event step is invalid; not sent")

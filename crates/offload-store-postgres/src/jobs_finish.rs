@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use offload_core::function::event::DEFAULT_MAX_EVENT_BYTES;
 use offload_core::function::protocol::{Answer, ProtocolError};
 use offload_core::function::record::{self, CallFacts, RecordLimits, RunFacts};
 use offload_core::function::run::RunId;
@@ -318,6 +319,15 @@ async fn answered(
         Ok(d) => d,
         Err(e) => return Ok(Err(e)),
     };
+    // Events a `send_event` step sends are refused as the API refuses them (reserved names, size).
+    for (i, (_, request)) in decision.events.iter().enumerate() {
+        if let Err(e) = request.clone().validate(now, DEFAULT_MAX_EVENT_BYTES) {
+            return Ok(Err(ProtocolError {
+                field: format!("steps.events[{i}].{}", e.field),
+                message: e.message,
+            }));
+        }
+    }
     let queues = run_flow::apply(
         conn,
         now,
