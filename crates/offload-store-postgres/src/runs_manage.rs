@@ -125,20 +125,6 @@ pub(crate) async fn record_steps(
     now: Timestamp,
     p: RunRecordStepsParams,
 ) -> Result<RunRecord> {
-    if let Some(step) = p.steps.iter().find(|s| {
-        matches!(
-            s.outcome,
-            RanOutcome::Error {
-                retryable: true,
-                ..
-            }
-        )
-    }) {
-        return Err(StoreError::Internal(format!(
-            "invalid step record at `{}`: a retryable error ends the call; complete the call with it",
-            step.id
-        )));
-    }
     let mut tx = conn.begin().await.map_err(db)?;
     let job = sqlx::query(
         "SELECT state, lease_token, run_id, run_step, (payload::jsonb ->> 'attempt')::int4 AS call_attempt
@@ -156,8 +142,21 @@ pub(crate) async fn record_steps(
     }
     if get::<Option<uuid::Uuid>>(&job, "run_id")? != Some(p.run_id.0) {
         return Err(StoreError::NotFound(format!(
-            "run {} of job {}",
-            p.run_id, p.job_id
+            "call {} of run {}",
+            p.job_id, p.run_id
+        )));
+    }
+    if let Some(i) = p.steps.iter().position(|s| {
+        matches!(
+            s.outcome,
+            RanOutcome::Error {
+                retryable: true,
+                ..
+            }
+        )
+    }) {
+        return Err(StoreError::Internal(format!(
+            "invalid step report: steps[{i}]: a retryable error ends the call; complete the call with it"
         )));
     }
     let run_step: Option<String> = get(&job, "run_step")?;
