@@ -10,19 +10,17 @@ use offload_core::function::event::EventId;
 use offload_core::function::protocol::{Json, StepError, StepResult};
 use offload_core::function::record::StepKind;
 use offload_core::function::run::{RunId, RunState};
+use offload_store::calls;
 use offload_store::{Result, RunListParams, RunRecord, StepAttempt, StepRecord, StoreError};
 use sqlx::postgres::{PgConnection, PgRow};
 
 use crate::codec::{RawJson, get, ts, ts_opt};
 use crate::error::db;
 
-/// A run's columns, with its state and start read through its call jobs.
-pub(crate) const RUN_SELECT: &str = "SELECT r.id, r.function_id,
-    CASE WHEN r.state IN ('queued', 'sleeping')
-              AND EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state = 'running') THEN 'running'
-         WHEN r.state = 'sleeping'
-              AND EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state = 'available') THEN 'queued'
-         ELSE r.state END AS state,
+/// A run's columns, with what its call jobs say about its state (see [`calls::visible_state`]) and its start.
+pub(crate) const RUN_SELECT: &str = "SELECT r.id, r.function_id, r.state,
+    EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state = 'running') AS call_running,
+    EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state = 'available') AS call_available,
     r.event_id, r.event, r.output, r.error_name, r.error_message, r.parent_run_id, r.parent_step,
     (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id AND s.result IS NOT NULL) AS steps,
     r.created_at,
@@ -62,7 +60,11 @@ pub(crate) fn run(row: &PgRow) -> Result<RunRecord> {
     Ok(RunRecord {
         id: RunId(get(row, "id")?),
         function_id: get(row, "function_id")?,
-        state: run_state(get::<&str>(row, "state")?)?,
+        state: calls::visible_state(
+            run_state(get::<&str>(row, "state")?)?,
+            get(row, "call_running")?,
+            get(row, "call_available")?,
+        ),
         event_id: EventId(get(row, "event_id")?),
         event: json(get(row, "event")?),
         output: get::<Option<RawJson>>(row, "output")?.map(json),
@@ -94,13 +96,17 @@ pub(crate) async fn existing_run(conn: &mut PgConnection, id: RunId) -> Result<R
         .ok_or_else(|| StoreError::NotFound(format!("run {id}")))
 }
 
-/// A filtered page of runs, newest first.
+/// A filtered page of runs, newest first. The state filter applies [`calls::visible_state`]'s rule in SQL, so
+/// the page is filtered before its limit.
 pub(crate) async fn list_runs(conn: &mut PgConnection, p: RunListParams) -> Result<Vec<RunRecord>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT * FROM ({RUN_SELECT}
             WHERE ($1::text IS NULL OR r.function_id = $1) AND ($2::uuid IS NULL OR r.event_id = $2)
               AND ($3::uuid IS NULL OR r.id < $3) AND ($6::text[] IS NULL OR r.state = ANY($6))) AS x
-         WHERE ($4::text IS NULL OR x.state = $4)
+         WHERE ($4::text IS NULL OR $4 = CASE
+             WHEN x.state IN ('queued', 'sleeping') AND x.call_running THEN 'running'
+             WHEN x.state = 'sleeping' AND x.call_available THEN 'queued'
+             ELSE x.state END)
          ORDER BY x.id DESC LIMIT $5"
     )))
     .bind(p.function_id)
