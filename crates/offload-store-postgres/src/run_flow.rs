@@ -390,10 +390,12 @@ pub(crate) async fn end_run(
     let Some((parent, _)) = &run.parent else {
         return Ok(Vec::new());
     };
-    let outcome = match end {
-        RunEnd::Succeeded(output) => InvokeOutcome::Succeeded(output),
-        RunEnd::Failed(error) => InvokeOutcome::Failed(error),
-        RunEnd::Cancelled => InvokeOutcome::Failed(calls::cancelled_error()),
+    let output = match &end {
+        RunEnd::Succeeded(output) => Some(output),
+        _ => None,
+    };
+    let Some(outcome) = calls::child_outcome(state, output, error.as_ref()) else {
+        return Ok(Vec::new());
     };
     // Deleting the parent's wait is the claim on resolving its step (the timeout may have taken it first).
     let claimed: Option<String> = sqlx::query_scalar(
