@@ -228,7 +228,8 @@ pub(crate) async fn record(
     Ok(true)
 }
 
-/// Notes a step that is not recorded yet (a parked step, a failing step, a planned parallel step).
+/// Notes a step that is not recorded yet (a parked step, a failing step, a planned parallel step). A planned
+/// step stays planned while it fails and retries.
 async fn pending(
     conn: &mut SqliteConnection,
     now: Timestamp,
@@ -240,8 +241,9 @@ async fn pending(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO run_steps (run_seq, step_id, kind, planned, started_at, until) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT (run_seq, step_id) DO UPDATE SET kind = excluded.kind, planned = excluded.planned, \
-           until = excluded.until WHERE run_steps.result_kind IS NULL",
+         ON CONFLICT (run_seq, step_id) DO UPDATE SET kind = excluded.kind, \
+           planned = max(run_steps.planned, excluded.planned), until = excluded.until \
+         WHERE run_steps.result_kind IS NULL",
     )
     .bind(run_seq)
     .bind(step)

@@ -215,7 +215,8 @@ pub async fn invoke_returns_the_childs_output(h: Harness) {
     );
 }
 
-/// Planned parallel steps get one call each (with `run_step`); the run continues once all are recorded.
+/// Planned parallel steps get one call each (with `run_step`), a failing one retries on its own call, and the
+/// run continues once all are recorded.
 pub async fn parallel_steps_each_get_one_call(h: Harness) {
     put(&h, flow()).await;
     let run_id = start(&h, json!({})).await;
@@ -233,15 +234,30 @@ pub async fn parallel_steps_each_get_one_call(h: Harness) {
     answer(
         &h,
         &calls[0],
-        json!({"steps": [{"id": "a", "op": "run", "data": "A"}]}),
+        json!({"steps": [{"id": "a", "op": "run", "error": {"name": "E", "message": "flaky"}}]}),
     )
     .await
     .unwrap();
-    assert!(h.claim("flow", 10).await.is_empty(), "b is still pending");
     answer(
         &h,
         &calls[1],
         json!({"steps": [{"id": "b", "op": "run", "data": "B"}]}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        h.claim("flow", 10).await.is_empty(),
+        "a is still pending: its retry is due in 1s"
+    );
+    h.advance(secs(1));
+    h.stage().await;
+    let retry = claim_call(&h, "flow").await;
+    assert_eq!(request(&retry)["run_step"], json!("a"));
+    assert_eq!(request(&retry)["attempt"], json!(2));
+    answer(
+        &h,
+        &retry,
+        json!({"steps": [{"id": "a", "op": "run", "data": "A"}]}),
     )
     .await
     .unwrap();
