@@ -345,8 +345,8 @@ pub async fn run_retry_resumes_from_the_failed_step(h: Harness) {
     ));
 }
 
-/// Cancelling a run asks its running call to stop and ignores that call's answer; a sleeping run's call is
-/// cancelled; an ended run cannot be cancelled.
+/// Cancelling a run asks its running call to stop and ignores that call's answer (no retry until that call
+/// ends); a sleeping run's call is cancelled; an ended run cannot be cancelled.
 pub async fn run_cancel_stops_calls(h: Harness) {
     put(&h, flow()).await;
     let running = start(&h, json!({})).await;
@@ -364,6 +364,16 @@ pub async fn run_cancel_stops_calls(h: Harness) {
         .await
         .unwrap();
     assert!(beat.cancel_requested);
+    assert!(
+        matches!(
+            h.store.run_retry(running).await,
+            Err(StoreError::RunState {
+                from: RunState::Running,
+                ..
+            })
+        ),
+        "no retry while the cancelled call still runs"
+    );
     answer(
         &h,
         &call,
