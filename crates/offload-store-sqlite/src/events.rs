@@ -15,7 +15,7 @@ use offload_core::function::protocol::Json;
 use offload_core::function::record::{WaitOutcome, resolve_wait};
 use offload_core::function::run::RunId;
 use offload_store::calls::INVOKED_EVENT;
-use offload_store::fanout::{CancelFact, EventFacts, WaitFact, fanout};
+use offload_store::fanout::{CancelFact, EventFacts, WaitFact, event_json, fanout};
 use offload_store::{
     EventListParams, EventRecord, EventSendParams, EventSendReport, EventSent, Result, StoreError,
 };
@@ -55,16 +55,6 @@ pub(crate) async fn send(
     let items = p.events.into_iter().map(|e| (EventId::new(), e)).collect();
     let events = store(conn, now, items, counts, &mut woken).await?;
     Ok(EventSendReport { events, woken })
-}
-
-/// The event as the code sees it: `{"name", "data", "id", "ts"}` (`id`: the sender's, else the server's).
-fn code_json(id: EventId, e: &NewEvent) -> Value {
-    serde_json::json!({
-        "name": e.name,
-        "data": serde_json::from_str::<Value>(e.data.get()).unwrap_or(Value::Null),
-        "id": e.id.clone().unwrap_or_else(|| id.to_string()),
-        "ts": e.ts.to_string(),
-    })
 }
 
 /// Functions read during one fan-out, by id (a removed function's too: its runs keep their `cancel_on`).
@@ -139,7 +129,7 @@ async fn fan_out(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<EventSent> {
-    let json = code_json(id, event);
+    let json = event_json(id, event);
     let text = json.to_string();
     let name = event.name.as_str();
 
@@ -268,7 +258,7 @@ pub(crate) async fn store_invocation(
     .execute(conn)
     .await
     .map_err(db)?;
-    Ok((id, code_json(id, &event).to_string()))
+    Ok((id, event_json(id, &event).to_string()))
 }
 
 /// The runs an event started, oldest first.

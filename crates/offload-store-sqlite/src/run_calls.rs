@@ -12,16 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use offload_core::JobState;
 use offload_core::function::definition::Function;
-use offload_core::function::event::{DEFAULT_MAX_EVENT_BYTES, EventId, NewEvent};
-use offload_core::function::protocol::{Answer, Json, ProtocolError, StepError, StepResult};
+use offload_core::function::event::{EventId, NewEvent};
+use offload_core::function::protocol::{Json, StepError, StepResult};
 use offload_core::function::record::{
     CallFacts, Decision, InvokeOutcome, NewStepRecord, Next, RecordLimits, RunFacts, StepKind,
-    decide, resolve_invoke, result_bytes,
+    resolve_invoke, result_bytes,
 };
 use offload_core::function::run::{RunId, RunState};
 use offload_store::calls::{
-    CallJobEnd, CallSpec, call_attempt, call_job, call_job_end, child_outcome, invoked_data,
-    protocol_failure,
+    CallJobEnd, CallSpec, Decided, call_attempt, call_job, call_job_end, child_outcome,
+    decide_answer, invoked_data,
 };
 use offload_store::fanout::wait_columns;
 use offload_store::{Finish, Result, StoreError};
@@ -228,7 +228,8 @@ pub(crate) async fn record(
     Ok(true)
 }
 
-/// Notes a step that is not recorded yet (a parked step, a failing step, a planned parallel step).
+/// Notes a step that is not recorded yet (a parked step, a failing step, a planned parallel step). A planned
+/// step stays planned while it fails and retries.
 async fn pending(
     conn: &mut SqliteConnection,
     now: Timestamp,
@@ -240,8 +241,9 @@ async fn pending(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO run_steps (run_seq, step_id, kind, planned, started_at, until) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT (run_seq, step_id) DO UPDATE SET kind = excluded.kind, planned = excluded.planned, \
-           until = excluded.until WHERE run_steps.result_kind IS NULL",
+         ON CONFLICT (run_seq, step_id) DO UPDATE SET kind = excluded.kind, \
+           planned = max(run_steps.planned, excluded.planned), until = excluded.until \
+         WHERE run_steps.result_kind IS NULL",
     )
     .bind(run_seq)
     .bind(step)
@@ -539,12 +541,6 @@ pub(crate) async fn prepare(
     if run.state.is_final() {
         return Ok(Prepared::Ignored);
     }
-    let refuse = |e: &ProtocolError| Ok(Prepared::Refused(Finish::Fail(protocol_failure(e))));
-    let text = result.as_ref().map_or("null", |r| r.get());
-    let answer = match Answer::parse(text, now) {
-        Ok(a) => a,
-        Err(e) => return refuse(&e),
-    };
     let function = function_of(conn, &run.function_id).await?;
     let steps = steps_of(conn, run.seq).await?;
     let event: serde_json::Value = serde_json::from_str(&run.event)
@@ -565,22 +561,12 @@ pub(crate) async fn prepare(
         now,
         jitter: fastrand::f64(),
     };
-    let decision = match decide(&facts, &call, answer, &RecordLimits::default()) {
-        Ok(d) => d,
-        Err(e) => return refuse(&e),
-    };
-    let mut events = Vec::with_capacity(decision.events.len());
-    for (i, (id, request)) in decision.events.iter().enumerate() {
-        match request.clone().validate(now, DEFAULT_MAX_EVENT_BYTES) {
-            Ok(e) => events.push((*id, e)),
-            Err(e) => {
-                return refuse(&ProtocolError {
-                    field: format!("steps.events[{i}].{}", e.field),
-                    message: e.message,
-                });
-            }
-        }
-    }
+    let response = result.as_ref().map(|r| r.get());
+    let Decided { decision, events } =
+        match decide_answer(response, &facts, &call, &RecordLimits::default()) {
+            Ok(d) => d,
+            Err(failure) => return Ok(Prepared::Refused(Finish::Fail(failure))),
+        };
     Ok(Prepared::Apply(Box::new(Applied {
         run,
         function,

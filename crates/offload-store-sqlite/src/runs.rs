@@ -263,6 +263,20 @@ pub(crate) async fn retry(
     let run = run_calls::load_run(conn, id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("run {id}")))?;
+    // A cancelled run whose call was asked to stop is still running until that call ends: one call at a time.
+    let stopping: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE run_id = ?1 AND state = 'running')",
+    )
+    .bind(id.0.as_bytes().as_slice())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    if stopping {
+        return Err(StoreError::RunState {
+            from: RunState::Running,
+            action: "retry",
+        });
+    }
     let rows = sqlx::query(
         "SELECT step_id, result_kind FROM run_steps WHERE run_seq = ?1 AND result_kind IS NOT NULL \
          ORDER BY recorded_at, rowid",

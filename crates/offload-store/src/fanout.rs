@@ -7,9 +7,21 @@
 //! the event; deleting a wait row is its claim on resolving it.
 
 use offload_core::function::definition::{CancelOn, Function};
+use offload_core::function::event::{EventId, NewEvent};
 use offload_core::function::path::FieldPath;
 use offload_core::function::record::WaitMatch;
 use serde_json::Value;
+
+/// An event as the code (and filters, matches and waits) see it: `{"name", "data", "id", "ts"}`, where `id` is the
+/// sender's de-duplication id, else the server's id (as [`crate::EventRecord::as_json`]).
+pub fn event_json(id: EventId, event: &NewEvent) -> Value {
+    serde_json::json!({
+        "name": event.name,
+        "data": serde_json::from_str::<Value>(event.data.get()).unwrap_or(Value::Null),
+        "id": event.id.clone().unwrap_or_else(|| id.to_string()),
+        "ts": event.ts.to_string(),
+    })
+}
 
 /// The `match_key` column of a wait that no event can match ([`WaitMatch::Never`]); no canonical JSON is empty.
 pub const NEVER_KEY: &str = "";
