@@ -38,8 +38,8 @@ pub(crate) async fn send(
 ) -> Result<EventSendReport> {
     let mut tx = conn.begin().await.map_err(db)?;
     let events = p.events.into_iter().map(|e| (EventId::new(), e)).collect();
-    let (sent, woken) = store_and_fan_out(&mut tx, now, &p.limits, events).await?;
-    tx.commit().await.map_err(db)?;
+    let out = store_and_fan_out(&mut tx, now, &p.limits, events).await;
+    let (sent, woken) = run_flow::settle(tx, out).await?;
     Ok(EventSendReport {
         events: sent,
         woken: dedup(woken),

@@ -751,3 +751,24 @@ pub(crate) async fn cancel_runs(
     }
     Ok((cancelled, announce))
 }
+
+/// Ends a transaction with its work's outcome: committed when the work succeeded, rolled back at once when it
+/// failed, so its row locks are released before the failure is answered (a dropped transaction is rolled back
+/// only when its connection is next used).
+pub(crate) async fn settle<T>(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    out: Result<T>,
+) -> Result<T> {
+    match out {
+        Ok(v) => {
+            tx.commit().await.map_err(db)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(r) = tx.rollback().await {
+                tracing::debug!(error = %r, "rollback after a failed operation");
+            }
+            Err(e)
+        }
+    }
+}

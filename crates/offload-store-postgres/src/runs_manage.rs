@@ -8,7 +8,7 @@ use offload_core::function::protocol::{Answer, RanOutcome};
 use offload_core::function::record::{
     self, CallFacts, InvokeOutcome, Next, RecordLimits, RunFacts, WaitOutcome,
 };
-use offload_core::function::run::RunId;
+use offload_core::function::run::{RunId, RunState};
 use offload_core::{JobState, LeaseToken, SignedDuration, Timestamp};
 use offload_store::calls::{self, RecordedStep};
 use offload_store::{
@@ -31,22 +31,32 @@ pub(crate) async fn cancel(
     id: RunId,
 ) -> Result<(RunRecord, Vec<String>)> {
     let mut tx = conn.begin().await.map_err(db)?;
-    let before = existing_run(&mut tx, id).await?;
+    let out = cancel_in(&mut tx, now, limits, id).await;
+    crate::run_flow::settle(tx, out).await
+}
+
+/// [`cancel`] inside its transaction.
+async fn cancel_in(
+    tx: &mut PgConnection,
+    now: Timestamp,
+    limits: &RecordLimits,
+    id: RunId,
+) -> Result<(RunRecord, Vec<String>)> {
+    let before = existing_run(&mut *tx, id).await?;
     if !before.state.is_cancellable() {
         return Err(StoreError::RunState {
             from: before.state,
             action: "cancel",
         });
     }
-    let (n, announce) = run_flow::cancel_runs(&mut tx, now, limits, &[id]).await?;
-    let after = existing_run(&mut tx, id).await?;
+    let (n, announce) = run_flow::cancel_runs(&mut *tx, now, limits, &[id]).await?;
+    let after = existing_run(&mut *tx, id).await?;
     if n == 0 {
         return Err(StoreError::RunState {
             from: after.state,
             action: "cancel",
         });
     }
-    tx.commit().await.map_err(db)?;
     Ok((after, announce))
 }
 
@@ -59,17 +69,42 @@ pub(crate) async fn retry(
     id: RunId,
 ) -> Result<(RunRecord, Vec<String>)> {
     let mut tx = conn.begin().await.map_err(db)?;
-    let run = load_run(&mut tx, id)
+    let out = retry_in(&mut tx, now, limits, id).await;
+    crate::run_flow::settle(tx, out).await
+}
+
+/// [`retry`] inside its transaction.
+async fn retry_in(
+    tx: &mut PgConnection,
+    now: Timestamp,
+    limits: &RecordLimits,
+    id: RunId,
+) -> Result<(RunRecord, Vec<String>)> {
+    let run = load_run(&mut *tx, id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("run {id}")))?;
     if !run.state.is_retryable() {
         // The state as readers see it (a queued run whose call is held is running).
         return Err(StoreError::RunState {
-            from: existing_run(&mut tx, id).await?.state,
+            from: existing_run(&mut *tx, id).await?.state,
             action: "retry",
         });
     }
-    let records = load_records(&mut tx, id).await?;
+    // A cancelled run whose call was asked to stop runs until that call ends: one call at a time.
+    let stopping: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE run_id = $1 AND state = 'running')",
+    )
+    .bind(id.0)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    if stopping {
+        return Err(StoreError::RunState {
+            from: RunState::Running,
+            action: "retry",
+        });
+    }
+    let records = load_records(&mut *tx, id).await?;
     let order: Vec<RecordedStep<'_>> = records
         .order
         .iter()
@@ -99,9 +134,9 @@ pub(crate) async fn retry(
     .execute(&mut *tx)
     .await
     .map_err(db)?;
-    let function = run_flow::function_of(&mut tx, &run).await?;
+    let function = run_flow::function_of(&mut *tx, &run).await?;
     let announce = run_flow::enqueue_calls(
-        &mut tx,
+        &mut *tx,
         now,
         limits,
         &run,
@@ -113,8 +148,7 @@ pub(crate) async fn retry(
         }],
     )
     .await?;
-    let after = existing_run(&mut tx, id).await?;
-    tx.commit().await.map_err(db)?;
+    let after = existing_run(&mut *tx, id).await?;
     Ok((after, announce))
 }
 
@@ -126,6 +160,16 @@ pub(crate) async fn record_steps(
     p: RunRecordStepsParams,
 ) -> Result<RunRecord> {
     let mut tx = conn.begin().await.map_err(db)?;
+    let out = record_steps_in(&mut tx, now, p).await;
+    crate::run_flow::settle(tx, out).await
+}
+
+/// [`record_steps`] inside its transaction.
+async fn record_steps_in(
+    tx: &mut PgConnection,
+    now: Timestamp,
+    p: RunRecordStepsParams,
+) -> Result<RunRecord> {
     let job = sqlx::query(
         "SELECT state, lease_token, run_id, run_step, (payload::jsonb ->> 'attempt')::int4 AS call_attempt
          FROM jobs WHERE id = $1 FOR UPDATE",
@@ -163,12 +207,12 @@ pub(crate) async fn record_steps(
     let attempt = get::<Option<i32>>(&job, "call_attempt")?
         .and_then(|a| u32::try_from(a).ok())
         .unwrap_or(1);
-    let run = load_run(&mut tx, p.run_id)
+    let run = load_run(&mut *tx, p.run_id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("run {}", p.run_id)))?;
     if !run.state.is_final() {
-        let function = run_flow::function_of(&mut tx, &run).await?;
-        let records = load_records(&mut tx, run.id).await?;
+        let function = run_flow::function_of(&mut *tx, &run).await?;
+        let records = load_records(&mut *tx, run.id).await?;
         let event = run.event_value();
         let facts = RunFacts {
             state: run.state,
@@ -191,10 +235,10 @@ pub(crate) async fn record_steps(
         };
         // Only already recorded steps: nothing to write.
         if let Ok(decision) = record::decide(&facts, &call, answer, &p.limits) {
-            run_flow::insert_records(&mut tx, now, run.id, &decision.records).await?;
+            run_flow::insert_records(&mut *tx, now, run.id, &decision.records).await?;
             if let Next::Fail(error) = decision.next {
                 run_flow::end_run(
-                    &mut tx,
+                    &mut *tx,
                     now,
                     &p.limits,
                     &run,
@@ -204,7 +248,7 @@ pub(crate) async fn record_steps(
                 .await?;
             } else {
                 run_flow::rewrite_payload(
-                    &mut tx,
+                    &mut *tx,
                     &p.limits,
                     &run,
                     &function,
@@ -219,8 +263,7 @@ pub(crate) async fn record_steps(
             }
         }
     }
-    let after = existing_run(&mut tx, p.run_id).await?;
-    tx.commit().await.map_err(db)?;
+    let after = existing_run(&mut *tx, p.run_id).await?;
     Ok(after)
 }
 
@@ -232,6 +275,17 @@ pub(crate) async fn wake_due(
     p: RunWakeParams,
 ) -> Result<RunWakeReport> {
     let mut tx = conn.begin().await.map_err(db)?;
+    let out = wake_due_in(&mut tx, now, limits, p).await;
+    crate::run_flow::settle(tx, out).await
+}
+
+/// [`wake_due`] inside its transaction.
+async fn wake_due_in(
+    tx: &mut PgConnection,
+    now: Timestamp,
+    limits: &RecordLimits,
+    p: RunWakeParams,
+) -> Result<RunWakeReport> {
     let due = sqlx::query(
         "SELECT run_id, step_id FROM run_waits WHERE until <= $1 ORDER BY until LIMIT $2",
     )
@@ -276,11 +330,10 @@ pub(crate) async fn wake_due(
         };
         report
             .queues
-            .extend(run_flow::resolve(&mut tx, now, limits, RunId(run), record).await?);
+            .extend(run_flow::resolve(&mut *tx, now, limits, RunId(run), record).await?);
         report.woken += 1;
     }
-    report.next_due_at = run_flow::next_wait(&mut tx).await?;
-    tx.commit().await.map_err(db)?;
+    report.next_due_at = run_flow::next_wait(&mut *tx).await?;
     report.queues = crate::events::dedup(report.queues);
     Ok(report)
 }
