@@ -181,9 +181,14 @@ async fn function_queries_use_their_indexes() {
             &["events_user_id"],
         ),
         (
-            crate::events::CANCEL_CANDIDATES_SQL,
+            crate::events::CANCEL_WATCHERS_SQL,
             args(&["app/x"]),
-            &["runs_live_function"],
+            &["PRIMARY KEY (name=? AND kind=?)"],
+        ),
+        (
+            crate::events::CANCEL_KEYS_SQL,
+            args(&["app/x", "data.user", "7"]),
+            &["run_cancel_keys_match"],
         ),
         (
             crate::events::TRIGGERED_SQL,
