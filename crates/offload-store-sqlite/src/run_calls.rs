@@ -23,7 +23,7 @@ use offload_store::calls::{
     CallJobEnd, CallSpec, Decided, call_attempt, call_job, call_job_end, child_outcome,
     decide_answer, invoked_data,
 };
-use offload_store::fanout::wait_columns;
+use offload_store::fanout::{cancel_keys, wait_columns};
 use offload_store::{Finish, Result, StoreError};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -99,7 +99,7 @@ pub(crate) async fn load_run(conn: &mut SqliteConnection, id: RunId) -> Result<O
         .transpose()
 }
 
-async fn load_run_seq(conn: &mut SqliteConnection, seq: i64) -> Result<Option<Run>> {
+pub(crate) async fn load_run_seq(conn: &mut SqliteConnection, seq: i64) -> Result<Option<Run>> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE seq = ?1");
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(seq)
@@ -365,6 +365,7 @@ pub(crate) async fn create_run(
     .fetch_one(&mut *conn)
     .await
     .map_err(db)?;
+    write_cancel_keys(conn, seq, function, event).await?;
     let run = Run {
         seq,
         id,
@@ -377,6 +378,33 @@ pub(crate) async fn create_run(
     };
     enqueue(conn, now, &run, function, 1, None, now, counts, woken).await?;
     Ok(id)
+}
+
+/// Stores how the events that cancel a live run find it ([`cancel_keys`]).
+pub(crate) async fn write_cancel_keys(
+    conn: &mut SqliteConnection,
+    run_seq: i64,
+    function: &Function,
+    event: &str,
+) -> Result<()> {
+    if function.cancel_on.is_empty() {
+        return Ok(());
+    }
+    let event: serde_json::Value =
+        serde_json::from_str(event).map_err(|e| StoreError::corrupt(format!("run event: {e}")))?;
+    for k in cancel_keys(&function.cancel_on, &event) {
+        sqlx::query(
+            "INSERT INTO run_cancel_keys (event_name, match_path, match_key, run_seq) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(&k.event)
+        .bind(&k.path)
+        .bind(&k.key)
+        .bind(run_seq)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 /// Records a parked step's resolution and enqueues the run's next call now (nothing if the run has ended).
@@ -473,11 +501,16 @@ pub(crate) async fn end_run(
     .await
     .map_err(db)?;
     cancel_calls(conn, now, run.id, counts).await?;
-    sqlx::query("DELETE FROM run_waits WHERE run_seq = ?1")
-        .bind(run.seq)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    for sql in [
+        "DELETE FROM run_waits WHERE run_seq = ?1",
+        "DELETE FROM run_cancel_keys WHERE run_seq = ?1",
+    ] {
+        sqlx::query(sql)
+            .bind(run.seq)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
     if run.parent.is_none() {
         return Ok(());
     }

@@ -339,6 +339,7 @@ pub(crate) async fn retry(
         .await
         .map_err(db)?;
     let function = run_calls::function_of(conn, &run.function_id).await?;
+    run_calls::write_cancel_keys(conn, run.seq, &function, &run.event).await?;
     run_calls::enqueue(conn, now, &run, &function, 1, None, now, counts, woken).await?;
     must_get(conn, id).await
 }
