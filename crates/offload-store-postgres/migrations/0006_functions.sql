@@ -63,7 +63,6 @@ CREATE UNIQUE INDEX runs_function_event ON runs (function_id, event_id);
 CREATE INDEX runs_event ON runs (event_id);
 CREATE INDEX runs_function ON runs (function_id, id);
 CREATE INDEX runs_state ON runs (state, id);
-CREATE INDEX runs_live ON runs (function_id) WHERE state IN ('queued', 'running', 'sleeping', 'waiting');
 CREATE INDEX runs_ended ON runs (ended_at) WHERE ended_at IS NOT NULL;
 
 -- A run's steps, one row per step id from when it is first seen (a failed attempt, a plan, or its record).
@@ -121,3 +120,14 @@ CREATE TABLE run_wait_paths (
     match_path text NOT NULL,
     PRIMARY KEY (event, match_path)
 );
+
+-- How a live run is found by the events that cancel it (`offload_store::fanout::cancel_keys`): one row per
+-- `cancel_on` rule of its function, '' for "any" in path and key. Written with the run, deleted when it ends.
+CREATE TABLE run_cancel_keys (
+    event      text NOT NULL,
+    match_path text NOT NULL,
+    match_key  text NOT NULL,
+    run_id     uuid NOT NULL
+);
+CREATE INDEX run_cancel_keys_match ON run_cancel_keys (event, match_path, match_key);
+CREATE INDEX run_cancel_keys_run ON run_cancel_keys (run_id);

@@ -18,7 +18,7 @@ use offload_core::function::protocol::Json;
 use offload_core::function::record::{self, RecordLimits, WaitOutcome};
 use offload_core::function::run::RunId;
 use offload_store::calls::{self, CallSpec, INVOKED_EVENT};
-use offload_store::fanout::{CancelFact, EventFacts, WaitFact, fanout};
+use offload_store::fanout::{CancelFact, EventFacts, WaitFact, cancel_keys, cancel_lookup, fanout};
 use offload_store::{
     EventListParams, EventRecord, EventSendParams, EventSendReport, EventSent, Result, StoreError,
 };
@@ -128,13 +128,13 @@ async fn store_and_fan_out(
         .filter(|s| !s.function.cancel_on.is_empty())
         .map(|s| &s.function)
         .collect();
-    let live = live_runs(conn, &cancelling, &names).await?;
     let keyed: Vec<(&str, &Value)> = fresh
         .iter()
         .zip(&values)
         .map(|(&i, v)| (events[i].1.name.as_str(), v))
         .collect();
     let waits = waits(conn, &names, &keyed).await?;
+    let live = live_runs(conn, &cancelling, &keyed).await?;
 
     // Decide each event in request order; a wait or a run is taken by the first event that matches it.
     let mut taken_waits = vec![false; waits.len()];
@@ -367,28 +367,45 @@ struct LiveRun<'a> {
     event: Value,
 }
 
-/// The runs that have not ended of the functions whose `cancel_on` names one of `names`.
+/// The live runs the events (`(name, event as JSON)`) may cancel: those of `functions` whose cancel keys match
+/// the events' lookups ([`cancel_lookup`]); the fan-out decision checks each against its rules.
 async fn live_runs<'a>(
     conn: &mut PgConnection,
     functions: &[&'a Function],
-    names: &[&str],
+    events: &[(&str, &Value)],
 ) -> Result<Vec<LiveRun<'a>>> {
-    let ids: Vec<&str> = functions
-        .iter()
-        .filter(|f| {
-            f.cancel_on
-                .iter()
-                .any(|c| names.contains(&c.event.as_str()))
-        })
-        .map(|f| f.id.as_str())
-        .collect();
-    if ids.is_empty() {
+    let mut lookups: BTreeSet<(&str, String, String)> = BTreeSet::new();
+    for f in functions {
+        for rule in &f.cancel_on {
+            for (name, event) in events {
+                if rule.event == *name
+                    && let Some((path, key)) = cancel_lookup(rule.match_path.as_ref(), event)
+                {
+                    lookups.insert((name, path, codec::text(&key).into_owned()));
+                }
+            }
+        }
+    }
+    if lookups.is_empty() {
         return Ok(Vec::new());
     }
+    let (mut names, mut paths, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, path, key) in lookups {
+        names.push(name);
+        paths.push(path);
+        keys.push(key);
+    }
+    let ids: Vec<&str> = functions.iter().map(|f| f.id.as_str()).collect();
     let rows = sqlx::query(
-        "SELECT id, function_id, event FROM runs
-         WHERE function_id = ANY($1) AND state IN ('queued', 'running', 'sleeping', 'waiting') ORDER BY id",
+        "SELECT r.id, r.function_id, r.event FROM runs r
+         WHERE r.function_id = ANY($4) AND r.state IN ('queued', 'running', 'sleeping', 'waiting')
+           AND r.id IN (SELECT c.run_id FROM unnest($1::text[], $2::text[], $3::text[]) AS l (event, path, key)
+                        JOIN run_cancel_keys c ON c.event = l.event AND c.match_path = l.path AND c.match_key = l.key)
+         ORDER BY r.id",
     )
+    .bind(names)
+    .bind(paths)
+    .bind(keys)
     .bind(&ids)
     .fetch_all(conn)
     .await
@@ -409,6 +426,38 @@ async fn live_runs<'a>(
         });
     }
     Ok(out)
+}
+
+/// Writes the cancel keys of live runs ([`cancel_keys`] of each run's function's rules and event).
+pub(crate) async fn insert_cancel_keys(
+    conn: &mut PgConnection,
+    runs: &[(RunId, &Function, &Value)],
+) -> Result<()> {
+    let (mut ids, mut names, mut paths, mut keys) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (run, function, event) in runs {
+        for k in cancel_keys(&function.cancel_on, event) {
+            ids.push(run.0);
+            names.push(k.event);
+            paths.push(k.path);
+            keys.push(codec::text(&k.key).into_owned());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO run_cancel_keys (run_id, event, match_path, match_key)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])",
+    )
+    .bind(ids)
+    .bind(names)
+    .bind(paths)
+    .bind(keys)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
 }
 
 /// A stored wait for an event.
@@ -548,6 +597,17 @@ pub(crate) async fn insert_runs(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
+    let values: Vec<Value> = runs
+        .iter()
+        .map(|r| serde_json::from_str(r.event.get()).unwrap_or(Value::Null))
+        .collect();
+    let keyed: Vec<(RunId, &Function, &Value)> = runs
+        .iter()
+        .zip(&values)
+        .filter(|(r, _)| !r.function.cancel_on.is_empty())
+        .map(|(r, v)| (r.id, r.function, v))
+        .collect();
+    insert_cancel_keys(conn, &keyed).await?;
     let out = crate::jobs_insert::insert_calls(conn, now, jobs).await?;
     for answer in out.answers {
         answer?;

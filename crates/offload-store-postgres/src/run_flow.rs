@@ -381,11 +381,13 @@ pub(crate) async fn end_run(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    sqlx::query("DELETE FROM run_waits WHERE run_id = $1")
-        .bind(run.id.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    sqlx::query(
+        "WITH k AS (DELETE FROM run_cancel_keys WHERE run_id = $1) DELETE FROM run_waits WHERE run_id = $1",
+    )
+    .bind(run.id.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     stop_calls(conn, now, run.id, except).await?;
     let Some((parent, _)) = &run.parent else {
         return Ok(Vec::new());

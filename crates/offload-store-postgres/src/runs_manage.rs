@@ -135,6 +135,9 @@ async fn retry_in(
     .await
     .map_err(db)?;
     let function = run_flow::function_of(&mut *tx, &run).await?;
+    // Live again: the events that cancel it find it anew.
+    let event = run.event_value();
+    crate::events::insert_cancel_keys(&mut *tx, &[(id, &function, &event)]).await?;
     let announce = run_flow::enqueue_calls(
         &mut *tx,
         now,
@@ -357,6 +360,7 @@ pub(crate) async fn prune(
              ), s AS (DELETE FROM run_steps WHERE run_id IN (SELECT id FROM old)),
              a AS (DELETE FROM run_step_attempts WHERE run_id IN (SELECT id FROM old)),
              w AS (DELETE FROM run_waits WHERE run_id IN (SELECT id FROM old)),
+             c AS (DELETE FROM run_cancel_keys WHERE run_id IN (SELECT id FROM old)),
              gone AS (DELETE FROM runs WHERE id IN (SELECT id FROM old) RETURNING 1)
              SELECT count(*) FROM gone",
         )
