@@ -200,10 +200,13 @@ async fn store_and_fan_out(
     // Cancels first: they lock call jobs before runs, like every end of a call.
     let cancel_ids: Vec<RunId> = cancels.iter().map(|&(_, r)| live[r].id).collect();
     if !cancel_ids.is_empty() {
-        let (_, queues) = run_flow::cancel_runs(conn, now, limits, &cancel_ids).await?;
+        let (done, queues) = run_flow::cancel_runs(conn, now, limits, &cancel_ids).await?;
         announce.extend(queues);
-        for &(k, _) in &cancels {
-            outcome[k].cancelled_runs += 1;
+        // Only the runs this transaction cancelled (another server may have ended some meanwhile).
+        for &(k, r) in &cancels {
+            if done.contains(&live[r].id) {
+                outcome[k].cancelled_runs += 1;
+            }
         }
     }
 

@@ -717,15 +717,16 @@ pub(crate) async fn next_wait(conn: &mut PgConnection) -> Result<Option<Timestam
 }
 
 /// Cancels the runs `ids` that have not ended (their call jobs locked first, then the runs, in id order);
-/// returns how many were cancelled and the queues to announce.
+/// returns the runs it cancelled and the queues to announce.
 pub(crate) async fn cancel_runs(
     conn: &mut PgConnection,
     now: Timestamp,
     limits: &RecordLimits,
     ids: &[RunId],
-) -> Result<(u32, Vec<String>)> {
+) -> Result<(BTreeSet<RunId>, Vec<String>)> {
+    let mut cancelled = BTreeSet::new();
     if ids.is_empty() {
-        return Ok((0, Vec::new()));
+        return Ok((cancelled, Vec::new()));
     }
     let mut raw: Vec<uuid::Uuid> = ids.iter().map(|r| r.0).collect();
     raw.sort_unstable();
@@ -739,7 +740,6 @@ pub(crate) async fn cancel_runs(
     .await
     .map_err(db)?;
     lock_runs(conn, &raw).await?;
-    let mut cancelled = 0;
     let mut announce = Vec::new();
     for id in raw {
         let Some(run) = load_run(conn, RunId(id)).await? else {
@@ -749,7 +749,7 @@ pub(crate) async fn cancel_runs(
             continue;
         }
         announce.extend(end_run(conn, now, limits, &run, RunEnd::Cancelled, None).await?);
-        cancelled += 1;
+        cancelled.insert(run.id);
     }
     Ok((cancelled, announce))
 }

@@ -51,7 +51,7 @@ async fn cancel_in(
     }
     let (n, announce) = run_flow::cancel_runs(&mut *tx, now, limits, &[id]).await?;
     let after = existing_run(&mut *tx, id).await?;
-    if n == 0 {
+    if n.is_empty() {
         return Err(StoreError::RunState {
             from: after.state,
             action: "cancel",

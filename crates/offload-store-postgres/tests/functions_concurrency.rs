@@ -599,3 +599,57 @@ async fn waits_for_any_event_are_each_resolved_once() {
         );
     }
 }
+
+/// `cancel_on` events sent twice at once through two servers cancel each matching run once; runs of other
+/// users go on; a retried run is found again by its cancelling event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_on_events_through_two_servers_cancel_each_run_once() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url).await;
+    put(
+        &stores[0],
+        json!({"id": "nurture", "triggers": [{"event": "app/signup"}],
+            "cancel_on": [{"event": "app/unsubscribed", "match": "data.user"}]}),
+    )
+    .await;
+    let now = stores[0].now();
+    let events = (0..40)
+        .map(|i| event(now, "app/signup", json!({"user": i}), None))
+        .collect();
+    let started = send(&stores[1], events).await;
+    let mut sends = JoinSet::new();
+    for user in 0..30 {
+        for s in [0, 2] {
+            let store = stores[s].clone();
+            let e = event(now, "app/unsubscribed", json!({"user": user}), None);
+            sends.spawn(async move { send(&store, vec![e]).await.remove(0).cancelled_runs });
+        }
+    }
+    let mut cancelled = 0;
+    while let Some(n) = sends.join_next().await {
+        cancelled += n.unwrap();
+    }
+    assert_eq!(cancelled, 30, "each matching run cancelled once");
+    for (user, sent) in started.iter().enumerate() {
+        let r = stores[0].run_get(sent.runs[0]).await.unwrap().unwrap();
+        let expected = if user < 30 {
+            RunState::Cancelled
+        } else {
+            RunState::Queued
+        };
+        assert_eq!(r.state, expected, "user {user}");
+    }
+    assert_eq!(claim(&stores[1], "nurture", 100).await.len(), 10);
+
+    let again = started[3].runs[0];
+    assert_eq!(
+        stores[1].run_retry(again).await.unwrap().state,
+        RunState::Queued
+    );
+    let e = event(now, "app/unsubscribed", json!({"user": 3}), None);
+    assert_eq!(send(&stores[2], vec![e]).await[0].cancelled_runs, 1);
+    assert_eq!(
+        stores[0].run_get(again).await.unwrap().unwrap().state,
+        RunState::Cancelled
+    );
+}
