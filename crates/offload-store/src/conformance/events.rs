@@ -185,6 +185,14 @@ pub async fn wait_for_event_resolves_on_a_matching_event(h: Harness) {
         Some(offload_core::state::add(h.now(), secs(3600)))
     );
     assert!(h.claim("flow", 10).await.is_empty());
+    let pending = h.store.run_steps(run_id).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].kind,
+        offload_core::function::record::StepKind::WaitForEvent
+    );
+    assert_eq!(pending[0].result, None);
+    assert_eq!(pending[0].until, r.wake_at);
 
     let other = send(&h, "app/upgraded", json!({"user": 8}), None).await;
     assert_eq!(other.resolved_waits, 0);
