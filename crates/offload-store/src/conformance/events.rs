@@ -312,6 +312,7 @@ pub async fn cancel_on_cancels_a_sleeping_run(h: Harness) {
     assert_eq!(again.cancelled_runs, 1);
     assert_eq!(run(&h, run_id).await.state, RunState::Cancelled);
     assert_eq!(run(&h, other).await.state, RunState::Queued);
+    super::functions::assert_counts_match(&h, "flow").await;
 }
 
 /// A `send_event` step stores and fans out its events once, however often the code replays it; its data names
