@@ -26,7 +26,8 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use crate::codec::{self, get, micros};
 use crate::counts::Counts;
 use crate::error::db;
-use crate::run_calls::{self, uuid_of};
+use crate::run_calls;
+use crate::run_rows::{self, uuid_of};
 
 /// The stored event holding a de-duplication id.
 pub(crate) const DUPLICATE_SQL: &str = "SELECT id FROM events WHERE user_id = ?1";
@@ -205,7 +206,7 @@ async fn fan_out(
     }
     let mut cancelled_runs = 0;
     for seq in doomed {
-        let Some(run) = run_calls::load_run_seq(conn, seq).await? else {
+        let Some(run) = run_rows::load_run_seq(conn, seq).await? else {
             continue;
         };
         if run.state.is_final() {

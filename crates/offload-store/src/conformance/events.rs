@@ -185,6 +185,14 @@ pub async fn wait_for_event_resolves_on_a_matching_event(h: Harness) {
         Some(offload_core::state::add(h.now(), secs(3600)))
     );
     assert!(h.claim("flow", 10).await.is_empty());
+    let pending = h.store.run_steps(run_id).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].kind,
+        offload_core::function::record::StepKind::WaitForEvent
+    );
+    assert_eq!(pending[0].result, None);
+    assert_eq!(pending[0].until, r.wake_at);
 
     let other = send(&h, "app/upgraded", json!({"user": 8}), None).await;
     assert_eq!(other.resolved_waits, 0);
@@ -304,6 +312,7 @@ pub async fn cancel_on_cancels_a_sleeping_run(h: Harness) {
     assert_eq!(again.cancelled_runs, 1);
     assert_eq!(run(&h, run_id).await.state, RunState::Cancelled);
     assert_eq!(run(&h, other).await.state, RunState::Queued);
+    super::functions::assert_counts_match(&h, "flow").await;
 }
 
 /// A `send_event` step stores and fans out its events once, however often the code replays it; its data names
