@@ -24,7 +24,7 @@ use crate::batch::{self, add as bind};
 use crate::codec::{self, hex_uuid, micros};
 use crate::counts::Counts;
 use crate::error::db;
-use crate::run_calls;
+use crate::{run_answer, run_rows};
 use offload_core::function::run::RunId;
 
 /// What the decision needs to know about a job, as read in the writer's transaction.
@@ -153,7 +153,7 @@ pub(crate) async fn finish(
 ) -> Result<Vec<Vec<FinishOutcome>>> {
     let mut known = load(conn, commands).await?;
     let seqs: Vec<i64> = known.values().map(|f| f.seq).collect();
-    let calls = run_calls::calls_of(conn, &seqs).await?;
+    let calls = run_rows::calls_of(conn, &seqs).await?;
     let mut ends = Vec::new();
     let mut answers = Vec::with_capacity(commands.len());
     for items in commands {
@@ -208,12 +208,12 @@ pub(crate) async fn rescue(
     }
     write(conn, now, &ends, counts).await?;
     let seqs: Vec<i64> = ends.iter().map(|e| e.seq).collect();
-    let calls = run_calls::calls_of(conn, &seqs).await?;
+    let calls = run_rows::calls_of(conn, &seqs).await?;
     for end in &ends {
         if let Some((run, _)) = calls.get(&end.seq) {
-            let prepared = run_calls::Prepared::NotAnAnswer;
+            let prepared = run_answer::Prepared::NotAnAnswer;
             let started = Some(end.started_at);
-            run_calls::after_end(
+            run_answer::after_end(
                 conn, now, *run, prepared, end.state, end.error, started, counts,
             )
             .await?;
@@ -285,9 +285,9 @@ async fn finish_call(
     if f.state != JobState::Running || f.lease_token != Some(item.lease_token) {
         return Ok(Err(StoreError::LeaseMismatch));
     }
-    let prepared = run_calls::prepare(conn, now, run, run_step, &item.finish).await?;
+    let prepared = run_answer::prepare(conn, now, run, run_step, &item.finish).await?;
     let finish = match &prepared {
-        run_calls::Prepared::Refused(failure) => failure,
+        run_answer::Prepared::Refused(failure) => failure,
         _ => &item.finish,
     };
     let end = end_of(f, finish, now);
@@ -300,7 +300,7 @@ async fn finish_call(
     let (state, error, started) = (end.state, end.error.map(str::to_owned), end.started_at);
     write(conn, now, std::slice::from_ref(&end), counts).await?;
     drop(end);
-    run_calls::after_end(
+    run_answer::after_end(
         conn,
         now,
         run,

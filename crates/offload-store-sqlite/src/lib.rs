@@ -10,8 +10,9 @@
 //! per destination), `settings`, `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
 //! delete), `maintenance` (stage, prune), `jobs_read`, `queues`, `leader`, `schedules` (define, read, due) and
 //! `schedule_fire` (ticks); durable functions: `functions` (registry, app sync), `events` (store and fan out),
-//! `runs` (reads, cancel, retry, records within a lease, wake-ups, pruning) and `run_calls` (a run's calls and
-//! records, applied with the end of each call job); `codec` maps values, `batch` runs multi-row statements, `error` maps database
+//! `runs` (reads, cancel, retry, records within a lease, wake-ups, pruning), `run_calls` (a run's calls, its
+//! end, its parked steps), `run_answer` (a call's answer applied with its job's end) and `run_rows` (a run's
+//! rows); `codec` maps values, `batch` runs multi-row statements, `error` maps database
 //! errors; `lock` holds the exclusive lock on the file that makes its server the only one.
 
 use std::collections::HashSet;
@@ -64,7 +65,9 @@ mod maintenance;
 mod push;
 mod push_failures;
 mod queues;
+mod run_answer;
 mod run_calls;
+mod run_rows;
 mod runs;
 mod schedule_fire;
 mod schedules;
