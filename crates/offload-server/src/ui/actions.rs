@@ -224,10 +224,10 @@ pub(crate) async fn run_action(
 ) -> Result<Response, UiError> {
     let not_found = || UiError(AppError::NotFound(format!("There is no run with id {id}.")));
     let run_id: RunId = id.parse().map_err(|_| not_found())?;
-    let store = app.engine.store();
+    let functions = app.engine.functions();
     let (result, code) = match action.as_str() {
-        "cancel" => (store.run_cancel(run_id).await.map(drop), "run_cancel"),
-        "retry" => (store.run_retry(run_id).await.map(drop), "run_retry"),
+        "cancel" => (functions.cancel_run(run_id).await.map(drop), "run_cancel"),
+        "retry" => (functions.retry_run(run_id).await.map(drop), "run_retry"),
         _ => {
             return Err(UiError(AppError::NotFound(format!(
                 "No action `{action}`."
@@ -236,8 +236,8 @@ pub(crate) async fn run_action(
     };
     let done = match result {
         Ok(()) => true,
-        Err(StoreError::RunState { .. }) => false,
-        Err(StoreError::NotFound(_)) => return Err(not_found()),
+        Err(EngineError::Store(StoreError::RunState { .. })) => false,
+        Err(EngineError::Store(StoreError::NotFound(_))) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
     Ok(back_with(
