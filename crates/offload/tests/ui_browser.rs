@@ -444,6 +444,23 @@ async fn dashboard_shows_and_steers_jobs_in_a_browser() {
     client.close().await.unwrap();
 }
 
+/// Asserts that no markup users sent became live on the current page.
+async fn assert_inert(client: &Client, page: &str) {
+    let inert = client
+        .execute(
+            "return [window.__xss === undefined, \
+               document.querySelectorAll('script:not([src]), img[src=x], svg[onload], [onerror]').length];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        inert,
+        json!([true, 0]),
+        "{page}: markup from users became live"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_of_a_function_is_shown_cancelled_and_retried_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
@@ -527,15 +544,7 @@ async fn run_of_a_function_is_shown_cancelled_and_retried_in_a_browser() {
         event.contains("<script>window.__xss=1</script>"),
         "the event's markup is text: {event}"
     );
-    let inert = client
-        .execute(
-            "return [window.__xss === undefined, \
-               document.querySelectorAll('script:not([src]), img[src=x], svg[onload], [onerror]').length];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(inert, json!([true, 0]), "markup from users became live");
+    assert_inert(&client, "the run page").await;
     screenshot(&client, "run").await;
 
     // Cancel (it asks first), then retry: the page and the API agree.
@@ -565,6 +574,7 @@ async fn run_of_a_function_is_shown_cancelled_and_retried_in_a_browser() {
         .await
         .unwrap();
     let link = find(&client, &format!("a.run-link[href='/ui/runs/{run}']")).await;
+    assert_inert(&client, "the events page").await;
     screenshot(&client, "events").await;
     link.click().await.unwrap();
     wait_text(&client, "#run-state", "queued").await;
