@@ -15,7 +15,7 @@ use offload_core::Timestamp;
 use offload_core::function::protocol::{StepError, StepResult};
 use offload_core::function::record::StepKind;
 use offload_core::function::run::{RunId, RunState};
-use offload_store::{RunRecord, StepRecord};
+use offload_store::{RUN_TAG, RunRecord, StepRecord};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -58,6 +58,8 @@ struct RunView {
     event_name: Option<String>,
     event: Shown,
     event_raw: String,
+    /// The jobs list of the run's calls (call jobs carry the run's id in a tag).
+    calls: String,
     output: Option<Shown>,
     output_raw: String,
     error: Option<Shown>,
@@ -233,6 +235,12 @@ fn run_view(run: &RunRecord, steps: &[StepRecord], now: Timestamp) -> RunView {
         event_name: event_name(&run.event),
         event: pretty_json(run.event.get(), VALUE_SHOWN),
         event_raw: raw_href(&id, "event", None, None),
+        calls: format!(
+            "/ui/jobs?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("tag", &format!("{RUN_TAG}:{id}"))
+                .finish()
+        ),
         output: run
             .output
             .as_ref()

@@ -173,6 +173,14 @@ async fn function_pages_show_functions_runs_steps_and_events() {
     assert!(!run.contains("id=\"retry\""));
     assert!(run.contains(&format!("href=\"/ui/events/{}\"", seeded.event)));
     assert!(!run.contains(XSS), "user data is escaped");
+    let calls = format!("/ui/jobs?tag=offload.run%3A{}", seeded.charge);
+    assert!(run.contains(&format!("href=\"{calls}\"")), "{run}");
+    let jobs = html(&browser.get(&calls).await);
+    assert_eq!(
+        jobs.matches("aria-label=\"select job").count(),
+        2,
+        "the run's two calls"
+    );
     assert!(run.contains("&#60;script&#62;window.__xss=1"), "{run}");
 
     // The succeeded run: its output, no buttons.
