@@ -76,7 +76,7 @@ struct StepView {
     started_exact: String,
     /// When its result was recorded, and how long after its start.
     recorded: Option<(String, String)>,
-    /// A pending sleep, wait or invoke: when it resolves at the latest, and relative to now.
+    /// A sleep's end, or when a wait or invoke resolves at the latest; and that relative to now.
     until: Option<(String, String)>,
     /// Failed attempts in all (the list shows the latest [`ATTEMPTS_SHOWN`]).
     failed_count: usize,
@@ -138,7 +138,12 @@ fn raw_href(run: &str, part: &str, step: Option<&str>, attempt: Option<u32>) -> 
 }
 
 fn step_view(run: &str, step: &StepRecord, now: Timestamp, budget: &mut Budget) -> StepView {
+    // A sleep is recorded (as `null`) when it is planned: it is asleep until its `until` passes.
+    let asleep = step.kind == StepKind::Sleep && step.until.is_some_and(|u| u > now);
     let (status, data, error) = match &step.result {
+        Some(StepResult::Data(_)) if step.kind == StepKind::Sleep => {
+            (if asleep { "sleeping" } else { "succeeded" }, None, None)
+        }
         Some(StepResult::Data(d)) => (
             "succeeded",
             Some(budget.json(d.get(), STEP_VALUE_SHOWN)),
@@ -181,10 +186,7 @@ fn step_view(run: &str, step: &StepRecord, now: Timestamp, budget: &mut Budget) 
         recorded: step
             .recorded_at
             .map(|r| (time(r), duration(span(step.started_at, r)))),
-        until: step
-            .until
-            .filter(|_| step.result.is_none())
-            .map(|u| (time(u), relative(u, now))),
+        until: step.until.map(|u| (time(u), relative(u, now))),
         failed_count: step.failed_attempts.len(),
         attempts,
         data,

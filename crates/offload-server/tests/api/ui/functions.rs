@@ -336,3 +336,36 @@ async fn large_step_values_are_cut_with_a_download_and_runs_page() {
     assert_eq!(second.matches("<tr class=\"run\"").count(), 2);
     assert!(!second.contains("id=\"next-page\""));
 }
+
+#[tokio::test]
+async fn a_sleeping_run_shows_when_it_wakes() {
+    let app = TestApp::new().await;
+    register(&app, "nap", json!({"triggers": [{"event": "nap/start"}]})).await;
+    send(&app, json!({"name": "nap/start"})).await;
+    let until = offload_core::Timestamp::now()
+        .checked_add(offload_core::SignedDuration::from_hours(2))
+        .unwrap()
+        .round(jiff::Unit::Second)
+        .unwrap();
+    let run = answer(
+        &app,
+        "nap",
+        json!({"steps": [{"id": "rest", "op": "sleep", "until": until.to_string()}]}),
+    )
+    .await;
+    assert_eq!(run_state(&app, run).await, RunState::Sleeping);
+    let mut browser = Browser::new(&app);
+    let page = html(&browser.get(&format!("/ui/runs/{run}")).await);
+    assert!(page.contains("id=\"run-state\">sleeping</span>"), "{page}");
+    let shown = until.strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
+    assert!(
+        page.contains(&format!("<dt>Wakes</dt><dd>{shown}")),
+        "{page}"
+    );
+    assert!(page.contains("<span class=\"badge\">sleep</span>"));
+    assert!(page.contains("step-status\">sleeping</span>"), "{page}");
+    assert!(
+        page.contains(&format!("until <time>{shown}</time>")),
+        "{page}"
+    );
+}
