@@ -76,7 +76,7 @@ struct StepView {
     started_exact: String,
     /// When its result was recorded, and how long after its start.
     recorded: Option<(String, String)>,
-    /// A sleep's end, or when a wait or invoke resolves at the latest; and that relative to now.
+    /// A sleep's end, or when a pending wait or invoke resolves at the latest; and that relative to now.
     until: Option<(String, String)>,
     /// Failed attempts in all (the list shows the latest [`ATTEMPTS_SHOWN`]).
     failed_count: usize,
@@ -186,7 +186,11 @@ fn step_view(run: &str, step: &StepRecord, now: Timestamp, budget: &mut Budget) 
         recorded: step
             .recorded_at
             .map(|r| (time(r), duration(span(step.started_at, r)))),
-        until: step.until.map(|u| (time(u), relative(u, now))),
+        // A resolved wait or invoke no longer waits for its timeout; a sleep's end stays worth knowing.
+        until: step
+            .until
+            .filter(|_| step.result.is_none() || step.kind == StepKind::Sleep)
+            .map(|u| (time(u), relative(u, now))),
         failed_count: step.failed_attempts.len(),
         attempts,
         data,

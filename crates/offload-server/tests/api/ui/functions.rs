@@ -369,3 +369,44 @@ async fn a_sleeping_run_shows_when_it_wakes() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn a_waiting_run_shows_its_wait_and_then_the_event() {
+    let app = TestApp::new().await;
+    register(
+        &app,
+        "approve",
+        json!({"triggers": [{"event": "doc/sent"}]}),
+    )
+    .await;
+    send(&app, json!({"name": "doc/sent", "data": {"doc": 7}})).await;
+    let run = answer(
+        &app,
+        "approve",
+        json!({"steps": [{"id": "approval", "op": "wait_for_event", "event": "doc/approved",
+            "match": "data.doc", "timeout": "1h"}]}),
+    )
+    .await;
+    assert_eq!(run_state(&app, run).await, RunState::Waiting);
+    let mut browser = Browser::new(&app);
+    let page = html(&browser.get(&format!("/ui/runs/{run}")).await);
+    assert!(
+        page.contains("<span class=\"badge\">wait_for_event</span>"),
+        "{page}"
+    );
+    assert!(page.contains("step-status\">waiting</span>"), "{page}");
+    assert!(page.contains("until <time>"), "{page}");
+
+    send(
+        &app,
+        json!({"name": "doc/approved", "data": {"doc": 7, "by": "grace"}}),
+    )
+    .await;
+    let page = html(&browser.get(&format!("/ui/runs/{run}")).await);
+    assert!(page.contains("step-status\">succeeded</span>"), "{page}");
+    assert!(page.contains("&#34;by&#34;: &#34;grace&#34;"), "{page}");
+    assert!(
+        !page.contains("until <time>"),
+        "a resolved wait waits no more"
+    );
+}
