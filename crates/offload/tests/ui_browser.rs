@@ -444,6 +444,144 @@ async fn dashboard_shows_and_steers_jobs_in_a_browser() {
     client.close().await.unwrap();
 }
 
+/// Asserts that no markup users sent became live on the current page.
+async fn assert_inert(client: &Client, page: &str) {
+    let inert = client
+        .execute(
+            "return [window.__xss === undefined, \
+               document.querySelectorAll('script:not([src]), img[src=x], svg[onload], [onerror]').length];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        inert,
+        json!([true, 0]),
+        "{page}: markup from users became live"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_of_a_function_is_shown_cancelled_and_retried_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("offload.db"));
+    let api = Api {
+        http: http_client(),
+        base: server.url.clone(),
+    };
+    // A function whose first call records one step and fails the next (retried in an hour), on an event that
+    // carries markup.
+    api.put(
+        "/v1/functions/charge",
+        json!({"triggers": [{"event": "shop/order.paid"}], "backoff": {"base": "1h", "jitter": 0.0}}),
+    )
+    .await;
+    let sent = api
+        .post(
+            "/v1/events",
+            json!({"name": "shop/order.paid", "data": {"order": 42, "note": XSS}}),
+        )
+        .await;
+    let run = sent["runs"][0][0].as_str().unwrap().to_owned();
+    let call = &api.claim("charge", "worker-1", 1).await[0];
+    api.post(
+        &format!("/v1/jobs/{}/complete", id(call)),
+        json!({"lease_token": call["lease_token"], "result": {"steps": [
+            {"id": "reserve", "op": "run", "data": {"held": true}},
+            {"id": "pay", "op": "run", "error": {"name": "CardDeclined", "message": "insufficient funds"}}
+        ]}}),
+    )
+    .await;
+    let state = api.get(&format!("/v1/runs/{run}")).await["state"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !["cancelled", "failed", "succeeded"].contains(&state.as_str()),
+        "{state}"
+    );
+
+    let driver = start_driver();
+    let client = browser(&driver, &dir.path().join("profile")).await;
+
+    // Functions → the function's runs → the run.
+    client
+        .goto(&format!("{}/ui/functions", server.url))
+        .await
+        .unwrap();
+    let row = find(&client, "#function-charge").await;
+    assert!(row.text().await.unwrap().contains("shop/order.paid"));
+    screenshot(&client, "functions").await;
+    find(&client, "#function-charge a.runs-link")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let link = find(&client, &format!("a[href='/ui/runs/{run}']")).await;
+    screenshot(&client, "runs").await;
+    link.click().await.unwrap();
+    wait_text(&client, "#run-state", &state).await;
+
+    // The timeline: the recorded step with its data, the failing one with its attempt's error.
+    let reserve = find(&client, "li.step[data-step='reserve']").await;
+    let text = reserve.text().await.unwrap();
+    assert!(
+        text.contains("succeeded") && text.contains("\"held\": true"),
+        "{text}"
+    );
+    wait_text(&client, "li.step[data-step='pay'] .step-status", "retrying").await;
+    let error = find(
+        &client,
+        "li.step[data-step='pay'] tr.failed-attempt pre.error",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(error, "CardDeclined: insufficient funds");
+    let event = find(&client, "#event").await.text().await.unwrap();
+    assert!(
+        event.contains("<script>window.__xss=1</script>"),
+        "the event's markup is text: {event}"
+    );
+    assert_inert(&client, "the run page").await;
+    screenshot(&client, "run").await;
+
+    // Cancel (it asks first), then retry: the page and the API agree.
+    find(&client, "#cancel").await.click().await.unwrap();
+    client.accept_alert().await.expect("the cancel asks first");
+    wait_text(&client, "#run-state", "cancelled").await;
+    find(&client, ".notice.ok").await;
+    assert_eq!(
+        api.get(&format!("/v1/runs/{run}")).await["state"],
+        "cancelled"
+    );
+    screenshot(&client, "run-cancelled").await;
+    find(&client, "#retry").await.click().await.unwrap();
+    wait_text(&client, "#run-state", "queued").await;
+    assert_eq!(api.get(&format!("/v1/runs/{run}")).await["state"], "queued");
+    let recorded = find(&client, "li.step[data-step='reserve'] .step-status")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(recorded, "succeeded", "the recorded step is kept");
+    screenshot(&client, "run-retried").await;
+
+    // Events: the event lists the run it started, linked to its page.
+    client
+        .goto(&format!("{}/ui/events", server.url))
+        .await
+        .unwrap();
+    let link = find(&client, &format!("a.run-link[href='/ui/runs/{run}']")).await;
+    assert_inert(&client, "the events page").await;
+    screenshot(&client, "events").await;
+    link.click().await.unwrap();
+    wait_text(&client, "#run-state", "queued").await;
+
+    client.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_is_inert_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();

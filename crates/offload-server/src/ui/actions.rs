@@ -1,5 +1,5 @@
 //! What the dashboard's buttons do: retry, cancel or delete one job, a selection or every job matching a
-//! filter; pause and resume queues; log in and out.
+//! filter; cancel or retry a run of a durable function; pause and resume queues; log in and out.
 //!
 //! Every action answers with a redirect back to the page it came from (post/redirect/get), carrying what
 //! happened as codes the page turns into a notice. Bulk actions apply one engine call per job, many at once,
@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use futures::StreamExt;
 use offload_core::JobId;
 use offload_core::cron::schedule::validate_schedule_name;
+use offload_core::function::run::RunId;
 use offload_core::spec::validate_queue_name;
 use offload_engine::EngineError;
 use offload_store::StoreError;
@@ -213,6 +214,40 @@ async fn matching(app: &AppState, form: &Form) -> Result<(Vec<JobId>, bool), UiE
             _ => return Ok((ids, false)),
         }
     }
+}
+
+/// `POST /ui/runs/{id}/{cancel|retry}`: cancels a run that has not ended, or resumes a failed or cancelled
+/// one; a run whose state does not allow it is reported on its page as refused.
+pub(crate) async fn run_action(
+    State(app): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response, UiError> {
+    let not_found = || UiError(AppError::NotFound(format!("There is no run with id {id}.")));
+    let run_id: RunId = id.parse().map_err(|_| not_found())?;
+    let functions = app.engine.functions();
+    let (result, code) = match action.as_str() {
+        "cancel" => (functions.cancel_run(run_id).await.map(drop), "run_cancel"),
+        "retry" => (functions.retry_run(run_id).await.map(drop), "run_retry"),
+        _ => {
+            return Err(UiError(AppError::NotFound(format!(
+                "No action `{action}`."
+            ))));
+        }
+    };
+    let done = match result {
+        Ok(()) => true,
+        Err(EngineError::Store(StoreError::RunState { .. })) => false,
+        Err(EngineError::Store(StoreError::NotFound(_))) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(back_with(
+        &format!("/ui/runs/{run_id}"),
+        code,
+        u64::from(done),
+        u64::from(!done),
+        false,
+    )
+    .into_response())
 }
 
 /// `POST /ui/queues/{queue}/{pause|resume}`.

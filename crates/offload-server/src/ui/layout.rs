@@ -24,6 +24,12 @@ impl From<offload_engine::EngineError> for UiError {
     }
 }
 
+impl From<offload_store::StoreError> for UiError {
+    fn from(e: offload_store::StoreError) -> Self {
+        UiError(e.into())
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {
@@ -95,7 +101,7 @@ pub(crate) struct Notice {
 /// page say something it did not do).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct NoticeQuery {
-    /// What was done: `retry`, `cancel`, `delete`, `pause`, `resume`.
+    /// What was done: `retry`, `cancel`, `delete`, `pause`, `resume`, `run_cancel`, `run_retry`, ...
     #[serde(default)]
     pub(crate) done: Option<String>,
     /// How many jobs it was applied to.
@@ -123,6 +129,7 @@ impl NoticeQuery {
             }
             "schedule_resume" => return Some(ok("Schedule resumed.")),
             "trigger" => return Some(ok("Schedule triggered: its job was created.")),
+            "run_cancel" | "run_retry" => return Some(run_notice(self.done.as_deref()?, self)),
             _ => return None,
         };
         let n = self.n.unwrap_or(0);
@@ -147,6 +154,27 @@ impl NoticeQuery {
             kind: if n == 0 && refused > 0 { "error" } else { "ok" },
             text,
         })
+    }
+}
+
+/// The notice of a run's cancel or retry: done, or refused because of the run's state.
+fn run_notice(code: &str, q: &NoticeQuery) -> Notice {
+    let cancel = code == "run_cancel";
+    if q.n.unwrap_or(0) > 0 {
+        return ok(if cancel {
+            "Run cancelled: its pending steps will not run."
+        } else {
+            "Run retried: it resumes from its last recorded step."
+        });
+    }
+    Notice {
+        kind: "error",
+        text: if cancel {
+            "The run was not cancelled: it has already ended."
+        } else {
+            "The run was not retried: only failed or cancelled runs can be."
+        }
+        .to_owned(),
     }
 }
 

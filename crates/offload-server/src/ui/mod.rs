@@ -4,7 +4,9 @@
 //! Pages, one module each under [`pages`]: overview (queues, counts, throughput chart, pause/resume), jobs
 //! (filters, keyset paging, bulk actions), job detail (payload, timeline, attempts, actions, the whole stored
 //! values as downloads), dead jobs, schedules (expressions in words, next fire times, recent ticks,
-//! pause/resume/trigger), push targets (recent failed deliveries per destination). They share the frame in
+//! pause/resume/trigger), push targets (recent failed deliveries per destination), and for durable functions:
+//! functions (triggers, recent runs and failures), runs (filters, keyset paging), run detail (a timeline of
+//! steps, cancel/retry) and events (the runs each started). They share the frame in
 //! [`layout`] and the formatting in [`format`]. Navigation is one list, [`NAV`]: a new page is a module, a
 //! template and one line there.
 //!
@@ -62,6 +64,18 @@ pub(crate) const NAV: &[NavEntry] = &[
         href: "/ui/schedules",
     },
     NavEntry {
+        label: "Functions",
+        href: "/ui/functions",
+    },
+    NavEntry {
+        label: "Runs",
+        href: "/ui/runs",
+    },
+    NavEntry {
+        label: "Events",
+        href: "/ui/events",
+    },
+    NavEntry {
         label: "Push targets",
         href: "/ui/push",
     },
@@ -89,6 +103,13 @@ pub(crate) fn routes(sessions: Arc<Sessions>) -> Router<AppState> {
             post(actions::schedule_action),
         )
         .route("/ui/push", get(pages::push::push))
+        .route("/ui/functions", get(pages::functions::functions))
+        .route("/ui/runs", get(pages::runs::runs))
+        .route("/ui/runs/{id}", get(pages::run::run))
+        .route("/ui/runs/{id}/raw/{part}", get(pages::run::raw))
+        .route("/ui/runs/{id}/{action}", post(actions::run_action))
+        .route("/ui/events", get(pages::events::events))
+        .route("/ui/events/{id}", get(pages::events::event))
         .route("/ui/logout", post(actions::logout))
         .layer(middleware::from_fn_with_state(sessions, session::guard));
     Router::new()

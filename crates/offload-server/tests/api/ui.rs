@@ -8,6 +8,8 @@ use offload_server::ServerConfig;
 
 use crate::common::{Reply, TestApp};
 
+mod functions;
+
 /// A browser's view of the dashboard: its session cookie and the CSRF token of the last page.
 struct Browser<'a> {
     app: &'a TestApp,

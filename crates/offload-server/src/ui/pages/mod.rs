@@ -5,9 +5,13 @@
 //! shows is cut to a bounded size before it is rendered ([`crate::ui::format`]).
 
 pub(crate) mod dead;
+pub(crate) mod events;
+pub(crate) mod functions;
 pub(crate) mod job;
 pub(crate) mod jobs;
 pub(crate) mod login;
 pub(crate) mod overview;
 pub(crate) mod push;
+pub(crate) mod run;
+pub(crate) mod runs;
 pub(crate) mod schedules;
