@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::function::{EventSpec, Function};
 
 /// The answer of [`Client::send_events`].
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventsSent {
     /// The stored events' ids, in the order sent (for a duplicate: the first event's id).
     #[serde(default)]
@@ -26,12 +26,12 @@ pub struct EventsSent {
     #[serde(default)]
     pub runs: Vec<Vec<String>>,
     /// True when every event was a duplicate and nothing new was stored (HTTP 200, not 201).
-    #[serde(skip)]
+    #[serde(default)]
     pub duplicate: bool,
 }
 
 /// A stored event, as `GET /v1/events/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventView {
     /// The server's id of the event.
     pub id: String,
@@ -55,7 +55,7 @@ pub struct EventView {
 }
 
 /// A registered function, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionView {
     /// Its id.
     pub id: String,
@@ -101,7 +101,7 @@ pub struct FunctionPut {
 }
 
 /// The answer of [`Client::sync_app`]: the function ids by what happened to them.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AppSynced {
     /// New functions.
     #[serde(default)]
@@ -118,7 +118,7 @@ pub struct AppSynced {
 }
 
 /// The run that invoked this one, and its waiting step.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunParent {
     /// The parent run.
     pub run_id: RunId,
@@ -127,7 +127,7 @@ pub struct RunParent {
 }
 
 /// A run, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
     /// Its id.
     pub id: RunId,
@@ -171,7 +171,7 @@ pub struct RunView {
 }
 
 /// A failed attempt of a step.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepAttemptView {
     /// Which attempt (1 for the first).
     pub attempt: u32,
@@ -183,7 +183,7 @@ pub struct StepAttemptView {
 }
 
 /// A step of a run, as `GET /v1/runs/{id}/steps` shows it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepView {
     /// Its id.
     pub id: String,
