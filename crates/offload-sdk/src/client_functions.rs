@@ -238,7 +238,18 @@ pub struct RecordedStep {
     pub data: Option<Value>,
     /// Its error (recorded at once: only non-retryable errors may be reported mid-call).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<StepError>,
+    pub error: Option<RecordedError>,
+}
+
+/// A step's final error, reported mid-call (never retried: a retryable error must end the call instead).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedError {
+    /// The error's class.
+    pub name: String,
+    /// What went wrong.
+    pub message: String,
+    /// Always `false`.
+    pub retryable: bool,
 }
 
 impl RecordedStep {
@@ -249,6 +260,20 @@ impl RecordedStep {
             op: "run",
             data: Some(data),
             error: None,
+        }
+    }
+
+    /// A step that failed for good with `error`.
+    pub fn error(id: impl Into<String>, error: StepError) -> Self {
+        Self {
+            id: id.into(),
+            op: "run",
+            data: None,
+            error: Some(RecordedError {
+                name: error.name,
+                message: error.message,
+                retryable: false,
+            }),
         }
     }
 }

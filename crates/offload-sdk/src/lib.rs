@@ -78,8 +78,8 @@ pub mod worker;
 
 pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_TIMEOUT, Enqueued};
 pub use client_functions::{
-    AppSynced, EventView, EventsSent, FunctionPut, FunctionView, RecordedStep, RunParent, RunView,
-    RunsQuery, StepAttemptView, StepView,
+    AppSynced, EventView, EventsSent, FunctionPut, FunctionView, RecordedError, RecordedStep,
+    RunParent, RunView, RunsQuery, StepAttemptView, StepView,
 };
 pub use error::{Error, Result, TransportError, TransportKind, code};
 /// A stored job as the API shows it (state, attempts, result), as [`Client::get_job`] answers. Not to be

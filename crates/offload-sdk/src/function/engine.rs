@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use futures::FutureExt;
-use offload_core::function::protocol::StepResult;
+use futures::future::BoxFuture;
+use offload_core::function::protocol::{Json, StepResult};
 use serde_json::{Value, json};
 
 use super::error::WireError;
@@ -49,6 +50,12 @@ impl CallOutcome {
     }
 }
 
+/// Records a finished step with the server while the call still runs (pull workers, within the call's lease):
+/// `Ok(true)` recorded, `Ok(false)` the lease is lost (the call's answer will be refused), `Err` could not
+/// record now (the step stays in the call's answer).
+pub(crate) type Recorder =
+    Arc<dyn Fn(String, Value) -> BoxFuture<'static, Result<bool, String>> + Send + Sync>;
+
 /// Why the code was stopped before it returned.
 #[derive(Debug)]
 pub(crate) enum Stop {
@@ -59,7 +66,6 @@ pub(crate) enum Stop {
 }
 
 /// What one call's steps share.
-#[derive(Debug)]
 pub(crate) struct State {
     /// Every step recorded so far, by (numbered) id.
     recorded: BTreeMap<String, StepResult>,
@@ -73,6 +79,20 @@ pub(crate) struct State {
     stop: Option<Stop>,
     /// The executor's waker, to wake it when a step stops the code from outside its poll.
     waker: Option<Waker>,
+    /// Where finished steps are recorded mid-call, if anywhere.
+    recorder: Option<Recorder>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("recorded", &self.recorded.len())
+            .field("run_step", &self.run_step)
+            .field("ops", &self.ops.len())
+            .field("stop", &self.stop)
+            .field("recording", &self.recorder.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A handle on the shared state of one call.
@@ -80,7 +100,11 @@ pub(crate) struct State {
 pub(crate) struct Shared(Arc<Mutex<State>>);
 
 impl Shared {
-    pub(crate) fn new(recorded: BTreeMap<String, StepResult>, run_step: Option<String>) -> Self {
+    pub(crate) fn new(
+        recorded: BTreeMap<String, StepResult>,
+        run_step: Option<String>,
+        recorder: Option<Recorder>,
+    ) -> Self {
         Self(Arc::new(Mutex::new(State {
             recorded,
             run_step,
@@ -88,7 +112,34 @@ impl Shared {
             ops: Vec::new(),
             stop: None,
             waker: None,
+            recorder,
         })))
+    }
+
+    /// Records the `run` step `id`, just answered with `data`, with the recorder (if any); once recorded it
+    /// leaves the call's answer (the server refuses an answer of recorded steps only). A lost lease stops the
+    /// code: nothing it does now would be accepted.
+    pub(crate) async fn record(&self, id: &str, data: &Value) {
+        let Some(recorder) = self.lock().recorder.clone() else {
+            return;
+        };
+        match recorder(id.to_owned(), data.clone()).await {
+            Ok(true) => {
+                let mut state = self.lock();
+                state.ops.retain(|op| op["id"] != id);
+                if let Ok(json) = Json::from_text(data.to_string()) {
+                    state.recorded.insert(id.to_owned(), StepResult::Data(json));
+                }
+            }
+            Ok(false) => self
+                .lock()
+                .fatal("the call's lease was lost while it ran: it runs elsewhere now".to_owned()),
+            Err(e) => {
+                tracing::debug!(
+                    "step `{id}` not recorded mid-call ({e}); it goes with the call's answer"
+                );
+            }
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

@@ -213,10 +213,16 @@ impl Function {
     }
 
     /// [`Function::call`], fetching the recorded steps with `client` when the request omitted them.
-    pub async fn call_with(
+    pub async fn call_with(&self, request: CallRequest, client: Option<&Client>) -> CallOutcome {
+        self.call_recording(request, client, None).await
+    }
+
+    /// [`Function::call_with`], recording each finished `run` step with `recorder` as soon as it ends.
+    pub(crate) async fn call_recording(
         &self,
         mut request: CallRequest,
         client: Option<&Client>,
+        recorder: Option<engine::Recorder>,
     ) -> CallOutcome {
         if request.function_id != self.id {
             return CallOutcome::failed(
@@ -252,7 +258,8 @@ impl Function {
         }
         let recorded: std::collections::BTreeMap<String, StepResult> =
             std::mem::take(&mut request.steps);
-        let shared = Shared::new(recorded, request.run_step.clone());
+        let recorder = recorder.filter(|_| request.run_step.is_none());
+        let shared = Shared::new(recorded, request.run_step.clone(), recorder);
         let code = (self.handler)(request, shared.clone());
         engine::drive(&shared, code).await
     }

@@ -131,8 +131,17 @@ impl Step {
             Begin::Fresh(id) => id,
         };
         let outcome = execute(f).await;
+        let data = outcome.as_ref().ok().cloned();
         match self.finish_run(&id, outcome) {
-            Some(value) => Ok(value),
+            Some(value) => {
+                if let Some(data) = data {
+                    self.shared.record(&id, &data).await;
+                    if self.shared.lock().stopped() {
+                        return halt().await;
+                    }
+                }
+                Ok(value)
+            }
             None => halt().await,
         }
     }

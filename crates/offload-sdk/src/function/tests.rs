@@ -514,3 +514,85 @@ fn definitions_are_validated_like_the_server_does() {
     .unwrap();
     assert_eq!((f.id(), f.queue()), ("send-receipt", "send-receipt"));
 }
+
+/// A recorder that keeps the ids it was given and answers `answer` for each.
+fn recorder(
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    answer: Result<bool, String>,
+) -> engine::Recorder {
+    Arc::new(move |id, _data| {
+        seen.lock().unwrap().push(id);
+        let answer = answer.clone();
+        async move { answer }.boxed()
+    })
+}
+
+#[tokio::test]
+async fn steps_recorded_mid_call_leave_the_answer() {
+    let counts: Arc<[AtomicU32; 3]> = Arc::default();
+    let f = three_steps(counts.clone(), false);
+    let seen = Arc::default();
+    let outcome = f
+        .call_recording(
+            request(json!({}), None),
+            None,
+            Some(recorder(Arc::clone(&seen), Ok(true))),
+        )
+        .await;
+    // Every step was recorded as it ended, so the call answers the run's output at once.
+    assert_eq!(
+        response(outcome),
+        json!({"done": true, "output": {"charge": "ch_7", "n": 3}})
+    );
+    assert_eq!(*seen.lock().unwrap(), ["charge", "receipt", "count"]);
+
+    // A failing step is not recorded mid-call: it ends the call's answer.
+    let failing = three_steps(Arc::default(), true);
+    let seen = Arc::default();
+    let body = response(
+        failing
+            .call_recording(
+                request(json!({}), None),
+                None,
+                Some(recorder(Arc::clone(&seen), Ok(true))),
+            )
+            .await,
+    );
+    assert_eq!(*seen.lock().unwrap(), ["charge"]);
+    assert_eq!(body["steps"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["steps"][0]["id"], "receipt");
+}
+
+#[tokio::test]
+async fn a_lost_lease_stops_the_code_and_a_failed_record_stays_in_the_answer() {
+    let counts: Arc<[AtomicU32; 3]> = Arc::default();
+    let f = three_steps(counts.clone(), false);
+    let seen = Arc::default();
+    let outcome = f
+        .call_recording(
+            request(json!({}), None),
+            None,
+            Some(recorder(Arc::clone(&seen), Ok(false))),
+        )
+        .await;
+    assert!(matches!(outcome, CallOutcome::Failed { .. }), "{outcome:?}");
+    assert_eq!(
+        counts[1].load(Ordering::SeqCst),
+        0,
+        "nothing runs after the lease is lost"
+    );
+
+    let seen = Arc::default();
+    let Answer::Steps { ran, then } = answer(
+        f.call_recording(
+            request(json!({}), None),
+            None,
+            Some(recorder(Arc::clone(&seen), Err("unreachable".into()))),
+        )
+        .await,
+    ) else {
+        panic!("steps expected")
+    };
+    assert_eq!(ran.len(), 3);
+    assert!(then.is_none());
+}
