@@ -489,3 +489,83 @@ async fn the_cli_sends_events_and_manages_runs() {
     assert_eq!(String::from_utf8_lossy(&missing.stderr).lines().count(), 1);
     worker.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_run_survives_a_server_killed_during_its_sleep() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("offload.db");
+    let addr = support::free_loopback_addr();
+    let mut server = Server::start_on(&db, &addr);
+    let client = Client::new(&server.url).unwrap();
+    let ran = Arc::new(AtomicU32::new(0));
+    let r = ran.clone();
+    let f = Function::new(quick("nap-through", "app/nap"), move |ctx: Ctx| {
+        let r = r.clone();
+        async move {
+            ctx.step
+                .run("before", || async {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, BoxError>(())
+                })
+                .await?;
+            ctx.step.sleep("nap", Duration::from_secs(2)).await;
+            Ok("rested")
+        }
+    })
+    .unwrap();
+    let worker = serve(&client, std::slice::from_ref(&f)).await;
+    let run = start(&client, EventSpec::new("app/nap", json!({})), "nap-through").await;
+    until_state(&client, run, RunState::Sleeping).await;
+
+    server.kill_hard();
+    let server = Server::start_on(&db, &addr);
+    let done = until_state(&client, run, RunState::Succeeded).await;
+    assert_eq!(done.output, Some(json!("rested")));
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the step before the sleep ran once"
+    );
+    worker.shutdown(Duration::from_secs(5)).await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_on_cancels_the_matching_sleeping_run_only() {
+    let w = world();
+    let mut spec = quick("trial", "app/trial.started");
+    spec.cancel_on = vec![offload_sdk::function::CancelOnSpec {
+        event: "app/trial.converted".into(),
+        match_path: Some("data.user_id".into()),
+    }];
+    let f = Function::new(spec, |ctx: Ctx| async move {
+        ctx.step.sleep("wait", Duration::from_secs(3600)).await;
+        Ok(())
+    })
+    .unwrap();
+    let worker = serve(&w.client, std::slice::from_ref(&f)).await;
+    let one = start(
+        &w.client,
+        EventSpec::new("app/trial.started", json!({"user_id": 1})),
+        "trial",
+    )
+    .await;
+    let two = start(
+        &w.client,
+        EventSpec::new("app/trial.started", json!({"user_id": 2})),
+        "trial",
+    )
+    .await;
+    until_state(&w.client, one, RunState::Sleeping).await;
+    until_state(&w.client, two, RunState::Sleeping).await;
+    w.client
+        .send_event(&EventSpec::new(
+            "app/trial.converted",
+            json!({"user_id": 1}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(w.client.run(one).await.unwrap().state, RunState::Cancelled);
+    assert_eq!(w.client.run(two).await.unwrap().state, RunState::Sleeping);
+    worker.shutdown(Duration::from_secs(5)).await;
+}
