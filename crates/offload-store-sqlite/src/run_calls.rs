@@ -12,18 +12,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use offload_core::JobState;
 use offload_core::function::definition::Function;
-use offload_core::function::event::{DEFAULT_MAX_EVENT_BYTES, EventId, NewEvent};
-use offload_core::function::protocol::{Answer, Json, ProtocolError, StepError, StepResult};
+use offload_core::function::event::{EventId, NewEvent};
+use offload_core::function::protocol::{Json, StepError, StepResult};
 use offload_core::function::record::{
     CallFacts, Decision, InvokeOutcome, NewStepRecord, Next, RecordLimits, RunFacts, StepKind,
-    decide, resolve_invoke, result_bytes,
+    resolve_invoke, result_bytes,
 };
 use offload_core::function::run::{RunId, RunState};
 use offload_store::calls::{
-    CallJobEnd, CallSpec, call_attempt, call_job, call_job_end, child_outcome, invoked_data,
-    protocol_failure,
+    CallJobEnd, CallSpec, Decided, call_attempt, call_job, call_job_end, child_outcome,
+    decide_answer, invoked_data,
 };
-use offload_store::fanout::wait_columns;
+use offload_store::fanout::{cancel_keys, wait_columns};
 use offload_store::{Finish, Result, StoreError};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -32,6 +32,14 @@ use crate::codec::{get, micros};
 use crate::counts::Counts;
 use crate::error::db;
 use crate::{events, functions};
+
+/// A run's calls that have not ended.
+pub(crate) const RUN_CALLS_SQL: &str = "SELECT seq, queue, state FROM jobs WHERE run_id = ?1 \
+         AND state IN ('available', 'scheduled', 'retrying', 'running')";
+
+/// Parked steps whose timeout passed, earliest first.
+pub(crate) const WAKE_DUE_SQL: &str =
+    "SELECT run_seq, step_id, kind FROM run_waits WHERE until <= ?1 ORDER BY until LIMIT ?2";
 
 /// A run's row, as the write path needs it.
 #[derive(Debug, Clone)]
@@ -91,7 +99,7 @@ pub(crate) async fn load_run(conn: &mut SqliteConnection, id: RunId) -> Result<O
         .transpose()
 }
 
-async fn load_run_seq(conn: &mut SqliteConnection, seq: i64) -> Result<Option<Run>> {
+pub(crate) async fn load_run_seq(conn: &mut SqliteConnection, seq: i64) -> Result<Option<Run>> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE seq = ?1");
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(seq)
@@ -220,7 +228,8 @@ pub(crate) async fn record(
     Ok(true)
 }
 
-/// Notes a step that is not recorded yet (a parked step, a failing step, a planned parallel step).
+/// Notes a step that is not recorded yet (a parked step, a failing step, a planned parallel step). A planned
+/// step stays planned while it fails and retries.
 async fn pending(
     conn: &mut SqliteConnection,
     now: Timestamp,
@@ -232,8 +241,9 @@ async fn pending(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO run_steps (run_seq, step_id, kind, planned, started_at, until) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT (run_seq, step_id) DO UPDATE SET kind = excluded.kind, planned = excluded.planned, \
-           until = excluded.until WHERE run_steps.result_kind IS NULL",
+         ON CONFLICT (run_seq, step_id) DO UPDATE SET kind = excluded.kind, \
+           planned = max(run_steps.planned, excluded.planned), until = excluded.until \
+         WHERE run_steps.result_kind IS NULL",
     )
     .bind(run_seq)
     .bind(step)
@@ -355,6 +365,7 @@ pub(crate) async fn create_run(
     .fetch_one(&mut *conn)
     .await
     .map_err(db)?;
+    write_cancel_keys(conn, seq, function, event).await?;
     let run = Run {
         seq,
         id,
@@ -367,6 +378,33 @@ pub(crate) async fn create_run(
     };
     enqueue(conn, now, &run, function, 1, None, now, counts, woken).await?;
     Ok(id)
+}
+
+/// Stores how the events that cancel a live run find it ([`cancel_keys`]).
+pub(crate) async fn write_cancel_keys(
+    conn: &mut SqliteConnection,
+    run_seq: i64,
+    function: &Function,
+    event: &str,
+) -> Result<()> {
+    if function.cancel_on.is_empty() {
+        return Ok(());
+    }
+    let event: serde_json::Value =
+        serde_json::from_str(event).map_err(|e| StoreError::corrupt(format!("run event: {e}")))?;
+    for k in cancel_keys(&function.cancel_on, &event) {
+        sqlx::query(
+            "INSERT INTO run_cancel_keys (event_name, match_path, match_key, run_seq) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(&k.event)
+        .bind(&k.path)
+        .bind(&k.key)
+        .bind(run_seq)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 /// Records a parked step's resolution and enqueues the run's next call now (nothing if the run has ended).
@@ -397,14 +435,11 @@ async fn cancel_calls(
     run: RunId,
     counts: &mut Counts,
 ) -> Result<()> {
-    let rows = sqlx::query(
-        "SELECT seq, queue, state FROM jobs WHERE run_id = ?1 \
-         AND state IN ('available', 'scheduled', 'retrying', 'running')",
-    )
-    .bind(run.0.as_bytes().as_slice())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(RUN_CALLS_SQL)
+        .bind(run.0.as_bytes().as_slice())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     for row in &rows {
         let seq: i64 = get(row, "seq")?;
         let state = crate::codec::state(get::<&str>(row, "state")?)?;
@@ -466,11 +501,16 @@ pub(crate) async fn end_run(
     .await
     .map_err(db)?;
     cancel_calls(conn, now, run.id, counts).await?;
-    sqlx::query("DELETE FROM run_waits WHERE run_seq = ?1")
-        .bind(run.seq)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    for sql in [
+        "DELETE FROM run_waits WHERE run_seq = ?1",
+        "DELETE FROM run_cancel_keys WHERE run_seq = ?1",
+    ] {
+        sqlx::query(sql)
+            .bind(run.seq)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
     if run.parent.is_none() {
         return Ok(());
     }
@@ -534,12 +574,6 @@ pub(crate) async fn prepare(
     if run.state.is_final() {
         return Ok(Prepared::Ignored);
     }
-    let refuse = |e: &ProtocolError| Ok(Prepared::Refused(Finish::Fail(protocol_failure(e))));
-    let text = result.as_ref().map_or("null", |r| r.get());
-    let answer = match Answer::parse(text, now) {
-        Ok(a) => a,
-        Err(e) => return refuse(&e),
-    };
     let function = function_of(conn, &run.function_id).await?;
     let steps = steps_of(conn, run.seq).await?;
     let event: serde_json::Value = serde_json::from_str(&run.event)
@@ -560,22 +594,12 @@ pub(crate) async fn prepare(
         now,
         jitter: fastrand::f64(),
     };
-    let decision = match decide(&facts, &call, answer, &RecordLimits::default()) {
-        Ok(d) => d,
-        Err(e) => return refuse(&e),
-    };
-    let mut events = Vec::with_capacity(decision.events.len());
-    for (i, (id, request)) in decision.events.iter().enumerate() {
-        match request.clone().validate(now, DEFAULT_MAX_EVENT_BYTES) {
-            Ok(e) => events.push((*id, e)),
-            Err(e) => {
-                return refuse(&ProtocolError {
-                    field: format!("steps.events[{i}].{}", e.field),
-                    message: e.message,
-                });
-            }
-        }
-    }
+    let response = result.as_ref().map(|r| r.get());
+    let Decided { decision, events } =
+        match decide_answer(response, &facts, &call, &RecordLimits::default()) {
+            Ok(d) => d,
+            Err(failure) => return Ok(Prepared::Refused(Finish::Fail(failure))),
+        };
     Ok(Prepared::Apply(Box::new(Applied {
         run,
         function,
@@ -857,14 +881,12 @@ pub(crate) async fn wake_due(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<u64> {
-    let rows = sqlx::query(
-        "SELECT run_seq, step_id, kind FROM run_waits WHERE until <= ?1 ORDER BY until LIMIT ?2",
-    )
-    .bind(micros(now))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(WAKE_DUE_SQL)
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     let mut n = 0;
     for row in &rows {
         let run_seq: i64 = get(row, "run_seq")?;

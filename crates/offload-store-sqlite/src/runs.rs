@@ -23,6 +23,14 @@ use crate::counts::Counts;
 use crate::error::db;
 use crate::run_calls::{self, RunEnd, result_of, run_state, uuid_of};
 
+/// Ended runs past their retention (only an ended run has `ended_at`; a retry clears it).
+pub(crate) const PRUNE_RUNS_SQL: &str = "DELETE FROM runs WHERE seq IN \
+    (SELECT seq FROM runs WHERE ended_at IS NOT NULL AND ended_at <= ?1 LIMIT ?2)";
+
+/// Events past their retention.
+pub(crate) const PRUNE_EVENTS_SQL: &str =
+    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_at <= ?1 LIMIT ?2)";
+
 /// The columns of a run read, with its calls' states.
 const READ: &str = "SELECT r.seq AS seq_, r.id, r.function_id, r.state, r.event_id, r.event, r.output, r.error_name, \
     r.error_message, r.parent_id, r.parent_step, r.steps, r.created_at, r.ended_at, r.updated_at, r.wake_at, \
@@ -255,6 +263,20 @@ pub(crate) async fn retry(
     let run = run_calls::load_run(conn, id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("run {id}")))?;
+    // A cancelled run whose call was asked to stop is still running until that call ends: one call at a time.
+    let stopping: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE run_id = ?1 AND state = 'running')",
+    )
+    .bind(id.0.as_bytes().as_slice())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    if stopping {
+        return Err(StoreError::RunState {
+            from: RunState::Running,
+            action: "retry",
+        });
+    }
     let rows = sqlx::query(
         "SELECT step_id, result_kind FROM run_steps WHERE run_seq = ?1 AND result_kind IS NOT NULL \
          ORDER BY recorded_at, rowid",
@@ -317,6 +339,7 @@ pub(crate) async fn retry(
         .await
         .map_err(db)?;
     let function = run_calls::function_of(conn, &run.function_id).await?;
+    run_calls::write_cancel_keys(conn, run.seq, &function, &run.event).await?;
     run_calls::enqueue(conn, now, &run, &function, 1, None, now, counts, woken).await?;
     must_get(conn, id).await
 }
@@ -474,22 +497,17 @@ pub(crate) async fn prune(
 ) -> Result<u64> {
     let runs_before = micros(now) - micros(add(Timestamp::UNIX_EPOCH, p.runs));
     let events_before = micros(now) - micros(add(Timestamp::UNIX_EPOCH, p.events));
-    let runs = sqlx::query(
-        "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE ended_at IS NOT NULL AND ended_at <= ?1 \
-         AND state IN ('succeeded', 'failed', 'cancelled') LIMIT ?2)",
-    )
-    .bind(runs_before)
-    .bind(i64::from(p.limit))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    let events = sqlx::query(
-        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_at <= ?1 LIMIT ?2)",
-    )
-    .bind(events_before)
-    .bind(i64::from(p.limit))
-    .execute(conn)
-    .await
-    .map_err(db)?;
+    let runs = sqlx::query(PRUNE_RUNS_SQL)
+        .bind(runs_before)
+        .bind(i64::from(p.limit))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let events = sqlx::query(PRUNE_EVENTS_SQL)
+        .bind(events_before)
+        .bind(i64::from(p.limit))
+        .execute(conn)
+        .await
+        .map_err(db)?;
     Ok(runs.rows_affected() + events.rows_affected())
 }

@@ -244,7 +244,7 @@ pub async fn wait_for_event_times_out_to_null(h: Harness) {
 }
 
 /// A `cancel_on` event whose match holds cancels a sleeping run (its scheduled call is cancelled); one whose
-/// match does not hold leaves the run alone.
+/// match does not hold leaves the run alone; a retried run can be cancelled again.
 pub async fn cancel_on_cancels_a_sleeping_run(h: Harness) {
     put(
         &h,
@@ -276,6 +276,14 @@ pub async fn cancel_on_cancels_a_sleeping_run(h: Harness) {
         h.claim("flow", 10).await.is_empty(),
         "the sleeping call was cancelled"
     );
+
+    // A retried run is cancelled again by the next matching event; runs of other users stay.
+    let other = start(&h, json!({"user": 8})).await;
+    h.store.run_retry(run_id).await.unwrap();
+    let again = send(&h, "app/stop", json!({"user": 7}), None).await;
+    assert_eq!(again.cancelled_runs, 1);
+    assert_eq!(run(&h, run_id).await.state, RunState::Cancelled);
+    assert_eq!(run(&h, other).await.state, RunState::Queued);
 }
 
 /// A `send_event` step stores and fans out its events once, however often the code replays it; its data names
