@@ -569,3 +569,72 @@ async fn cancel_on_cancels_the_matching_sleeping_run_only() {
     assert_eq!(w.client.run(two).await.unwrap().state, RunState::Sleeping);
     worker.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_syncs_its_functions_and_events_show_their_runs() {
+    let w = world();
+    let code = |ctx: Ctx| async move { Ok(ctx.event.data) };
+    let a = Function::new(quick("shop-a", "app/shop"), code).unwrap();
+    let b = Function::new(quick("shop-b", "app/shop"), code).unwrap();
+    let synced = w
+        .client
+        .sync_app("shop", &[a.clone(), b.clone()])
+        .await
+        .unwrap();
+    assert_eq!(synced.created, ["shop-a", "shop-b"]);
+    let again = w.client.sync_app("shop", &[a.clone(), b]).await.unwrap();
+    assert_eq!(again.unchanged, ["shop-a", "shop-b"]);
+    let fewer = w.client.sync_app("shop", &[a]).await.unwrap();
+    assert_eq!(fewer.removed, ["shop-b"]);
+    let ids: Vec<String> = w
+        .client
+        .functions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(ids, ["shop-a"]);
+    assert_eq!(
+        w.client
+            .get_function("shop-a")
+            .await
+            .unwrap()
+            .app
+            .as_deref(),
+        Some("shop")
+    );
+
+    let sent = w
+        .client
+        .send_events(&[
+            EventSpec::new("app/shop", json!({"n": 1})).id("s-1"),
+            EventSpec::new("app/other", json!({})),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(sent.ids.len(), 2);
+    assert_eq!(sent.runs[0].len(), 1, "only shop-a is left: {sent:?}");
+    assert!(sent.runs[1].is_empty());
+    let event = w.client.get_event(&sent.ids[0]).await.unwrap();
+    assert_eq!((event.name.as_str(), event.runs.len()), ("app/shop", 1));
+    assert_eq!(event.user_id.as_deref(), Some("s-1"));
+    let listed = w.client.events(Some("app/shop"), Some(10)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let duplicate = w
+        .client
+        .send_event(&EventSpec::new("app/shop", json!({"n": 2})).id("s-1"))
+        .await
+        .unwrap();
+    assert!(duplicate.duplicate);
+    assert_eq!(duplicate.ids, [sent.ids[0].clone()]);
+
+    w.client.delete_function("shop-a").await.unwrap();
+    assert!(
+        w.client
+            .get_function("shop-a")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
