@@ -81,6 +81,10 @@ pub(crate) struct State {
     waker: Option<Waker>,
     /// Where finished steps are recorded mid-call, if anywhere.
     recorder: Option<Recorder>,
+    /// Once the answer's ops hold this many bytes, the call ends before the next fresh `run` step.
+    pub(crate) answer_budget: Option<usize>,
+    /// Bytes of the ops answered so far.
+    answer_bytes: usize,
 }
 
 impl std::fmt::Debug for State {
@@ -113,6 +117,8 @@ impl Shared {
             stop: None,
             waker: None,
             recorder,
+            answer_budget: None,
+            answer_bytes: 0,
         })))
     }
 
@@ -127,6 +133,7 @@ impl Shared {
             Ok(true) => {
                 let mut state = self.lock();
                 state.ops.retain(|op| op["id"] != id);
+                state.answer_bytes = state.ops.iter().map(|op| op.to_string().len()).sum();
                 if let Ok(json) = Json::from_text(data.to_string()) {
                     state.recorded.insert(id.to_owned(), StepResult::Data(json));
                 }
@@ -173,8 +180,15 @@ impl State {
     /// Adds an op to the answer (ignored once stopped).
     pub(crate) fn push(&mut self, op: Value) {
         if self.stop.is_none() {
+            self.answer_bytes += op.to_string().len();
             self.ops.push(op);
         }
+    }
+
+    /// True when the answer is as large as it should get: the call ends before another fresh `run` step.
+    pub(crate) fn answer_full(&self) -> bool {
+        self.answer_budget
+            .is_some_and(|budget| !self.ops.is_empty() && self.answer_bytes >= budget)
     }
 
     /// Stops the code: `ops` end the answer (a plan or a failed step). The first stop wins.

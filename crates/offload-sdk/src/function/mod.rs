@@ -214,15 +214,31 @@ impl Function {
 
     /// [`Function::call`], fetching the recorded steps with `client` when the request omitted them.
     pub async fn call_with(&self, request: CallRequest, client: Option<&Client>) -> CallOutcome {
-        self.call_recording(request, client, None).await
+        self.call_recording(request, client, None, None).await
     }
 
-    /// [`Function::call_with`], recording each finished `run` step with `recorder` as soon as it ends.
+    /// [`Function::call_with`] for a transport that limits the size of the call response (push: the server
+    /// reads at most 64 KiB of an endpoint's answer): once the `run` steps answered hold `answer_bytes`, the
+    /// call ends before the next fresh step, which the next call runs. One step's result larger than the
+    /// transport's limit cannot be answered this way.
+    pub async fn call_within(
+        &self,
+        request: CallRequest,
+        client: Option<&Client>,
+        answer_bytes: usize,
+    ) -> CallOutcome {
+        self.call_recording(request, client, None, Some(answer_bytes))
+            .await
+    }
+
+    /// [`Function::call_with`], recording each finished `run` step with `recorder` as soon as it ends, and
+    /// ending the call once the answer holds `answer_budget` bytes.
     pub(crate) async fn call_recording(
         &self,
         mut request: CallRequest,
         client: Option<&Client>,
         recorder: Option<engine::Recorder>,
+        answer_budget: Option<usize>,
     ) -> CallOutcome {
         if request.function_id != self.id {
             return CallOutcome::failed(
@@ -260,6 +276,7 @@ impl Function {
             std::mem::take(&mut request.steps);
         let recorder = recorder.filter(|_| request.run_step.is_none());
         let shared = Shared::new(recorded, request.run_step.clone(), recorder);
+        shared.lock().answer_budget = answer_budget;
         let code = (self.handler)(request, shared.clone());
         engine::drive(&shared, code).await
     }

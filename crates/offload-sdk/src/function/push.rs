@@ -42,6 +42,10 @@ use crate::push::{Delivery, Verifier};
 /// (16 MiB by default) plus the events.
 pub const MAX_CALL_BYTES: usize = 24 * 1024 * 1024;
 
+/// Bytes of `run` step results a push answer gathers before the call ends (the server reads at most 64 KiB
+/// of an endpoint's answer); the rest of the code continues in the next call.
+pub const ANSWER_BUDGET: usize = 32 * 1024;
+
 /// What the push handler needs: the verifier, the functions by id, and optionally a client (to fetch a run's
 /// steps when a call omitted them).
 #[derive(Clone)]
@@ -100,7 +104,10 @@ pub async fn handle(State(state): State<PushState>, delivery: Delivery<Call>) ->
         );
         return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
     };
-    match function.call_with(call, state.client.as_ref()).await {
+    match function
+        .call_within(call, state.client.as_ref(), ANSWER_BUDGET)
+        .await
+    {
         CallOutcome::Response(body) => (StatusCode::OK, axum::Json(body)).into_response(),
         CallOutcome::Failed { message, retryable } => {
             let status = if retryable {

@@ -51,7 +51,7 @@ impl WorkerBuilder {
                     Backend::Test { .. } => (None, None),
                 };
                 let outcome = function
-                    .call_recording(job.payload, client.as_ref(), recorder)
+                    .call_recording(job.payload, client.as_ref(), recorder, None)
                     .await;
                 match outcome {
                     CallOutcome::Response(response) => Ok(response),

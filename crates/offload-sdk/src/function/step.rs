@@ -76,6 +76,11 @@ impl Step {
             ));
             return Begin::Halt;
         }
+        if runs_here && state.answer_full() {
+            // Answer what ran so far; the next call starts with this step.
+            state.stop_with(Vec::new());
+            return Begin::Halt;
+        }
         Begin::Fresh(id)
     }
 

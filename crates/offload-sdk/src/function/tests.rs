@@ -537,6 +537,7 @@ async fn steps_recorded_mid_call_leave_the_answer() {
             request(json!({}), None),
             None,
             Some(recorder(Arc::clone(&seen), Ok(true))),
+            None,
         )
         .await;
     // Every step was recorded as it ended, so the call answers the run's output at once.
@@ -555,6 +556,7 @@ async fn steps_recorded_mid_call_leave_the_answer() {
                 request(json!({}), None),
                 None,
                 Some(recorder(Arc::clone(&seen), Ok(true))),
+                None,
             )
             .await,
     );
@@ -573,6 +575,7 @@ async fn a_lost_lease_stops_the_code_and_a_failed_record_stays_in_the_answer() {
             request(json!({}), None),
             None,
             Some(recorder(Arc::clone(&seen), Ok(false))),
+            None,
         )
         .await;
     assert!(matches!(outcome, CallOutcome::Failed { .. }), "{outcome:?}");
@@ -588,6 +591,7 @@ async fn a_lost_lease_stops_the_code_and_a_failed_record_stays_in_the_answer() {
             request(json!({}), None),
             None,
             Some(recorder(Arc::clone(&seen), Err("unreachable".into()))),
+            None,
         )
         .await,
     ) else {
@@ -595,4 +599,37 @@ async fn a_lost_lease_stops_the_code_and_a_failed_record_stays_in_the_answer() {
     };
     assert_eq!(ran.len(), 3);
     assert!(then.is_none());
+}
+
+#[tokio::test]
+async fn a_push_answer_ends_before_it_grows_past_its_budget() {
+    let f = Function::new(spec("f", "app/x"), |ctx: Ctx| async move {
+        let mut total = 0;
+        for _ in 0..4 {
+            let chunk: String = ctx
+                .step
+                .run("chunk", || async { Ok::<_, BoxError>("x".repeat(1000)) })
+                .await?;
+            total += chunk.len();
+        }
+        Ok(total)
+    })
+    .unwrap();
+    let body = response(f.call_within(request(json!({}), None), None, 1500).await);
+    let ids: Vec<&str> = body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["chunk", "chunk:1"],
+        "the third step waits for the next call"
+    );
+    let recorded =
+        json!({"chunk": {"data": "x".repeat(1000)}, "chunk:1": {"data": "x".repeat(1000)}});
+    let body = response(f.call_within(request(recorded, None), None, 1500).await);
+    assert_eq!(body["steps"].as_array().map(Vec::len), Some(2));
+    assert_eq!(body["steps"][0]["id"], "chunk:2");
 }
