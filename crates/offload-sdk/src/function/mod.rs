@@ -38,7 +38,9 @@
 //! whose id is recorded returns its recorded result (or [`StepFailed`]) at once. Fresh `run` steps execute and
 //! the code continues in the same call; the call ends at the first step that needs the server (sleep, wait,
 //! send, invoke, parallel), at a step that fails, or when the code returns, and answers everything it did.
-//! Code outside steps runs again on every call, so keep side effects inside steps.
+//! Code outside steps runs again on every call, so keep side effects inside steps. A pull worker records each
+//! finished step at once (within the call's lease); a push answer ends once it holds
+//! [`push::ANSWER_BUDGET`] bytes of results.
 //!
 //! Errors: a step closure's error is retried on the step's own count (the function's `retries`), unless
 //! wrapped in [`NonRetriable`]; once recorded it comes back as [`StepFailed`], which the code may catch. An
