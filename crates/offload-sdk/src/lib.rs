@@ -8,6 +8,8 @@
 //!   per queue, heartbeats, progress, cancellation, batched completions and graceful shutdown ([`worker`]).
 //! - [`push`] verifies the signatures of jobs Offload pushes to your HTTP endpoint (Standard Webhooks), with an
 //!   axum extractor behind the `axum` feature.
+//! - [`function`] defines durable functions (steps that never run twice, sleeps and waits that hold no
+//!   worker) and serves them from a [`Worker`] or a push endpoint; the client sends events and manages runs.
 //! - [`testing`] runs a handler against a job value in memory, without a server.
 //! - [`retry`] is the rule workers follow when the server does not answer: pauses of at most 2 s, and reports
 //!   tried again for as long as their job's lease may last.
@@ -64,7 +66,9 @@
 //! own design.
 
 mod client;
+mod client_functions;
 mod error;
+pub mod function;
 pub mod push;
 pub mod retry;
 mod schedules;
@@ -73,6 +77,10 @@ pub mod testing;
 pub mod worker;
 
 pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_TIMEOUT, Enqueued};
+pub use client_functions::{
+    AppSynced, EventView, EventsSent, FunctionPut, FunctionView, RecordedError, RecordedStep,
+    RunParent, RunView, RunsQuery, StepAttemptView, StepView,
+};
 pub use error::{Error, Result, TransportError, TransportKind, code};
 /// A stored job as the API shows it (state, attempts, result), as [`Client::get_job`] answers. Not to be
 /// confused with [`Job`], the attempt a handler receives.

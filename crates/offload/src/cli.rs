@@ -7,9 +7,12 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::GlobalArgs;
 use crate::commands::bench::BenchArgs;
+use crate::commands::event::EventCommand;
+use crate::commands::function::FunctionCommand;
 use crate::commands::job::JobCommand;
 use crate::commands::push::PushCommand;
 use crate::commands::queue::QueueCommand;
+use crate::commands::run::RunCommand;
 use crate::commands::schedule::ScheduleCommand;
 use crate::commands::serve::{MigrateArgs, ServeArgs};
 use crate::commands::worker::WorkerArgs;
@@ -44,6 +47,15 @@ pub(crate) enum Command {
     /// Manage cron schedules, or check an expression's next fire times (`schedule next`, no server needed).
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Send events to durable functions.
+    #[command(subcommand)]
+    Event(EventCommand),
+    /// List, inspect, cancel and retry the runs of durable functions.
+    #[command(subcommand)]
+    Run(RunCommand),
+    /// List and inspect registered durable functions.
+    #[command(subcommand)]
+    Function(FunctionCommand),
     /// Run a command for each job of a queue: a generic pull worker.
     Worker(WorkerArgs),
     /// Run the server (SQLite file in the current directory, API on 127.0.0.1:7070 by default).

@@ -5,10 +5,13 @@
 //! status. Nothing here imports the top-level parser (`cli.rs`), which only assembles these definitions.
 
 pub(crate) mod bench;
+pub(crate) mod event;
+pub(crate) mod function;
 pub(crate) mod job;
 pub(crate) mod parse;
 pub(crate) mod push;
 pub(crate) mod queue;
+pub(crate) mod run;
 pub(crate) mod schedule;
 pub(crate) mod serve;
 pub(crate) mod worker;
