@@ -6,8 +6,13 @@
  * - `deliver` runs a push handler on a payload without any signature (the verify-free mode) and returns the
  *   answer the server would get;
  * - `perform` runs a pull worker handler in memory and returns how the attempt ended, with the progress it
- *   reported.
+ *   reported;
+ * - `callFunction` runs one call of a durable function in memory, with the step results you give, and returns
+ *   its call response (what the server would record next).
  */
+import type { OffloadFunction } from "./functions/define.js";
+import { executeCall, type ExecuteOptions } from "./functions/execute.js";
+import type { CallRequest, CallResponse, FunctionEvent, StepResult } from "./functions/protocol.js";
 import { answer, SKIP_VERIFY, type PushHandler, type Reply } from "./push/handler.js";
 import { sign, toBase64 } from "./push/verify.js";
 import { Job, type AbortReason } from "./worker/job.js";
@@ -160,4 +165,24 @@ function stateAfter(outcome: Outcome, attempt: number, maxAttempts: number): Per
     case "fail":
       return outcome.retryable && attempt < maxAttempts ? "retrying" : "dead";
   }
+}
+
+/** Options of `callFunction`. */
+export interface CallFunctionOptions extends Omit<ExecuteOptions, "fetchSteps"> {
+  /** The run's event (default `{ name: "test/event", data: {} }`). */
+  event?: FunctionEvent<any>;
+  /** Steps already recorded, by id: `{ charge: { data: {...} }, email: { error: { name, message } } }`. */
+  steps?: Record<string, StepResult>;
+  /** Make the call for this planned parallel step. */
+  runStep?: string;
+  attempt?: number;
+  runId?: string;
+}
+
+/** Runs one call of `fn` in memory and returns its call response; rejects as the call would fail. */
+export function callFunction(fn: OffloadFunction<any, any>, options: CallFunctionOptions = {}): Promise<CallResponse> {
+  const { event = { name: "test/event", data: {} }, steps = {}, runStep, attempt = 1, runId = crypto.randomUUID(), ...rest } = options;
+  const request: CallRequest = { run_id: runId, function_id: fn.id, attempt, event, events: [event], steps };
+  if (runStep !== undefined) request.run_step = runStep;
+  return executeCall(fn, request, rest);
 }
