@@ -79,6 +79,11 @@ class Execution {
   readonly #ran: StepOp[] = [];
   /** Recorded steps the code has not asked for yet: while there are some, the code is replaying. */
   #unvisited: number;
+  /**
+   * Lines logged since the last step executed in this call: written once the code's next step is part of the
+   * answer (the next call replays past them), dropped otherwise (the next call writes them again).
+   */
+  #buffer: [keyof FunctionLogger, unknown[]][] | undefined;
   #executing = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #returned: { output: unknown } | undefined;
@@ -230,11 +235,13 @@ class Execution {
       return;
     }
     if (pending.length > 1 && pending.every((p) => p.kind === "run")) {
+      this.#flush();
       this.#finish({ steps: [...this.#ran, ...pending.map((p): StepOp => ({ id: p.id, op: "plan_run" }))] });
       return;
     }
     const first = pending[0]!;
     if (first.kind !== "run") {
+      this.#flush();
       this.#finish({ steps: [...this.#ran, first.op] });
       return;
     }
@@ -243,6 +250,7 @@ class Execution {
       return;
     }
     pending.shift();
+    this.#flush();
     const op = await this.#execute(first);
     if (this.#settled) return;
     this.#ran.push(op);
@@ -250,6 +258,7 @@ class Execution {
       this.#finish({ steps: this.#ran });
       return;
     }
+    this.#buffer = [];
     first.resolve(op.op === "run" && "data" in op ? op.data : null);
     this.#schedule();
   }
@@ -316,11 +325,21 @@ class Execution {
     else this.#fail(error);
   }
 
+  #flush(): void {
+    const lines = this.#buffer;
+    this.#buffer = undefined;
+    for (const [level, args] of lines ?? []) this.#write(level, args);
+  }
+
+  #write(level: keyof FunctionLogger, args: unknown[]): void {
+    (this.#options.logger ?? console)[level](`[${this.#request.function_id} ${this.#request.run_id}]`, ...args);
+  }
+
   #logger(): FunctionLogger {
-    const sink = this.#options.logger ?? console;
-    const prefix = `[${this.#request.function_id} ${this.#request.run_id}]`;
     const write = (level: keyof FunctionLogger) => (...args: unknown[]) => {
-      if (this.#unvisited <= 0 && !this.#settled) sink[level](prefix, ...args);
+      if (this.#unvisited > 0 || this.#settled) return;
+      if (this.#buffer) this.#buffer.push([level, args]);
+      else this.#write(level, args);
     };
     return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
   }
