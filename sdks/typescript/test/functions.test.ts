@@ -15,6 +15,7 @@ import {
   Offload,
   serve,
   StepError,
+  Worker,
   type CallRequest,
   type CallResponse,
   type FunctionContext,
@@ -268,6 +269,15 @@ describe("parallel steps", () => {
     });
     const all = { ...fetched, "resize-1": { data: 10 }, "resize-2": { data: 20 }, "resize-3": { data: 30 } };
     assert.deepEqual(await call(fn, request(all)), { done: true, output: [10, 20, 30] });
+  });
+
+  test("a parallel call runs its step even when a sibling's recorded error rejects Promise.all", async () => {
+    const fn = createFunction({ id: "f", trigger: { event: "x" } }, async ({ step }) =>
+      Promise.all([step.run("a", () => 1), step.run("b", () => 2)]),
+    );
+    const answer = await call(fn, request({ a: { error: { name: "E", message: "m" } } }, { run_step: "b" }));
+    assert.deepEqual(answer, { steps: [{ id: "b", op: "run", data: 2 }] });
+    await assert.rejects(call(fn, request({ a: { error: { name: "E", message: "m" } }, b: { data: 2 } })), NonRetriableError);
   });
 
   test("a run_step call that never meets its step fails (the code is not deterministic)", async () => {
@@ -701,5 +711,22 @@ describe("serve({ functions }) answers calls over push", () => {
 
   test("two functions with one id are refused", () => {
     assert.throws(() => serve({ functions: [threeSteps.fn, threeSteps.fn], secret }), /two functions/);
+  });
+});
+
+describe("Worker({ functions })", () => {
+  const client = new Offload({ baseUrl: "http://127.0.0.1:1" });
+  const pull = createFunction({ id: "pull-fn", trigger: { event: "x" } }, async () => 1);
+
+  test("needs no queues or handlers beside the functions", () => {
+    assert.ok(new Worker({ client, functions: [pull] }));
+    assert.ok(new Worker({ client, functions: [pull], queues: { emails: 2 }, handlers: { welcome: () => 1 } }));
+  });
+
+  test("refuses a pushed function, a handler named like a function, and two functions with one id", () => {
+    const pushed = createFunction({ id: "pushed", trigger: { event: "x" }, target: "https://app.example/api/offload" }, async () => 1);
+    assert.throws(() => new Worker({ client, functions: [pushed] }), /push target/);
+    assert.throws(() => new Worker({ client, functions: [pull], handlers: { "pull-fn": () => 1 } }), /both named/);
+    assert.throws(() => new Worker({ client, functions: [pull, pull] }), /two functions/);
   });
 });

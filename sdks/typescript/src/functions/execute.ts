@@ -308,6 +308,9 @@ class Execution {
 
   #onThrow(thrown: unknown): void {
     if (this.#settled) return;
+    const runStep = this.#request.run_step;
+    // A parallel call only has to run its step: a sibling's recorded error rejecting `Promise.all` is not its business.
+    if (runStep !== undefined && this.#pending.some((p) => p.id === runStep)) return;
     if (this.#ran.length > 0 && this.#request.run_step === undefined) {
       this.#finish({ steps: this.#ran });
     } else if (thrown instanceof StepError) {
