@@ -21,7 +21,7 @@ import {
   type FunctionContext,
   type StepResult,
 } from "../src/index.js";
-import { callFunction, generateSecret, signedRequest } from "../src/testing.js";
+import { callFunction, generateSecret, runFunction, signedRequest } from "../src/testing.js";
 
 const NOW = Date.parse("2026-12-03T10:00:00Z");
 const EVENT = { name: "app/order.paid", data: { order_id: 42, user_id: "u1" }, id: "o-42", ts: "2026-12-03T09:59:00Z" };
@@ -728,5 +728,58 @@ describe("Worker({ functions })", () => {
     assert.throws(() => new Worker({ client, functions: [pushed] }), /push target/);
     assert.throws(() => new Worker({ client, functions: [pull], handlers: { "pull-fn": () => 1 } }), /both named/);
     assert.throws(() => new Worker({ client, functions: [pull, pull] }), /two functions/);
+  });
+});
+
+describe("runFunction: a whole run in memory", () => {
+  test("runs every call to the output, each step once", async () => {
+    threeSteps.runs.clear();
+    const run = await runFunction(threeSteps.fn, { ...quiet, event: EVENT });
+    assert.deepEqual(run.output, { total: 3 });
+    assert.deepEqual(run.steps, { a: { data: { n: 1 } }, b: { data: 2 }, c: { data: 3 } });
+    assert.equal(run.calls, 4);
+    assert.deepEqual([...threeSteps.runs], [["a", 1], ["b", 1], ["c", 1]]);
+  });
+
+  test("retries a failing step on its own count with the call's attempt, then records the error", async () => {
+    const attempts: number[] = [];
+    const fn = createFunction({ id: "f", trigger: { event: "x" }, retries: 2 }, async ({ step, attempt }) => {
+      try {
+        await step.run("flaky", () => {
+          attempts.push(attempt);
+          throw new Error("down");
+        });
+      } catch (e) {
+        return `gave up: ${(e as Error).message}`;
+      }
+    });
+    const run = await runFunction(fn, quiet);
+    assert.equal(run.output, "gave up: down");
+    assert.deepEqual(attempts, [1, 2, 3]);
+    assert.deepEqual(run.failures, { flaky: 2 });
+  });
+
+  test("plans parallel steps and runs one call each; answers waits, invokes and sends", async () => {
+    const fn = createFunction<{ ids: number[] }>({ id: "f", trigger: { event: "x" } }, async ({ event, step }) => {
+      const squares = await Promise.all(event.data.ids.map((i) => step.run(`sq-${i}`, () => i * i)));
+      await step.sleep("nap", "1d");
+      const ok = await step.waitForEvent("ok", { event: "app/ok", timeout: "1h" });
+      const child = await step.invoke<number>("child", { function: "other", data: { n: 2 } });
+      await step.sendEvent("tell", { name: "app/told", data: { child } });
+      return { squares, ok: ok?.data, child };
+    });
+    const run = await runFunction(fn, {
+      ...quiet,
+      event: { name: "x", data: { ids: [2, 3] } },
+      onWait: () => ({ name: "app/ok", data: { yes: true } }),
+      onInvoke: (op) => (op.data as { n: number }).n * 10,
+    });
+    assert.deepEqual(run.output, { squares: [4, 9], ok: { yes: true }, child: 20 });
+    assert.deepEqual(run.sent, [{ name: "app/told", data: { child: 20 } }]);
+  });
+
+  test("rejects as the run would fail", async () => {
+    const fn = createFunction({ id: "f", trigger: { event: "x" }, retries: 0 }, async ({ step }) => step.run("a", () => Promise.reject(new Error("no"))));
+    await assert.rejects(runFunction(fn, quiet), (e: unknown) => e instanceof NonRetriableError && /step `a` failed: Error: no/.test(e.message));
   });
 });
