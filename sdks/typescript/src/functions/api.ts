@@ -119,20 +119,53 @@ export interface StepView {
   until?: string | null;
 }
 
+/** A page of runs, newest first. */
+export interface RunPage {
+  runs: RunView[];
+  /** Pass as `before` for the next page; absent on the last page. */
+  next_cursor?: string | null;
+}
+
+/** A page of events, newest first. */
+export interface EventPage {
+  events: EventView[];
+  /** Pass as `before` for the next page; absent on the last page. */
+  next_cursor?: string | null;
+}
+
+/** A page of functions, by id. */
+export interface FunctionPage {
+  functions: FunctionView[];
+  /** Pass as `cursor` for the next page; absent on the last page. */
+  next_cursor?: string | null;
+}
+
+/** Filters of `functions.list`. */
+export interface FunctionFilter {
+  /** Only functions synced by this app. */
+  app?: string;
+  /** The `next_cursor` of the previous page. */
+  cursor?: string;
+  /** Page size (default 100). */
+  limit?: number;
+}
+
 /** Filters of `runs.list`. */
 export interface RunFilter {
   function?: string;
   state?: RunState;
   event?: string;
-  /** Runs older than this run id. */
+  /** Runs older than this run id (the `next_cursor` of the previous page). */
   before?: string;
+  /** Page size (default 50). */
   limit?: number;
 }
 
 /** Filters of `events.list`. */
 export interface EventFilter {
   name?: string;
-  /** Events older than this event id. */
+  /** Events older than this event id (the `next_cursor` of the previous page). */
   before?: string;
+  /** Page size. */
   limit?: number;
 }

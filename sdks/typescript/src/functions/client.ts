@@ -11,11 +11,15 @@ import type { Transport } from "../transport.js";
 import type {
   AppSynced,
   EventFilter,
+  EventPage,
   EventsSent,
   EventView,
+  FunctionFilter,
+  FunctionPage,
   FunctionSpec,
   FunctionView,
   RunFilter,
+  RunPage,
   RunView,
   StepView,
 } from "./api.js";
@@ -55,10 +59,19 @@ export class Functions {
     return (await this.transport.send<FunctionView>({ method: "GET", path: ["v1", "functions", id], idempotent: true })).body;
   }
 
-  /** Every registered function. */
-  async list(): Promise<FunctionView[]> {
-    return (await this.transport.send<{ functions: FunctionView[] }>({ method: "GET", path: ["v1", "functions"], idempotent: true })).body
-      .functions;
+  /** One page of registered functions, by id. */
+  async list(filter: FunctionFilter = {}): Promise<FunctionPage> {
+    return (await this.transport.send<FunctionPage>({ method: "GET", path: ["v1", "functions"], query: { ...filter }, idempotent: true })).body;
+  }
+
+  /** Every registered function matching `filter`, page after page. */
+  async *iterate(filter: FunctionFilter = {}): AsyncGenerator<FunctionView> {
+    let cursor = filter.cursor;
+    do {
+      const page: FunctionPage = await this.list({ ...filter, cursor });
+      yield* page.functions;
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
   }
 
   /** Removes a function: it starts no more runs; its runs in flight go on. */
@@ -101,10 +114,19 @@ export class Events {
     return (await this.transport.send<EventView>({ method: "GET", path: ["v1", "events", id], idempotent: true })).body;
   }
 
-  /** Stored events, newest first. */
-  async list(filter: EventFilter = {}): Promise<EventView[]> {
-    return (await this.transport.send<{ events: EventView[] }>({ method: "GET", path: ["v1", "events"], query: { ...filter }, idempotent: true }))
-      .body.events;
+  /** One page of stored events, newest first. */
+  async list(filter: EventFilter = {}): Promise<EventPage> {
+    return (await this.transport.send<EventPage>({ method: "GET", path: ["v1", "events"], query: { ...filter }, idempotent: true })).body;
+  }
+
+  /** Every stored event matching `filter`, page after page. */
+  async *iterate(filter: EventFilter = {}): AsyncGenerator<EventView> {
+    let before = filter.before;
+    do {
+      const page: EventPage = await this.list({ ...filter, before });
+      yield* page.events;
+      before = page.next_cursor ?? undefined;
+    } while (before);
   }
 }
 
@@ -117,10 +139,19 @@ export class Runs {
     return (await this.transport.send<RunView<O>>({ method: "GET", path: ["v1", "runs", id], idempotent: true })).body;
   }
 
-  /** Runs, newest first, filtered by function, state or event. */
-  async list(filter: RunFilter = {}): Promise<RunView[]> {
-    return (await this.transport.send<{ runs: RunView[] }>({ method: "GET", path: ["v1", "runs"], query: { ...filter }, idempotent: true })).body
-      .runs;
+  /** One page of runs, newest first, filtered by function, state or event. */
+  async list(filter: RunFilter = {}): Promise<RunPage> {
+    return (await this.transport.send<RunPage>({ method: "GET", path: ["v1", "runs"], query: { ...filter }, idempotent: true })).body;
+  }
+
+  /** Every run matching `filter`, page after page. */
+  async *iterate(filter: RunFilter = {}): AsyncGenerator<RunView> {
+    let before = filter.before;
+    do {
+      const page: RunPage = await this.list({ ...filter, before });
+      yield* page.runs;
+      before = page.next_cursor ?? undefined;
+    } while (before);
   }
 
   /** The run's steps with their results and failed attempts. */
