@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use offload_core::function::event::DEFAULT_MAX_EVENT_BYTES;
+use offload_core::function::record::RecordLimits;
 use serde::{Deserialize, Serialize};
 
 /// How long finished jobs are kept before the pruner deletes them.
@@ -26,6 +28,34 @@ impl Default for Retention {
             succeeded: Duration::from_secs(DAY),
             cancelled: Duration::from_secs(7 * DAY),
             dead: Duration::from_secs(30 * DAY),
+        }
+    }
+}
+
+/// Durable functions: how long events and ended runs are kept, and the limits on events and step records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionsConfig {
+    /// Stored events (default 7 days); an event's de-duplication `id` is remembered this long.
+    pub event_retention: Duration,
+    /// Ended runs (succeeded, failed or cancelled), with their steps (default 7 days, by `ended_at`).
+    pub run_retention: Duration,
+    /// Largest `data` of one event, in bytes of JSON (default 512 KiB).
+    pub max_event_bytes: usize,
+    /// Steps per run, bytes per step result, bytes of recorded state per run.
+    pub limits: RecordLimits,
+    /// Longest sleep of the wait-timeout service between looks for waits whose timeout passed.
+    pub wake_interval: Duration,
+}
+
+impl Default for FunctionsConfig {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        Self {
+            event_retention: Duration::from_secs(7 * DAY),
+            run_retention: Duration::from_secs(7 * DAY),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            limits: RecordLimits::default(),
+            wake_interval: Duration::from_secs(1),
         }
     }
 }
@@ -61,6 +91,8 @@ pub struct EngineConfig {
     pub cron_poll: Duration,
     /// Cron: most schedules fired in one transaction.
     pub cron_batch: u32,
+    /// Durable functions: retention and limits.
+    pub functions: FunctionsConfig,
 }
 
 impl Default for EngineConfig {
@@ -78,6 +110,7 @@ impl Default for EngineConfig {
             cron_grace: Duration::from_secs(60),
             cron_poll: Duration::from_secs(1),
             cron_batch: 2000,
+            functions: FunctionsConfig::default(),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Engine errors: a store error, or a request the engine refuses because it is stopping.
+//! Engine errors: a store error, an invalid request, or a request the engine refuses because it is stopping.
 
+use offload_core::spec::ValidationError;
 use offload_store::StoreError;
 
 /// Why an engine operation failed.
@@ -9,6 +10,9 @@ pub enum EngineError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The request is not acceptable (a function definition, an event); names the field to blame.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
     /// The server is draining: it hands out no new work.
     #[error("the server is shutting down and hands out no new jobs")]
     ShuttingDown,

@@ -13,6 +13,7 @@ mod cron;
 mod engine;
 mod error;
 mod finish;
+pub mod functions;
 mod leadership;
 mod maintenance;
 pub mod observe;
@@ -20,7 +21,7 @@ pub mod push;
 mod signal;
 mod wakeup;
 
-pub use config::{EngineConfig, Retention};
+pub use config::{EngineConfig, FunctionsConfig, Retention};
 pub use cron::CronPass;
 pub use engine::Engine;
 pub use engine::FileSchedules;

@@ -1,11 +1,13 @@
-//! Counters and histograms of what happens to jobs, emitted through the `metrics` facade.
+//! Counters and histograms of what happens to jobs and function runs, emitted through the `metrics` facade.
 //!
-//! Invariant: labels are bounded sets (queue names, outcome names), never a job id. Without an installed
+//! Invariant: labels are bounded sets (queue names, function ids, event names, outcome names), never a job,
+//! run or event id. Without an installed
 //! recorder every emission is a no-op; the binary installs one (the Prometheus exporter) and the server
 //! renders it at `/metrics`.
 
 use std::time::Duration;
 
+use offload_core::function::run::RunState;
 use offload_core::{JobState, Timestamp};
 
 /// Jobs stored by enqueues (idempotent replays not counted), by `queue`.
@@ -20,6 +22,17 @@ pub const JOB_RUN_SECONDS: &str = "offload_job_run_seconds";
 pub const LEASE_EXPIRIES: &str = "offload_lease_expiries_total";
 /// Push deliveries by `queue` and `result` (`2xx`, `3xx`, `4xx`, `5xx`, `timeout`, `connect`, `refused`).
 pub const PUSH_DELIVERIES: &str = "offload_push_deliveries_total";
+
+/// Events received by `POST /v1/events`, by `name` and `outcome` (`stored`, `duplicate`).
+pub const EVENTS_RECEIVED: &str = "offload_events_received_total";
+/// Function runs started, by `function`.
+pub const RUNS_STARTED: &str = "offload_runs_started_total";
+/// Function runs ended, by `function` and `state` (`succeeded`, `failed`, `cancelled`).
+pub const RUNS_FINISHED: &str = "offload_runs_finished_total";
+/// Seconds from a run's creation to its end, by `function` and `state`.
+pub const RUN_SECONDS: &str = "offload_run_seconds";
+/// Steps reported by function code, by `function` and `outcome` (`data`, `error`, `retry`, `planned`).
+pub const STEPS: &str = "offload_steps_total";
 
 /// Upper bounds (seconds) of the wait and run histograms' buckets: from 5 ms to an hour.
 pub const DURATION_BUCKETS: [f64; 16] = [
@@ -50,6 +63,24 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         PUSH_DELIVERIES,
         "Push deliveries, by queue and result class (2xx, 3xx, 4xx, 5xx, timeout, connect, refused)."
+    );
+    metrics::describe_counter!(
+        EVENTS_RECEIVED,
+        "Events received, by name and outcome (stored, duplicate)."
+    );
+    metrics::describe_counter!(RUNS_STARTED, "Function runs started, by function.");
+    metrics::describe_counter!(
+        RUNS_FINISHED,
+        "Function runs ended, by function and state (succeeded, failed, cancelled)."
+    );
+    metrics::describe_histogram!(
+        RUN_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from a function run's creation to its end, by function and state."
+    );
+    metrics::describe_counter!(
+        STEPS,
+        "Steps reported by function code, by function and outcome (data, error, retry, planned)."
     );
 }
 
@@ -90,6 +121,29 @@ pub(crate) fn ran(queue: &str, start: Timestamp, end: Timestamp) {
 /// An attempt's lease expired.
 pub(crate) fn lease_expired(queue: &str) {
     metrics::counter!(LEASE_EXPIRIES, "queue" => queue.to_owned()).increment(1);
+}
+
+/// An event was received; `duplicate` when its id was seen within retention.
+pub(crate) fn event_received(name: &str, duplicate: bool) {
+    let outcome = if duplicate { "duplicate" } else { "stored" };
+    metrics::counter!(EVENTS_RECEIVED, "name" => name.to_owned(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// A run of `function` ended in `state` after running from `created` to `ended`.
+pub(crate) fn run_ended(function: &str, state: RunState, created: Timestamp, ended: Timestamp) {
+    metrics::counter!(RUNS_FINISHED, "function" => function.to_owned(), "state" => state.as_str())
+        .increment(1);
+    metrics::histogram!(RUN_SECONDS, "function" => function.to_owned(), "state" => state.as_str())
+        .record(seconds(created, ended));
+}
+
+/// `n` steps of `function` reported with `outcome`.
+pub(crate) fn steps(function: &str, outcome: &'static str, n: u64) {
+    if n == 0 {
+        return;
+    }
+    metrics::counter!(STEPS, "function" => function.to_owned(), "outcome" => outcome).increment(n);
 }
 
 /// Seconds from `from` to `to`, zero when `to` is earlier (clocks of different sources, truncation).

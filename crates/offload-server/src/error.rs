@@ -227,7 +227,10 @@ impl AppError {
 
 impl From<EngineError> for AppError {
     fn from(e: EngineError) -> Self {
-        AppError::Engine(e)
+        match e {
+            EngineError::Invalid(v) => v.into(),
+            e => AppError::Engine(e),
+        }
     }
 }
 

@@ -54,7 +54,7 @@ mod serve;
 mod ui;
 mod view;
 
-use routes::{health, jobs, queues, schedules, workers};
+use routes::{apps, events, functions, health, jobs, queues, runs, schedules, workers};
 pub use serve::{ConnectionLimits, serve};
 
 /// Extra room, beyond the payload limit, that single-job bodies may take for the other fields.
@@ -180,12 +180,23 @@ fn api_routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
         .routes(routes!(schedules::pause))
         .routes(routes!(schedules::resume))
         .routes(routes!(schedules::trigger))
+        .routes(routes!(functions::list))
+        .routes(routes!(functions::get, functions::put, functions::delete))
+        .routes(routes!(apps::sync))
+        .routes(routes!(events::list))
+        .routes(routes!(events::get))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(runs::retry))
         .layer(DefaultBodyLimit::max(single_body));
     // Static segments win over `{id}` in axum's matcher, so `/v1/jobs/complete` never reaches `/v1/jobs/{id}`.
     let batch = OpenApiRouter::new()
         .routes(routes!(jobs::enqueue_batch))
         .routes(routes!(workers::complete_batch))
         .routes(routes!(workers::fail_batch))
+        .routes(routes!(events::send))
+        .routes(routes!(runs::steps, runs::record))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     OpenApiRouter::new()
         .routes(routes!(health::healthz))

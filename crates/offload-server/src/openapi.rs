@@ -15,6 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref};
 
 mod constraints;
+pub(crate) mod functions;
 
 /// Where the document is served.
 pub(crate) const PATH: &str = "/openapi.json";
@@ -34,6 +35,9 @@ pub(crate) const PATH: &str = "/openapi.json";
         (name = "workers", description = "Pull workers: claim, heartbeat, complete and fail"),
         (name = "queues", description = "Queues: counts by state, pause and resume"),
         (name = "schedules", description = "Cron schedules: create or replace, list, read, delete, pause, resume and trigger"),
+        (name = "functions", description = "Durable functions: register, list, read, remove, and sync an app's whole set"),
+        (name = "events", description = "Events: send (fanned out to runs, waits and cancels), list and read"),
+        (name = "runs", description = "Function runs: list, read with their steps, cancel, retry, and record steps within a call"),
         (name = "health", description = "Liveness and readiness"),
     ),
 )]

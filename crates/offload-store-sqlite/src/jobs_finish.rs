@@ -24,6 +24,8 @@ use crate::batch::{self, add as bind};
 use crate::codec::{self, hex_uuid, micros};
 use crate::counts::Counts;
 use crate::error::db;
+use crate::run_calls;
+use offload_core::function::run::RunId;
 
 /// What the decision needs to know about a job, as read in the writer's transaction.
 struct Facts {
@@ -150,16 +152,24 @@ pub(crate) async fn finish(
     counts: &mut Counts,
 ) -> Result<Vec<Vec<FinishOutcome>>> {
     let mut known = load(conn, commands).await?;
+    let seqs: Vec<i64> = known.values().map(|f| f.seq).collect();
+    let calls = run_calls::calls_of(conn, &seqs).await?;
     let mut ends = Vec::new();
-    let answers = commands
-        .iter()
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| decide(item, &mut known, now, &mut ends))
-                .collect()
-        })
-        .collect::<Vec<Vec<FinishOutcome>>>();
+    let mut answers = Vec::with_capacity(commands.len());
+    for items in commands {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let call = known.get(&item.id).and_then(|f| calls.get(&f.seq));
+            out.push(match call {
+                // A call of a run ends alone, with its answer applied to the run right after.
+                Some((run, step)) => {
+                    finish_call(conn, now, &mut known, item, *run, step.as_deref(), counts).await?
+                }
+                None => decide(item, &mut known, now, &mut ends),
+            });
+        }
+        answers.push(out);
+    }
     write(conn, now, &ends, counts).await?;
     for done in answers.iter().flatten().flatten() {
         counts.moved(&done.queue, JobState::Running, done.state, 1);
@@ -197,6 +207,18 @@ pub(crate) async fn rescue(
         ends.push(end);
     }
     write(conn, now, &ends, counts).await?;
+    let seqs: Vec<i64> = ends.iter().map(|e| e.seq).collect();
+    let calls = run_calls::calls_of(conn, &seqs).await?;
+    for end in &ends {
+        if let Some((run, _)) = calls.get(&end.seq) {
+            let prepared = run_calls::Prepared::NotAnAnswer;
+            let started = Some(end.started_at);
+            run_calls::after_end(
+                conn, now, *run, prepared, end.state, end.error, started, counts,
+            )
+            .await?;
+        }
+    }
     for done in &rescued {
         counts.moved(&done.queue, JobState::Running, done.state, 1);
     }
@@ -244,6 +266,52 @@ fn decide<'a>(
     };
     ends.push(end);
     Ok(finished)
+}
+
+/// Ends the attempt of a call job: its answer is decided first (a protocol error turns the completion into a
+/// failure), the job's end is written, then the answer (or the job's death or cancel) is applied to the run.
+async fn finish_call(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    known: &mut HashMap<JobId, Facts>,
+    item: &FinishItem,
+    run: RunId,
+    run_step: Option<&str>,
+    counts: &mut Counts,
+) -> Result<FinishOutcome> {
+    let Some(f) = known.get_mut(&item.id) else {
+        return Ok(Err(StoreError::NotFound(format!("job {}", item.id))));
+    };
+    if f.state != JobState::Running || f.lease_token != Some(item.lease_token) {
+        return Ok(Err(StoreError::LeaseMismatch));
+    }
+    let prepared = run_calls::prepare(conn, now, run, run_step, &item.finish).await?;
+    let finish = match &prepared {
+        run_calls::Prepared::Refused(failure) => failure,
+        _ => &item.finish,
+    };
+    let end = end_of(f, finish, now);
+    let finished = Finished {
+        id: f.id,
+        queue: f.queue.clone(),
+        state: end.state,
+        started_at: codec::timestamp(end.started_at)?,
+    };
+    let (state, error, started) = (end.state, end.error.map(str::to_owned), end.started_at);
+    write(conn, now, std::slice::from_ref(&end), counts).await?;
+    drop(end);
+    run_calls::after_end(
+        conn,
+        now,
+        run,
+        prepared,
+        state,
+        error.as_deref(),
+        Some(started),
+        counts,
+    )
+    .await?;
+    Ok(Ok(finished))
 }
 
 /// The end `finish` decides for `f`'s attempt ([`end_attempt`]); updates `f` to the decided state.

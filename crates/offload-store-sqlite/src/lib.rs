@@ -9,7 +9,9 @@
 //! `leases` (claim, heartbeat), `push` (the push dispatcher's claims), `push_failures` (recent push failures
 //! per destination), `settings`, `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
 //! delete), `maintenance` (stage, prune), `jobs_read`, `queues`, `leader`, `schedules` (define, read, due) and
-//! `schedule_fire` (ticks); `codec` maps values, `batch` runs multi-row statements, `error` maps database
+//! `schedule_fire` (ticks); durable functions: `functions` (registry, app sync), `events` (store and fan out),
+//! `runs` (reads, cancel, retry, records within a lease, wake-ups, pruning) and `run_calls` (a run's calls and
+//! records, applied with the end of each call job); `codec` maps values, `batch` runs multi-row statements, `error` maps database
 //! errors; `lock` holds the exclusive lock on the file that makes its server the only one.
 
 use std::collections::HashSet;
@@ -21,7 +23,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use offload_core::api::{HeartbeatResponse, QueueInfo};
 use offload_core::cron::ScheduleRecord;
+use offload_core::function::event::EventId;
+use offload_core::function::run::RunId;
 use offload_core::{ClaimedJob, Clock, Job, JobId, SystemClock, Timestamp};
+use offload_store::{
+    AppSyncParams, AppSynced, EventListParams, EventRecord, EventSendParams, EventSendReport,
+    FunctionListParams, FunctionPut, FunctionPutParams, FunctionRecord, RunListParams,
+    RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StepRecord,
+};
 use offload_store::{
     DueSchedules, FireOutcome, ScheduleDeleteParams, ScheduleDueParams, ScheduleFireParams,
     ScheduleGetParams, ScheduleListParams, ScheduleSetPausedParams, ScheduleTriggerParams,
@@ -42,6 +51,8 @@ mod batch;
 mod codec;
 mod counts;
 mod error;
+mod events;
+mod functions;
 mod jobs_finish;
 mod jobs_insert;
 mod jobs_manage;
@@ -53,6 +64,8 @@ mod maintenance;
 mod push;
 mod push_failures;
 mod queues;
+mod run_calls;
+mod runs;
 mod schedule_fire;
 mod schedules;
 mod schema;
@@ -423,6 +436,101 @@ impl Store for SqliteStore {
             .run(false, move |c, counts, now| {
                 Box::pin(schedule_fire::trigger(c, now, p, counts))
             })
+            .await
+    }
+
+    async fn function_put(&self, p: FunctionPutParams) -> Result<FunctionPut> {
+        self.writer
+            .run(false, move |c, _, now| Box::pin(functions::put(c, now, p)))
+            .await
+    }
+
+    async fn function_get(&self, id: &str) -> Result<Option<FunctionRecord>> {
+        functions::get_one(&mut *self.read().await?, id).await
+    }
+
+    async fn function_list(&self, p: FunctionListParams) -> Result<Vec<FunctionRecord>> {
+        functions::list(&mut *self.read().await?, &p).await
+    }
+
+    async fn function_delete(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.writer
+            .run(true, move |c, _, now| {
+                Box::pin(async move { functions::delete(c, now, &id).await })
+            })
+            .await
+    }
+
+    async fn app_sync(&self, p: AppSyncParams) -> Result<AppSynced> {
+        self.writer
+            .run(false, move |c, _, now| Box::pin(functions::sync(c, now, p)))
+            .await
+    }
+
+    async fn event_send(&self, p: EventSendParams) -> Result<EventSendReport> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(events::send(c, now, p, counts))
+            })
+            .await
+    }
+
+    async fn event_get(&self, id: EventId) -> Result<Option<EventRecord>> {
+        events::get_one(&mut *self.read().await?, id).await
+    }
+
+    async fn event_list(&self, p: EventListParams) -> Result<Vec<EventRecord>> {
+        events::list(&mut *self.read().await?, &p).await
+    }
+
+    async fn run_get(&self, id: RunId) -> Result<Option<RunRecord>> {
+        runs::get_one(&mut *self.read().await?, id).await
+    }
+
+    async fn run_list(&self, p: RunListParams) -> Result<Vec<RunRecord>> {
+        runs::list(&mut *self.read().await?, &p).await
+    }
+
+    async fn run_steps(&self, id: RunId) -> Result<Vec<StepRecord>> {
+        runs::steps(&mut *self.read().await?, id).await
+    }
+
+    async fn run_cancel(&self, id: RunId) -> Result<RunRecord> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(runs::cancel(c, now, id, counts))
+            })
+            .await
+    }
+
+    async fn run_retry(&self, id: RunId) -> Result<RunRecord> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(async move { runs::retry(c, now, id, counts, &mut Vec::new()).await })
+            })
+            .await
+    }
+
+    async fn run_record_steps(&self, p: RunRecordStepsParams) -> Result<RunRecord> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(runs::record_steps(c, now, p, counts))
+            })
+            .await
+    }
+
+    async fn run_wake_due(&self, p: RunWakeParams) -> Result<RunWakeReport> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(runs::wake(c, now, p, counts))
+            })
+            .await
+    }
+
+    async fn run_prune(&self, p: RunPruneParams) -> Result<u64> {
+        self.writer
+            .run(false, move |c, _, now| Box::pin(runs::prune(c, now, p)))
             .await
     }
 

@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "push_failures",
         include_str!("../migrations/0005_push_failures.sql"),
     ),
+    (
+        6,
+        "functions",
+        include_str!("../migrations/0006_functions.sql"),
+    ),
 ];
 
 /// The embedded migrations (built by hand rather than with `sqlx::migrate!`, which would pull in sqlx's

@@ -16,9 +16,11 @@ use offload_core::state::{Failure, TransitionError};
 use offload_core::{ClaimedJob, Job, JobId, JobState, LeaseToken, NewJob, Progress, Timestamp};
 use serde_json::value::RawValue;
 
+pub mod calls;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod ending;
+pub mod fanout;
 pub mod firing;
 pub mod functions;
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offload_core::api::{HeartbeatResponse, QueueInfo};
+use offload_core::push::Target;
 use offload_core::push::target::known_address;
 use offload_core::spec::ValidationError;
 use offload_core::{ClaimedJob, Job, JobId, JobState, NewJob, Timestamp};
@@ -30,7 +31,7 @@ use crate::config::EngineConfig;
 use crate::cron::{self, CronEnqueuer, CronPass};
 use crate::error::{EngineError, Result};
 use crate::leadership::LeaderLease;
-use crate::maintenance::{self, Maintenance, Pruner, Rescuer, Stager};
+use crate::maintenance::{self, Maintenance, Pruner, Rescuer, RunWaker, Stager};
 use crate::observe;
 use crate::push::{self, PushDispatcher};
 use crate::signal::{Flag, Signals};
@@ -52,6 +53,10 @@ struct Inner {
     /// Cancelled when background loops must stop.
     stop_loops: CancellationToken,
     tasks: TaskTracker,
+    /// Queues known to carry function calls: the end of a call there may have enqueued the run's next call,
+    /// so its claimers are woken. Learned from the functions this node registers or reads; a queue missed
+    /// here only waits for the claimers' poll.
+    call_queues: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -76,6 +81,7 @@ impl Engine {
                 stop_claims: CancellationToken::new(),
                 stop_loops: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                call_queues: Default::default(),
             }),
         }
     }
@@ -106,9 +112,17 @@ impl Engine {
                 limit: config.maintenance_batch,
                 ticks: inner.signals.rescuer.clone(),
             },
+            run_waker: RunWaker {
+                store: inner.store.clone(),
+                wakers: inner.wakers.clone(),
+                limit: config.maintenance_batch,
+                interval: config.functions.wake_interval,
+                ticks: inner.signals.run_waker.clone(),
+            },
             pruner: Pruner {
                 store: inner.store.clone(),
                 retention: config.retention,
+                functions: config.functions,
                 limit: config.maintenance_batch,
                 stop: inner.stop_loops.clone(),
                 ticks: inner.signals.pruner.clone(),
@@ -185,9 +199,14 @@ impl Engine {
     /// that no URL of its target is an address the outbound policy refuses (IP literals and `localhost`;
     /// other names are checked when they are resolved, at delivery). Pull jobs always pass.
     pub fn check_push(&self, job: &NewJob) -> std::result::Result<(), ValidationError> {
-        let Some(target) = &job.target else {
-            return Ok(());
-        };
+        match &job.target {
+            Some(target) => self.check_target(target),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks a push target as [`Engine::check_push`] does: push delivery on, no refused literal address.
+    pub fn check_target(&self, target: &Target) -> std::result::Result<(), ValidationError> {
         let config = &self.inner.config.push;
         if !config.enabled() {
             return Err(ValidationError::invalid(
@@ -327,8 +346,52 @@ impl Engine {
 
     /// Applies completions and failures (and snoozes); wakes claimers when a job is due again at once, and the
     /// stager when it is due later.
+    /// The end of a function's call may enqueue the run's next call on the same queue: its claimers are woken
+    /// too.
     pub async fn finish(&self, params: JobFinishParams) -> Result<Vec<FinishOutcome>> {
-        crate::finish::finish(&self.inner.store, &self.inner.wakers, params).await
+        let outcomes = crate::finish::finish(&self.inner.store, &self.inner.wakers, params).await?;
+        let woken: Vec<String> = {
+            let known = self
+                .inner
+                .call_queues
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            outcomes
+                .iter()
+                .flatten()
+                .filter(|f| known.contains(&f.queue))
+                .map(|f| f.queue.clone())
+                .collect()
+        };
+        if !woken.is_empty() {
+            self.wake_calls(&woken);
+        }
+        Ok(outcomes)
+    }
+
+    /// Remembers that `queue` carries function calls (see [`Engine::finish`]).
+    pub(crate) fn note_call_queue(&self, queue: &str) {
+        let mut known = self
+            .inner
+            .call_queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !known.contains(queue) {
+            known.insert(queue.to_owned());
+        }
+    }
+
+    /// Wakes the claimers of `queues` (where call jobs became available) and the push dispatcher.
+    pub(crate) fn wake_calls(&self, queues: &[String]) {
+        let mut last: Option<&str> = None;
+        for queue in queues {
+            if last != Some(queue.as_str()) {
+                self.inner.wakers.queues.wake(queue);
+                last = Some(queue);
+            }
+        }
+        self.inner.wakers.push.notify_one();
+        self.inner.wakers.stager.notify_one();
     }
 
     /// One job with its attempt history.

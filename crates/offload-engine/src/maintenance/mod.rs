@@ -1,5 +1,5 @@
-//! Singleton maintenance work: the [`Stager`], the [`Rescuer`] and the [`Pruner`], run in turn under the
-//! `maintenance` leader lease.
+//! Singleton maintenance work: the [`Stager`], the [`Rescuer`], the [`RunWaker`] (timeouts of waiting function
+//! runs) and the [`Pruner`], run in turn under the `maintenance` leader lease.
 //!
 //! Invariant: the duties only run while this node holds the `maintenance` leader lease, and a node stops
 //! them at its next renewal point (a third of the lease) unless the renewal succeeded, so two nodes never
@@ -8,6 +8,7 @@
 
 mod pruner;
 mod rescuer;
+mod run_waker;
 mod stager;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use pruner::Pruner;
 pub(crate) use rescuer::Rescuer;
+pub(crate) use run_waker::RunWaker;
 pub(crate) use stager::Stager;
 
 use crate::leadership::LeaderLease;
@@ -26,10 +28,11 @@ use crate::wakeup::Wakers;
 /// The name of the lease the duties run under.
 pub(crate) const LEASE_NAME: &str = "maintenance";
 
-/// The three duties and how often the rescuer and the pruner run.
+/// The duties and how often the rescuer and the pruner run.
 pub(crate) struct Maintenance {
     pub(crate) stager: Stager,
     pub(crate) rescuer: Rescuer,
+    pub(crate) run_waker: RunWaker,
     pub(crate) pruner: Pruner,
     pub(crate) rescue_interval: Duration,
     pub(crate) prune_interval: Duration,
@@ -61,6 +64,9 @@ impl Maintenance {
             if now >= timers.stage {
                 timers.stage = self.stager.stage(now).await;
             }
+            if now >= timers.wake {
+                timers.wake = self.run_waker.wake(now).await;
+            }
             if now >= timers.rescue {
                 self.rescuer.rescue().await;
                 timers.rescue = now + self.rescue_interval;
@@ -71,7 +77,11 @@ impl Maintenance {
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(timers.earliest().min(until)) => {}
-                _ = self.wakers.stager.notified() => timers.stage = Instant::now(),
+                _ = self.wakers.stager.notified() => {
+                    let now = Instant::now();
+                    timers.stage = now;
+                    timers.wake = now;
+                }
                 _ = self.stop.cancelled() => return,
             }
         }
@@ -81,6 +91,7 @@ impl Maintenance {
 /// When each duty runs next.
 struct Timers {
     stage: Instant,
+    wake: Instant,
     rescue: Instant,
     prune: Instant,
 }
@@ -89,12 +100,13 @@ impl Timers {
     fn new(now: Instant) -> Self {
         Self {
             stage: now,
+            wake: now,
             rescue: now,
             prune: now,
         }
     }
 
     fn earliest(&self) -> Instant {
-        self.stage.min(self.rescue).min(self.prune)
+        self.stage.min(self.wake).min(self.rescue).min(self.prune)
     }
 }

@@ -4,9 +4,13 @@ use axum::http::{Method, Uri};
 
 use crate::error::AppError;
 
+pub(crate) mod apps;
+pub(crate) mod events;
+pub(crate) mod functions;
 pub(crate) mod health;
 pub(crate) mod jobs;
 pub(crate) mod queues;
+pub(crate) mod runs;
 pub(crate) mod schedules;
 pub(crate) mod workers;
 

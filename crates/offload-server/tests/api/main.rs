@@ -4,11 +4,14 @@
 mod common;
 mod e2e;
 mod enqueue;
+mod events;
+mod functions;
 mod jobs;
 mod json_rule;
 mod metrics;
 mod push;
 mod routing;
+mod runs;
 mod schedules;
 mod serving;
 mod small_refusals;

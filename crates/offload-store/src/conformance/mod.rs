@@ -13,7 +13,7 @@
 //! so lease expiry, due jobs, pruning and leader expiry are tested without sleeping.
 //!
 //! The suite is split by topic, one file each (insert, claim, finish, manage, maintenance, reads, leader,
-//! lifecycle, push, settings, schedules). A suite function is a `pub async fn name(h: Harness)` in a topic
+//! lifecycle, push, settings, schedules, functions, events, runs). A suite function is a `pub async fn name(h: Harness)` in a topic
 //! file, listed in `conformance_tests!` as `topic::name`. A written but unlisted function would run on no
 //! store, so `tests/conformance_registry.rs` reads the topic files and fails on any suite function that is not
 //! listed (and on a topic file that is not a module here); the compiler rejects a listed one that does not
@@ -24,7 +24,9 @@
 //! internals; a store-specific property (file format, pragmas) belongs in that store's own tests.
 
 pub mod claim;
+pub mod events;
 pub mod finish;
+pub mod functions;
 pub mod insert;
 pub mod leader;
 pub mod lifecycle;
@@ -32,6 +34,7 @@ pub mod maintenance;
 pub mod manage;
 pub mod push;
 pub mod reads;
+pub mod runs;
 pub mod schedules;
 pub mod settings;
 
@@ -321,6 +324,23 @@ macro_rules! conformance_tests {
             schedules::schedule_fire_records_missed_ticks,
             schedules::schedule_fire_ignores_changed_schedules,
             schedules::schedule_trigger_runs_now,
+            functions::function_put_get_list_delete,
+            functions::app_sync_reports_each_function,
+            events::event_send_starts_a_run_per_matching_function,
+            events::duplicate_event_id_starts_nothing,
+            events::wait_for_event_resolves_on_a_matching_event,
+            events::wait_for_event_times_out_to_null,
+            events::cancel_on_cancels_a_sleeping_run,
+            runs::a_step_is_recorded_once_and_carried_by_the_next_call,
+            runs::a_failing_step_retries_with_backoff_then_is_recorded,
+            runs::sleep_then_done_succeeds_with_output,
+            runs::invoke_returns_the_childs_output,
+            runs::parallel_steps_each_get_one_call,
+            runs::a_dead_call_fails_the_run,
+            runs::run_retry_resumes_from_the_failed_step,
+            runs::run_cancel_stops_calls,
+            runs::run_record_steps_checks_the_lease,
+            runs::run_prune_deletes_old_runs_and_events,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {

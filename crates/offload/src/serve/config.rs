@@ -12,10 +12,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use offload_core::DurationSpec;
 use offload_core::cron::{Schedule, ScheduleSpec};
+use offload_core::function::definition::FunctionSpec;
+use offload_core::function::record::RecordLimits;
 use offload_core::push::target::{MAX_TARGET_TIMEOUT, MIN_TARGET_TIMEOUT};
 use offload_core::spec::Limits;
 use offload_engine::push::{DEFAULT_PER_DESTINATION, DEFAULT_TIMEOUT};
-use offload_engine::{AddressPolicy, Retention, SigningSecret};
+use offload_engine::{AddressPolicy, FunctionsConfig, Retention, SigningSecret};
 use offload_server::ConnectionLimits;
 use serde::Deserialize;
 
@@ -56,12 +58,65 @@ pub(crate) struct FileConfig {
     /// `[[schedule]]` entries: schedules this file manages (applied at every start; see `schedules`).
     #[serde(default, rename = "schedule")]
     pub(crate) schedules: Vec<toml::Spanned<ScheduleSpec>>,
+    /// `[[function]]` entries: durable functions this file manages (registered at every start as the app
+    /// `offload.toml`; see `offload_engine::functions`).
+    #[serde(default, rename = "function")]
+    pub(crate) functions: Vec<toml::Spanned<FunctionSpec>>,
+    /// `[functions]`: retention of events and ended runs, and the limits on events and step records.
+    #[serde(default, rename = "functions")]
+    pub(crate) functions_settings: Option<FunctionsFile>,
     /// Push delivery.
     #[serde(default)]
     pub(crate) push: Option<PushFile>,
     /// Client connections: timeouts and how many may be open.
     #[serde(default)]
     pub(crate) http: Option<HttpFile>,
+}
+
+/// `[functions]` in `offload.toml`. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FunctionsFile {
+    /// How long events are kept, and their de-duplication ids remembered (default 7 days).
+    pub(crate) event_retention: Option<DurationSpec>,
+    /// How long ended runs are kept with their steps (default 7 days).
+    pub(crate) run_retention: Option<DurationSpec>,
+    /// Largest `data` of one event, in bytes (default 512 KiB).
+    pub(crate) max_event_bytes: Option<usize>,
+    /// Most steps one run may record (default 1,000).
+    pub(crate) max_steps: Option<usize>,
+    /// Largest result of one step, in bytes (default 4 MiB).
+    pub(crate) max_step_bytes: Option<usize>,
+    /// Most bytes of recorded results per run (default 16 MiB).
+    pub(crate) max_state_bytes: Option<usize>,
+}
+
+impl FunctionsFile {
+    /// The engine's settings: the file's values over the defaults.
+    fn resolve(self) -> anyhow::Result<FunctionsConfig> {
+        let d = FunctionsConfig::default();
+        let config = FunctionsConfig {
+            event_retention: self.event_retention.map_or(d.event_retention, |v| v.0),
+            run_retention: self.run_retention.map_or(d.run_retention, |v| v.0),
+            max_event_bytes: self.max_event_bytes.unwrap_or(d.max_event_bytes),
+            limits: RecordLimits {
+                max_steps: self.max_steps.unwrap_or(d.limits.max_steps),
+                max_step_bytes: self.max_step_bytes.unwrap_or(d.limits.max_step_bytes),
+                max_state_bytes: self.max_state_bytes.unwrap_or(d.limits.max_state_bytes),
+            },
+            ..d
+        };
+        if config.max_event_bytes == 0
+            || config.limits.max_steps == 0
+            || config.limits.max_step_bytes == 0
+        {
+            bail!("functions.max_event_bytes, max_steps and max_step_bytes must be at least 1");
+        }
+        if config.limits.max_state_bytes < config.limits.max_step_bytes {
+            bail!("functions.max_state_bytes must be at least functions.max_step_bytes");
+        }
+        Ok(config)
+    }
 }
 
 /// `[http]` in `offload.toml`: how long a connection may wait on its client, and how many may be open. Every
@@ -289,6 +344,11 @@ pub(crate) struct ServeConfig {
     pub(crate) schedules: Vec<Schedule>,
     /// Client connection timeouts and cap (`[http]`).
     pub(crate) connections: ConnectionLimits,
+    /// The file's functions, validated. At start they are registered as the app `offload.toml`: unchanged
+    /// ones are not rewritten, and file functions no longer in the file are removed (their runs keep going).
+    pub(crate) functions: Vec<FunctionSpec>,
+    /// `[functions]`: retention and limits of durable functions.
+    pub(crate) functions_settings: FunctionsConfig,
 }
 
 impl ServeConfig {
@@ -346,6 +406,9 @@ impl ServeConfig {
         )?;
         let schedules = validate_schedules(file.schedules, &limits, &text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
+        let functions = validate_functions(file.functions, &text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let functions_settings = file.functions_settings.unwrap_or_default().resolve()?;
         let connections = resolve_http(file.http.unwrap_or_default(), http_env()?)?;
         Ok(Self {
             listen,
@@ -359,6 +422,8 @@ impl ServeConfig {
             cron_grace: file.cron.and_then(|c| c.grace).map(|g| g.0),
             schedules,
             connections,
+            functions,
+            functions_settings,
         })
     }
 }
@@ -482,6 +547,38 @@ fn validate_schedules(
         schedules.push(schedule);
     }
     Ok(schedules)
+}
+
+/// Validates every `[[function]]` entry as the API would (each needs its `id`); an error names the entry's
+/// line, its id and the field. Push targets are checked against the address policy when they are registered.
+fn validate_functions(
+    entries: Vec<toml::Spanned<FunctionSpec>>,
+    text: &str,
+) -> anyhow::Result<Vec<FunctionSpec>> {
+    let mut ids = BTreeSet::new();
+    let mut specs = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let line = text
+            .get(..entry.span().start)
+            .map_or(0, |before| before.lines().count() + 1);
+        let spec = entry.into_inner();
+        let label = match &spec.id {
+            Some(id) => format!("[[function]] `{id}` (line {line})"),
+            None => format!("[[function]] at line {line}"),
+        };
+        let function = spec
+            .clone()
+            .validate(None)
+            .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+        if !ids.insert(function.id.clone()) {
+            bail!(
+                "{label}: the id `{}` is used by an earlier [[function]]",
+                function.id
+            );
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
 }
 
 fn parse_file(text: &str) -> anyhow::Result<FileConfig> {

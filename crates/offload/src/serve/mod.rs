@@ -125,6 +125,7 @@ pub(crate) async fn start(
         retention: config.retention,
         push,
         cron_grace: config.cron_grace.unwrap_or(defaults.cron_grace),
+        functions: config.functions_settings,
         ..defaults
     };
     let engine = Engine::new(store, engine_config);
@@ -139,6 +140,29 @@ pub(crate) async fn start(
             deleted = ?synced.deleted,
             "schedules from the configuration file applied"
         );
+    }
+    match engine.functions().sync_file(config.functions.clone()).await {
+        Ok(synced) => {
+            if !(synced.created.is_empty()
+                && synced.updated.is_empty()
+                && synced.removed.is_empty())
+            {
+                tracing::info!(
+                    created = ?synced.created,
+                    updated = ?synced.updated,
+                    removed = ?synced.removed,
+                    "functions from the configuration file applied"
+                );
+            }
+        }
+        Err(e) if config.functions.is_empty() => {
+            tracing::warn!(error = %e, "cannot check for functions removed from the configuration file");
+        }
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context("cannot apply the configuration file's functions")
+            );
+        }
     }
     engine.start();
     let server_config = ServerConfig {

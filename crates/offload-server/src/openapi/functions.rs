@@ -1,0 +1,143 @@
+//! Schemas of the durable-function request bodies, for the document only: the server parses the bodies into
+//! `offload_core::function` types, whose fields these mirror one for one (unknown fields are refused there as
+//! here), and [`super::constraints`] adds the bounds from the same constants.
+
+#![allow(dead_code)] // the fields exist to be described
+
+use offload_core::push::Target;
+use offload_core::{Backoff, DurationSpec};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A function definition (`PUT /v1/functions/{id}`, one entry of `PUT /v1/apps/{app}`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FunctionSpec {
+    /// Stable id (required in an app sync; in `PUT /v1/functions/{id}` absent or equal to the path's).
+    id: Option<String>,
+    /// Human name shown in the dashboard.
+    name: Option<String>,
+    /// What starts a run: events by name (with an optional filter) or a cron schedule. At least one.
+    triggers: Vec<TriggerSpec>,
+    /// Push: the endpoint each call is delivered to, signed like every delivery. Without it, pull workers
+    /// claim the calls from `queue`.
+    target: Option<Target>,
+    /// Queue of the calls (default: the function id).
+    queue: Option<String>,
+    /// Retries of a failed step, and of a call that failed outside any step (default 4).
+    retries: Option<u32>,
+    /// Delay between retries.
+    backoff: Option<Backoff>,
+    /// Lease of one call (default 5 minutes).
+    timeout: Option<DurationSpec>,
+    /// Events that cancel a running, sleeping or waiting run.
+    cancel_on: Option<Vec<CancelOnSpec>>,
+}
+
+/// One trigger: exactly one of `event` or `cron`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TriggerSpec {
+    /// An event name that starts a run.
+    event: Option<String>,
+    /// A filter the event must pass: an object of field paths (`data.plan`) to values or comparisons.
+    #[serde(rename = "if")]
+    filter: Option<Value>,
+    /// A cron expression that starts a run on every tick.
+    cron: Option<String>,
+    /// IANA time zone of `cron` (default UTC).
+    timezone: Option<String>,
+}
+
+/// Cancels a run when an event named `event` arrives whose `match` field equals the run's event's.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CancelOnSpec {
+    /// The cancelling event's name.
+    event: String,
+    /// A field path compared between the two events, e.g. `data.user_id`; without it every run of the
+    /// function is cancelled.
+    #[serde(rename = "match")]
+    match_path: Option<String>,
+}
+
+/// `PUT /v1/apps/{app}`: the app's whole set of functions.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AppSyncRequest {
+    /// Every function of the app, each with its `id`.
+    functions: Vec<FunctionSpec>,
+}
+
+/// One event.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventRequest {
+    /// The event's name, e.g. `app/user.signup`.
+    name: String,
+    /// A JSON object (default `{}`).
+    data: Option<Value>,
+    /// De-duplication key: an event whose id was seen within retention starts nothing again.
+    id: Option<String>,
+    /// When it happened (default: when the server received it).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    ts: Option<String>,
+}
+
+/// Several events, all or nothing.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventBatch {
+    /// The events.
+    events: Vec<EventRequest>,
+}
+
+/// `POST /v1/events`: one event, or `{"events": [...]}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum EventsRequest {
+    /// One event.
+    One(EventRequest),
+    /// Several events.
+    Batch(EventBatch),
+}
+
+/// `POST /v1/runs/{id}/steps`: `run` steps ran within the call's lease.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordStepsRequest {
+    /// The call job the worker holds.
+    job_id: uuid::Uuid,
+    /// Its lease token.
+    lease_token: uuid::Uuid,
+    /// The steps, each `{"id", "op": "run", "data"}` or `{"id", "op": "run", "error": {"name", "message",
+    /// "retryable": false}}`.
+    steps: Vec<RecordedStep>,
+}
+
+/// A `run` step's outcome.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordedStep {
+    /// The step's id.
+    id: String,
+    /// Always `run`.
+    op: String,
+    /// Its JSON result.
+    data: Option<Value>,
+    /// Its final error.
+    error: Option<RecordedError>,
+}
+
+/// A step's final error.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordedError {
+    /// The error's class.
+    name: String,
+    /// What went wrong.
+    message: String,
+    /// Must be `false` here: a retryable error ends the call instead.
+    retryable: Option<bool>,
+}

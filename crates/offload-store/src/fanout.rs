@@ -1,0 +1,246 @@
+//! What a new event does, decided from the facts a store read: which functions start a run, which waiting steps
+//! it resolves, which runs it cancels through `cancel_on`. Also how a wait's match is kept in two nullable
+//! columns, so both stores store and compare waits the same way.
+//!
+//! Invariant: pure; the answer depends only on the event and the facts given, so every store (and every server
+//! sharing a database) fans an event out the same way. A store writes the plan in the transaction that stores
+//! the event; deleting a wait row is its claim on resolving it.
+
+use offload_core::function::definition::{CancelOn, Function};
+use offload_core::function::path::FieldPath;
+use offload_core::function::record::WaitMatch;
+use serde_json::Value;
+
+/// The `match_key` column of a wait that no event can match ([`WaitMatch::Never`]); no canonical JSON is empty.
+pub const NEVER_KEY: &str = "";
+
+/// A wait's match as stored: `(match_path, match_key)`. Any event: both `None`; a field: both set; never:
+/// no path and [`NEVER_KEY`].
+pub fn wait_columns(matching: &WaitMatch) -> (Option<String>, Option<String>) {
+    match matching {
+        WaitMatch::Any => (None, None),
+        WaitMatch::Field { path, key } => (Some(path.as_str().to_owned()), Some(key.clone())),
+        WaitMatch::Never => (None, Some(NEVER_KEY.to_owned())),
+    }
+}
+
+/// Whether `event` (as JSON) resolves a wait stored with these columns (the event's name already matched).
+pub fn wait_matches(path: Option<&str>, key: Option<&str>, event: &Value) -> bool {
+    match (path, key) {
+        (None, None) => true,
+        (Some(path), Some(key)) => FieldPath::parse(path)
+            .ok()
+            .and_then(|p| p.match_key(event))
+            .is_some_and(|k| k == key),
+        _ => false,
+    }
+}
+
+/// Whether a `cancel_on` rule of a run's function cancels the run when `event` (named `name`) arrives;
+/// `run_event` is the run's own event.
+pub fn cancels(rule: &CancelOn, name: &str, event: &Value, run_event: &Value) -> bool {
+    if rule.event != name {
+        return false;
+    }
+    match &rule.match_path {
+        None => true,
+        Some(path) => match (path.match_key(event), path.match_key(run_event)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        },
+    }
+}
+
+/// A stored wait for the event's name, as read.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitFact<'a> {
+    /// Its `match_path` column.
+    pub path: Option<&'a str>,
+    /// Its `match_key` column.
+    pub key: Option<&'a str>,
+}
+
+/// A live run of a function whose `cancel_on` names the event, as read.
+#[derive(Debug, Clone, Copy)]
+pub struct CancelFact<'a> {
+    /// The run's function's rules.
+    pub rules: &'a [CancelOn],
+    /// The run's event.
+    pub run_event: &'a Value,
+}
+
+/// The facts about one new event.
+#[derive(Debug, Clone, Copy)]
+pub struct EventFacts<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// The event as the code sees it (`{"name", "data", "id", "ts"}`).
+    pub event: &'a Value,
+    /// Registered (not removed) functions; a store may pass only those with a trigger of this name.
+    pub functions: &'a [&'a Function],
+    /// Waits for this name.
+    pub waits: &'a [WaitFact<'a>],
+    /// Live runs that might be cancelled (read before the event's own runs are created, so an event never
+    /// cancels a run it starts).
+    pub cancel: &'a [CancelFact<'a>],
+}
+
+/// What the event does, as indices into the facts' slices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FanoutPlan {
+    /// Functions that start one run each.
+    pub start: Vec<usize>,
+    /// Waits it resolves.
+    pub resolve: Vec<usize>,
+    /// Runs it cancels.
+    pub cancel: Vec<usize>,
+}
+
+/// Decides the fan-out of one event.
+pub fn fanout(facts: &EventFacts<'_>) -> FanoutPlan {
+    let start = facts
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.is_triggered_by(facts.name, facts.event))
+        .map(|(i, _)| i)
+        .collect();
+    let resolve = facts
+        .waits
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| wait_matches(w.path, w.key, facts.event))
+        .map(|(i, _)| i)
+        .collect();
+    let cancel = facts
+        .cancel
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            c.rules
+                .iter()
+                .any(|r| cancels(r, facts.name, facts.event, c.run_event))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    FanoutPlan {
+        start,
+        resolve,
+        cancel,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use offload_core::function::definition::FunctionSpec;
+    use serde_json::json;
+
+    use super::*;
+
+    fn function(spec: Value) -> Function {
+        serde_json::from_value::<FunctionSpec>(spec)
+            .unwrap()
+            .validate(None)
+            .unwrap()
+    }
+
+    #[test]
+    fn wait_columns_round_trip_through_matching() {
+        let event = json!({"name": "app/up", "data": {"user": 7}});
+        let path = FieldPath::parse("data.user").unwrap();
+        let field = WaitMatch::Field {
+            path: path.clone(),
+            key: path.match_key(&json!({"data": {"user": 7}})).unwrap(),
+        };
+        let other = WaitMatch::Field {
+            path: path.clone(),
+            key: path.match_key(&json!({"data": {"user": "7"}})).unwrap(),
+        };
+        for (matching, expected) in [
+            (WaitMatch::Any, true),
+            (field, true),
+            (other, false),
+            (WaitMatch::Never, false),
+        ] {
+            let (p, k) = wait_columns(&matching);
+            assert_eq!(
+                wait_matches(p.as_deref(), k.as_deref(), &event),
+                expected,
+                "{matching:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_starts_matching_functions_resolves_waits_and_cancels_runs() {
+        let signup = function(json!({"id": "welcome", "triggers": [{"event": "app/signup"}]}));
+        let filtered = function(json!({"id": "vip", "triggers": [{"event": "app/signup",
+            "if": {"data.plan": "pro"}}]}));
+        let other = function(json!({"id": "other", "triggers": [{"event": "app/other"}]}));
+        let rules = [CancelOn {
+            event: "app/signup".into(),
+            match_path: Some(FieldPath::parse("data.user").unwrap()),
+        }];
+        let same_user = json!({"name": "app/start", "data": {"user": 1}});
+        let other_user = json!({"name": "app/start", "data": {"user": 2}});
+        let event = json!({"name": "app/signup", "data": {"user": 1, "plan": "free"}});
+        let functions = [&signup, &filtered, &other];
+        let waits = [
+            WaitFact {
+                path: Some("data.user"),
+                key: Some("1"),
+            },
+            WaitFact {
+                path: Some("data.user"),
+                key: Some("2"),
+            },
+            WaitFact {
+                path: None,
+                key: None,
+            },
+        ];
+        let cancel = [
+            CancelFact {
+                rules: &rules,
+                run_event: &same_user,
+            },
+            CancelFact {
+                rules: &rules,
+                run_event: &other_user,
+            },
+        ];
+        let plan = fanout(&EventFacts {
+            name: "app/signup",
+            event: &event,
+            functions: &functions,
+            waits: &waits,
+            cancel: &cancel,
+        });
+        assert_eq!(
+            plan,
+            FanoutPlan {
+                start: vec![0],
+                resolve: vec![0, 2],
+                cancel: vec![0],
+            }
+        );
+    }
+
+    #[test]
+    fn cancel_on_without_match_cancels_every_run_and_missing_fields_cancel_none() {
+        let any = CancelOn {
+            event: "app/stop".into(),
+            match_path: None,
+        };
+        let by_user = CancelOn {
+            event: "app/stop".into(),
+            match_path: Some(FieldPath::parse("data.user").unwrap()),
+        };
+        let run_event = json!({"data": {}});
+        let event = json!({"data": {"user": 1}});
+        assert!(cancels(&any, "app/stop", &event, &run_event));
+        assert!(!cancels(&any, "app/go", &event, &run_event));
+        assert!(!cancels(&by_user, "app/stop", &event, &run_event));
+        assert!(!cancels(&by_user, "app/stop", &run_event, &run_event));
+    }
+}
