@@ -27,6 +27,23 @@ use crate::counts::Counts;
 use crate::error::db;
 use crate::run_calls::{self, uuid_of};
 
+/// The stored event holding a de-duplication id.
+pub(crate) const DUPLICATE_SQL: &str = "SELECT id FROM events WHERE user_id = ?1";
+
+/// Live runs of the functions whose `cancel_on` names an event.
+pub(crate) const CANCEL_CANDIDATES_SQL: &str = "SELECT r.seq, r.id, r.event, r.function_id \
+    FROM function_events fe JOIN runs r ON r.function_id = fe.function_id \
+    WHERE fe.name = ?1 AND fe.kind = 'cancel' AND r.state NOT IN ('succeeded', 'failed', 'cancelled')";
+
+/// Registered functions an event name triggers.
+pub(crate) const TRIGGERED_SQL: &str = "SELECT f.id FROM function_events fe \
+    JOIN functions f ON f.id = fe.function_id \
+    WHERE fe.name = ?1 AND fe.kind = 'trigger' AND f.deleted_at IS NULL ORDER BY fe.function_id";
+
+/// Waits for an event name.
+pub(crate) const WAITS_SQL: &str = "SELECT run_seq, step_id, match_path, match_key FROM run_waits \
+    WHERE event_name = ?1 AND kind = 'event'";
+
 /// Stores and fans out a request's events.
 pub(crate) async fn send(
     conn: &mut SqliteConnection,
@@ -78,12 +95,11 @@ pub(crate) async fn store(
     let mut out = Vec::with_capacity(items.len());
     for (id, event) in items {
         if let Some(user_id) = &event.id {
-            let first: Option<Vec<u8>> =
-                sqlx::query_scalar("SELECT id FROM events WHERE user_id = ?1")
-                    .bind(user_id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db)?;
+            let first: Option<Vec<u8>> = sqlx::query_scalar(DUPLICATE_SQL)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
             if let Some(first) = first {
                 let first = EventId(uuid_of(&first)?);
                 out.push(EventSent {
@@ -127,15 +143,11 @@ async fn fan_out(
     let text = json.to_string();
     let name = event.name.as_str();
 
-    let candidates = sqlx::query(
-        "SELECT r.seq, r.id, r.event, r.function_id FROM function_events fe \
-         JOIN runs r ON r.function_id = fe.function_id \
-         WHERE fe.name = ?1 AND fe.kind = 'cancel' AND r.state NOT IN ('succeeded', 'failed', 'cancelled')",
-    )
-    .bind(name)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let candidates = sqlx::query(CANCEL_CANDIDATES_SQL)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     let mut cancel_rows = Vec::with_capacity(candidates.len());
     for row in &candidates {
         let function_id: String = get(row, "function_id")?;
@@ -146,26 +158,21 @@ async fn fan_out(
         cancel_rows.push((RunId(uuid_of(get::<&[u8]>(row, "id")?)?), rules, run_event));
     }
 
-    let triggered: Vec<String> = sqlx::query_scalar(
-        "SELECT f.id FROM function_events fe JOIN functions f ON f.id = fe.function_id \
-         WHERE fe.name = ?1 AND fe.kind = 'trigger' AND f.deleted_at IS NULL ORDER BY f.id",
-    )
-    .bind(name)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let triggered: Vec<String> = sqlx::query_scalar(TRIGGERED_SQL)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     let mut functions = Vec::with_capacity(triggered.len());
     for f in &triggered {
         functions.push(known.get(conn, f).await?.clone());
     }
 
-    let wait_rows = sqlx::query(
-        "SELECT run_seq, step_id, match_path, match_key FROM run_waits WHERE event_name = ?1 AND kind = 'event'",
-    )
-    .bind(name)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let wait_rows = sqlx::query(WAITS_SQL)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     let waits = wait_rows
         .iter()
         .map(wait_fact)

@@ -165,3 +165,61 @@ async fn queries_use_their_indexes() {
     }
     conn.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn function_queries_use_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn =
+        sqlx::SqliteConnection::connect_with(&schema::write_options(&dir.path().join("f.db")))
+            .await
+            .unwrap();
+    schema::migrator().run(&mut conn).await.unwrap();
+    let checks: Vec<(&str, SqliteArguments, &[&str])> = vec![
+        (
+            crate::events::DUPLICATE_SQL,
+            args(&["id"]),
+            &["events_user_id"],
+        ),
+        (
+            crate::events::CANCEL_CANDIDATES_SQL,
+            args(&["app/x"]),
+            &["runs_live_function"],
+        ),
+        (
+            crate::events::TRIGGERED_SQL,
+            args(&["app/x"]),
+            &["PRIMARY KEY (name=? AND kind=?)"],
+        ),
+        (
+            crate::events::WAITS_SQL,
+            args(&["app/x"]),
+            &["run_waits_event"],
+        ),
+        (crate::run_calls::RUN_CALLS_SQL, args(&["r"]), &["jobs_run"]),
+        (
+            crate::run_calls::WAKE_DUE_SQL,
+            args(&["1", "2"]),
+            &["run_waits_until"],
+        ),
+        (
+            crate::runs::PRUNE_RUNS_SQL,
+            args(&["1", "2"]),
+            &["runs_ended"],
+        ),
+        (
+            crate::runs::PRUNE_EVENTS_SQL,
+            args(&["1", "2"]),
+            &["events_received"],
+        ),
+    ];
+    for (sql, a, indexes) in checks {
+        let p = plan(&mut conn, sql, a).await;
+        for index in indexes {
+            assert!(p.contains(index), "{sql}\n  expected {index}: {p}");
+        }
+        assert!(
+            !p.contains("TEMP B-TREE FOR ORDER BY"),
+            "{sql}\n  sorts: {p}"
+        );
+    }
+}

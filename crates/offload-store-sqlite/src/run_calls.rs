@@ -33,6 +33,14 @@ use crate::counts::Counts;
 use crate::error::db;
 use crate::{events, functions};
 
+/// A run's calls that have not ended.
+pub(crate) const RUN_CALLS_SQL: &str = "SELECT seq, queue, state FROM jobs WHERE run_id = ?1 \
+         AND state IN ('available', 'scheduled', 'retrying', 'running')";
+
+/// Parked steps whose timeout passed, earliest first.
+pub(crate) const WAKE_DUE_SQL: &str =
+    "SELECT run_seq, step_id, kind FROM run_waits WHERE until <= ?1 ORDER BY until LIMIT ?2";
+
 /// A run's row, as the write path needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct Run {
@@ -45,6 +53,8 @@ pub(crate) struct Run {
     pub(crate) event: String,
     pub(crate) parent: Option<(RunId, String)>,
     pub(crate) state_bytes: i64,
+    /// True for a run created in this transaction, before anything was recorded.
+    pub(crate) steps_known_empty: bool,
 }
 
 const RUN_COLUMNS: &str = "seq, id, function_id, state, event, parent_id, parent_step, state_bytes";
@@ -72,6 +82,7 @@ fn run_of(row: &SqliteRow) -> Result<Run> {
         event: get(row, "event")?,
         parent,
         state_bytes: get(row, "state_bytes")?,
+        steps_known_empty: false,
     })
 }
 
@@ -258,7 +269,12 @@ pub(crate) async fn enqueue(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<()> {
-    let steps = steps_of(conn, run.seq).await?;
+    // A run created just now has recorded nothing: no need to read its steps.
+    let steps = if run.steps_known_empty {
+        Steps::default()
+    } else {
+        steps_of(conn, run.seq).await?
+    };
     let event = Json::from_text(run.event.clone())
         .map_err(|e| StoreError::corrupt(format!("run event: {e}")))?;
     let job = call_job(&CallSpec {
@@ -355,6 +371,7 @@ pub(crate) async fn create_run(
         event: event.to_owned(),
         parent: parent.map(|(p, s)| (p, s.to_owned())),
         state_bytes: 0,
+        steps_known_empty: true,
     };
     enqueue(conn, now, &run, function, 1, None, now, counts, woken).await?;
     Ok(id)
@@ -388,14 +405,11 @@ async fn cancel_calls(
     run: RunId,
     counts: &mut Counts,
 ) -> Result<()> {
-    let rows = sqlx::query(
-        "SELECT seq, queue, state FROM jobs WHERE run_id = ?1 \
-         AND state IN ('available', 'scheduled', 'retrying', 'running')",
-    )
-    .bind(run.0.as_bytes().as_slice())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(RUN_CALLS_SQL)
+        .bind(run.0.as_bytes().as_slice())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     for row in &rows {
         let seq: i64 = get(row, "seq")?;
         let state = crate::codec::state(get::<&str>(row, "state")?)?;
@@ -848,14 +862,12 @@ pub(crate) async fn wake_due(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<u64> {
-    let rows = sqlx::query(
-        "SELECT run_seq, step_id, kind FROM run_waits WHERE until <= ?1 ORDER BY until LIMIT ?2",
-    )
-    .bind(micros(now))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(WAKE_DUE_SQL)
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     let mut n = 0;
     for row in &rows {
         let run_seq: i64 = get(row, "run_seq")?;

@@ -23,6 +23,14 @@ use crate::counts::Counts;
 use crate::error::db;
 use crate::run_calls::{self, RunEnd, result_of, run_state, uuid_of};
 
+/// Ended runs past their retention (only an ended run has `ended_at`; a retry clears it).
+pub(crate) const PRUNE_RUNS_SQL: &str = "DELETE FROM runs WHERE seq IN \
+    (SELECT seq FROM runs WHERE ended_at IS NOT NULL AND ended_at <= ?1 LIMIT ?2)";
+
+/// Events past their retention.
+pub(crate) const PRUNE_EVENTS_SQL: &str =
+    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_at <= ?1 LIMIT ?2)";
+
 /// The columns of a run read, with its calls' states.
 const READ: &str = "SELECT r.seq AS seq_, r.id, r.function_id, r.state, r.event_id, r.event, r.output, r.error_name, \
     r.error_message, r.parent_id, r.parent_step, r.steps, r.created_at, r.ended_at, r.updated_at, r.wake_at, \
@@ -474,22 +482,17 @@ pub(crate) async fn prune(
 ) -> Result<u64> {
     let runs_before = micros(now) - micros(add(Timestamp::UNIX_EPOCH, p.runs));
     let events_before = micros(now) - micros(add(Timestamp::UNIX_EPOCH, p.events));
-    let runs = sqlx::query(
-        "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE ended_at IS NOT NULL AND ended_at <= ?1 \
-         AND state IN ('succeeded', 'failed', 'cancelled') LIMIT ?2)",
-    )
-    .bind(runs_before)
-    .bind(i64::from(p.limit))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    let events = sqlx::query(
-        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_at <= ?1 LIMIT ?2)",
-    )
-    .bind(events_before)
-    .bind(i64::from(p.limit))
-    .execute(conn)
-    .await
-    .map_err(db)?;
+    let runs = sqlx::query(PRUNE_RUNS_SQL)
+        .bind(runs_before)
+        .bind(i64::from(p.limit))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let events = sqlx::query(PRUNE_EVENTS_SQL)
+        .bind(events_before)
+        .bind(i64::from(p.limit))
+        .execute(conn)
+        .await
+        .map_err(db)?;
     Ok(runs.rows_affected() + events.rows_affected())
 }

@@ -18,10 +18,12 @@ use std::time::Duration;
 
 use offload_core::push::{Classified, PushOutcome};
 use offload_core::state::{Failure, FailureCause};
+use offload_store::RUN_TAG;
 use offload_store::{
     DynStore, Finish, FinishItem, JobClaimPushParams, JobFinishParams, JobHeartbeatParams, PushJob,
     StoreError,
 };
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -237,6 +239,9 @@ async fn deliver(
             )
             .increment(1);
             let finish = match outcome {
+                PushOutcome::Succeeded(result) if push.job.tags.contains_key(RUN_TAG) => {
+                    call_response(&result)
+                }
                 PushOutcome::Succeeded(result) => Finish::Complete {
                     result: Some(result),
                 },
@@ -365,5 +370,40 @@ mod tests {
         s.take("a");
         s.mark_full(2);
         assert!(!s.release("a"), "a is no longer full after the next claim");
+    }
+}
+
+/// The end of a function call delivered by push: the endpoint's 2xx body is the call response, so the job's
+/// result is that body itself (not the delivery record `{"status", "body"}` other push jobs keep). A body
+/// that is not whole JSON fails the attempt, which retries like any call.
+fn call_response(record: &RawValue) -> Finish {
+    #[derive(serde::Deserialize)]
+    struct Record<'a> {
+        #[serde(borrow)]
+        body: Option<&'a RawValue>,
+        #[serde(default)]
+        truncated: bool,
+    }
+    let invalid = |why: &str| {
+        Finish::Fail(Failure {
+            error: format!("invalid call response: {why}"),
+            retry_after: None,
+            retryable: true,
+            cause: FailureCause::Worker,
+        })
+    };
+    match serde_json::from_str::<Record<'_>>(record.get()) {
+        Ok(Record {
+            truncated: true, ..
+        }) => invalid(&format!(
+            "the body is longer than {} bytes",
+            offload_core::push::MAX_RESPONSE_BODY
+        )),
+        Ok(Record {
+            body: Some(body), ..
+        }) if body.get().trim_start().starts_with('{') => Finish::Complete {
+            result: Some(body.to_owned()),
+        },
+        _ => invalid("the 2xx body is not a JSON object"),
     }
 }

@@ -15,6 +15,10 @@ use offload_core::api::{
     MAX_PROGRESS_MESSAGE_LEN, MAX_WORKER_ID_LEN,
 };
 use offload_core::cron::schedule::MAX_CRON_LEN;
+use offload_core::function::definition::{MAX_CANCEL_ON, MAX_RETRIES, MAX_TRIGGERS};
+use offload_core::function::event::{MAX_EVENT_ID_LEN, MAX_EVENTS_PER_REQUEST};
+use offload_core::function::names::{MAX_EVENT_NAME_LEN, MAX_FUNCTION_ID_LEN, MAX_STEP_ID_LEN};
+use offload_core::function::protocol::MAX_ERROR_NAME_LEN;
 use offload_core::push::callback::RESERVED_QUEUE_PREFIX;
 use offload_core::push::target::{
     FORBIDDEN_HEADERS, MAX_HEADER_VALUE_LEN, MAX_TARGET_HEADERS, MAX_TARGET_TIMEOUT, MAX_URL_LEN,
@@ -29,6 +33,8 @@ use utoipa::openapi::schema::{
     SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{OpenApi, RefOr};
+
+use crate::routes::apps::MAX_APP_FUNCTIONS;
 
 /// A duration written as text (`"30s"`, `"1h30m"`, `"PT5M"`, `"2d"`); the integer form states its bounds.
 pub(crate) const FORMAT_DURATION: &str = "offload-duration";
@@ -312,6 +318,125 @@ pub(crate) fn apply(doc: &mut OpenApi, limits: &Limits) {
     ] {
         param(doc, path, "name", queue_name());
     }
+    functions(doc);
+}
+
+/// Function ids (and app names): `offload_core::function::names::validate_function_id`.
+const FUNCTION_ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._:-]*$";
+/// Event names: `offload_core::function::names::validate_event_name`.
+const EVENT_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._:/-]*$";
+
+/// The rules of the durable-function bodies, parameters and paths.
+fn functions(doc: &mut OpenApi) {
+    let function_id = || {
+        string(1, MAX_FUNCTION_ID_LEN)
+            .pattern(Some(FUNCTION_ID_PATTERN))
+            .build()
+    };
+    let event_name = || {
+        string(1, MAX_EVENT_NAME_LEN)
+            .pattern(Some(EVENT_NAME_PATTERN))
+            .build()
+    };
+    set(doc, "FunctionSpec", "id", function_id());
+    set(doc, "FunctionSpec", "name", text(MAX_NAME_LEN).build());
+    set(doc, "FunctionSpec", "queue", queue_name());
+    set(
+        doc,
+        "FunctionSpec",
+        "retries",
+        integer(0, u64::from(MAX_RETRIES)).build(),
+    );
+    set(
+        doc,
+        "FunctionSpec",
+        "timeout",
+        duration(MIN_TIMEOUT, Duration::MAX),
+    );
+    let triggers = items_of(doc, "FunctionSpec", "triggers");
+    set(
+        doc,
+        "FunctionSpec",
+        "triggers",
+        ArrayBuilder::new()
+            .items(triggers)
+            .min_items(Some(1))
+            .max_items(Some(MAX_TRIGGERS))
+            .build(),
+    );
+    let cancel_on = items_of(doc, "FunctionSpec", "cancel_on");
+    set(
+        doc,
+        "FunctionSpec",
+        "cancel_on",
+        ArrayBuilder::new()
+            .items(cancel_on)
+            .max_items(Some(MAX_CANCEL_ON))
+            .build(),
+    );
+    set(doc, "TriggerSpec", "event", event_name());
+    set(
+        doc,
+        "TriggerSpec",
+        "cron",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom(FORMAT_CRON.to_owned())))
+            .min_length(Some(1))
+            .max_length(Some(MAX_CRON_LEN))
+            .build(),
+    );
+    set(
+        doc,
+        "TriggerSpec",
+        "timezone",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom(FORMAT_TIME_ZONE.to_owned())))
+            .min_length(Some(1))
+            .build(),
+    );
+    set(doc, "CancelOnSpec", "event", event_name());
+    let functions = items_of(doc, "AppSyncRequest", "functions");
+    set(
+        doc,
+        "AppSyncRequest",
+        "functions",
+        ArrayBuilder::new()
+            .items(functions)
+            .max_items(Some(MAX_APP_FUNCTIONS))
+            .build(),
+    );
+    set(doc, "EventRequest", "name", event_name());
+    set(doc, "EventRequest", "id", text(MAX_EVENT_ID_LEN).build());
+    let events = items_of(doc, "EventBatch", "events");
+    set(
+        doc,
+        "EventBatch",
+        "events",
+        ArrayBuilder::new()
+            .items(events)
+            .min_items(Some(1))
+            .max_items(Some(MAX_EVENTS_PER_REQUEST))
+            .build(),
+    );
+    set(doc, "RecordedStep", "id", text(MAX_STEP_ID_LEN).build());
+    set(
+        doc,
+        "RecordedError",
+        "name",
+        text(MAX_ERROR_NAME_LEN).build(),
+    );
+    let page = || integer(1, u64::from(MAX_PAGE_LIMIT)).build();
+    for path in ["/v1/functions", "/v1/events", "/v1/runs"] {
+        param(doc, path, "limit", page());
+    }
+    param(doc, "/v1/functions", "cursor", function_id());
+    param(doc, "/v1/functions", "app", function_id());
+    param(doc, "/v1/events", "name", event_name());
+    param(doc, "/v1/runs", "function", function_id());
+    param(doc, "/v1/functions/{id}", "id", function_id());
+    param(doc, "/v1/apps/{app}", "app", function_id());
 }
 
 /// A queue or schedule name.

@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use offload_core::Timestamp;
 use offload_core::function::event::{EventId, EventRequest};
 use offload_core::function::run::RunId;
+use offload_engine::EngineError;
 use offload_store::{EventListParams, EventRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -125,8 +126,8 @@ pub(crate) struct ListEventsQuery {
     limit: Option<u32>,
 }
 
-/// The events of a body: `{"events": [...]}` or one event. The JSON rule is checked on each `data`.
-fn events_of(body: &RawValue) -> Result<Vec<EventRequest>> {
+/// The events of a body: `{"events": [...]}` (then `true`) or one event. The JSON rule is checked on each `data`.
+fn events_of(body: &RawValue) -> Result<(Vec<EventRequest>, bool)> {
     #[derive(Deserialize)]
     struct Probe<'a> {
         #[serde(borrow)]
@@ -154,7 +155,7 @@ fn events_of(body: &RawValue) -> Result<Vec<EventRequest>> {
             offload_core::json_rule::validate(&field, data.get())?;
         }
     }
-    Ok(events)
+    Ok((events, batch))
 }
 
 /// `POST /v1/events`: 201 with each event's id and the runs it started; 200 when every event was a duplicate.
@@ -170,8 +171,18 @@ pub(crate) async fn send(
     State(app): State<AppState>,
     Json(body): Json<Box<RawValue>>,
 ) -> Result<(StatusCode, axum::Json<EventsSent>)> {
-    let events = events_of(&body)?;
-    let report = app.engine.functions().send_events(events).await?;
+    let (events, batch) = events_of(&body)?;
+    let report = match app.engine.functions().send_events(events).await {
+        Ok(report) => report,
+        // One event sent alone: its refusals name its own fields (`name`, not `events[0].name`).
+        Err(EngineError::Invalid(mut e)) if !batch => {
+            if let Some(field) = e.field.strip_prefix("events[0].") {
+                e.field = field.to_owned();
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let status = if report.events.iter().all(|e| e.duplicate) {
         StatusCode::OK
     } else {

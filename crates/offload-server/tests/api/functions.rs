@@ -67,10 +67,10 @@ impl TestApp {
             if run["state"] == state {
                 return run;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "run never became {state}: {run}"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let jobs = self.get("/v1/jobs").await.json();
+                panic!("run never became {state}: {run}; jobs: {jobs}");
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -195,8 +195,9 @@ async fn a_pull_worker_records_steps_within_its_lease() {
         "invalid_field",
         Some("steps[0].error.retryable"),
     );
+    let until = app.engine.now() + jiff::SignedDuration::from_hours(1);
     let sleep = json!({"job_id": job_id, "lease_token": call["lease_token"],
-        "steps": [{"id": "two", "op": "sleep", "until": "2030-01-01T00:00:00Z"}]});
+        "steps": [{"id": "two", "op": "sleep", "until": until.to_string()}]});
     app.post(&path, sleep.to_string()).await.assert_problem(
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_field",

@@ -277,3 +277,49 @@ pub async fn cancel_on_cancels_a_sleeping_run(h: Harness) {
         "the sleeping call was cancelled"
     );
 }
+
+/// A `send_event` step stores and fans out its events once, however often the code replays it; its data names
+/// the events. A reserved event name fails the call instead.
+pub async fn send_event_step_sends_once(h: Harness) {
+    put(&h, flow()).await;
+    put(
+        &h,
+        json!({"id": "listener", "triggers": [{"event": "app/sent"}]}),
+    )
+    .await;
+    let run_id = start(&h, json!({})).await;
+    let send_step = json!({"steps": [{"id": "s", "op": "send_event",
+        "events": [{"name": "app/sent", "data": {"k": 1}}]}]});
+    step(&h, "flow", send_step.clone()).await;
+    let call = claim_call(&h, "flow").await;
+    let req = request(&call);
+    let ids = req["steps"]["s"]["data"]["ids"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 1);
+    let sent: offload_core::function::event::EventId = ids[0].as_str().unwrap().parse().unwrap();
+    let stored = h.store.event_get(sent).await.unwrap().unwrap();
+    assert_eq!(stored.name, "app/sent");
+    assert_eq!(stored.runs.len(), 1);
+
+    // The code replays the step: it is recorded, so nothing is sent again and the run goes on.
+    answer(&h, &call, send_step).await.unwrap();
+    let listener_runs = h
+        .store
+        .run_list(RunListParams {
+            function_id: Some("listener".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listener_runs.len(), 1);
+    let call = claim_call(&h, "flow").await;
+    let refused = answer(
+        &h,
+        &call,
+        json!({"steps": [{"id": "s2", "op": "send_event", "events": [{"name": "offload/x"}]}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.state, offload_core::JobState::Retrying);
+    assert_eq!(run(&h, run_id).await.steps, 1);
+}

@@ -331,6 +331,7 @@ macro_rules! conformance_tests {
             events::wait_for_event_resolves_on_a_matching_event,
             events::wait_for_event_times_out_to_null,
             events::cancel_on_cancels_a_sleeping_run,
+            events::send_event_step_sends_once,
             runs::a_step_is_recorded_once_and_carried_by_the_next_call,
             runs::a_failing_step_retries_with_backoff_then_is_recorded,
             runs::sleep_then_done_succeeds_with_output,
@@ -341,6 +342,9 @@ macro_rules! conformance_tests {
             runs::run_cancel_stops_calls,
             runs::run_record_steps_checks_the_lease,
             runs::run_prune_deletes_old_runs_and_events,
+            runs::invoke_times_out_and_a_cancelled_child_fails_the_step,
+            runs::expired_and_cancelled_call_jobs_end_their_runs,
+            runs::run_list_filters_by_visible_state,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {

@@ -494,3 +494,130 @@ pub async fn run_prune_deletes_old_runs_and_events(h: Harness) {
     let fresh = send(&h, "app/start", json!({}), Some("once")).await;
     assert!(!fresh.duplicate, "a pruned event's id is free again");
 }
+
+/// An invoke whose child does not end in time resolves to `InvokeTimeout` through `run_wake_due` (the child's
+/// later end changes nothing for the parent); a cancelled child resolves its parent's step to `RunCancelled`.
+pub async fn invoke_times_out_and_a_cancelled_child_fails_the_step(h: Harness) {
+    put(&h, flow()).await;
+    put(
+        &h,
+        json!({"id": "child", "triggers": [{"event": "app/never"}]}),
+    )
+    .await;
+    let run_id = start(&h, json!({})).await;
+    step(
+        &h,
+        "flow",
+        json!({"steps": [{"id": "kid", "op": "invoke", "function_id": "child", "timeout": "60s"}]}),
+    )
+    .await;
+    let slow_child = claim_call(&h, "child").await;
+    h.advance(secs(60));
+    let woken = h
+        .store
+        .run_wake_due(crate::RunWakeParams { limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!(woken.woken, 1);
+    let call = claim_call(&h, "flow").await;
+    assert_eq!(
+        request(&call)["steps"]["kid"]["error"]["name"],
+        json!("InvokeTimeout")
+    );
+    answer(&h, &slow_child, json!({"done": true, "output": 1}))
+        .await
+        .unwrap();
+    assert!(
+        h.claim("flow", 10).await.is_empty(),
+        "the child's end does not resume the parent again"
+    );
+
+    answer(
+        &h,
+        &call,
+        json!({"steps": [{"id": "kid2", "op": "invoke", "function_id": "child"}]}),
+    )
+    .await
+    .unwrap();
+    let child_call = claim_call(&h, "child").await;
+    let child_id = request(&child_call)["run_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    h.store.run_cancel(child_id).await.unwrap();
+    let call = claim_call(&h, "flow").await;
+    assert_eq!(
+        request(&call)["steps"]["kid2"]["error"]["name"],
+        json!("RunCancelled")
+    );
+    assert_eq!(run(&h, run_id).await.state, RunState::Running);
+}
+
+/// A call whose lease expires on its last attempt fails the run; a call job cancelled through the job API
+/// cancels its run.
+pub async fn expired_and_cancelled_call_jobs_end_their_runs(h: Harness) {
+    put(
+        &h,
+        json!({"id": "flow", "triggers": [{"event": "app/start"}], "retries": 0, "timeout": "30s"}),
+    )
+    .await;
+    let expired = start(&h, json!({})).await;
+    claim_call(&h, "flow").await;
+    h.advance(secs(30));
+    h.store
+        .job_rescue_expired(crate::JobRescueParams { limit: 10 })
+        .await
+        .unwrap();
+    let r = run(&h, expired).await;
+    assert_eq!(r.state, RunState::Failed);
+    assert_eq!(r.error.map(|e| e.name), Some("CallFailed".to_owned()));
+
+    let cancelled = start(&h, json!({})).await;
+    let jobs = h
+        .store
+        .job_list(crate::JobListParams {
+            tag: Some((crate::RUN_TAG.into(), cancelled.to_string())),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    h.store.job_cancel(jobs[0].id).await.unwrap();
+    assert_eq!(run(&h, cancelled).await.state, RunState::Cancelled);
+}
+
+/// Runs list newest first, filtered by function and by the state a reader sees (a queued run whose call is held
+/// is running).
+pub async fn run_list_filters_by_visible_state(h: Harness) {
+    put(&h, flow()).await;
+    let first = start(&h, json!({})).await;
+    claim_call(&h, "flow").await;
+    let second = start(&h, json!({})).await;
+    let list = |state: Option<RunState>| {
+        h.store.run_list(crate::RunListParams {
+            state,
+            function_id: Some("flow".into()),
+            limit: 10,
+            ..Default::default()
+        })
+    };
+    let ids = |runs: Vec<crate::RunRecord>| -> Vec<offload_core::function::run::RunId> {
+        runs.into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids(list(None).await.unwrap()), [second, first]);
+    assert_eq!(ids(list(Some(RunState::Running)).await.unwrap()), [first]);
+    assert_eq!(ids(list(Some(RunState::Queued)).await.unwrap()), [second]);
+    assert!(list(Some(RunState::Failed)).await.unwrap().is_empty());
+    let page = h
+        .store
+        .run_list(crate::RunListParams {
+            before: Some(second),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(page), [first]);
+}
