@@ -1,144 +1,65 @@
 /**
- * The HTTP API's durable-function types (functions, apps, events, runs), written by hand from the shared
- * design until the server's `/openapi.json` describes these routes; then they become aliases of the generated
- * types, like those in `types.ts`.
+ * The HTTP API's durable-function types (functions, apps, events, runs), named for users: each is the
+ * generated wire type (`api.gen.ts`, from the server's `/openapi.json`), with the fields the document types
+ * loosely (JSON values, states and kinds as plain strings) narrowed to what the server sends.
  *
  * Invariant: field names are the API's own (snake_case), so a value passes between the API and these types
- * unchanged.
+ * unchanged, and a change of the API shows here when the types are regenerated.
  */
-import type { Backoff, Duration, Target } from "../types.js";
+import type { components } from "../api.gen.js";
 import type { FunctionEvent, StepResult } from "./protocol.js";
 
+type Schemas = components["schemas"];
+
 /** One trigger: `{ event, if? }` or `{ cron, timezone? }`. */
-export interface TriggerSpec {
-  event?: string;
+export type TriggerSpec = Omit<Schemas["TriggerSpec"], "if"> & {
   /** A filter the event must pass, e.g. `{ "data.plan": "pro", "data.amount": { gte: 100 } }`. */
-  if?: Record<string, unknown>;
-  cron?: string;
-  /** IANA time zone of `cron` (default UTC). */
-  timezone?: string;
-}
+  if?: Record<string, unknown> | null;
+};
 
 /** Cancels a run when an event named `event` arrives whose `match` field equals the run's event's. */
-export interface CancelOnSpec {
-  event: string;
-  match?: string;
-}
+export type CancelOnSpec = Schemas["CancelOnSpec"];
 
 /** A function definition as `PUT /v1/functions/{id}` and `PUT /v1/apps/{app}` take it. */
-export interface FunctionSpec {
-  id?: string;
-  name?: string;
-  triggers: TriggerSpec[];
-  /** Push: the endpoint each call is delivered to. Without it, pull workers claim calls from `queue`. */
-  target?: Target;
-  /** Queue of the calls (default: the function id). */
-  queue?: string;
-  /** Retries of a failed step, and of a call that failed outside any step (default 4). */
-  retries?: number;
-  backoff?: Backoff;
-  /** Lease of one call (default 5 minutes). */
-  timeout?: Duration;
-  cancel_on?: CancelOnSpec[];
-}
+export type FunctionSpec = Omit<Schemas["FunctionSpec"], "triggers"> & { triggers: TriggerSpec[] };
 
-/** A registered function. */
-export interface FunctionView extends FunctionSpec {
-  id: string;
-  /** The queue its calls go on (resolved: the given queue, else the id). */
-  queue: string;
-  /** The app that synced it, if any. */
-  app?: string | null;
-  created_at: string;
-  updated_at: string;
-}
+/** A registered function: its definition with every default resolved (`queue`, `retries`, `timeout`, ...). */
+export type FunctionView = Omit<Schemas["FunctionView"], "triggers"> & { triggers: TriggerSpec[] };
 
 /** The answer of an app sync: function ids by what happened to them. */
-export interface AppSynced {
-  created: string[];
-  updated: string[];
-  unchanged: string[];
-  removed: string[];
-}
+export type AppSynced = Schemas["AppSyncView"];
 
 /** The answer of `POST /v1/events`: the events' ids and, per event, the runs it started. */
-export interface EventsSent {
-  ids: string[];
-  runs: string[][];
-}
+export type EventsSent = Schemas["EventsSent"];
 
 /** A stored event. */
-export interface EventView {
-  id: string;
-  name: string;
-  data: Record<string, unknown>;
-  /** The sender's de-duplication id. */
-  user_id?: string | null;
-  ts: string;
-  received_at: string;
-  /** The runs it started. */
-  runs: string[];
-}
+export type EventView = Omit<Schemas["EventView"], "data"> & { data: Record<string, unknown> };
 
 /** Where a run is in its life. */
 export type RunState = "queued" | "running" | "sleeping" | "waiting" | "succeeded" | "failed" | "cancelled";
 
-/** A run. */
-export interface RunView<O = unknown> {
-  id: string;
-  function_id: string;
+/** A run, its output typed `O`. */
+export type RunView<O = unknown> = Omit<Schemas["RunView"], "state" | "event" | "output"> & {
   state: RunState;
-  event_id: string;
+  /** The event that started it. */
   event: FunctionEvent;
   output?: O | null;
-  error?: { name: string; message: string } | null;
-  /** The run and step that invoked this run. */
-  parent?: { run_id: string; step: string } | null;
-  /** Steps recorded so far. */
-  steps: number;
-  created_at: string;
-  started_at?: string | null;
-  ended_at?: string | null;
-  updated_at: string;
-  /** When a sleeping or waiting run continues at the latest. */
-  wake_at?: string | null;
-}
+};
 
 /** The kinds of steps in a run's history. */
 export type StepKind = "run" | "sleep" | "wait_for_event" | "send_event" | "invoke";
 
-/** One step of a run's history. */
-export interface StepView {
-  id: string;
-  kind: StepKind;
-  /** Absent while the step is pending (a wait, an invoke, a planned parallel step). */
-  result?: StepResult | null;
-  failed_attempts: { attempt: number; error: { name: string; message: string }; at: string }[];
-  started_at: string;
-  recorded_at?: string | null;
-  until?: string | null;
-}
+/** One step of a run's history; `result` is absent while the step is pending (a wait, an invoke, a planned step). */
+export type StepView = Omit<Schemas["StepView"], "kind" | "result"> & { kind: StepKind; result?: StepResult | null };
 
 /** A page of runs, newest first. */
-export interface RunPage {
-  runs: RunView[];
-  /** Pass as `before` for the next page; absent on the last page. */
-  next_cursor?: string | null;
-}
+export type RunPage = Omit<Schemas["RunList"], "runs"> & { runs: RunView[] };
 
 /** A page of events, newest first. */
-export interface EventPage {
-  events: EventView[];
-  /** Pass as `before` for the next page; absent on the last page. */
-  next_cursor?: string | null;
-}
+export type EventPage = Omit<Schemas["EventList"], "events"> & { events: EventView[] };
 
 /** A page of functions, by id. */
-export interface FunctionPage {
-  functions: FunctionView[];
-  /** Pass as `cursor` for the next page; absent on the last page. */
-  next_cursor?: string | null;
-}
+export type FunctionPage = Omit<Schemas["FunctionList"], "functions"> & { functions: FunctionView[] };
 
 /** Filters of `functions.list`. */
 export interface FunctionFilter {
@@ -152,8 +73,10 @@ export interface FunctionFilter {
 
 /** Filters of `runs.list`. */
 export interface RunFilter {
+  /** Only runs of this function. */
   function?: string;
   state?: RunState;
+  /** Only runs this event (id) started. */
   event?: string;
   /** Runs older than this run id (the `next_cursor` of the previous page). */
   before?: string;
@@ -163,9 +86,10 @@ export interface RunFilter {
 
 /** Filters of `events.list`. */
 export interface EventFilter {
+  /** Only events of this name. */
   name?: string;
   /** Events older than this event id (the `next_cursor` of the previous page). */
   before?: string;
-  /** Page size. */
+  /** Page size (default 50). */
   limit?: number;
 }

@@ -82,7 +82,7 @@ export class Functions {
 
 function specOf(fn: OffloadFunction<any, any> | FunctionSpec, options: RegisterOptions): FunctionSpec {
   if (fn instanceof OffloadFunction) return fn.spec(options.target === undefined ? {} : { target: options.target });
-  if (options.target !== undefined && fn.target === undefined && fn.queue === undefined) {
+  if (options.target !== undefined && fn.target == null && fn.queue == null) {
     return { ...fn, target: typeof options.target === "string" ? { url: options.target } : options.target };
   }
   return fn;
