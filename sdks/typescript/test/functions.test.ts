@@ -709,6 +709,23 @@ describe("serve({ functions }) answers calls over push", () => {
     assert.equal(refused.status, 422);
   });
 
+  test("a step result too large for a push answer is recorded as a non-retryable StepOutputTooLarge", async () => {
+    const big = createFunction({ id: "f", trigger: { event: "x" } }, async ({ step }) => {
+      await step.run("small", () => "ok");
+      await step.run("huge", () => "x".repeat(70 * 1024));
+    });
+    const pushed = serve({ functions: [big], secret, logger: quiet.logger, maxRunSteps: 2 });
+    const response = await pushed(await signedRequest("http://app/x", request(), { secret }));
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { steps: { id: string; data?: unknown; error?: { name: string; retryable: boolean } }[] };
+    assert.deepEqual(body.steps[0], { id: "small", op: "run", data: "ok" });
+    assert.equal(body.steps[1]!.error!.name, "StepOutputTooLarge");
+    assert.equal(body.steps[1]!.error!.retryable, false);
+    const output = createFunction({ id: "f", trigger: { event: "x" } }, async () => "y".repeat(70 * 1024));
+    const refused = await serve({ functions: [output], secret })(await signedRequest("http://app/x", request(), { secret }));
+    assert.equal(refused.status, 422);
+  });
+
   test("two functions with one id are refused", () => {
     assert.throws(() => serve({ functions: [threeSteps.fn, threeSteps.fn], secret }), /two functions/);
   });

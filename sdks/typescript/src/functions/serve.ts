@@ -11,7 +11,10 @@
 import { NonRetriableError } from "../errors.js";
 import type { OffloadFunction } from "./define.js";
 import { executeCall, type ExecuteOptions } from "./execute.js";
-import { isCallRequest, type CallRequest, type CallResponse } from "./protocol.js";
+import { isCallRequest, type CallRequest, type CallResponse, type StepOp } from "./protocol.js";
+
+/** Largest call response the server reads from a push endpoint, in bytes. */
+export const MAX_PUSH_RESPONSE_BYTES = 64 * 1024;
 
 /** How calls are run. */
 export interface CallOptions extends Omit<ExecuteOptions, "fetchSteps"> {
@@ -45,4 +48,32 @@ export async function runCall(
     throw new NonRetriableError(`no function \`${request.function_id}\` is served here (serving: ${[...functions.keys()].join(", ") || "none"})`);
   }
   return executeCall(fn, request, options);
+}
+
+/**
+ * A call response that fits in a push answer: the results of `run` steps too large for it, largest first, are
+ * replaced by a non-retryable `StepOutputTooLarge` error (the same result every time, so retrying cannot
+ * help); an output too large fails the call for good.
+ */
+export function fitPushResponse(response: CallResponse, max = MAX_PUSH_RESPONSE_BYTES): CallResponse {
+  const size = (value: unknown) => new TextEncoder().encode(JSON.stringify(value)).length;
+  if (size(response) <= max) return response;
+  if (!("steps" in response)) {
+    throw new NonRetriableError(`the function's output is ${size(response)} bytes; a push endpoint answers at most ${max}: return less, or serve the function from a pull Worker`);
+  }
+  const steps: StepOp[] = [...response.steps];
+  const order = steps
+    .map((op, i) => ({ i, bytes: op.op === "run" && op.data !== undefined ? size(op.data) : 0 }))
+    .filter((o) => o.bytes > 0)
+    .sort((a, b) => b.bytes - a.bytes);
+  for (const { i, bytes } of order) {
+    const op = steps[i];
+    if (!op) continue;
+    const message = `the step's result is ${bytes} bytes; a push endpoint answers at most ${max} bytes: return less (store it elsewhere and return its key), or serve the function from a pull Worker`;
+    steps[i] = { id: op.id, op: "run", error: { name: "StepOutputTooLarge", message, retryable: false } };
+    // Nothing may follow a failed step: the answer ends with it.
+    steps.length = i + 1;
+    if (size({ steps }) <= max) break;
+  }
+  return { steps };
 }

@@ -16,7 +16,7 @@ import { errorMessage, NonRetriableError, RetryAfterError } from "../errors.js";
 import { readEnv } from "../env.js";
 import { Offload } from "../client.js";
 import type { OffloadFunction } from "../functions/define.js";
-import { byId, runCall, type CallOptions } from "../functions/serve.js";
+import { byId, fitPushResponse, runCall, type CallOptions } from "../functions/serve.js";
 import { HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, verifyParts, VerifyError, type Secrets } from "./verify.js";
 
 /** What a push handler is given. */
@@ -87,7 +87,7 @@ export function toPushHandler<P, R>(
   if (maxBodyBytes !== undefined) merged.maxBodyBytes = maxBodyBytes;
   const run: PushHandler<any, any> = async (delivery) => {
     const response = await runCall(served, delivery.payload, { ...call, fetchSteps });
-    if (response !== undefined) return response;
+    if (response !== undefined) return fitPushResponse(response);
     if (jobs) return jobs(delivery);
     throw new NonRetriableError("this endpoint serves durable functions, and the delivery is not a call request");
   };
