@@ -24,6 +24,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/apps/{app}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** `PUT /v1/apps/{app}`: 200 with what changed. */
+        put: operations["sync_app"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/events`: stored events, newest first; a full page carries `next_cursor`. */
+        get: operations["list_events"];
+        put?: never;
+        /** `POST /v1/events`: 201 with each event's id and the runs it started; 200 when every event was a duplicate. */
+        post: operations["send_events"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/events/{id}`: one event with the runs it started. */
+        get: operations["get_event"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/functions`: registered functions by id; a full page carries `next_cursor`. */
+        get: operations["list_functions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/functions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/functions/{id}`: one registered function. */
+        get: operations["get_function"];
+        /** `PUT /v1/functions/{id}`: 201 with the new function, 200 with the replaced one. */
+        put: operations["put_function"];
+        post?: never;
+        /** `DELETE /v1/functions/{id}`: 204; the function starts no more runs, its runs keep going. */
+        delete: operations["delete_function"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs": {
         parameters: {
             query?: never;
@@ -307,6 +395,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/runs`: runs newest first, filtered; a full page carries `next_cursor`. */
+        get: operations["list_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/runs/{id}`: one run. */
+        get: operations["get_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/runs/{id}/cancel`: the cancelled run (409 `invalid_state` once it has ended). */
+        post: operations["cancel_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/runs/{id}/retry`: the resumed run (409 `invalid_state` unless failed or cancelled). */
+        post: operations["retry_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{id}/steps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/runs/{id}/steps`: the run's steps with their attempts, in the order first seen. */
+        get: operations["list_run_steps"];
+        put?: never;
+        /**
+         * `POST /v1/runs/{id}/steps`: records `run` steps a pull worker ran within its call's lease, before it
+         *     completes the call (a stale `lease_token` is refused with `lease_mismatch`); the run, with its new count.
+         */
+        post: operations["record_run_steps"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/schedules": {
         parameters: {
             query?: never;
@@ -405,6 +582,22 @@ export interface components {
             /** @description Why, kept as the attempt's error. */
             reason?: string | null;
         };
+        /** @description `PUT /v1/apps/{app}`: the app's whole set of functions. */
+        AppSyncRequest: {
+            /** @description Every function of the app, each with its `id`. */
+            functions: components["schemas"]["FunctionSpec"][];
+        };
+        /** @description What an app sync did, by function id. */
+        AppSyncView: {
+            /** @description Registered for the first time. */
+            created: string[];
+            /** @description The app's functions missing from the set, now removed; their runs keep going. */
+            removed: string[];
+            /** @description Left as they were (nothing written). */
+            unchanged: string[];
+            /** @description Definition changed. */
+            updated: string[];
+        };
         /** @description One execution of a job, as kept in its history. */
         Attempt: {
             /**
@@ -434,6 +627,21 @@ export interface components {
          * @enum {string}
          */
         AttemptOutcome: "running" | "succeeded" | "failed" | "lease_expired" | "cancelled" | "snoozed";
+        /** @description A failed attempt of a step. */
+        AttemptView: {
+            /**
+             * Format: date-time
+             * @description When it was reported.
+             */
+            at: string;
+            /**
+             * Format: int32
+             * @description 1 for the first.
+             */
+            attempt: number;
+            /** @description Its error. */
+            error: components["schemas"]["ErrorView"];
+        };
         /** @description A job's retry delay policy. */
         Backoff: {
             /** @description Delay after the first failed attempt. */
@@ -446,6 +654,16 @@ export interface components {
              *     together do not all come back at the same instant.
              */
             jitter?: number;
+        };
+        /** @description Cancels a run when an event named `event` arrives whose `match` field equals the run's event's. */
+        CancelOnSpec: {
+            /** @description The cancelling event's name. */
+            event: string;
+            /**
+             * @description A field path compared between the two events, e.g. `data.user_id`; without it every run of the
+             *     function is cancelled.
+             */
+            match?: string | null;
         };
         /**
          * @description Which ticks that were due while the server was down (or the schedule paused) still run.
@@ -586,6 +804,77 @@ export interface components {
             /** @description Lease length of one attempt; a worker must heartbeat within it. */
             timeout?: number | string | null;
         };
+        /** @description An error a step or a run ended with. */
+        ErrorView: {
+            /** @description What went wrong. */
+            message: string;
+            /** @description The error's class. */
+            name: string;
+        };
+        /** @description Several events, all or nothing. */
+        EventBatch: {
+            /** @description The events. */
+            events: components["schemas"]["EventRequest"][];
+        };
+        /** @description `GET /v1/events`: newest first. */
+        EventList: {
+            /** @description The events. */
+            events: components["schemas"]["EventView"][];
+            /**
+             * Format: uuid
+             * @description Pass as `before` for the next page (only on a full page).
+             */
+            next_cursor?: string | null;
+        };
+        /** @description One event. */
+        EventRequest: {
+            /** @description A JSON object (default `{}`). */
+            data?: unknown;
+            /** @description De-duplication key: an event whose id was seen within retention starts nothing again. */
+            id?: string | null;
+            /** @description The event's name, e.g. `app/user.signup`. */
+            name: string;
+            /**
+             * Format: date-time
+             * @description When it happened (default: when the server received it).
+             */
+            ts?: string | null;
+        };
+        /** @description `POST /v1/events`: one event, or `{"events": [...]}`. */
+        EventsRequest: components["schemas"]["EventRequest"] | components["schemas"]["EventBatch"];
+        /** @description What `POST /v1/events` did, in request order. */
+        EventsSent: {
+            /** @description Each event's id (for a duplicate: the first event's). */
+            ids: string[];
+            /** @description The runs each event started (for a duplicate: the runs the first event started). */
+            runs: string[][];
+        };
+        /** @description A stored event, with the runs it started. */
+        EventView: {
+            /** @description Its data (a JSON object). */
+            data: Record<string, never>;
+            /**
+             * Format: uuid
+             * @description The server's id.
+             */
+            id: string;
+            /** @description Its name. */
+            name: string;
+            /**
+             * Format: date-time
+             * @description When the server stored it.
+             */
+            received_at: string;
+            /** @description Runs it started. */
+            runs: string[];
+            /**
+             * Format: date-time
+             * @description When it happened (the sender's `ts`, else when received).
+             */
+            ts: string;
+            /** @description The sender's de-duplication id. */
+            user_id?: string | null;
+        };
         /** @description `POST /v1/jobs/fail`: many failures in one request and one commit. */
         FailBatchRequest: {
             /** @description The failures. */
@@ -636,6 +925,70 @@ export interface components {
             /** @description True when the report was applied. */
             ok: boolean;
             state?: components["schemas"]["JobState"] | null;
+        };
+        /** @description `GET /v1/functions`: a page of functions by id. */
+        FunctionList: {
+            /** @description The functions. */
+            functions: components["schemas"]["FunctionView"][];
+            /** @description Pass as `cursor` for the next page (only on a full page). */
+            next_cursor?: string | null;
+        };
+        /** @description A function definition (`PUT /v1/functions/{id}`, one entry of `PUT /v1/apps/{app}`). */
+        FunctionSpec: {
+            backoff?: components["schemas"]["Backoff"] | null;
+            /** @description Events that cancel a running, sleeping or waiting run. */
+            cancel_on?: components["schemas"]["CancelOnSpec"][];
+            /** @description Stable id (required in an app sync; in `PUT /v1/functions/{id}` absent or equal to the path's). */
+            id?: string | null;
+            /** @description Human name shown in the dashboard. */
+            name?: string | null;
+            /** @description Queue of the calls (default: the function id). */
+            queue?: string | null;
+            /** @description Retries of a failed step, and of a call that failed outside any step (default 4). */
+            retries?: number | null;
+            target?: components["schemas"]["Target"] | null;
+            /** @description Lease of one call (default 5 minutes). */
+            timeout?: number | string | null;
+            /** @description What starts a run: events by name (with an optional filter) or a cron schedule. At least one. */
+            triggers: components["schemas"]["TriggerSpec"][];
+        };
+        /**
+         * @description A registered function: its definition as registered, with the values the server resolved (`queue`,
+         *     `retries`, `timeout`), the app that synced it and its times.
+         */
+        FunctionView: {
+            /** @description The app that registered it through `PUT /v1/apps/{app}` (`offload.toml` for the configuration file). */
+            app?: string | null;
+            /** @description Delay between retries. */
+            backoff: components["schemas"]["Backoff"];
+            /** @description Events that cancel runs, as registered. */
+            cancel_on: components["schemas"]["CancelOnSpec"][];
+            /**
+             * Format: date-time
+             * @description First registration.
+             */
+            created_at: string;
+            /** @description Stable id. */
+            id: string;
+            /** @description Human name. */
+            name?: string | null;
+            /** @description Queue of the calls (pull workers claim them there). */
+            queue: string;
+            /**
+             * Format: int32
+             * @description Retries of a failed step or call.
+             */
+            retries: number;
+            target?: components["schemas"]["Target"] | null;
+            /** @description Lease of one call. */
+            timeout: components["schemas"]["DurationSpec"];
+            /** @description What starts a run, as registered. */
+            triggers: components["schemas"]["TriggerSpec"][];
+            /**
+             * Format: date-time
+             * @description Last change.
+             */
+            updated_at: string;
         };
         /** @description Answer of `GET /healthz`. */
         Health: {
@@ -888,6 +1241,16 @@ export interface components {
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
         };
+        /** @description The run and step of a parent waiting on this run through `invoke`. */
+        ParentView: {
+            /**
+             * Format: uuid
+             * @description The parent run.
+             */
+            run_id: string;
+            /** @description Its `invoke` step. */
+            step: string;
+        };
         /** @description An error response (`application/problem+json`, RFC 9457). */
         Problem: {
             /** @description Stable machine-readable code, e.g. `invalid_field`, `lease_mismatch`. */
@@ -936,6 +1299,106 @@ export interface components {
         QueueList: {
             /** @description Every queue that has jobs or was paused. */
             queues: components["schemas"]["QueueInfo"][];
+        };
+        /** @description A step's final error. */
+        RecordedError: {
+            /** @description What went wrong. */
+            message: string;
+            /** @description The error's class. */
+            name: string;
+            /** @description Must be `false` here: a retryable error ends the call instead. */
+            retryable?: boolean | null;
+        };
+        /** @description A `run` step's outcome. */
+        RecordedStep: {
+            /** @description Its JSON result. */
+            data?: unknown;
+            error?: components["schemas"]["RecordedError"] | null;
+            /** @description The step's id. */
+            id: string;
+            /** @description Always `run`. */
+            op: string;
+        };
+        /** @description `POST /v1/runs/{id}/steps`: `run` steps ran within the call's lease. */
+        RecordStepsRequest: {
+            /**
+             * Format: uuid
+             * @description The call job the worker holds.
+             */
+            job_id: string;
+            /**
+             * Format: uuid
+             * @description Its lease token.
+             */
+            lease_token: string;
+            /**
+             * @description The steps, each `{"id", "op": "run", "data"}` or `{"id", "op": "run", "error": {"name", "message",
+             *     "retryable": false}}`.
+             */
+            steps: components["schemas"]["RecordedStep"][];
+        };
+        /** @description `GET /v1/runs`: newest first. */
+        RunList: {
+            /**
+             * Format: uuid
+             * @description Pass as `before` for the next page (only on a full page).
+             */
+            next_cursor?: string | null;
+            /** @description The runs. */
+            runs: components["schemas"]["RunView"][];
+        };
+        /** @description A run. */
+        RunView: {
+            /**
+             * Format: date-time
+             * @description When the run was created.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it ended.
+             */
+            ended_at?: string | null;
+            error?: components["schemas"]["ErrorView"] | null;
+            /** @description That event as the code sees it: `{"name", "data", "id", "ts"}`. */
+            event: Record<string, never>;
+            /**
+             * Format: uuid
+             * @description The event that started it.
+             */
+            event_id: string;
+            /** @description The function it runs. */
+            function_id: string;
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description The run's output, once succeeded. */
+            output?: unknown;
+            parent?: components["schemas"]["ParentView"] | null;
+            /**
+             * Format: date-time
+             * @description When its first call started.
+             */
+            started_at?: string | null;
+            /** @description `queued`, `running`, `sleeping`, `waiting`, `succeeded`, `failed` or `cancelled`. */
+            state: string;
+            /**
+             * Format: int32
+             * @description Steps recorded so far.
+             */
+            steps: number;
+            /**
+             * Format: date-time
+             * @description Last change.
+             */
+            updated_at: string;
+            /**
+             * Format: date-time
+             * @description While sleeping or waiting: when the next call is due at the latest.
+             */
+            wake_at?: string | null;
         };
         /** @description The schedule tick a job was created for. */
         ScheduledBy: {
@@ -1041,6 +1504,42 @@ export interface components {
             /** @description The claim's fencing token. */
             lease_token: components["schemas"]["LeaseToken"];
         };
+        /** @description `GET /v1/runs/{id}/steps`. */
+        StepList: {
+            /** @description The run's steps in the order they were first seen. */
+            steps: components["schemas"]["StepView"][];
+        };
+        /** @description A step's recorded result: `{"data": ...}` or `{"error": {"name", "message"}}`. */
+        StepResultView: {
+            /** @description The step's JSON result. */
+            data?: unknown;
+            error?: components["schemas"]["ErrorView"] | null;
+        };
+        /** @description One step of a run, recorded or pending. */
+        StepView: {
+            /** @description Failed attempts, oldest first. */
+            failed_attempts: components["schemas"]["AttemptView"][];
+            /** @description The step's id. */
+            id: string;
+            /** @description `run`, `sleep`, `wait_for_event`, `send_event` or `invoke`. */
+            kind: string;
+            /**
+             * Format: date-time
+             * @description When its result was recorded.
+             */
+            recorded_at?: string | null;
+            result?: components["schemas"]["StepResultView"] | null;
+            /**
+             * Format: date-time
+             * @description When the step was first seen.
+             */
+            started_at: string;
+            /**
+             * Format: date-time
+             * @description A pending sleep, wait or invoke: when it resolves at the latest.
+             */
+            until?: string | null;
+        };
         /**
          * @description Where a push job is delivered: the server sends its payload to `url` and the HTTP status decides the
          *     attempt's outcome. Also the shape of a target in the job view.
@@ -1113,6 +1612,23 @@ export interface components {
             /** @description The job created. */
             job_id: components["schemas"]["JobId"];
         };
+        /** @description One trigger: exactly one of `event` or `cron`. */
+        TriggerSpec: {
+            /**
+             * Format: cron
+             * @description A cron expression that starts a run on every tick.
+             */
+            cron?: string | null;
+            /** @description An event name that starts a run. */
+            event?: string | null;
+            /** @description A filter the event must pass: an object of field paths (`data.plan`) to values or comparisons. */
+            if?: unknown;
+            /**
+             * Format: iana-time-zone
+             * @description IANA time zone of `cron` (default UTC).
+             */
+            timezone?: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -1166,6 +1682,367 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Health"];
                 };
+            };
+        };
+    };
+    sync_app: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description App name */
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AppSyncRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The app's functions now match the set */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppSyncView"];
+                };
+            };
+        };
+    };
+    list_events: {
+        parameters: {
+            query?: {
+                /** @description Events older than this event id (the `next_cursor` of the previous page). */
+                before?: string;
+                /** @description Page size (default 50). */
+                limit?: number;
+                /** @description Only events of this name. */
+                name?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A page of events, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventList"];
+                };
+            };
+        };
+    };
+    send_events: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventsRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Every event was a duplicate: the first events' ids and runs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventsSent"];
+                };
+            };
+            /** @description Stored and fanned out */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventsSent"];
+                };
+            };
+        };
+    };
+    get_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Event id (the server's) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventView"];
+                };
+            };
+        };
+    };
+    list_functions: {
+        parameters: {
+            query?: {
+                /** @description Only functions synced by this app. */
+                app?: string;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string;
+                /** @description Page size (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A page of functions by id */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FunctionList"];
+                };
+            };
+        };
+    };
+    get_function: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Function id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The function */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FunctionView"];
+                };
+            };
+        };
+    };
+    put_function: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Function id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FunctionSpec"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The function was replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FunctionView"];
+                };
+            };
+            /** @description The function was registered */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FunctionView"];
+                };
+            };
+        };
+    };
+    delete_function: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Function id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The function was removed; its runs keep going */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1948,6 +2825,267 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QueueInfo"];
+                };
+            };
+        };
+    };
+    list_runs: {
+        parameters: {
+            query?: {
+                /** @description Runs older than this run id (the `next_cursor` of the previous page). */
+                before?: string;
+                /** @description Only runs this event started. */
+                event?: string;
+                /** @description Only runs of this function. */
+                function?: string;
+                /** @description Page size (default 50). */
+                limit?: number;
+                /**
+                 * @description Only runs in this state (`queued`, `running`, `sleeping`, `waiting`, `succeeded`, `failed`,
+                 *     `cancelled`).
+                 */
+                state?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A page of runs, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunList"];
+                };
+            };
+        };
+    };
+    get_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The run */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunView"];
+                };
+            };
+        };
+    };
+    cancel_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cancelled run */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunView"];
+                };
+            };
+        };
+    };
+    retry_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The run, queued again from its failed step */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunView"];
+                };
+            };
+        };
+    };
+    list_run_steps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The run's steps */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StepList"];
+                };
+            };
+        };
+    };
+    record_run_steps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecordStepsRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The run, with the steps recorded */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunView"];
                 };
             };
         };

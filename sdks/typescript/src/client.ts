@@ -1,6 +1,7 @@
 /**
- * `Offload`: one method per API call, grouped as the API is (`jobs`, `queues`, `schedules`, and the pull
- * worker's calls under `workers`), plus `enqueue`, `enqueueMany` and `publish` at the top.
+ * `Offload`: one method per API call, grouped as the API is (`jobs`, `queues`, `schedules`, `functions`,
+ * `events`, `runs`, and the pull worker's calls under `workers`), plus `enqueue`, `enqueueMany`, `publish` and
+ * `createFunction` at the top.
  *
  * Which calls are retried is decided here, per call, by whether sending it twice is harmless: reads, `PUT`,
  * `DELETE`, pause/resume, heartbeats, and an enqueue that carries an idempotency key. Creating calls without
@@ -10,6 +11,8 @@ import type { components } from "./api.gen.js";
 import { readEnv } from "./env.js";
 import type { RetryPolicy } from "./backoff.js";
 import { Transport } from "./transport.js";
+import { Events, Functions, Runs } from "./functions/client.js";
+import { createFunction, type FunctionConfig, type FunctionHandler, type OffloadFunction } from "./functions/define.js";
 import type {
   ClaimedJob,
   Enqueued,
@@ -69,6 +72,12 @@ export class Offload {
   readonly schedules: Schedules;
   /** The pull worker's calls (claim, heartbeat, report); the `Worker` class uses them. */
   readonly workers: Workers;
+  /** Durable functions: register (one by one, or an app's set with `sync`), read, remove. */
+  readonly functions: Functions;
+  /** Events: send (starting runs, resolving waits), read. */
+  readonly events: Events;
+  /** Runs of durable functions: read, list, steps, cancel, retry. */
+  readonly runs: Runs;
 
   constructor(options: OffloadOptions = {}) {
     this.transport = new Transport({
@@ -81,6 +90,17 @@ export class Offload {
     this.queues = new Queues(this.transport);
     this.schedules = new Schedules(this.transport);
     this.workers = new Workers(this.transport);
+    this.functions = new Functions(this.transport);
+    this.events = new Events(this.transport);
+    this.runs = new Runs(this.transport);
+  }
+
+  /**
+   * Defines a durable function (the same as the exported `createFunction`): serve it with
+   * `serve({ functions })` or a `Worker`, register it with `offload.functions.sync(app, [...])`.
+   */
+  createFunction<D = Record<string, unknown>, O = unknown>(config: FunctionConfig, handler: FunctionHandler<D, O>): OffloadFunction<D, O> {
+    return createFunction<D, O>(config, handler);
   }
 
   /**

@@ -91,3 +91,20 @@ export function errorMessage(thrown: unknown): string {
     return String(thrown);
   }
 }
+
+/**
+ * A step's recorded error, thrown into a durable function where it calls that step: its retries were used up,
+ * it threw `NonRetriableError`, or (for `step.invoke`) the invoked run failed. `name` is the original error's
+ * name (e.g. `TypeError`, `CardDeclined`, `InvokeTimeout`), so code can catch it by name. Left uncaught it
+ * fails the run.
+ */
+export class StepError extends Error {
+  /** The step that failed. */
+  readonly stepId: string;
+
+  constructor(stepId: string, error: { name: string; message: string }) {
+    super(error.message);
+    this.name = error.name;
+    this.stepId = stepId;
+  }
+}

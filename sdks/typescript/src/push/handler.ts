@@ -14,6 +14,9 @@
  */
 import { errorMessage, NonRetriableError, RetryAfterError } from "../errors.js";
 import { readEnv } from "../env.js";
+import { Offload } from "../client.js";
+import type { OffloadFunction } from "../functions/define.js";
+import { byId, fitPushResponse, runCall, type CallOptions } from "../functions/serve.js";
 import { HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, verifyParts, VerifyError, type Secrets } from "./verify.js";
 
 /** What a push handler is given. */
@@ -50,6 +53,45 @@ export interface ServeOptions {
   toleranceSeconds?: number;
   /** Largest body read, in bytes (default 16 MiB); larger requests get 413. */
   maxBodyBytes?: number;
+}
+
+/**
+ * Options of `serve({ functions })`: durable functions whose calls this endpoint answers (the call response
+ * with 200), and optionally a handler for ordinary jobs delivered to the same URL.
+ */
+export interface ServeFunctionsOptions extends ServeOptions, CallOptions {
+  /** The functions served here; a call names its function by id. */
+  functions: readonly OffloadFunction<any, any>[];
+  /** Runs deliveries that are not calls (ordinary push jobs). Without it they are refused (422: dead). */
+  handler?: PushHandler<any, any>;
+  /** Client used to fetch recorded steps that did not fit in a call (default: `new Offload()`, from the environment). */
+  client?: Offload;
+}
+
+/** The handler and options of a `serve` adapter's arguments, with functions turned into one handler. */
+export function toPushHandler<P, R>(
+  handler: PushHandler<P, R> | ServeFunctionsOptions,
+  options: ServeOptions,
+): [PushHandler<P, R>, ServeOptions] {
+  if (typeof handler === "function") return [handler, options];
+  if (!handler || !Array.isArray(handler.functions)) {
+    throw new TypeError("serve: give a handler function, or { functions: [...] }");
+  }
+  const { functions, handler: jobs, client, secret, toleranceSeconds, maxBodyBytes, ...call } = handler;
+  const served = byId(functions);
+  let lazyClient = client;
+  const fetchSteps = call.fetchSteps ?? ((runId: string) => (lazyClient ??= new Offload()).runs.recordedSteps(runId));
+  const merged: ServeOptions = { ...options };
+  if (secret !== undefined) merged.secret = secret;
+  if (toleranceSeconds !== undefined) merged.toleranceSeconds = toleranceSeconds;
+  if (maxBodyBytes !== undefined) merged.maxBodyBytes = maxBodyBytes;
+  const run: PushHandler<any, any> = async (delivery) => {
+    const response = await runCall(served, delivery.payload, { ...call, fetchSteps });
+    if (response !== undefined) return fitPushResponse(response);
+    if (jobs) return jobs(delivery);
+    throw new NonRetriableError("this endpoint serves durable functions, and the delivery is not a call request");
+  };
+  return [run as PushHandler<P, R>, merged];
 }
 
 /** The default of `maxBodyBytes`. */

@@ -8,13 +8,26 @@
  * re-encoded JSON. A framework that already parsed the body as JSON is refused with a message saying how to
  * turn its parser off for the route.
  */
-import { answer, DEFAULT_MAX_BODY_BYTES, resolveSecrets, type PushHandler, type Reply, type ServeOptions } from "./handler.js";
+import {
+  answer,
+  DEFAULT_MAX_BODY_BYTES,
+  resolveSecrets,
+  toPushHandler,
+  type PushHandler,
+  type Reply,
+  type ServeFunctionsOptions,
+  type ServeOptions,
+} from "./handler.js";
 
-/** A Web-standard route handler: `export const POST = serve(handler)` in a Next.js `route.ts`. */
+/**
+ * A Web-standard route handler: `export const POST = serve(handler)` in a Next.js `route.ts`, or
+ * `serve({ functions: [fn1, fn2] })` to answer durable functions' calls (and `handler` for ordinary jobs).
+ */
 export function serve<P = unknown, R = unknown>(
-  handler: PushHandler<P, R>,
+  handler: PushHandler<P, R> | ServeFunctionsOptions,
   options: ServeOptions = {},
 ): (request: Request) => Promise<Response> {
+  [handler, options] = toPushHandler(handler, options);
   const secrets = resolveSecrets(options);
   const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   return async (request) => {
@@ -48,9 +61,10 @@ export interface NodeResponse {
  * before `express.json()`, or behind `express.raw({ type: "*\/*" })`, so that the raw body reaches it.
  */
 export function serveNode<P = unknown, R = unknown>(
-  handler: PushHandler<P, R>,
+  handler: PushHandler<P, R> | ServeFunctionsOptions,
   options: ServeOptions = {},
 ): (req: NodeRequest, res: NodeResponse) => Promise<void> {
+  [handler, options] = toPushHandler(handler, options);
   const secrets = resolveSecrets(options);
   const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   return async (req, res) => {
@@ -73,7 +87,7 @@ export function serveNode<P = unknown, R = unknown>(
  * `export const config = { api: { bodyParser: false } }` in the same file (the signature needs the raw body).
  */
 export function serveNextPages<P = unknown, R = unknown>(
-  handler: PushHandler<P, R>,
+  handler: PushHandler<P, R> | ServeFunctionsOptions,
   options: ServeOptions = {},
 ): (req: NodeRequest, res: NodeResponse) => Promise<void> {
   return serveNode(handler, options);

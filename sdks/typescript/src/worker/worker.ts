@@ -16,8 +16,11 @@ import { readEnv } from "../env.js";
 import { sleep } from "../transport.js";
 import type { ClaimedJob } from "../types.js";
 import { Job } from "./job.js";
+import { NonRetriableError } from "../errors.js";
 import { completed, outcomeOf, type Outcome } from "./outcomes.js";
 import { leaseLost, Reporter, type Settlement } from "./reporter.js";
+import type { OffloadFunction } from "../functions/define.js";
+import { byId, runCall, type CallOptions } from "../functions/serve.js";
 
 /** A handler: gets the job, returns its result (kept on the job) or throws to end the attempt otherwise. */
 export type JobHandler<P = any, R = unknown> = (job: Job<P>) => R | Promise<R>;
@@ -27,9 +30,18 @@ export interface WorkerOptions {
   /** The client to talk to the server through. */
   client: Offload;
   /** Queues to work, each with its concurrency: `{ emails: 10 }`. */
-  queues: Record<string, number>;
+  queues?: Record<string, number>;
   /** Handlers by job name. */
   handlers?: Record<string, JobHandler>;
+  /**
+   * Durable functions whose calls this worker runs: it works each function's queue (with
+   * `functionConcurrency`, unless `queues` names it) and runs the calls (job name = function id).
+   */
+  functions?: readonly OffloadFunction<any, any>[];
+  /** Concurrency of a function's queue not named in `queues` (default 10). */
+  functionConcurrency?: number;
+  /** How calls are run (`maxRunSteps`, `logger`). */
+  callOptions?: Omit<CallOptions, "fetchSteps">;
   /** Runs jobs no named handler takes (nameless jobs too). Without it such jobs fail and are retried. */
   fallback?: JobHandler;
   /** Recorded on every attempt (default `HOSTNAME-PID`). */
@@ -88,7 +100,7 @@ interface Slots {
 export class Worker {
   /** The id recorded on attempts. */
   readonly id: string;
-  readonly #options: WorkerOptions;
+  readonly #options: WorkerOptions & { queues: Record<string, number> };
   readonly #reporter: Reporter;
   readonly #stats: WorkerStats = {
     claimed: 0, running: 0, succeeded: 0, failed: 0, snoozed: 0, cancelled: 0, released: 0, refused: 0, unreported: 0,
@@ -105,7 +117,8 @@ export class Worker {
   #started = false;
   #stopping: Promise<WorkerStats> | undefined;
 
-  constructor(options: WorkerOptions) {
+  constructor(given: WorkerOptions) {
+    const options = withFunctions(given);
     const queues = Object.entries(options.queues);
     if (queues.length === 0) throw new TypeError("no queue to work: give queues, e.g. { emails: 10 }");
     for (const [queue, n] of queues) {
@@ -378,6 +391,28 @@ export class Worker {
       : ({ complete: "succeeded", fail: "failed", snooze: "snoozed", abort: "cancelled" } as const)[outcome.kind];
     this.#stats[key]++;
   }
+}
+
+/** The options with each function's queue added and a handler per function id that runs its calls. */
+function withFunctions(options: WorkerOptions): WorkerOptions & { queues: Record<string, number> } {
+  const queues = { ...options.queues };
+  const functions = options.functions ?? [];
+  if (functions.length === 0) return { ...options, queues };
+  const served = byId(functions);
+  const handlers: Record<string, JobHandler> = { ...options.handlers };
+  const concurrency = options.functionConcurrency ?? 10;
+  const call: CallOptions = { ...options.callOptions, fetchSteps: (runId) => options.client.runs.recordedSteps(runId) };
+  for (const fn of functions) {
+    if (fn.pushed) throw new TypeError(`function ${fn.id} has a push target: serve it with serve({ functions }), not a Worker`);
+    if (handlers[fn.id]) throw new TypeError(`a handler and a function are both named \`${fn.id}\``);
+    queues[fn.queue] ??= concurrency;
+    handlers[fn.id] = async (job: Job) => {
+      const response = await runCall(served, job.payload, call);
+      if (response === undefined) throw new NonRetriableError(`job ${job.id} is named after function ${fn.id} but is not a call request`);
+      return response;
+    };
+  }
+  return { ...options, queues, handlers };
 }
 
 /** A duration as the server sends it (integer milliseconds) or as text, in milliseconds. */
