@@ -653,3 +653,80 @@ async fn cancel_on_events_through_two_servers_cancel_each_run_once() {
         RunState::Cancelled
     );
 }
+
+/// An invoked run that ends through one server while another wakes its parent's timed-out `invoke`: the
+/// parent's step is resolved once (the child's output or the timeout's error), with one next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_ending_as_its_invoke_times_out_resolves_the_parent_once() {
+    let Some(url) = testing::url() else { return };
+    let clock = Arc::new(ManualClock::new("2026-12-03T10:00:00Z".parse().unwrap()));
+    let (_schema, stores) = servers_with(&url, Some(clock.clone())).await;
+    put(
+        &stores[0],
+        json!({"id": "parent", "triggers": [{"event": "app/go"}]}),
+    )
+    .await;
+    put(
+        &stores[0],
+        json!({"id": "child", "triggers": [{"event": "app/never"}]}),
+    )
+    .await;
+    let now = stores[0].now();
+    let events = (0..30)
+        .map(|i| event(now, "app/go", json!({"n": i}), None))
+        .collect();
+    send(&stores[0], events).await;
+    let invoke =
+        json!({"steps": [{"id": "sub", "op": "invoke", "function_id": "child", "timeout": "1m"}]});
+    for call in claim(&stores[1], "parent", 100).await {
+        stores[1]
+            .job_finish(complete(&call, &invoke))
+            .await
+            .unwrap()[0]
+            .as_ref()
+            .unwrap();
+    }
+    let children = claim(&stores[2], "child", 100).await;
+    assert_eq!(children.len(), 30);
+    clock.advance(SignedDuration::from_secs(61));
+    let mut ends = JoinSet::new();
+    for call in children {
+        let store = stores[2].clone();
+        ends.spawn(async move {
+            let done = json!({"done": true, "output": {"ok": true}});
+            store
+                .job_finish(complete(&call, &done))
+                .await
+                .unwrap()
+                .remove(0)
+                .unwrap();
+        });
+    }
+    let waker = stores[0].clone();
+    ends.spawn(async move {
+        loop {
+            let report = waker
+                .run_wake_due(RunWakeParams { limit: 5 })
+                .await
+                .unwrap();
+            if report.woken == 0 && report.next_due_at.is_none() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    });
+    while let Some(done) = ends.join_next().await {
+        done.unwrap();
+    }
+    let next = claim(&stores[1], "parent", 100).await;
+    assert_eq!(next.len(), 30, "one next call per parent");
+    for call in &next {
+        let sub = &request(call)["steps"]["sub"];
+        assert!(
+            sub["data"]["ok"] == json!(true) || sub["error"]["name"] == json!("InvokeTimeout"),
+            "{sub}"
+        );
+        let steps = stores[0].run_steps(run_of(call)).await.unwrap();
+        assert_eq!(steps.len(), 1, "the invoke step recorded once");
+    }
+}
