@@ -59,6 +59,7 @@ pub(crate) async fn prepare(
     run_id: RunId,
     run_step: Option<&str>,
     finish: &Finish,
+    limits: &RecordLimits,
 ) -> Result<Prepared> {
     let Finish::Complete { result } = finish else {
         return Ok(Prepared::NotAnAnswer);
@@ -90,11 +91,10 @@ pub(crate) async fn prepare(
         jitter: fastrand::f64(),
     };
     let response = result.as_ref().map(|r| r.get());
-    let Decided { decision, events } =
-        match decide_answer(response, &facts, &call, &RecordLimits::default()) {
-            Ok(d) => d,
-            Err(failure) => return Ok(Prepared::Refused(Finish::Fail(failure))),
-        };
+    let Decided { decision, events } = match decide_answer(response, &facts, &call, limits) {
+        Ok(d) => d,
+        Err(failure) => return Ok(Prepared::Refused(Finish::Fail(failure))),
+    };
     Ok(Prepared::Apply(Box::new(Applied {
         run,
         function,
