@@ -78,7 +78,6 @@ CREATE INDEX runs_function ON runs (function_id, id);
 CREATE INDEX runs_state ON runs (state, id);
 CREATE INDEX runs_event ON runs (event_id);
 CREATE INDEX runs_ended ON runs (ended_at) WHERE ended_at IS NOT NULL;
-CREATE INDEX runs_live_function ON runs (function_id) WHERE state NOT IN ('succeeded', 'failed', 'cancelled');
 
 -- A run's steps in the order first seen (rowid). `result_kind` NULL: pending (a sleep, wait or invoke not yet
 -- resolved, a failing `run` step, a planned parallel step: `planned` = 1); `data` or `error` once recorded.
@@ -123,6 +122,18 @@ CREATE TABLE run_waits (
     PRIMARY KEY (run_seq, step_id)
 ) STRICT;
 
-CREATE INDEX run_waits_event ON run_waits (event_name) WHERE event_name IS NOT NULL;
+CREATE INDEX run_waits_event ON run_waits (event_name, match_path, match_key) WHERE event_name IS NOT NULL;
 CREATE INDEX run_waits_until ON run_waits (until);
 CREATE INDEX run_waits_child ON run_waits (child_id) WHERE child_id IS NOT NULL;
+
+-- How a live run is found by the events that cancel it (`offload_store::fanout::cancel_keys`): one row per
+-- `cancel_on` rule of its function, `''` for "any" in path and key. Dropped when the run ends.
+CREATE TABLE run_cancel_keys (
+    event_name TEXT    NOT NULL,
+    match_path TEXT    NOT NULL,
+    match_key  TEXT    NOT NULL,
+    run_seq    INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE
+) STRICT;
+
+CREATE INDEX run_cancel_keys_match ON run_cancel_keys (event_name, match_path, match_key);
+CREATE INDEX run_cancel_keys_run ON run_cancel_keys (run_seq);

@@ -3,19 +3,20 @@
 //!
 //! Invariant: an event's fan-out is [`offload_store::fanout::fanout`] over the facts read here, written in the
 //! transaction that stores the event. A de-duplication id already stored answers the first event and writes
-//! nothing; the unique index on `user_id` keeps it so. An event never cancels a run it started (the candidates
-//! are read before its runs are created).
+//! nothing; the unique index on `user_id` keeps it so. An event never cancels a run it started (the runs it cancels
+//! are looked up by their cancel keys before its runs are created).
 
 use std::collections::HashMap;
 
 use jiff::Timestamp;
 use offload_core::function::definition::Function;
 use offload_core::function::event::{EventId, NewEvent};
+use offload_core::function::path::FieldPath;
 use offload_core::function::protocol::Json;
 use offload_core::function::record::{WaitOutcome, resolve_wait};
 use offload_core::function::run::RunId;
 use offload_store::calls::INVOKED_EVENT;
-use offload_store::fanout::{CancelFact, EventFacts, WaitFact, fanout};
+use offload_store::fanout::{EventFacts, WaitFact, cancel_lookup, event_json, fanout};
 use offload_store::{
     EventListParams, EventRecord, EventSendParams, EventSendReport, EventSent, Result, StoreError,
 };
@@ -25,24 +26,40 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use crate::codec::{self, get, micros};
 use crate::counts::Counts;
 use crate::error::db;
-use crate::run_calls::{self, uuid_of};
+use crate::run_calls;
+use crate::run_rows::{self, uuid_of};
 
 /// The stored event holding a de-duplication id.
 pub(crate) const DUPLICATE_SQL: &str = "SELECT id FROM events WHERE user_id = ?1";
 
-/// Live runs of the functions whose `cancel_on` names an event.
-pub(crate) const CANCEL_CANDIDATES_SQL: &str = "SELECT r.seq, r.id, r.event, r.function_id \
-    FROM function_events fe JOIN runs r ON r.function_id = fe.function_id \
-    WHERE fe.name = ?1 AND fe.kind = 'cancel' AND r.state NOT IN ('succeeded', 'failed', 'cancelled')";
+/// Functions whose `cancel_on` names an event (removed ones too: their runs keep going).
+pub(crate) const CANCEL_WATCHERS_SQL: &str =
+    "SELECT function_id FROM function_events WHERE name = ?1 AND kind = 'cancel'";
+
+/// Live runs with a cancel key.
+pub(crate) const CANCEL_KEYS_SQL: &str = "SELECT run_seq FROM run_cancel_keys \
+    WHERE event_name = ?1 AND match_path = ?2 AND match_key = ?3";
 
 /// Registered functions an event name triggers.
 pub(crate) const TRIGGERED_SQL: &str = "SELECT f.id FROM function_events fe \
     JOIN functions f ON f.id = fe.function_id \
     WHERE fe.name = ?1 AND fe.kind = 'trigger' AND f.deleted_at IS NULL ORDER BY fe.function_id";
 
-/// Waits for an event name.
-pub(crate) const WAITS_SQL: &str = "SELECT run_seq, step_id, match_path, match_key FROM run_waits \
-    WHERE event_name = ?1 AND kind = 'event'";
+/// The distinct paths waits for an event name compare, one index seek each (a skip scan).
+pub(crate) const WAIT_PATHS_SQL: &str = "WITH RECURSIVE p(path) AS ( \
+      SELECT min(match_path) FROM run_waits WHERE event_name = ?1 \
+      UNION ALL \
+      SELECT (SELECT min(match_path) FROM run_waits WHERE event_name = ?1 AND match_path > p.path) \
+      FROM p WHERE p.path IS NOT NULL) \
+    SELECT path FROM p WHERE path IS NOT NULL";
+
+/// Waits for an event name that take any event of it.
+pub(crate) const WAITS_ANY_SQL: &str = "SELECT run_seq, step_id, match_path, match_key FROM run_waits \
+    WHERE event_name = ?1 AND match_path IS NULL AND match_key IS NULL";
+
+/// Waits for an event name whose value at a path is a key.
+pub(crate) const WAITS_KEY_SQL: &str = "SELECT run_seq, step_id, match_path, match_key FROM run_waits \
+    WHERE event_name = ?1 AND match_path = ?2 AND match_key = ?3";
 
 /// Stores and fans out a request's events.
 pub(crate) async fn send(
@@ -55,16 +72,6 @@ pub(crate) async fn send(
     let items = p.events.into_iter().map(|e| (EventId::new(), e)).collect();
     let events = store(conn, now, items, counts, &mut woken).await?;
     Ok(EventSendReport { events, woken })
-}
-
-/// The event as the code sees it: `{"name", "data", "id", "ts"}` (`id`: the sender's, else the server's).
-fn code_json(id: EventId, e: &NewEvent) -> Value {
-    serde_json::json!({
-        "name": e.name,
-        "data": serde_json::from_str::<Value>(e.data.get()).unwrap_or(Value::Null),
-        "id": e.id.clone().unwrap_or_else(|| id.to_string()),
-        "ts": e.ts.to_string(),
-    })
 }
 
 /// Functions read during one fan-out, by id (a removed function's too: its runs keep their `cancel_on`).
@@ -139,24 +146,12 @@ async fn fan_out(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<EventSent> {
-    let json = code_json(id, event);
+    let json = event_json(id, event);
     let text = json.to_string();
     let name = event.name.as_str();
 
-    let candidates = sqlx::query(CANCEL_CANDIDATES_SQL)
-        .bind(name)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
-    let mut cancel_rows = Vec::with_capacity(candidates.len());
-    for row in &candidates {
-        let function_id: String = get(row, "function_id")?;
-        let run_event: String = get(row, "event")?;
-        let run_event: Value = serde_json::from_str(&run_event)
-            .map_err(|e| StoreError::corrupt(format!("run event: {e}")))?;
-        let rules = known.get(conn, &function_id).await?.cancel_on.clone();
-        cancel_rows.push((RunId(uuid_of(get::<&[u8]>(row, "id")?)?), rules, run_event));
-    }
+    // Runs this event cancels, found by their cancel keys (read before this event's runs exist).
+    let doomed = cancelled_by(conn, name, &json, known).await?;
 
     let triggered: Vec<String> = sqlx::query_scalar(TRIGGERED_SQL)
         .bind(name)
@@ -168,27 +163,19 @@ async fn fan_out(
         functions.push(known.get(conn, f).await?.clone());
     }
 
-    let wait_rows = sqlx::query(WAITS_SQL)
-        .bind(name)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
+    let wait_rows = waits_for(conn, name, &json).await?;
     let waits = wait_rows
         .iter()
         .map(wait_fact)
         .collect::<Result<Vec<_>>>()?;
 
     let function_refs: Vec<&Function> = functions.iter().collect();
-    let cancel: Vec<CancelFact<'_>> = cancel_rows
-        .iter()
-        .map(|(_, rules, run_event)| CancelFact { rules, run_event })
-        .collect();
     let plan = fanout(&EventFacts {
         name,
         event: &json,
         functions: &function_refs,
         waits: &waits,
-        cancel: &cancel,
+        cancel: &[],
     });
 
     let mut runs = Vec::with_capacity(plan.start.len());
@@ -218,8 +205,8 @@ async fn fan_out(
         resolved_waits += 1;
     }
     let mut cancelled_runs = 0;
-    for i in plan.cancel {
-        let Some(run) = run_calls::load_run(conn, cancel_rows[i].0).await? else {
+    for seq in doomed {
+        let Some(run) = run_rows::load_run_seq(conn, seq).await? else {
             continue;
         };
         if run.state.is_final() {
@@ -235,6 +222,85 @@ async fn fan_out(
         resolved_waits,
         cancelled_runs,
     })
+}
+
+/// The waits an event may resolve, found by index: those taking any event of its name, and for each path the
+/// waits compare, those whose key equals the event's value there. [`fanout`] still judges each.
+async fn waits_for(
+    conn: &mut SqliteConnection,
+    name: &str,
+    event: &Value,
+) -> Result<Vec<SqliteRow>> {
+    let mut rows = sqlx::query(WAITS_ANY_SQL)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let paths: Vec<String> = sqlx::query_scalar(WAIT_PATHS_SQL)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    for path in paths {
+        let Some(key) = FieldPath::parse(&path)
+            .ok()
+            .and_then(|p| p.match_key(event))
+        else {
+            continue;
+        };
+        rows.extend(
+            sqlx::query(WAITS_KEY_SQL)
+                .bind(name)
+                .bind(&path)
+                .bind(key)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// The live runs an event named `name` cancels: for each path the `cancel_on` rules naming it compare, the runs
+/// whose cancel key equals the event's ([`cancel_lookup`]), each once.
+async fn cancelled_by(
+    conn: &mut SqliteConnection,
+    name: &str,
+    event: &Value,
+    known: &mut Known,
+) -> Result<Vec<i64>> {
+    let watchers: Vec<String> = sqlx::query_scalar(CANCEL_WATCHERS_SQL)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let mut paths: Vec<Option<FieldPath>> = Vec::new();
+    for f in &watchers {
+        for rule in &known.get(conn, f).await?.cancel_on {
+            if rule.event == name && !paths.contains(&rule.match_path) {
+                paths.push(rule.match_path.clone());
+            }
+        }
+    }
+    let mut doomed = Vec::new();
+    for path in &paths {
+        let Some((path, key)) = cancel_lookup(path.as_ref(), event) else {
+            continue;
+        };
+        let seqs: Vec<i64> = sqlx::query_scalar(CANCEL_KEYS_SQL)
+            .bind(name)
+            .bind(path)
+            .bind(key)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+        for seq in seqs {
+            if !doomed.contains(&seq) {
+                doomed.push(seq);
+            }
+        }
+    }
+    Ok(doomed)
 }
 
 fn wait_fact(row: &SqliteRow) -> Result<WaitFact<'_>> {
@@ -268,7 +334,7 @@ pub(crate) async fn store_invocation(
     .execute(conn)
     .await
     .map_err(db)?;
-    Ok((id, code_json(id, &event).to_string()))
+    Ok((id, event_json(id, &event).to_string()))
 }
 
 /// The runs an event started, oldest first.

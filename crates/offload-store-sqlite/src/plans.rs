@@ -181,9 +181,14 @@ async fn function_queries_use_their_indexes() {
             &["events_user_id"],
         ),
         (
-            crate::events::CANCEL_CANDIDATES_SQL,
+            crate::events::CANCEL_WATCHERS_SQL,
             args(&["app/x"]),
-            &["runs_live_function"],
+            &["PRIMARY KEY (name=? AND kind=?)"],
+        ),
+        (
+            crate::events::CANCEL_KEYS_SQL,
+            args(&["app/x", "data.user", "7"]),
+            &["run_cancel_keys_match"],
         ),
         (
             crate::events::TRIGGERED_SQL,
@@ -191,7 +196,17 @@ async fn function_queries_use_their_indexes() {
             &["PRIMARY KEY (name=? AND kind=?)"],
         ),
         (
-            crate::events::WAITS_SQL,
+            crate::events::WAITS_ANY_SQL,
+            args(&["app/x"]),
+            &["run_waits_event"],
+        ),
+        (
+            crate::events::WAITS_KEY_SQL,
+            args(&["app/x", "data.user", "7"]),
+            &["run_waits_event"],
+        ),
+        (
+            crate::events::WAIT_PATHS_SQL,
             args(&["app/x"]),
             &["run_waits_event"],
         ),

@@ -12,8 +12,12 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use offload_core::function::definition::{Function, RunsOn};
+use offload_core::function::event::{DEFAULT_MAX_EVENT_BYTES, EventId, NewEvent};
+use offload_core::function::protocol::Answer;
 use offload_core::function::protocol::{CallRequest, Json, ProtocolError, StepError, StepResult};
-use offload_core::function::record::InvokeOutcome;
+use offload_core::function::record::{
+    CallFacts, Decision, InvokeOutcome, RecordLimits, RunFacts, decide,
+};
 use offload_core::function::run::{RunId, RunState};
 use offload_core::state::{Failure, FailureCause};
 use offload_core::{JobId, JobState, NewJob, RunAt};
@@ -121,6 +125,42 @@ pub fn protocol_failure(error: &ProtocolError) -> Failure {
         retryable: true,
         cause: FailureCause::Worker,
     }
+}
+
+/// A call's answer decided: the [`Decision`] to write, with the events its `send_event` step sends, validated.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// What to write.
+    pub decision: Decision,
+    /// The events to store and fan out, with the ids the step's record names.
+    pub events: Vec<(EventId, NewEvent)>,
+}
+
+/// Decides a call response (`None`: the call completed without a result). A response that breaks the protocol,
+/// or sends an invalid event, is refused with the failure the completion becomes (the call job retries it).
+pub fn decide_answer(
+    response: Option<&str>,
+    run: &RunFacts<'_>,
+    call: &CallFacts<'_>,
+    limits: &RecordLimits,
+) -> Result<Decided, Failure> {
+    let answer =
+        Answer::parse(response.unwrap_or("null"), call.now).map_err(|e| protocol_failure(&e))?;
+    let decision = decide(run, call, answer, limits).map_err(|e| protocol_failure(&e))?;
+    let mut events = Vec::with_capacity(decision.events.len());
+    for (i, (id, request)) in decision.events.iter().enumerate() {
+        let event = request
+            .clone()
+            .validate(call.now, DEFAULT_MAX_EVENT_BYTES)
+            .map_err(|e| {
+                protocol_failure(&ProtocolError {
+                    field: format!("steps.events[{i}].{}", e.field),
+                    message: e.message,
+                })
+            })?;
+        events.push((*id, event));
+    }
+    Ok(Decided { decision, events })
 }
 
 /// What the end of a call job does to its run, beyond the answer a completion carries.
@@ -337,6 +377,48 @@ mod tests {
             "invalid call response: steps[0].until: is required"
         );
         assert!(f.retryable);
+    }
+
+    #[test]
+    fn answers_are_decided_and_bad_ones_refused_as_failures() {
+        use std::collections::BTreeSet;
+        let recorded = BTreeSet::new();
+        let pending = BTreeSet::new();
+        let failures = BTreeMap::new();
+        let backoff = offload_core::Backoff::default();
+        let event = json!({"name": "app/x", "data": {}});
+        let run = RunFacts {
+            state: RunState::Queued,
+            recorded: &recorded,
+            recorded_bytes: 0,
+            pending_parallel: &pending,
+            failures: &failures,
+            retries: 1,
+            backoff: &backoff,
+            event: &event,
+        };
+        let call = CallFacts {
+            run_step: None,
+            now: at(),
+            jitter: 0.0,
+        };
+        let limits = RecordLimits::default();
+        let sent = r#"{"steps":[{"id":"s","op":"send_event","events":[{"name":"app/y"}]}]}"#;
+        let decided = decide_answer(Some(sent), &run, &call, &limits).unwrap();
+        assert_eq!(decided.events.len(), 1);
+        assert_eq!(decided.events[0].0, decided.decision.events[0].0);
+        let reserved =
+            r#"{"steps":[{"id":"s","op":"send_event","events":[{"name":"offload/y"}]}]}"#;
+        let refused = decide_answer(Some(reserved), &run, &call, &limits).unwrap_err();
+        assert!(
+            refused
+                .error
+                .starts_with("invalid call response: steps.events[0].name"),
+            "{}",
+            refused.error
+        );
+        let none = decide_answer(None, &run, &call, &limits).unwrap_err();
+        assert!(none.error.starts_with("invalid call response: response"));
     }
 
     #[test]

@@ -7,9 +7,21 @@
 //! the event; deleting a wait row is its claim on resolving it.
 
 use offload_core::function::definition::{CancelOn, Function};
+use offload_core::function::event::{EventId, NewEvent};
 use offload_core::function::path::FieldPath;
 use offload_core::function::record::WaitMatch;
 use serde_json::Value;
+
+/// An event as the code (and filters, matches and waits) see it: `{"name", "data", "id", "ts"}`, where `id` is the
+/// sender's de-duplication id, else the server's id (as [`crate::EventRecord::as_json`]).
+pub fn event_json(id: EventId, event: &NewEvent) -> Value {
+    serde_json::json!({
+        "name": event.name,
+        "data": serde_json::from_str::<Value>(event.data.get()).unwrap_or(Value::Null),
+        "id": event.id.clone().unwrap_or_else(|| id.to_string()),
+        "ts": event.ts.to_string(),
+    })
+}
 
 /// The `match_key` column of a wait that no event can match ([`WaitMatch::Never`]); no canonical JSON is empty.
 pub const NEVER_KEY: &str = "";
@@ -48,6 +60,47 @@ pub fn cancels(rule: &CancelOn, name: &str, event: &Value, run_event: &Value) ->
             (Some(a), Some(b)) => a == b,
             _ => false,
         },
+    }
+}
+
+/// How a live run is found by the events that cancel it, one per `cancel_on` rule of its function: the event's
+/// name, the rule's path (`""`: any event of the name) and the run's event's value there (`""` for any). A rule
+/// whose path the run's event lacks gives no key: no event can cancel through it. A store keeps these while the
+/// run lives and looks a new event up with [`cancel_lookup`]; a key matches exactly when [`cancels`] holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelKey {
+    /// The cancelling event's name.
+    pub event: String,
+    /// The compared path, `""` for any.
+    pub path: String,
+    /// The run's event's value at the path (canonical JSON), `""` for any.
+    pub key: String,
+}
+
+/// The cancel keys of a run whose function has these rules and whose event is `run_event`.
+pub fn cancel_keys(rules: &[CancelOn], run_event: &Value) -> Vec<CancelKey> {
+    rules
+        .iter()
+        .filter_map(|rule| {
+            let (path, key) = match &rule.match_path {
+                None => (String::new(), String::new()),
+                Some(p) => (p.as_str().to_owned(), p.match_key(run_event)?),
+            };
+            Some(CancelKey {
+                event: rule.event.clone(),
+                path,
+                key,
+            })
+        })
+        .collect()
+}
+
+/// The `(path, key)` a cancelling `event` is looked up with for a rule's path (`None`: the event lacks the
+/// field, so it cancels nothing through that path).
+pub fn cancel_lookup(path: Option<&FieldPath>, event: &Value) -> Option<(String, String)> {
+    match path {
+        None => Some((String::new(), String::new())),
+        Some(p) => Some((p.as_str().to_owned(), p.match_key(event)?)),
     }
 }
 
@@ -224,6 +277,42 @@ mod tests {
                 cancel: vec![0],
             }
         );
+    }
+
+    #[test]
+    fn cancel_keys_match_exactly_when_the_rule_cancels() {
+        let rules = [
+            CancelOn {
+                event: "app/stop".into(),
+                match_path: None,
+            },
+            CancelOn {
+                event: "app/stop".into(),
+                match_path: Some(FieldPath::parse("data.user").unwrap()),
+            },
+        ];
+        let run_event = json!({"data": {"user": 7}});
+        let keys = cancel_keys(&rules, &run_event);
+        assert_eq!(keys.len(), 2);
+        for event in [
+            json!({"data": {"user": 7}}),
+            json!({"data": {"user": 8}}),
+            json!({"data": {}}),
+        ] {
+            for rule in &rules {
+                let found =
+                    cancel_lookup(rule.match_path.as_ref(), &event).is_some_and(|(p, k)| {
+                        keys.iter()
+                            .any(|c| c.event == rule.event && c.path == p && c.key == k)
+                    });
+                assert_eq!(
+                    found,
+                    cancels(rule, "app/stop", &event, &run_event),
+                    "{rule:?} {event}"
+                );
+            }
+        }
+        assert_eq!(cancel_keys(&rules[1..], &json!({"data": {}})), []);
     }
 
     #[test]

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use crate::{JobHeartbeatParams, RunPruneParams, RunRecordStepsParams, StoreError};
 
-use super::functions::{answer, claim_call, flow, put, request, run, send, start, step};
+use super::functions::{
+    answer, assert_counts_match, claim_call, flow, put, request, run, send, start, step,
+};
 use super::{Harness, secs};
 
 fn data(text: &str) -> StepResult {
@@ -215,7 +217,8 @@ pub async fn invoke_returns_the_childs_output(h: Harness) {
     );
 }
 
-/// Planned parallel steps get one call each (with `run_step`); the run continues once all are recorded.
+/// Planned parallel steps get one call each (with `run_step`), a failing one retries on its own call, and the
+/// run continues once all are recorded.
 pub async fn parallel_steps_each_get_one_call(h: Harness) {
     put(&h, flow()).await;
     let run_id = start(&h, json!({})).await;
@@ -233,15 +236,30 @@ pub async fn parallel_steps_each_get_one_call(h: Harness) {
     answer(
         &h,
         &calls[0],
-        json!({"steps": [{"id": "a", "op": "run", "data": "A"}]}),
+        json!({"steps": [{"id": "a", "op": "run", "error": {"name": "E", "message": "flaky"}}]}),
     )
     .await
     .unwrap();
-    assert!(h.claim("flow", 10).await.is_empty(), "b is still pending");
     answer(
         &h,
         &calls[1],
         json!({"steps": [{"id": "b", "op": "run", "data": "B"}]}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        h.claim("flow", 10).await.is_empty(),
+        "a is still pending: its retry is due in 1s"
+    );
+    h.advance(secs(1));
+    h.stage().await;
+    let retry = claim_call(&h, "flow").await;
+    assert_eq!(request(&retry)["run_step"], json!("a"));
+    assert_eq!(request(&retry)["attempt"], json!(2));
+    answer(
+        &h,
+        &retry,
+        json!({"steps": [{"id": "a", "op": "run", "data": "A"}]}),
     )
     .await
     .unwrap();
@@ -253,6 +271,7 @@ pub async fn parallel_steps_each_get_one_call(h: Harness) {
         json!({"a": {"data": "A"}, "b": {"data": "B"}})
     );
     assert_eq!(run(&h, run_id).await.steps, 2);
+    assert_counts_match(&h, "flow").await;
 }
 
 /// A call job that dies fails its run with the job's last error.
@@ -329,8 +348,8 @@ pub async fn run_retry_resumes_from_the_failed_step(h: Harness) {
     ));
 }
 
-/// Cancelling a run asks its running call to stop and ignores that call's answer; a sleeping run's call is
-/// cancelled; an ended run cannot be cancelled.
+/// Cancelling a run asks its running call to stop and ignores that call's answer (no retry until that call
+/// ends); a sleeping run's call is cancelled; an ended run cannot be cancelled.
 pub async fn run_cancel_stops_calls(h: Harness) {
     put(&h, flow()).await;
     let running = start(&h, json!({})).await;
@@ -348,6 +367,16 @@ pub async fn run_cancel_stops_calls(h: Harness) {
         .await
         .unwrap();
     assert!(beat.cancel_requested);
+    assert!(
+        matches!(
+            h.store.run_retry(running).await,
+            Err(StoreError::RunState {
+                from: RunState::Running,
+                ..
+            })
+        ),
+        "no retry while the cancelled call still runs"
+    );
     answer(
         &h,
         &call,
@@ -387,6 +416,7 @@ pub async fn run_cancel_stops_calls(h: Harness) {
         request(&claim_call(&h, "flow").await)["steps"],
         json!({"nap": {"data": null}})
     );
+    assert_counts_match(&h, "flow").await;
 }
 
 /// Steps recorded within a lease need the call's lease token, are recorded once, refuse retryable errors, and
@@ -586,6 +616,7 @@ pub async fn expired_and_cancelled_call_jobs_end_their_runs(h: Harness) {
     assert_eq!(jobs.len(), 1);
     h.store.job_cancel(jobs[0].id).await.unwrap();
     assert_eq!(run(&h, cancelled).await.state, RunState::Cancelled);
+    assert_counts_match(&h, "flow").await;
 }
 
 /// Runs list newest first, filtered by function and by the state a reader sees (a queued run whose call is held

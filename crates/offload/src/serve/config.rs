@@ -630,6 +630,63 @@ mod tests {
     }
 
     #[test]
+    fn function_entries_are_validated_like_the_api() {
+        let text = r#"
+[functions]
+event_retention = "3d"
+max_steps = 50
+
+[[function]]
+id = "welcome"
+triggers = [{ event = "app/user.signup", if = { "data.plan" = "pro" } }]
+retries = 2
+
+[[function]]
+id = "invoice"
+triggers = [{ event = "billing/order.closed" }]
+target = { url = "https://app.example.com/api/offload" }
+cancel_on = [{ event = "billing/order.reopened", match = "data.order_id" }]
+"#;
+        let file = parse_file(text).unwrap();
+        let settings = file.functions_settings.unwrap().resolve().unwrap();
+        assert_eq!(settings.event_retention.as_secs(), 3 * 24 * 3600);
+        assert_eq!(settings.limits.max_steps, 50);
+        assert_eq!(
+            settings.run_retention,
+            FunctionsConfig::default().run_retention
+        );
+        let file = parse_file(text).unwrap();
+        let specs = validate_functions(file.functions, text).unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].id.as_deref(), Some("welcome"));
+        assert_eq!(specs[1].cancel_on[0].event, "billing/order.reopened");
+
+        let bad = "[[function]]\nid = \"f\"\ntriggers = [{ cron = \"61 * * * *\" }]\n";
+        let file = parse_file(bad).unwrap();
+        let err = validate_functions(file.functions, bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`f` (line 1)") && err.contains("triggers[0].cron"),
+            "{err}"
+        );
+        let twice = "[[function]]\nid = \"f\"\ntriggers = [{ event = \"a\" }]\n\
+                     [[function]]\nid = \"f\"\ntriggers = [{ event = \"b\" }]\n";
+        let file = parse_file(twice).unwrap();
+        let err = validate_functions(file.functions, twice)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("used by an earlier [[function]]"), "{err}");
+        let missing_id = "[[function]]\ntriggers = [{ event = \"a\" }]\n";
+        let file = parse_file(missing_id).unwrap();
+        let err = validate_functions(file.functions, missing_id)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("id"), "{err}");
+        assert!(parse_file("[[function]]\nid = \"f\"\ntriggers = []\nretry = 1\n").is_err());
+    }
+
+    #[test]
     fn schedule_entries_are_validated_like_the_api() {
         let text = r#"
 [cron]
