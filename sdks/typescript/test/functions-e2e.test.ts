@@ -207,6 +207,37 @@ describe("over pull: a Worker runs the calls", () => {
     assert.deepEqual(ids, ["square-1", "square-2", "square-3", "square-4", "sum"]);
   });
 
+  test("step.invoke runs another function and gets its output; a wait past its timeout resolves to null", async () => {
+    const child = createFunction<{ n: number }>({ id: "pull-child", trigger: { event: "test/pull.child" } }, async ({ event, step }) =>
+      step.run("double", () => event.data.n * 2),
+    );
+    const parent = createFunction({ id: "pull-parent", trigger: { event: "test/pull.parent" } }, async ({ step }) => {
+      const doubled = await step.invoke<number>("child", { function: child, data: { n: 21 }, timeout: "1m" });
+      const nothing = await step.waitForEvent("late", { event: "test/pull.never", timeout: "1s" });
+      let missing: string | undefined;
+      try {
+        await step.invoke("ghost", { function: "no-such-function" });
+      } catch (e) {
+        missing = (e as Error).name;
+      }
+      return { doubled, nothing, missing };
+    });
+    await client.functions.sync("ts-pull-invoke", [child, parent]);
+    const side = new Worker({ client, functions: [child, parent], claimWaitMs: 1_000, callOptions: { logger: quiet } });
+    side.start();
+    try {
+      const sent = await client.events.send({ name: "test/pull.parent" });
+      const run = await ended(sent.runs[0]![0]!);
+      assert.equal(run.state, "succeeded", JSON.stringify(run.error));
+      assert.deepEqual(run.output, { doubled: 42, nothing: null, missing: "FunctionNotFound" });
+      const children = (await client.runs.list({ function: "pull-child" })).runs;
+      assert.equal(children.length, 1);
+      assert.deepEqual(children[0]!.parent, { run_id: run.id, step: "child" });
+    } finally {
+      await side.stop(1_000);
+    }
+  });
+
   test("a waiting run is cancelled, and retried", async () => {
     const waiting = createFunction({ id: "pull-cancel", trigger: { event: "test/pull.cancel" } }, async ({ step }) =>
       step.waitForEvent("never", { event: "test/pull.never", timeout: "1h" }),
