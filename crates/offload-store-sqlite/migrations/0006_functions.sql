@@ -122,7 +122,7 @@ CREATE TABLE run_waits (
     PRIMARY KEY (run_seq, step_id)
 ) STRICT;
 
-CREATE INDEX run_waits_event ON run_waits (event_name) WHERE event_name IS NOT NULL;
+CREATE INDEX run_waits_event ON run_waits (event_name, match_path, match_key) WHERE event_name IS NOT NULL;
 CREATE INDEX run_waits_until ON run_waits (until);
 CREATE INDEX run_waits_child ON run_waits (child_id) WHERE child_id IS NOT NULL;
 

@@ -26,7 +26,8 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use crate::codec::{self, get, micros};
 use crate::counts::Counts;
 use crate::error::db;
-use crate::run_calls::{self, uuid_of};
+use crate::run_calls;
+use crate::run_rows::{self, uuid_of};
 
 /// The stored event holding a de-duplication id.
 pub(crate) const DUPLICATE_SQL: &str = "SELECT id FROM events WHERE user_id = ?1";
@@ -44,9 +45,21 @@ pub(crate) const TRIGGERED_SQL: &str = "SELECT f.id FROM function_events fe \
     JOIN functions f ON f.id = fe.function_id \
     WHERE fe.name = ?1 AND fe.kind = 'trigger' AND f.deleted_at IS NULL ORDER BY fe.function_id";
 
-/// Waits for an event name.
-pub(crate) const WAITS_SQL: &str = "SELECT run_seq, step_id, match_path, match_key FROM run_waits \
-    WHERE event_name = ?1 AND kind = 'event'";
+/// The distinct paths waits for an event name compare, one index seek each (a skip scan).
+pub(crate) const WAIT_PATHS_SQL: &str = "WITH RECURSIVE p(path) AS ( \
+      SELECT min(match_path) FROM run_waits WHERE event_name = ?1 \
+      UNION ALL \
+      SELECT (SELECT min(match_path) FROM run_waits WHERE event_name = ?1 AND match_path > p.path) \
+      FROM p WHERE p.path IS NOT NULL) \
+    SELECT path FROM p WHERE path IS NOT NULL";
+
+/// Waits for an event name that take any event of it.
+pub(crate) const WAITS_ANY_SQL: &str = "SELECT run_seq, step_id, match_path, match_key FROM run_waits \
+    WHERE event_name = ?1 AND match_path IS NULL AND match_key IS NULL";
+
+/// Waits for an event name whose value at a path is a key.
+pub(crate) const WAITS_KEY_SQL: &str = "SELECT run_seq, step_id, match_path, match_key FROM run_waits \
+    WHERE event_name = ?1 AND match_path = ?2 AND match_key = ?3";
 
 /// Stores and fans out a request's events.
 pub(crate) async fn send(
@@ -150,11 +163,7 @@ async fn fan_out(
         functions.push(known.get(conn, f).await?.clone());
     }
 
-    let wait_rows = sqlx::query(WAITS_SQL)
-        .bind(name)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
+    let wait_rows = waits_for(conn, name, &json).await?;
     let waits = wait_rows
         .iter()
         .map(wait_fact)
@@ -197,7 +206,7 @@ async fn fan_out(
     }
     let mut cancelled_runs = 0;
     for seq in doomed {
-        let Some(run) = run_calls::load_run_seq(conn, seq).await? else {
+        let Some(run) = run_rows::load_run_seq(conn, seq).await? else {
             continue;
         };
         if run.state.is_final() {
@@ -213,6 +222,43 @@ async fn fan_out(
         resolved_waits,
         cancelled_runs,
     })
+}
+
+/// The waits an event may resolve, found by index: those taking any event of its name, and for each path the
+/// waits compare, those whose key equals the event's value there. [`fanout`] still judges each.
+async fn waits_for(
+    conn: &mut SqliteConnection,
+    name: &str,
+    event: &Value,
+) -> Result<Vec<SqliteRow>> {
+    let mut rows = sqlx::query(WAITS_ANY_SQL)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let paths: Vec<String> = sqlx::query_scalar(WAIT_PATHS_SQL)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    for path in paths {
+        let Some(key) = FieldPath::parse(&path)
+            .ok()
+            .and_then(|p| p.match_key(event))
+        else {
+            continue;
+        };
+        rows.extend(
+            sqlx::query(WAITS_KEY_SQL)
+                .bind(name)
+                .bind(&path)
+                .bind(key)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?,
+        );
+    }
+    Ok(rows)
 }
 
 /// The live runs an event named `name` cancels: for each path the `cancel_on` rules naming it compare, the runs

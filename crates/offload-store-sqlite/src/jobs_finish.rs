@@ -24,7 +24,8 @@ use crate::batch::{self, add as bind};
 use crate::codec::{self, hex_uuid, micros};
 use crate::counts::Counts;
 use crate::error::db;
-use crate::run_calls;
+use crate::{run_answer, run_rows};
+use offload_core::function::record::RecordLimits;
 use offload_core::function::run::RunId;
 
 /// What the decision needs to know about a job, as read in the writer's transaction.
@@ -143,27 +144,31 @@ struct End<'a> {
     callback: Option<NewJob>,
 }
 
+/// One `job_finish` command: its items, and the limits on what the answers of call jobs among them record.
+pub(crate) type FinishCommand = (Vec<FinishItem>, RecordLimits);
+
 /// Applies the items of several `job_finish` commands. The outer error means the statements failed (the caller
 /// rolls back); each item is answered on its own.
 pub(crate) async fn finish(
     conn: &mut SqliteConnection,
     now: Timestamp,
-    commands: &[Vec<FinishItem>],
+    commands: &[FinishCommand],
     counts: &mut Counts,
 ) -> Result<Vec<Vec<FinishOutcome>>> {
     let mut known = load(conn, commands).await?;
     let seqs: Vec<i64> = known.values().map(|f| f.seq).collect();
-    let calls = run_calls::calls_of(conn, &seqs).await?;
+    let calls = run_rows::calls_of(conn, &seqs).await?;
     let mut ends = Vec::new();
     let mut answers = Vec::with_capacity(commands.len());
-    for items in commands {
+    for (items, limits) in commands {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let call = known.get(&item.id).and_then(|f| calls.get(&f.seq));
             out.push(match call {
                 // A call of a run ends alone, with its answer applied to the run right after.
                 Some((run, step)) => {
-                    finish_call(conn, now, &mut known, item, *run, step.as_deref(), counts).await?
+                    let call = (*run, step.as_deref());
+                    finish_call(conn, now, &mut known, item, call, limits, counts).await?
                 }
                 None => decide(item, &mut known, now, &mut ends),
             });
@@ -208,12 +213,12 @@ pub(crate) async fn rescue(
     }
     write(conn, now, &ends, counts).await?;
     let seqs: Vec<i64> = ends.iter().map(|e| e.seq).collect();
-    let calls = run_calls::calls_of(conn, &seqs).await?;
+    let calls = run_rows::calls_of(conn, &seqs).await?;
     for end in &ends {
         if let Some((run, _)) = calls.get(&end.seq) {
-            let prepared = run_calls::Prepared::NotAnAnswer;
+            let prepared = run_answer::Prepared::NotAnAnswer;
             let started = Some(end.started_at);
-            run_calls::after_end(
+            run_answer::after_end(
                 conn, now, *run, prepared, end.state, end.error, started, counts,
             )
             .await?;
@@ -227,11 +232,11 @@ pub(crate) async fn rescue(
 
 async fn load(
     conn: &mut SqliteConnection,
-    commands: &[Vec<FinishItem>],
+    commands: &[FinishCommand],
 ) -> Result<HashMap<JobId, Facts>> {
     let ids: Vec<String> = commands
         .iter()
-        .flatten()
+        .flat_map(|(items, _)| items)
         .map(|i| i.id.0.simple().to_string())
         .collect();
     let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -275,8 +280,8 @@ async fn finish_call(
     now: Timestamp,
     known: &mut HashMap<JobId, Facts>,
     item: &FinishItem,
-    run: RunId,
-    run_step: Option<&str>,
+    (run, run_step): (RunId, Option<&str>),
+    limits: &RecordLimits,
     counts: &mut Counts,
 ) -> Result<FinishOutcome> {
     let Some(f) = known.get_mut(&item.id) else {
@@ -285,9 +290,9 @@ async fn finish_call(
     if f.state != JobState::Running || f.lease_token != Some(item.lease_token) {
         return Ok(Err(StoreError::LeaseMismatch));
     }
-    let prepared = run_calls::prepare(conn, now, run, run_step, &item.finish).await?;
+    let prepared = run_answer::prepare(conn, now, run, run_step, &item.finish, limits).await?;
     let finish = match &prepared {
-        run_calls::Prepared::Refused(failure) => failure,
+        run_answer::Prepared::Refused(failure) => failure,
         _ => &item.finish,
     };
     let end = end_of(f, finish, now);
@@ -300,7 +305,7 @@ async fn finish_call(
     let (state, error, started) = (end.state, end.error.map(str::to_owned), end.started_at);
     write(conn, now, std::slice::from_ref(&end), counts).await?;
     drop(end);
-    run_calls::after_end(
+    run_answer::after_end(
         conn,
         now,
         run,

@@ -67,11 +67,11 @@ pub(crate) async fn cancel(
     };
     write.bind(job.seq).execute(&mut *conn).await.map_err(db)?;
     // A call of a run cancelled before it ran cancels its run.
-    let calls = crate::run_calls::calls_of(conn, &[job.seq]).await?;
+    let calls = crate::run_rows::calls_of(conn, &[job.seq]).await?;
     if let Some((run, _)) = calls.get(&job.seq) {
-        let prepared = crate::run_calls::Prepared::NotAnAnswer;
+        let prepared = crate::run_answer::Prepared::NotAnAnswer;
         let state = current(conn, id).await?.state;
-        crate::run_calls::after_end(conn, now, *run, prepared, state, None, None, counts).await?;
+        crate::run_answer::after_end(conn, now, *run, prepared, state, None, None, counts).await?;
     }
     after(conn, id).await
 }

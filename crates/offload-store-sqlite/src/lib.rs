@@ -10,8 +10,9 @@
 //! per destination), `settings`, `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
 //! delete), `maintenance` (stage, prune), `jobs_read`, `queues`, `leader`, `schedules` (define, read, due) and
 //! `schedule_fire` (ticks); durable functions: `functions` (registry, app sync), `events` (store and fan out),
-//! `runs` (reads, cancel, retry, records within a lease, wake-ups, pruning) and `run_calls` (a run's calls and
-//! records, applied with the end of each call job); `codec` maps values, `batch` runs multi-row statements, `error` maps database
+//! `runs` (reads, cancel, retry, records within a lease, wake-ups, pruning), `run_calls` (a run's calls, its
+//! end, its parked steps), `run_answer` (a call's answer applied with its job's end) and `run_rows` (a run's
+//! rows); `codec` maps values, `batch` runs multi-row statements, `error` maps database
 //! errors; `lock` holds the exclusive lock on the file that makes its server the only one.
 
 use std::collections::HashSet;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use offload_core::api::{HeartbeatResponse, QueueInfo};
 use offload_core::cron::ScheduleRecord;
 use offload_core::function::event::EventId;
+use offload_core::function::record::RecordLimits;
 use offload_core::function::run::RunId;
 use offload_core::{ClaimedJob, Clock, Job, JobId, SystemClock, Timestamp};
 use offload_store::{
@@ -64,7 +66,9 @@ mod maintenance;
 mod push;
 mod push_failures;
 mod queues;
+mod run_answer;
 mod run_calls;
+mod run_rows;
 mod runs;
 mod schedule_fire;
 mod schedules;
@@ -91,6 +95,9 @@ pub struct SqliteOptions {
     /// store holds it, and leases recorded by earlier processes are taken over at once. Off only for short
     /// commands that read beside a running server.
     pub exclusive: bool,
+    /// Limits on what a run records when a call's answer is applied with its job's end (default: the documented
+    /// limits).
+    pub record_limits: RecordLimits,
 }
 
 impl SqliteOptions {
@@ -101,12 +108,19 @@ impl SqliteOptions {
             clock: Arc::new(SystemClock),
             read_connections: 4,
             exclusive: true,
+            record_limits: RecordLimits::default(),
         }
     }
 
     /// The same options without the exclusive lock (see [`SqliteOptions::exclusive`]).
     pub fn shared(mut self) -> Self {
         self.exclusive = false;
+        self
+    }
+
+    /// The same options with other limits on what runs record.
+    pub fn with_record_limits(mut self, limits: RecordLimits) -> Self {
+        self.record_limits = limits;
         self
     }
 
@@ -139,6 +153,7 @@ pub struct Durability {
 /// The SQLite implementation of [`Store`]: the default, zero-setup database of a single Offload node.
 pub struct SqliteStore {
     clock: Arc<dyn Clock>,
+    record_limits: RecordLimits,
     writer: Writer,
     reads: SqlitePool,
     closed: AtomicBool,
@@ -187,6 +202,7 @@ impl SqliteStore {
         let writer = Writer::start(conn, options.clock.clone()).await?;
         Ok(Self {
             clock: options.clock,
+            record_limits: options.record_limits,
             writer,
             reads,
             closed: AtomicBool::new(false),
@@ -290,7 +306,7 @@ impl Store for SqliteStore {
         if p.items.is_empty() {
             return Ok(Vec::new());
         }
-        self.writer.finish(p.items).await
+        self.writer.finish(p.items, self.record_limits).await
     }
 
     async fn job_cancel(&self, id: JobId) -> Result<Job> {

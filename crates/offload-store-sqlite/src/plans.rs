@@ -196,7 +196,17 @@ async fn function_queries_use_their_indexes() {
             &["PRIMARY KEY (name=? AND kind=?)"],
         ),
         (
-            crate::events::WAITS_SQL,
+            crate::events::WAITS_ANY_SQL,
+            args(&["app/x"]),
+            &["run_waits_event"],
+        ),
+        (
+            crate::events::WAITS_KEY_SQL,
+            args(&["app/x", "data.user", "7"]),
+            &["run_waits_event"],
+        ),
+        (
+            crate::events::WAIT_PATHS_SQL,
             args(&["app/x"]),
             &["run_waits_event"],
         ),

@@ -21,7 +21,8 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use crate::codec::{self, get, micros};
 use crate::counts::Counts;
 use crate::error::db;
-use crate::run_calls::{self, RunEnd, result_of, run_state, uuid_of};
+use crate::run_calls::{self, RunEnd};
+use crate::run_rows::{self, result_of, run_state, uuid_of};
 
 /// Ended runs past their retention (only an ended run has `ended_at`; a retry clears it).
 pub(crate) const PRUNE_RUNS_SQL: &str = "DELETE FROM runs WHERE seq IN \
@@ -238,7 +239,7 @@ pub(crate) async fn cancel(
             action: "cancel",
         });
     }
-    let run = run_calls::load_run(conn, id)
+    let run = run_rows::load_run(conn, id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("run {id}")))?;
     run_calls::cancel_run(conn, now, &run, counts, &mut Vec::new()).await?;
@@ -260,7 +261,7 @@ pub(crate) async fn retry(
             action: "retry",
         });
     }
-    let run = run_calls::load_run(conn, id)
+    let run = run_rows::load_run(conn, id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("run {id}")))?;
     // A cancelled run whose call was asked to stop is still running until that call ends: one call at a time.
@@ -339,7 +340,7 @@ pub(crate) async fn retry(
         .await
         .map_err(db)?;
     let function = run_calls::function_of(conn, &run.function_id).await?;
-    run_calls::write_cancel_keys(conn, run.seq, &function, &run.event).await?;
+    run_rows::write_cancel_keys(conn, run.seq, &function, &run.event).await?;
     run_calls::enqueue(conn, now, &run, &function, 1, None, now, counts, woken).await?;
     must_get(conn, id).await
 }
@@ -385,13 +386,13 @@ pub(crate) async fn record_steps(
             "invalid step report: steps[{i}]: a retryable error ends the call; complete the call with it"
         )));
     }
-    let run = run_calls::load_run(conn, p.run_id)
+    let run = run_rows::load_run(conn, p.run_id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("run {}", p.run_id)))?;
     let run_step: Option<String> = get(&job, "run_step")?;
     if !run.state.is_final() {
         let function = run_calls::function_of(conn, &run.function_id).await?;
-        let steps = run_calls::steps_of(conn, run.seq).await?;
+        let steps = run_rows::steps_of(conn, run.seq).await?;
         let event: serde_json::Value = serde_json::from_str(&run.event)
             .map_err(|e| StoreError::corrupt(format!("run event: {e}")))?;
         let recorded = steps.recorded.keys().cloned().collect();
@@ -423,7 +424,7 @@ pub(crate) async fn record_steps(
             let decision = decide(&facts, &call, answer, &p.limits).map_err(|e| {
                 StoreError::Internal(format!("invalid step report: {}: {}", e.field, e.message))
             })?;
-            run_calls::write_records(conn, now, run.seq, &decision.records).await?;
+            run_rows::write_records(conn, now, run.seq, &decision.records).await?;
             if let Next::Fail(error) = decision.next {
                 run_calls::end_run(
                     conn,
@@ -444,7 +445,7 @@ pub(crate) async fn record_steps(
             .and_then(serde_json::Value::as_u64)
             .and_then(|a| u32::try_from(a).ok())
             .unwrap_or(1);
-        let steps = run_calls::steps_of(conn, run.seq).await?;
+        let steps = run_rows::steps_of(conn, run.seq).await?;
         let event = Json::from_text(run.event.clone())
             .map_err(|e| StoreError::corrupt(format!("run event: {e}")))?;
         let request = call_request(&CallSpec {

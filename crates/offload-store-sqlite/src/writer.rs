@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use offload_core::function::record::RecordLimits;
 use offload_core::{Clock, NewJob, Timestamp};
 use offload_store::{FinishItem, FinishOutcome, Inserted, Result, StoreError};
 use sqlx::Connection;
@@ -106,6 +107,7 @@ enum Command {
     },
     Finish {
         items: Vec<FinishItem>,
+        limits: RecordLimits,
         reply: oneshot::Sender<Result<Vec<FinishOutcome>>>,
     },
     Op {
@@ -144,10 +146,20 @@ impl Writer {
         rx.await.map_err(|_| StoreError::closed())?
     }
 
-    /// Completes or fails attempts (coalesced with the other finishes of the group).
-    pub(crate) async fn finish(&self, items: Vec<FinishItem>) -> Result<Vec<FinishOutcome>> {
+    /// Completes or fails attempts (coalesced with the other finishes of the group); `limits` bound what the
+    /// answers of call jobs record.
+    pub(crate) async fn finish(
+        &self,
+        items: Vec<FinishItem>,
+        limits: RecordLimits,
+    ) -> Result<Vec<FinishOutcome>> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Finish { items, reply }).await?;
+        self.send(Command::Finish {
+            items,
+            limits,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| StoreError::closed())?
     }
 
@@ -250,7 +262,11 @@ async fn run_group(
     for c in commands {
         match c {
             Command::Insert { jobs, reply } => inserts.push((jobs, reply)),
-            Command::Finish { items, reply } => finishes.push((items, reply)),
+            Command::Finish {
+                items,
+                limits,
+                reply,
+            } => finishes.push(((items, limits), reply)),
             Command::Op { op, savepoint } => ops.push((op, savepoint)),
             Command::Close(_) => {}
         }
@@ -505,7 +521,7 @@ fn insert_work<'a>(
 fn finish_work<'a>(
     conn: &'a mut SqliteConnection,
     now: Timestamp,
-    cmds: &'a [Vec<FinishItem>],
+    cmds: &'a [jobs_finish::FinishCommand],
     counts: &'a mut Counts,
 ) -> BoxFuture<'a, Result<Vec<Result<Vec<FinishOutcome>>>>> {
     Box::pin(async move {

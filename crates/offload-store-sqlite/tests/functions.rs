@@ -147,3 +147,53 @@ async fn a_batch_of_events_fans_out_to_every_function() {
     assert_eq!(claim(&store, "one", 2000).await.len(), 1000);
     assert_eq!(claim(&store, "two", 2000).await.len(), 1000);
 }
+
+#[tokio::test]
+async fn configured_record_limits_apply_to_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let limits = RecordLimits {
+        max_step_bytes: 8,
+        ..RecordLimits::default()
+    };
+    let options = SqliteOptions::new(dir.path().join("offload.db"))
+        .with_clock(clock.clone())
+        .with_record_limits(limits);
+    let store = SqliteStore::open(options).await.unwrap();
+    put(
+        &store,
+        json!({"id": "small", "triggers": [{"event": "app/go"}]}),
+    )
+    .await;
+    let report = store
+        .event_send(EventSendParams {
+            events: vec![event("app/go", 1, &clock)],
+            limits,
+        })
+        .await
+        .unwrap();
+    let run_id = report.events[0].runs[0];
+    let call = claim(&store, "small", 1).await.remove(0);
+    let response =
+        json!({"steps": [{"id": "a", "op": "run", "data": "a result longer than eight bytes"}]});
+    store
+        .job_finish(JobFinishParams {
+            items: vec![FinishItem {
+                id: call.id,
+                lease_token: call.lease_token,
+                finish: Finish::Complete {
+                    result: Some(raw(&response.to_string())),
+                },
+            }],
+        })
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let run = store.run_get(run_id).await.unwrap().unwrap();
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(
+        run.error.map(|e| e.name).as_deref(),
+        Some("StepOutputTooLarge")
+    );
+}

@@ -21,7 +21,7 @@ use offload_core::{ClaimedJob, Job, JobId, JobState, NewJob, Timestamp};
 use offload_store::{
     DynStore, FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams,
     JobInsertParams, JobListParams, PushFailure, PushFailuresParams, QueueSetPausedParams,
-    QueueThroughputParams, ThroughputBucket,
+    QueueThroughputParams, RUN_TAG, ThroughputBucket,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -141,6 +141,10 @@ impl Engine {
                 inner.stop_loops.clone(),
             ));
         }
+        let engine = self.clone();
+        inner
+            .tasks
+            .spawn(async move { engine.learn_call_queues().await });
         let lease = self.lease(cron::LEASE_NAME, &inner.signals.cron_leader);
         inner.tasks.spawn(self.cron_enqueuer().run(lease));
         if config.push.enabled() {
@@ -319,6 +323,9 @@ impl Engine {
                 for job in &jobs {
                     observe::waited(&job.queue, job.run_at, started);
                 }
+                if let Some(call) = jobs.iter().find(|j| j.tags.contains_key(RUN_TAG)) {
+                    self.note_call_queue(&call.queue);
+                }
             }
             let now = Instant::now();
             if !jobs.is_empty() || now >= deadline || self.inner.stop_claims.is_cancelled() {
@@ -369,6 +376,38 @@ impl Engine {
         Ok(outcomes)
     }
 
+    /// Learns the queues of every registered function (see [`Engine::finish`]); a store that cannot list
+    /// them leaves the claimers of call queues to their poll.
+    async fn learn_call_queues(&self) {
+        let mut after = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .function_list(offload_store::FunctionListParams {
+                    app: None,
+                    after: after.clone(),
+                    limit: 500,
+                })
+                .await;
+            match page {
+                Ok(page) => {
+                    for record in &page {
+                        self.note_call_queue(&record.function.queue);
+                    }
+                    match page.last() {
+                        Some(last) if page.len() == 500 => after = Some(last.function.id.clone()),
+                        _ => return,
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot list functions to learn their queues");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Remembers that `queue` carries function calls (see [`Engine::finish`]).
     pub(crate) fn note_call_queue(&self, queue: &str) {
         let mut known = self
@@ -381,7 +420,9 @@ impl Engine {
         }
     }
 
-    /// Wakes the claimers of `queues` (where call jobs became available) and the push dispatcher.
+    /// Wakes the claimers of `queues` (where call jobs became available) and the push dispatcher. The
+    /// stager is not woken: a call planned for later (a sleep, a step's backoff) is found by its next pass,
+    /// at most `stage_interval` later, which keeps busy functions from running it after every call.
     pub(crate) fn wake_calls(&self, queues: &[String]) {
         let mut last: Option<&str> = None;
         for queue in queues {
@@ -391,7 +432,6 @@ impl Engine {
             }
         }
         self.inner.wakers.push.notify_one();
-        self.inner.wakers.stager.notify_one();
     }
 
     /// One job with its attempt history.

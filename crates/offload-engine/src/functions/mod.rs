@@ -156,6 +156,9 @@ impl Functions<'_> {
         for (name, sent) in names.iter().zip(&report.events) {
             observe::event_received(name, sent.duplicate);
         }
+        for queue in &report.woken {
+            self.engine.note_call_queue(queue);
+        }
         self.engine.wake_calls(&report.woken);
         Ok(report)
     }

@@ -344,35 +344,6 @@ async fn record(inner: &PushDispatcher, items: Vec<FinishItem>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_slot_a_full_destination_frees_counts() {
-        let mut s = Slots::default();
-        s.take("a");
-        s.take("a");
-        s.take("b");
-        s.mark_full(2);
-        assert_eq!(s.total, 3);
-        let mut busy = s.busy();
-        busy.sort();
-        assert_eq!(busy, vec![("a".to_owned(), 2), ("b".to_owned(), 1)]);
-        assert!(s.release("a"), "a was at its cap of 2 after the claim");
-        assert!(
-            s.release("a"),
-            "and its second slot may take a waiting job too"
-        );
-        assert!(!s.release("b"), "b had room: the claim took all its jobs");
-        assert_eq!(s.total, 0);
-        assert!(s.busy().is_empty());
-        s.take("a");
-        s.mark_full(2);
-        assert!(!s.release("a"), "a is no longer full after the next claim");
-    }
-}
-
 /// The end of a function call delivered by push: the endpoint's 2xx body is the call response, so the job's
 /// result is that body itself (not the delivery record `{"status", "body"}` other push jobs keep). A body
 /// that is not whole JSON fails the attempt, which retries like any call.
@@ -405,5 +376,54 @@ fn call_response(record: &RawValue) -> Finish {
             result: Some(body.to_owned()),
         },
         _ => invalid("the 2xx body is not a JSON object"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_slot_a_full_destination_frees_counts() {
+        let mut s = Slots::default();
+        s.take("a");
+        s.take("a");
+        s.take("b");
+        s.mark_full(2);
+        assert_eq!(s.total, 3);
+        let mut busy = s.busy();
+        busy.sort();
+        assert_eq!(busy, vec![("a".to_owned(), 2), ("b".to_owned(), 1)]);
+        assert!(s.release("a"), "a was at its cap of 2 after the claim");
+        assert!(
+            s.release("a"),
+            "and its second slot may take a waiting job too"
+        );
+        assert!(!s.release("b"), "b had room: the claim took all its jobs");
+        assert_eq!(s.total, 0);
+        assert!(s.busy().is_empty());
+        s.take("a");
+        s.mark_full(2);
+        assert!(!s.release("a"), "a is no longer full after the next claim");
+    }
+
+    #[test]
+    fn a_push_call_completes_with_the_body_itself() {
+        let record =
+            |text: &str| serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+        match super::call_response(&record(r#"{"status":200,"body":{"done":true}}"#)) {
+            Finish::Complete { result: Some(r) } => assert_eq!(r.get(), r#"{"done":true}"#),
+            other => panic!("{other:?}"),
+        }
+        for text in [
+            r#"{"status":200}"#,
+            r#"{"status":200,"body":"ok"}"#,
+            r#"{"status":200,"body":{"done":true},"truncated":true}"#,
+        ] {
+            assert!(
+                matches!(super::call_response(&record(text)), Finish::Fail(_)),
+                "{text}"
+            );
+        }
     }
 }

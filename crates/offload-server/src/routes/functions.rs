@@ -95,7 +95,7 @@ impl FunctionView {
             target,
             queue: f.queue.clone(),
             retries: f.retries,
-            backoff: f.backoff.clone(),
+            backoff: f.backoff,
             timeout: DurationSpec(f.timeout),
             cancel_on: record
                 .spec

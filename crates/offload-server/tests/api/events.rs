@@ -116,3 +116,36 @@ async fn bad_events_are_refused_with_their_field() {
         .assert_problem(StatusCode::NOT_FOUND, "not_found", None);
     assert_eq!(app.get("/v1/events").await.json()["events"], json!([]));
 }
+
+#[tokio::test]
+async fn events_and_cancelled_runs_are_counted() {
+    let app = crate::metrics::app().await;
+    app.register(
+        "metrics-fn",
+        json!({"triggers": [{"event": "metrics/fn.test"}]}),
+    )
+    .await;
+    let event = json!({"name": "metrics/fn.test", "id": "metrics-once"});
+    let sent = app.send_event(event.clone()).await;
+    app.send_event(event).await;
+    let run_id = sent["runs"][0][0].as_str().unwrap();
+    let reply = app.post(&format!("/v1/runs/{run_id}/cancel"), "").await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+
+    let scrape = crate::metrics::scrape(&app).await;
+    let events = |outcome| {
+        crate::metrics::number(
+            &scrape,
+            "offload_events_received_total",
+            &[("name", "metrics/fn.test"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(events("stored"), 1.0);
+    assert_eq!(events("duplicate"), 1.0);
+    let cancelled = crate::metrics::number(
+        &scrape,
+        "offload_runs_finished_total",
+        &[("function", "metrics-fn"), ("state", "cancelled")],
+    );
+    assert_eq!(cancelled, 1.0);
+}

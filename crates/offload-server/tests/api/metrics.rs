@@ -29,7 +29,7 @@ fn handle() -> PrometheusHandle {
         .clone()
 }
 
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     let config = ServerConfig {
         metrics: Some(handle()),
         ..ServerConfig::default()
@@ -42,7 +42,7 @@ async fn app() -> TestApp {
     TestApp::with_engine(config, engine).await
 }
 
-async fn scrape(app: &TestApp) -> Scrape {
+pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let reply = app.get("/metrics").await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     assert!(
@@ -66,7 +66,7 @@ fn sample<'a>(scrape: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> &'a 
     found[0]
 }
 
-fn number(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn number(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     match &sample(scrape, metric, labels).value {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
         other => panic!("{metric} is not a number: {other:?}"),

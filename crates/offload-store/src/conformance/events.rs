@@ -167,7 +167,7 @@ pub async fn duplicate_event_id_starts_nothing(h: Harness) {
 }
 
 /// A waiting step is resolved by a matching event (with the event as its data), not by an event of the same
-/// name that does not match; the next call is enqueued at once.
+/// name that does not match; the next call is enqueued at once. A wait without `match` takes any event.
 pub async fn wait_for_event_resolves_on_a_matching_event(h: Harness) {
     put(&h, flow()).await;
     let run_id = start(&h, json!({"user": 7})).await;
@@ -185,6 +185,14 @@ pub async fn wait_for_event_resolves_on_a_matching_event(h: Harness) {
         Some(offload_core::state::add(h.now(), secs(3600)))
     );
     assert!(h.claim("flow", 10).await.is_empty());
+    let pending = h.store.run_steps(run_id).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].kind,
+        offload_core::function::record::StepKind::WaitForEvent
+    );
+    assert_eq!(pending[0].result, None);
+    assert_eq!(pending[0].until, r.wake_at);
 
     let other = send(&h, "app/upgraded", json!({"user": 8}), None).await;
     assert_eq!(other.resolved_waits, 0);
@@ -202,6 +210,26 @@ pub async fn wait_for_event_resolves_on_a_matching_event(h: Harness) {
     // A second matching event finds nothing to resolve.
     let late = send(&h, "app/upgraded", json!({"user": 7}), None).await;
     assert_eq!(late.resolved_waits, 0);
+
+    // A wait without `match` takes any event of its name.
+    answer(
+        &h,
+        &call,
+        json!({"steps": [{"id": "any", "op": "wait_for_event", "event": "app/ping", "timeout": "1h"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        send(&h, "app/ping", json!({"x": 1}), None)
+            .await
+            .resolved_waits,
+        1
+    );
+    let call = claim_call(&h, "flow").await;
+    assert_eq!(
+        request(&call)["steps"]["any"]["data"]["data"],
+        json!({"x": 1})
+    );
     answer(&h, &call, json!({"done": true})).await.unwrap();
     assert_eq!(run(&h, run_id).await.state, RunState::Succeeded);
 }
@@ -284,6 +312,7 @@ pub async fn cancel_on_cancels_a_sleeping_run(h: Harness) {
     assert_eq!(again.cancelled_runs, 1);
     assert_eq!(run(&h, run_id).await.state, RunState::Cancelled);
     assert_eq!(run(&h, other).await.state, RunState::Queued);
+    super::functions::assert_counts_match(&h, "flow").await;
 }
 
 /// A `send_event` step stores and fans out its events once, however often the code replays it; its data names

@@ -107,6 +107,30 @@ pub async fn step(h: &Harness, queue: &str, response: Value) -> ClaimedJob {
     call
 }
 
+/// Asserts that `queue_list`'s counts for `queue` equal the states of its jobs (call jobs are counted like any).
+pub async fn assert_counts_match(h: &Harness, queue: &str) {
+    let jobs = h
+        .store
+        .job_list(crate::JobListParams {
+            queue: Some(queue.into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("job_list");
+    let mut actual = std::collections::BTreeMap::new();
+    for job in jobs {
+        *actual.entry(job.state).or_insert(0u64) += 1;
+    }
+    let counted: std::collections::BTreeMap<_, _> = h
+        .counts(queue)
+        .await
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(counted, actual, "counts of {queue}");
+}
+
 /// Reads a run that must exist.
 pub async fn run(h: &Harness, id: RunId) -> RunRecord {
     h.store

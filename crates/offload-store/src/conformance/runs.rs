@@ -10,7 +10,9 @@ use serde_json::json;
 
 use crate::{JobHeartbeatParams, RunPruneParams, RunRecordStepsParams, StoreError};
 
-use super::functions::{answer, claim_call, flow, put, request, run, send, start, step};
+use super::functions::{
+    answer, assert_counts_match, claim_call, flow, put, request, run, send, start, step,
+};
 use super::{Harness, secs};
 
 fn data(text: &str) -> StepResult {
@@ -269,6 +271,7 @@ pub async fn parallel_steps_each_get_one_call(h: Harness) {
         json!({"a": {"data": "A"}, "b": {"data": "B"}})
     );
     assert_eq!(run(&h, run_id).await.steps, 2);
+    assert_counts_match(&h, "flow").await;
 }
 
 /// A call job that dies fails its run with the job's last error.
@@ -413,6 +416,7 @@ pub async fn run_cancel_stops_calls(h: Harness) {
         request(&claim_call(&h, "flow").await)["steps"],
         json!({"nap": {"data": null}})
     );
+    assert_counts_match(&h, "flow").await;
 }
 
 /// Steps recorded within a lease need the call's lease token, are recorded once, refuse retryable errors, and
@@ -612,6 +616,7 @@ pub async fn expired_and_cancelled_call_jobs_end_their_runs(h: Harness) {
     assert_eq!(jobs.len(), 1);
     h.store.job_cancel(jobs[0].id).await.unwrap();
     assert_eq!(run(&h, cancelled).await.state, RunState::Cancelled);
+    assert_counts_match(&h, "flow").await;
 }
 
 /// Runs list newest first, filtered by function and by the state a reader sees (a queued run whose call is held
