@@ -238,6 +238,29 @@ describe("over pull: a Worker runs the calls", () => {
     }
   });
 
+  test("a pull worker records steps within its call's lease, then completes the call", async () => {
+    const manual = createFunction({ id: "pull-manual", trigger: { event: "test/pull.manual" }, queue: "pull-manual-q" }, async () => null);
+    await client.functions.put(manual);
+    const sent = await client.events.send({ name: "test/pull.manual" });
+    const runId = sent.runs[0]![0]!;
+    const [job] = await client.workers.claim("pull-manual-q", { worker_id: "e2e", max_jobs: 1, wait: 5_000 });
+    assert.ok(job, "the call job was claimed");
+    assert.equal(job.name, "pull-manual");
+    assert.equal((job.payload as { run_id: string }).run_id, runId);
+    const run = await client.runs.recordSteps(runId, { job_id: job.id, lease_token: job.lease_token, steps: [{ id: "early", op: "run", data: { n: 1 } }] });
+    assert.equal(run.steps, 1);
+    await assert.rejects(
+      client.runs.recordSteps(runId, { job_id: job.id, lease_token: "00000000-0000-0000-0000-000000000000", steps: [{ id: "x", op: "run", data: 1 }] }),
+      (e: unknown) => e instanceof OffloadError && e.status === 409,
+    );
+    const [done] = await client.workers.completeMany([{ id: job.id, lease_token: job.lease_token, result: { done: true, output: "manual" } }]);
+    assert.ok(done);
+    const finished = await ended(runId);
+    assert.equal(finished.state, "succeeded");
+    assert.equal(finished.output, "manual");
+    assert.deepEqual((await client.runs.steps(runId)).map((s) => [s.id, s.result]), [["early", { data: { n: 1 } }]]);
+  });
+
   test("a waiting run is cancelled, and retried", async () => {
     const waiting = createFunction({ id: "pull-cancel", trigger: { event: "test/pull.cancel" } }, async ({ step }) =>
       step.waitForEvent("never", { event: "test/pull.never", timeout: "1h" }),

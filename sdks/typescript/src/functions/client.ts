@@ -6,6 +6,7 @@
  * retried only when every event carries a de-duplication `id` (the server then starts nothing twice); cancel
  * and retry of a run are sent once.
  */
+import type { components } from "../api.gen.js";
 import type { Target } from "../types.js";
 import type { Transport } from "../transport.js";
 import type {
@@ -25,6 +26,8 @@ import type {
 } from "./api.js";
 import { OffloadFunction } from "./define.js";
 import { wireEvent, type EventInput, type StepResult } from "./protocol.js";
+
+type Schemas = components["schemas"];
 
 /** Options of `functions.sync` and `functions.put`. */
 export interface RegisterOptions {
@@ -164,6 +167,14 @@ export class Runs {
     const out: Record<string, StepResult> = {};
     for (const step of await this.steps(id)) if (step.result) out[step.id] = step.result;
     return out;
+  }
+
+  /**
+   * Records `run` steps a pull worker ran within its call's lease, before the call ends (`data`, or an `error`
+   * with `retryable: false`; a retryable error ends the call instead). The first record of a step wins.
+   */
+  async recordSteps<O = unknown>(id: string, request: Schemas["RecordStepsRequest"]): Promise<RunView<O>> {
+    return (await this.transport.send<RunView<O>>({ method: "POST", path: ["v1", "runs", id, "steps"], body: request, idempotent: true })).body;
   }
 
   /** Cancels a run that has not ended: pending calls are cancelled, a running one asked to stop. */
