@@ -697,123 +697,58 @@ pub trait Store: Send + Sync + 'static {
     /// policy and the pause state, and leaves the next fire time alone.
     async fn schedule_trigger(&self, p: ScheduleTriggerParams) -> Result<ScheduleTriggered>;
 
-    // --- Durable functions (see [`functions`]). TEMPORARY DEFAULTS: every store implements these; the defaults
-    // exist only while both stores are being written and are removed when they land.
+    // Durable functions (see [`functions`]).
 
     /// Registers or replaces a function (a function of another app moves to `p.app`).
-    async fn function_put(&self, _p: FunctionPutParams) -> Result<FunctionPut> {
-        Err(StoreError::Internal(
-            "function_put: not implemented by this store".into(),
-        ))
-    }
+    async fn function_put(&self, p: FunctionPutParams) -> Result<FunctionPut>;
 
     /// One registered function.
-    async fn function_get(&self, _id: &str) -> Result<Option<FunctionRecord>> {
-        Err(StoreError::Internal(
-            "function_get: not implemented by this store".into(),
-        ))
-    }
+    async fn function_get(&self, id: &str) -> Result<Option<FunctionRecord>>;
 
     /// A page of registered functions.
-    async fn function_list(&self, _p: FunctionListParams) -> Result<Vec<FunctionRecord>> {
-        Err(StoreError::Internal(
-            "function_list: not implemented by this store".into(),
-        ))
-    }
+    async fn function_list(&self, p: FunctionListParams) -> Result<Vec<FunctionRecord>>;
 
     /// Removes a function: it starts no more runs; its runs keep going. [`StoreError::NotFound`] if unknown.
-    async fn function_delete(&self, _id: &str) -> Result<()> {
-        Err(StoreError::Internal(
-            "function_delete: not implemented by this store".into(),
-        ))
-    }
+    async fn function_delete(&self, id: &str) -> Result<()>;
 
     /// Replaces an app's whole set of functions in one transaction.
-    async fn app_sync(&self, _p: AppSyncParams) -> Result<AppSynced> {
-        Err(StoreError::Internal(
-            "app_sync: not implemented by this store".into(),
-        ))
-    }
+    async fn app_sync(&self, p: AppSyncParams) -> Result<AppSynced>;
 
     /// Stores events and fans them out, all in one transaction (see [`EventSendParams`]).
-    async fn event_send(&self, _p: EventSendParams) -> Result<EventSendReport> {
-        Err(StoreError::Internal(
-            "event_send: not implemented by this store".into(),
-        ))
-    }
+    async fn event_send(&self, p: EventSendParams) -> Result<EventSendReport>;
 
     /// One stored event, with the runs it started.
-    async fn event_get(&self, _id: EventId) -> Result<Option<EventRecord>> {
-        Err(StoreError::Internal(
-            "event_get: not implemented by this store".into(),
-        ))
-    }
+    async fn event_get(&self, id: EventId) -> Result<Option<EventRecord>>;
 
     /// A page of stored events, newest first.
-    async fn event_list(&self, _p: EventListParams) -> Result<Vec<EventRecord>> {
-        Err(StoreError::Internal(
-            "event_list: not implemented by this store".into(),
-        ))
-    }
+    async fn event_list(&self, p: EventListParams) -> Result<Vec<EventRecord>>;
 
     /// One run.
-    async fn run_get(&self, _id: RunId) -> Result<Option<RunRecord>> {
-        Err(StoreError::Internal(
-            "run_get: not implemented by this store".into(),
-        ))
-    }
+    async fn run_get(&self, id: RunId) -> Result<Option<RunRecord>>;
 
     /// A page of runs, newest first.
-    async fn run_list(&self, _p: RunListParams) -> Result<Vec<RunRecord>> {
-        Err(StoreError::Internal(
-            "run_list: not implemented by this store".into(),
-        ))
-    }
+    async fn run_list(&self, p: RunListParams) -> Result<Vec<RunRecord>>;
 
     /// A run's steps in the order they were first seen. [`StoreError::NotFound`] if the run is unknown.
-    async fn run_steps(&self, _id: RunId) -> Result<Vec<StepRecord>> {
-        Err(StoreError::Internal(
-            "run_steps: not implemented by this store".into(),
-        ))
-    }
+    async fn run_steps(&self, id: RunId) -> Result<Vec<StepRecord>>;
 
     /// Cancels a run that has not ended: its waiting call jobs are cancelled, a running one is asked to stop;
     /// a parent waiting on it through `invoke` gets the step's error. [`StoreError::RunState`] when it
     /// has ended.
-    async fn run_cancel(&self, _id: RunId) -> Result<RunRecord> {
-        Err(StoreError::Internal(
-            "run_cancel: not implemented by this store".into(),
-        ))
-    }
+    async fn run_cancel(&self, id: RunId) -> Result<RunRecord>;
 
     /// Resumes a failed or cancelled run from where it stopped: its failed step's error record is removed,
     /// finished steps keep their results, and a call is enqueued at once. [`StoreError::RunState`] otherwise.
-    async fn run_retry(&self, _id: RunId) -> Result<RunRecord> {
-        Err(StoreError::Internal(
-            "run_retry: not implemented by this store".into(),
-        ))
-    }
+    async fn run_retry(&self, id: RunId) -> Result<RunRecord>;
 
     /// Records steps a pull worker ran within its call's lease (see [`RunRecordStepsParams`]).
-    async fn run_record_steps(&self, _p: RunRecordStepsParams) -> Result<RunRecord> {
-        Err(StoreError::Internal(
-            "run_record_steps: not implemented by this store".into(),
-        ))
-    }
+    async fn run_record_steps(&self, p: RunRecordStepsParams) -> Result<RunRecord>;
 
     /// Resolves waits and invokes whose timeout passed.
-    async fn run_wake_due(&self, _p: RunWakeParams) -> Result<RunWakeReport> {
-        Err(StoreError::Internal(
-            "run_wake_due: not implemented by this store".into(),
-        ))
-    }
+    async fn run_wake_due(&self, p: RunWakeParams) -> Result<RunWakeReport>;
 
     /// Deletes ended runs and old events past their retention.
-    async fn run_prune(&self, _p: RunPruneParams) -> Result<u64> {
-        Err(StoreError::Internal(
-            "run_prune: not implemented by this store".into(),
-        ))
-    }
+    async fn run_prune(&self, p: RunPruneParams) -> Result<u64>;
 
     /// Finishes pending writes and closes connections. Later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);
