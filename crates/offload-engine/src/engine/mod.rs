@@ -420,7 +420,9 @@ impl Engine {
         }
     }
 
-    /// Wakes the claimers of `queues` (where call jobs became available) and the push dispatcher.
+    /// Wakes the claimers of `queues` (where call jobs became available) and the push dispatcher. The
+    /// stager is not woken: a call planned for later (a sleep, a step's backoff) is found by its next pass,
+    /// at most `stage_interval` later, which keeps busy functions from running it after every call.
     pub(crate) fn wake_calls(&self, queues: &[String]) {
         let mut last: Option<&str> = None;
         for queue in queues {
@@ -430,7 +432,6 @@ impl Engine {
             }
         }
         self.inner.wakers.push.notify_one();
-        self.inner.wakers.stager.notify_one();
     }
 
     /// One job with its attempt history.

@@ -297,3 +297,56 @@ async fn the_same_function_runs_over_push() {
     assert_eq!(run["steps"], 2);
     endpoint.abort();
 }
+
+#[tokio::test]
+async fn a_wait_resolves_to_null_after_its_timeout() {
+    let app = started_app().await;
+    app.register(
+        "patient",
+        json!({"triggers": [{"event": "shop/order.paid"}]}),
+    )
+    .await;
+    let run_id = start_run(&app, json!({"user": 1})).await;
+    let call = app.claim_call("patient").await;
+    app.answer_call(
+        &call,
+        json!({"steps": [{"id": "reply", "op": "wait_for_event", "event": "shop/user.replied",
+            "timeout": "1s"}]}),
+    )
+    .await;
+    assert_eq!(app.run(&run_id).await["state"], "waiting");
+    // The wait-timeout service resolves it; the next call sees `null`.
+    let call = app.claim_call("patient").await;
+    assert_eq!(call["payload"]["steps"]["reply"], json!({"data": null}));
+    app.answer_call(&call, json!({"done": true})).await;
+    app.await_run_state(&run_id, "succeeded").await;
+}
+
+#[tokio::test]
+async fn a_cancel_on_event_cancels_a_sleeping_run() {
+    let app = started_app().await;
+    app.register(
+        "follow-up",
+        json!({"triggers": [{"event": "shop/order.paid"}],
+            "cancel_on": [{"event": "shop/order.refunded", "match": "data.order"}]}),
+    )
+    .await;
+    let run_id = start_run(&app, json!({"order": 5})).await;
+    let call = app.claim_call("follow-up").await;
+    let until = app.engine.now() + jiff::SignedDuration::from_hours(72);
+    app.answer_call(
+        &call,
+        json!({"steps": [{"id": "three-days", "op": "sleep", "until": until.to_string()}]}),
+    )
+    .await;
+    assert_eq!(app.run(&run_id).await["state"], "sleeping");
+    // Another order's refund changes nothing; this order's cancels the run.
+    app.send_event(json!({"name": "shop/order.refunded", "data": {"order": 6}}))
+        .await;
+    assert_eq!(app.run(&run_id).await["state"], "sleeping");
+    app.send_event(json!({"name": "shop/order.refunded", "data": {"order": 5}}))
+        .await;
+    let run = app.run(&run_id).await;
+    assert_eq!(run["state"], "cancelled", "{run}");
+    assert!(run["ended_at"].is_string());
+}

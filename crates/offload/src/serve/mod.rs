@@ -10,6 +10,7 @@ pub(crate) mod push;
 use std::sync::Arc;
 
 use anyhow::Context;
+use offload_core::function::record::RecordLimits;
 use offload_engine::{Engine, EngineConfig};
 use offload_server::ServerConfig;
 use offload_server::metrics::PrometheusHandle;
@@ -58,9 +59,20 @@ pub(crate) async fn open_store(
     migrate: bool,
     access: Access,
 ) -> anyhow::Result<DynStore> {
+    open_store_with(database, migrate, access, RecordLimits::default()).await
+}
+
+/// [`open_store`] with the limits on what function runs record (`[functions]`) that the store applies when a
+/// call's answer ends its job.
+async fn open_store_with(
+    database: &Database,
+    migrate: bool,
+    access: Access,
+    record_limits: RecordLimits,
+) -> anyhow::Result<DynStore> {
     let store: DynStore = match database {
         Database::Sqlite(path) => {
-            let options = SqliteOptions::new(path.clone());
+            let options = SqliteOptions::new(path.clone()).with_record_limits(record_limits);
             let options = match access {
                 Access::Owner => options,
                 Access::Beside => options.shared(),
@@ -116,7 +128,8 @@ pub(crate) async fn start(
     config: &ServeConfig,
     metrics: Option<PrometheusHandle>,
 ) -> anyhow::Result<Running> {
-    let store = open_store(&config.database, config.migrate, Access::Owner)
+    let limits = config.functions_settings.limits;
+    let store = open_store_with(&config.database, config.migrate, Access::Owner, limits)
         .await
         .with_context(|| format!("cannot open database {}", config.database.describe()))?;
     let (push, generated_secret) = push::config(store.as_ref(), &config.push).await?;
