@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::extract::{Json, Query, parse_json};
-use crate::routes::functions::page_limit;
+use crate::routes::page::{next_cursor, page_limit};
 
 /// Page size of `GET /v1/events` when none is asked for.
 const DEFAULT_PAGE: u32 = 50;
@@ -211,9 +211,7 @@ pub(crate) async fn list(
             limit,
         })
         .await?;
-    let next_cursor = (records.len() == limit as usize)
-        .then(|| records.last().map(|r| r.id))
-        .flatten();
+    let next_cursor = next_cursor(&records, limit, |r| r.id);
     Ok(axum::Json(EventList {
         events: records.into_iter().map(EventView::of).collect(),
         next_cursor,

@@ -8,7 +8,6 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use offload_core::DurationSpec;
-use offload_core::api::MAX_PAGE_LIMIT;
 use offload_core::function::definition::FunctionSpec;
 use offload_core::function::names::validate_function_id;
 use offload_core::{Backoff, Timestamp};
@@ -19,6 +18,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::extract::{Json, Query};
+use crate::routes::page::{check_cursor, next_cursor, page_limit};
 
 /// Page size of `GET /v1/functions` when none is asked for.
 const DEFAULT_PAGE: u32 = 100;
@@ -136,18 +136,6 @@ fn not_found(id: &str) -> AppError {
     AppError::NotFound(format!("function {id} not found"))
 }
 
-/// Checks a page size.
-pub(crate) fn page_limit(limit: Option<u32>, default: u32) -> Result<u32> {
-    let limit = limit.unwrap_or(default);
-    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
-        return Err(AppError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_LIMIT}"),
-        ));
-    }
-    Ok(limit)
-}
-
 /// `PUT /v1/functions/{id}`: 201 with the new function, 200 with the replaced one.
 #[utoipa::path(
     put, path = "/v1/functions/{id}", tag = "functions", operation_id = "put_function",
@@ -182,10 +170,7 @@ pub(crate) async fn list(
     Query(query): Query<ListFunctionsQuery>,
 ) -> Result<axum::Json<FunctionList>> {
     let limit = page_limit(query.limit, DEFAULT_PAGE)?;
-    if let Some(cursor) = &query.cursor {
-        validate_function_id(cursor)
-            .map_err(|_| AppError::invalid("cursor", "is not a cursor from a previous page"))?;
-    }
+    check_cursor(query.cursor.as_deref(), validate_function_id)?;
     let records = app
         .engine
         .functions()
@@ -195,9 +180,7 @@ pub(crate) async fn list(
             limit,
         })
         .await?;
-    let next_cursor = (records.len() == limit as usize)
-        .then(|| records.last().map(|r| r.function.id.clone()))
-        .flatten();
+    let next_cursor = next_cursor(&records, limit, |r| r.function.id.clone());
     Ok(axum::Json(FunctionList {
         functions: records.iter().map(FunctionView::of).collect(),
         next_cursor,

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use offload_core::api::{
     EnqueueBatchRequest, EnqueueBatchResponse, EnqueuedJob, JobPage, ListJobsQuery, MAX_BATCH_JOBS,
-    MAX_PAGE_LIMIT, Page,
+    Page,
 };
 use offload_core::spec::{EnqueueRequest, validate_queue_name};
 use offload_core::{Job, JobId};
@@ -17,6 +17,7 @@ use offload_store::{Inserted, JobListParams};
 use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::extract::{JobIdPath, Json, Query};
+use crate::routes::page::page_limit;
 use crate::view::PendingJobView;
 
 /// The header that carries an idempotency key, as an alternative to the body's `idempotency_key`.
@@ -166,13 +167,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     Query(query): Query<ListJobsQuery>,
 ) -> Result<axum::Json<JobPage>> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
-        return Err(AppError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(query.limit, DEFAULT_PAGE)?;
     if let Some(queue) = &query.queue {
         validate_queue_name(queue).map_err(|m| AppError::invalid("queue", m))?;
     }

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::extract::{Json, Query};
-use crate::routes::functions::page_limit;
+use crate::routes::page::{next_cursor, page_limit};
 
 /// Page size of `GET /v1/runs` when none is asked for.
 const DEFAULT_PAGE: u32 = 50;
@@ -294,9 +294,7 @@ pub(crate) async fn list(
             limit,
         })
         .await?;
-    let next_cursor = (records.len() == limit as usize)
-        .then(|| records.last().map(|r| r.id))
-        .flatten();
+    let next_cursor = next_cursor(&records, limit, |r| r.id);
     Ok(axum::Json(RunList {
         runs: records.into_iter().map(RunView::of).collect(),
         next_cursor,

@@ -7,7 +7,6 @@
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use offload_core::api::MAX_PAGE_LIMIT;
 use offload_core::cron::{
     ListSchedulesQuery, ScheduleInfo, ScheduleList, ScheduleSource, ScheduleSpec, Triggered,
     schedule::validate_schedule_name,
@@ -17,6 +16,7 @@ use offload_store::ScheduleListParams;
 use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::extract::{Json, Query, parse_json};
+use crate::routes::page::{check_cursor, next_cursor, page_limit};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -118,17 +118,8 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     Query(query): Query<ListSchedulesQuery>,
 ) -> Result<axum::Json<ScheduleList>> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
-        return Err(AppError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_LIMIT}"),
-        ));
-    }
-    if let Some(cursor) = &query.cursor {
-        validate_schedule_name(cursor)
-            .map_err(|_| AppError::invalid("cursor", "is not a cursor from a previous page"))?;
-    }
+    let limit = page_limit(query.limit, DEFAULT_PAGE)?;
+    check_cursor(query.cursor.as_deref(), validate_schedule_name)?;
     let records = app
         .engine
         .list_schedules(ScheduleListParams {
@@ -137,9 +128,7 @@ pub(crate) async fn list(
             limit,
         })
         .await?;
-    let next_cursor = (records.len() == limit as usize)
-        .then(|| records.last().map(|r| r.schedule.name.clone()))
-        .flatten();
+    let next_cursor = next_cursor(&records, limit, |r| r.schedule.name.clone());
     Ok(axum::Json(ScheduleList {
         schedules: records.iter().map(|r| r.info(0)).collect(),
         next_cursor,
