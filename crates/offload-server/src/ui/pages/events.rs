@@ -18,11 +18,9 @@ use crate::AppState;
 use crate::error::AppError;
 use crate::ui::format::{Shown, clip, exact, pretty_json, relative, short_id, time};
 use crate::ui::layout::{Layout, NoticeQuery, UiError, layout, render};
-use crate::ui::pages::runs::with_query;
+use crate::ui::pages::list::{FETCH_LIMIT, filter_query, older_page, page_cursor, with_query};
 use crate::ui::session::Csrf;
 
-/// Events per page.
-const PAGE_SIZE: u32 = 50;
 /// Bytes of an event's data shown in the list.
 const DATA_EXCERPT: usize = 160;
 /// Bytes of an event's data shown on its page.
@@ -97,26 +95,10 @@ pub(crate) async fn events(
 ) -> Result<Response, UiError> {
     let name = q.name.trim().to_owned();
     let cursor = q.cursor.trim();
-    let mut error = None;
     let mut rows = Vec::new();
     let mut next_url = None;
-    let filter = if name.is_empty() {
-        String::new()
-    } else {
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("name", &name)
-            .finish()
-    };
-    let before = match cursor {
-        "" => None,
-        c => match c.parse::<EventId>() {
-            Ok(id) => Some(id),
-            Err(_) => {
-                error = Some("The page link is not valid; showing the newest events.".to_owned());
-                None
-            }
-        },
-    };
+    let filter = filter_query(&[("name", &name)]);
+    let (before, mut error) = page_cursor::<EventId>(cursor, "events");
     if let Err(m) = (!name.is_empty())
         .then(|| validate_event_name(&name))
         .transpose()
@@ -129,20 +111,10 @@ pub(crate) async fn events(
             .event_list(EventListParams {
                 name: Some(name.clone()).filter(|n| !n.is_empty()),
                 before,
-                // One more than shown: tells whether an older page exists.
-                limit: PAGE_SIZE + 1,
+                limit: FETCH_LIMIT,
             })
             .await?;
-        if events.len() > PAGE_SIZE as usize {
-            events.truncate(PAGE_SIZE as usize);
-            if let Some(last) = events.last() {
-                next_url = Some(with_query(
-                    "/ui/events",
-                    &filter,
-                    &format!("cursor={}", last.id),
-                ));
-            }
-        }
+        next_url = older_page(&mut events, "/ui/events", &filter, |e| e.id);
         let now = app.engine.now();
         rows = events.iter().map(|e| event_row(e, now)).collect();
     }

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::ui::format::{exact, excerpt, relative, short_id};
 use crate::ui::layout::{Layout, NoticeQuery, UiError, layout, render};
+use crate::ui::pages::list::{
+    FETCH_LIMIT, PAGE_SIZE, filter_query, older_page, page_cursor, with_query,
+};
 use crate::ui::session::Csrf;
-
-/// Jobs per page of the jobs list.
-pub(crate) const PAGE_SIZE: u32 = 50;
 
 /// The jobs list's query: filters (empty means "any"), the keyset cursor and an action's notice.
 #[derive(Debug, Default, Deserialize)]
@@ -59,18 +59,12 @@ impl Filter {
 
     /// The filters as a query string (without cursor or notice).
     fn query(&self) -> String {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
+        filter_query(&[
             ("queue", &self.queue),
             ("state", &self.state),
             ("name", &self.name),
             ("tag", &self.tag),
-        ] {
-            if !v.is_empty() {
-                q.append_pair(k, v);
-            }
-        }
-        q.finish()
+        ])
     }
 }
 
@@ -217,30 +211,12 @@ pub(crate) async fn list_page(
     if error.is_none() {
         match list_params(&filter.queue, state, &filter.name, &filter.tag) {
             Ok(mut params) => {
-                params.before = match cursor {
-                    "" => None,
-                    c => match c.parse::<JobId>() {
-                        Ok(id) => Some(id),
-                        Err(_) => {
-                            error =
-                                Some("The page link is not valid; showing the newest jobs.".into());
-                            None
-                        }
-                    },
-                };
-                // One more than shown: tells whether an older page exists.
-                params.limit = PAGE_SIZE + 1;
+                let (before, cursor_error) = page_cursor::<JobId>(cursor, "jobs");
+                params.before = before;
+                error = cursor_error;
+                params.limit = FETCH_LIMIT;
                 let mut jobs = app.engine.list(params).await?;
-                if jobs.len() > PAGE_SIZE as usize {
-                    jobs.truncate(PAGE_SIZE as usize);
-                    if let Some(last) = jobs.last() {
-                        next_url = Some(with_query(
-                            base_path,
-                            &filter.query(),
-                            &format!("cursor={}", last.id),
-                        ));
-                    }
-                }
+                next_url = older_page(&mut jobs, base_path, &filter.query(), |j| j.id);
                 rows = jobs.iter().map(|j| job_row(j, now)).collect();
             }
             Err(message) => error = Some(message),
@@ -273,16 +249,6 @@ pub(crate) async fn list_page(
         paged: !cursor.is_empty(),
     };
     Ok(render(&page))
-}
-
-/// `path?a&b`, leaving out empty parts.
-fn with_query(path: &str, a: &str, b: &str) -> String {
-    let parts: Vec<&str> = [a, b].into_iter().filter(|p| !p.is_empty()).collect();
-    if parts.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{}", parts.join("&"))
-    }
 }
 
 #[cfg(test)]

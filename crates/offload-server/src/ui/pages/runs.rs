@@ -20,10 +20,10 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::ui::format::{duration, exact, excerpt, relative, short_id, span};
 use crate::ui::layout::{Layout, NoticeQuery, UiError, layout, render};
+use crate::ui::pages::list::{
+    FETCH_LIMIT, PAGE_SIZE, filter_query, older_page, page_cursor, with_query,
+};
 use crate::ui::session::Csrf;
-
-/// Runs per page of the runs list.
-pub(crate) const PAGE_SIZE: u32 = 50;
 
 /// The runs list's query: filters (empty means "any"), a run id to jump to, and the keyset cursor.
 #[derive(Debug, Default, Deserialize)]
@@ -59,17 +59,11 @@ impl Filter {
 
     /// The filters as a query string (without cursor or notice).
     fn query(&self) -> String {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
+        filter_query(&[
             ("function", &self.function),
             ("state", &self.state),
             ("event", &self.event),
-        ] {
-            if !v.is_empty() {
-                q.append_pair(k, v);
-            }
-        }
-        q.finish()
+        ])
     }
 }
 
@@ -190,30 +184,12 @@ pub(crate) async fn runs(
     if error.is_none() {
         match list_params(&filter.function, &filter.state, &filter.event) {
             Ok(mut params) => {
-                params.before = match cursor {
-                    "" => None,
-                    c => match c.parse::<RunId>() {
-                        Ok(id) => Some(id),
-                        Err(_) => {
-                            error =
-                                Some("The page link is not valid; showing the newest runs.".into());
-                            None
-                        }
-                    },
-                };
-                // One more than shown: tells whether an older page exists.
-                params.limit = PAGE_SIZE + 1;
+                let (before, cursor_error) = page_cursor::<RunId>(cursor, "runs");
+                params.before = before;
+                error = cursor_error;
+                params.limit = FETCH_LIMIT;
                 let mut runs = app.engine.store().run_list(params).await?;
-                if runs.len() > PAGE_SIZE as usize {
-                    runs.truncate(PAGE_SIZE as usize);
-                    if let Some(last) = runs.last() {
-                        next_url = Some(with_query(
-                            "/ui/runs",
-                            &filter.query(),
-                            &format!("cursor={}", last.id),
-                        ));
-                    }
-                }
+                next_url = older_page(&mut runs, "/ui/runs", &filter.query(), |r| r.id);
                 rows = runs.iter().map(|r| run_row(r, now)).collect();
             }
             Err(message) => error = Some(message),
@@ -230,16 +206,6 @@ pub(crate) async fn runs(
         paged: !cursor.is_empty(),
     };
     Ok(render(&page))
-}
-
-/// `path?a&b`, leaving out empty parts.
-pub(crate) fn with_query(path: &str, a: &str, b: &str) -> String {
-    let parts: Vec<&str> = [a, b].into_iter().filter(|p| !p.is_empty()).collect();
-    if parts.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{}", parts.join("&"))
-    }
 }
 
 #[cfg(test)]
