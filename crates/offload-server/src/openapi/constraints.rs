@@ -226,41 +226,12 @@ pub(crate) fn apply(doc: &mut OpenApi, limits: &Limits) {
         "CompleteBatchRequest",
         "FailBatchRequest",
     ] {
-        let items = items_of(doc, schema, "jobs");
-        set(
-            doc,
-            schema,
-            "jobs",
-            ArrayBuilder::new()
-                .items(items)
-                .min_items(Some(1))
-                .max_items(Some(MAX_BATCH_JOBS))
-                .build(),
-        );
+        bound_items(doc, schema, "jobs", 1, MAX_BATCH_JOBS);
     }
 
     set(doc, "ScheduleSpec", "name", queue_name());
-    set(
-        doc,
-        "ScheduleSpec",
-        "cron",
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::Custom(FORMAT_CRON.to_owned())))
-            .min_length(Some(1))
-            .max_length(Some(MAX_CRON_LEN))
-            .build(),
-    );
-    set(
-        doc,
-        "ScheduleSpec",
-        "timezone",
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::Custom(FORMAT_TIME_ZONE.to_owned())))
-            .min_length(Some(1))
-            .build(),
-    );
+    set(doc, "ScheduleSpec", "cron", cron());
+    set(doc, "ScheduleSpec", "timezone", time_zone());
     set(
         doc,
         "ScheduleSpec",
@@ -274,8 +245,7 @@ pub(crate) fn apply(doc: &mut OpenApi, limits: &Limits) {
         duration(Duration::from_millis(1), Duration::MAX),
     );
 
-    let page = || integer(1, u64::from(MAX_PAGE_LIMIT)).build();
-    param(doc, "/v1/jobs", "limit", page());
+    param(doc, "/v1/jobs", "limit", page_limit());
     param(
         doc,
         "/v1/jobs",
@@ -301,7 +271,7 @@ pub(crate) fn apply(doc: &mut OpenApi, limits: &Limits) {
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
             .build(),
     );
-    param(doc, "/v1/schedules", "limit", page());
+    param(doc, "/v1/schedules", "limit", page_limit());
     param(doc, "/v1/schedules", "cursor", queue_name());
     for path in [
         "/v1/queues/{queue}/claim",
@@ -353,73 +323,16 @@ fn functions(doc: &mut OpenApi) {
         "timeout",
         duration(MIN_TIMEOUT, Duration::MAX),
     );
-    let triggers = items_of(doc, "FunctionSpec", "triggers");
-    set(
-        doc,
-        "FunctionSpec",
-        "triggers",
-        ArrayBuilder::new()
-            .items(triggers)
-            .min_items(Some(1))
-            .max_items(Some(MAX_TRIGGERS))
-            .build(),
-    );
-    let cancel_on = items_of(doc, "FunctionSpec", "cancel_on");
-    set(
-        doc,
-        "FunctionSpec",
-        "cancel_on",
-        ArrayBuilder::new()
-            .items(cancel_on)
-            .max_items(Some(MAX_CANCEL_ON))
-            .build(),
-    );
+    bound_items(doc, "FunctionSpec", "triggers", 1, MAX_TRIGGERS);
+    bound_items(doc, "FunctionSpec", "cancel_on", 0, MAX_CANCEL_ON);
     set(doc, "TriggerSpec", "event", event_name());
-    set(
-        doc,
-        "TriggerSpec",
-        "cron",
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::Custom(FORMAT_CRON.to_owned())))
-            .min_length(Some(1))
-            .max_length(Some(MAX_CRON_LEN))
-            .build(),
-    );
-    set(
-        doc,
-        "TriggerSpec",
-        "timezone",
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::Custom(FORMAT_TIME_ZONE.to_owned())))
-            .min_length(Some(1))
-            .build(),
-    );
+    set(doc, "TriggerSpec", "cron", cron());
+    set(doc, "TriggerSpec", "timezone", time_zone());
     set(doc, "CancelOnSpec", "event", event_name());
-    let functions = items_of(doc, "AppSyncRequest", "functions");
-    set(
-        doc,
-        "AppSyncRequest",
-        "functions",
-        ArrayBuilder::new()
-            .items(functions)
-            .max_items(Some(MAX_APP_FUNCTIONS))
-            .build(),
-    );
+    bound_items(doc, "AppSyncRequest", "functions", 0, MAX_APP_FUNCTIONS);
     set(doc, "EventRequest", "name", event_name());
     set(doc, "EventRequest", "id", text(MAX_EVENT_ID_LEN).build());
-    let events = items_of(doc, "EventBatch", "events");
-    set(
-        doc,
-        "EventBatch",
-        "events",
-        ArrayBuilder::new()
-            .items(events)
-            .min_items(Some(1))
-            .max_items(Some(MAX_EVENTS_PER_REQUEST))
-            .build(),
-    );
+    bound_items(doc, "EventBatch", "events", 1, MAX_EVENTS_PER_REQUEST);
     set(doc, "RecordedStep", "id", text(MAX_STEP_ID_LEN).build());
     set(
         doc,
@@ -427,9 +340,8 @@ fn functions(doc: &mut OpenApi) {
         "name",
         text(MAX_ERROR_NAME_LEN).build(),
     );
-    let page = || integer(1, u64::from(MAX_PAGE_LIMIT)).build();
     for path in ["/v1/functions", "/v1/events", "/v1/runs"] {
-        param(doc, path, "limit", page());
+        param(doc, path, "limit", page_limit());
     }
     param(doc, "/v1/functions", "cursor", function_id());
     param(doc, "/v1/functions", "app", function_id());
@@ -445,6 +357,29 @@ fn queue_name() -> Schema {
         .pattern(Some(QUEUE_NAME_PATTERN))
         .build()
         .into()
+}
+
+/// A five-field cron expression.
+fn cron() -> Schema {
+    string(1, MAX_CRON_LEN)
+        .format(Some(SchemaFormat::Custom(FORMAT_CRON.to_owned())))
+        .build()
+        .into()
+}
+
+/// An IANA time zone name.
+fn time_zone() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom(FORMAT_TIME_ZONE.to_owned())))
+        .min_length(Some(1))
+        .build()
+        .into()
+}
+
+/// The `limit` of a list route: 1 to `MAX_PAGE_LIMIT`.
+fn page_limit() -> Schema {
+    integer(1, u64::from(MAX_PAGE_LIMIT)).build().into()
 }
 
 /// A short text: 1 to `max` characters, no control character.
@@ -556,6 +491,22 @@ fn items_of(doc: &mut OpenApi, schema: &str, field: &str) -> RefOr<Schema> {
         },
         _ => panic!("{schema}.{field} is not an array"),
     }
+}
+
+/// Bounds the array property `field` of `schema` to `min..=max` items (`min` 0 sets no lower bound),
+/// keeping its items.
+fn bound_items(doc: &mut OpenApi, schema: &str, field: &str, min: usize, max: usize) {
+    let items = items_of(doc, schema, field);
+    set(
+        doc,
+        schema,
+        field,
+        ArrayBuilder::new()
+            .items(items)
+            .min_items((min > 0).then_some(min))
+            .max_items(Some(max))
+            .build(),
+    );
 }
 
 /// Replaces property `field` of `schema` with `new`, keeping its description and whether it may be null.
