@@ -1,11 +1,12 @@
 //! The frame every dashboard page shares: navigation, CSRF token, the server's time and a notice about the
-//! last action; and how a failed page or a template is turned into a response.
+//! last action; and how a failed page, a template or a stored value offered as a download is turned into a
+//! response.
 //!
 //! Invariant: a notice is built from codes in the redirect's query, never from text it carries, so a link
 //! cannot make a page claim something the server did not do.
 
 use askama::Template;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
@@ -71,6 +72,26 @@ pub(crate) fn render(page: &impl Template) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response()
         }
     }
+}
+
+/// A stored value exactly as stored, as a download named `{stem}.json` (JSON) or `{stem}.txt` (text).
+///
+/// `stem` goes into a header as it is: callers build it from ids and fixed part names only.
+pub(crate) fn download(body: String, json: bool, stem: &str) -> Response {
+    let (kind, ext) = if json {
+        ("application/json", "json")
+    } else {
+        ("text/plain; charset=utf-8", "txt")
+    };
+    let disposition = format!("attachment; filename=\"{stem}.{ext}\"");
+    (
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// What every page's frame shows.

@@ -6,9 +6,9 @@
 //! values as downloads), dead jobs, schedules (expressions in words, next fire times, recent ticks,
 //! pause/resume/trigger), push targets (recent failed deliveries per destination), and for durable functions:
 //! functions (triggers, recent runs and failures), runs (filters, keyset paging), run detail (a timeline of
-//! steps, cancel/retry) and events (the runs each started). They share the frame in
-//! [`layout`] and the formatting in [`format`]. Navigation is one list, [`NAV`]: a new page is a module, a
-//! template and one line there.
+//! steps, cancel/retry) and events (the runs each started). They share the frame in [`layout`], the
+//! formatting in [`format`] and the list pages' keyset paging in [`paging`]. Navigation is one list, [`NAV`]:
+//! a new page is a module, a template and one line there.
 //!
 //! Invariants: every page reads bounded data (maintained counters, index walks that stop after a page,
 //! per-minute throughput rows), so it renders in the same time with a million jobs as with ten; every stored
@@ -30,6 +30,7 @@ mod actions;
 mod format;
 mod layout;
 mod pages;
+mod paging;
 pub(crate) mod session;
 
 pub(crate) use session::Sessions;

@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::error::AppError;
 use crate::ui::format::{Shown, clip, exact, pretty_json, relative, short_id, time};
 use crate::ui::layout::{Layout, NoticeQuery, UiError, layout, render};
-use crate::ui::pages::list::{FETCH_LIMIT, filter_query, older_page, page_cursor, with_query};
+use crate::ui::paging::{FETCH_LIMIT, filter_query, older_page, page_cursor, with_query};
 use crate::ui::session::Csrf;
 
 /// Bytes of an event's data shown in the list.

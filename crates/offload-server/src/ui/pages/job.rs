@@ -4,8 +4,7 @@
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use offload_core::{AttemptOutcome, Job, JobId, JobState, Timestamp};
 
 use crate::AppState;
@@ -13,7 +12,7 @@ use crate::error::AppError;
 use crate::ui::format::{
     Shown, clip, duration, exact, pretty_json, relative, short_id, span, time,
 };
-use crate::ui::layout::{Layout, NoticeQuery, UiError, layout, render};
+use crate::ui::layout::{Layout, NoticeQuery, UiError, download, layout, render};
 use crate::ui::session::Csrf;
 
 /// Bytes of the payload, the result and the last error the page shows (the payload and result
@@ -344,21 +343,8 @@ pub(crate) async fn raw(
     let missing = || UiError(AppError::NotFound(format!("Job {id} has no {part}.")));
     let which = Part::parse(&part).ok_or_else(missing)?;
     let (body, json) = which.of(job).ok_or_else(missing)?;
-    let (kind, ext) = if json {
-        ("application/json", "json")
-    } else {
-        ("text/plain; charset=utf-8", "txt")
-    };
     // A UUID and a part that parsed (letters, digits, `-`, `+`): safe in a header as they are.
-    let disposition = format!("attachment; filename=\"job-{job_id}-{part}.{ext}\"");
-    Ok((
-        [
-            (header::CONTENT_TYPE, kind.to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(download(body, json, &format!("job-{job_id}-{part}")))
 }
 
 #[cfg(test)]

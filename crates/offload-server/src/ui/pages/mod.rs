@@ -9,7 +9,6 @@ pub(crate) mod events;
 pub(crate) mod functions;
 pub(crate) mod job;
 pub(crate) mod jobs;
-pub(crate) mod list;
 pub(crate) mod login;
 pub(crate) mod overview;
 pub(crate) mod push;

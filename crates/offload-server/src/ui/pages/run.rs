@@ -9,8 +9,7 @@
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use offload_core::Timestamp;
 use offload_core::function::protocol::{StepError, StepResult};
 use offload_core::function::record::StepKind;
@@ -23,7 +22,7 @@ use crate::error::AppError;
 use crate::ui::format::{
     Shown, clip, duration, exact, pretty_json, relative, short_id, span, time,
 };
-use crate::ui::layout::{Layout, NoticeQuery, UiError, layout, render};
+use crate::ui::layout::{Layout, NoticeQuery, UiError, download, layout, render};
 use crate::ui::pages::runs::event_name;
 use crate::ui::session::Csrf;
 
@@ -348,21 +347,8 @@ pub(crate) async fn raw(
     let run_id = run.id;
     let missing = || UiError(AppError::NotFound(format!("Run {id} has no such {part}.")));
     let (body, json) = raw_value(&app, run, &part, &q).await?.ok_or_else(missing)?;
-    let (kind, ext) = if json {
-        ("application/json", "json")
-    } else {
-        ("text/plain; charset=utf-8", "txt")
-    };
     // A UUID and a part that matched a fixed name: safe in a header as they are.
-    let disposition = format!("attachment; filename=\"run-{run_id}-{part}.{ext}\"");
-    Ok((
-        [
-            (header::CONTENT_TYPE, kind.to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(download(body, json, &format!("run-{run_id}-{part}")))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::ui::format::{duration, exact, excerpt, relative, short_id, span};
 use crate::ui::layout::{Layout, NoticeQuery, UiError, layout, render};
-use crate::ui::pages::list::{
+use crate::ui::paging::{
     FETCH_LIMIT, PAGE_SIZE, filter_query, older_page, page_cursor, with_query,
 };
 use crate::ui::session::Csrf;
