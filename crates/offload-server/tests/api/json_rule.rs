@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use offload_core::JobState;
 use offload_core::json_rule::MAX_DEPTH;
-use offload_engine::{AddressPolicy, EngineConfig, PushConfig, SigningSecret};
+use offload_engine::AddressPolicy;
 use offload_server::ServerConfig;
 
 use crate::common::TestApp;
+use crate::push::push_engine;
 
 const UNPROCESSABLE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
 
@@ -181,15 +182,7 @@ async fn target_answering(body: String) -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn a_push_response_that_breaks_the_rule_is_kept_as_text() {
-    let engine = EngineConfig {
-        claim_poll: Duration::from_millis(100),
-        push: PushConfig {
-            signing_secrets: vec![SigningSecret::generate().unwrap()],
-            policy: AddressPolicy::allow_private(),
-            ..PushConfig::default()
-        },
-        ..EngineConfig::default()
-    };
+    let engine = push_engine(Duration::from_millis(100), AddressPolicy::allow_private());
     let mut apps = vec![(
         "sqlite",
         TestApp::with_engine(ServerConfig::default(), engine.clone()).await,

@@ -11,17 +11,22 @@ use crate::common::TestApp;
 
 const UNPROCESSABLE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
 
-/// A server that delivers push jobs (it has a signing secret), with `policy`.
-pub(crate) async fn app(policy: AddressPolicy) -> TestApp {
-    let engine = EngineConfig {
-        claim_poll: Duration::from_millis(200),
+/// An engine that delivers push jobs (it has a signing secret), with `policy`, claiming every `claim_poll`.
+pub(crate) fn push_engine(claim_poll: Duration, policy: AddressPolicy) -> EngineConfig {
+    EngineConfig {
+        claim_poll,
         push: PushConfig {
             signing_secrets: vec![SigningSecret::generate().unwrap()],
             policy,
             ..PushConfig::default()
         },
         ..EngineConfig::default()
-    };
+    }
+}
+
+/// A server that delivers push jobs (it has a signing secret), with `policy`.
+pub(crate) async fn app(policy: AddressPolicy) -> TestApp {
+    let engine = push_engine(Duration::from_millis(200), policy);
     TestApp::with_engine(ServerConfig::default(), engine).await
 }
 

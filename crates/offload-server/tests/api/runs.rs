@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use offload_engine::{AddressPolicy, EngineConfig, PushConfig, SigningSecret};
+use offload_engine::{AddressPolicy, EngineConfig};
 use offload_server::ServerConfig;
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
 use crate::functions::started_app;
+use crate::push::push_engine;
 
 /// A pull function on queue `id` whose failed steps are retried after 10 ms.
 fn pull_spec() -> Value {
@@ -273,13 +274,7 @@ async fn push_endpoint() -> (String, tokio::task::JoinHandle<()>) {
 async fn the_same_function_runs_over_push() {
     let engine = EngineConfig {
         stage_interval: Duration::from_millis(50),
-        claim_poll: Duration::from_millis(100),
-        push: PushConfig {
-            signing_secrets: vec![SigningSecret::generate().unwrap()],
-            policy: AddressPolicy::allow_private(),
-            ..PushConfig::default()
-        },
-        ..EngineConfig::default()
+        ..push_engine(Duration::from_millis(100), AddressPolicy::allow_private())
     };
     let app = TestApp::with_engine(ServerConfig::default(), engine).await;
     app.engine.start();
