@@ -82,6 +82,7 @@ async fn open_store_with(
         Database::Postgres { url, schema } => {
             let options = PostgresOptions {
                 migrate,
+                record_limits,
                 ..PostgresOptions::new(url.clone()).with_schema(schema.clone())
             };
             Arc::new(PostgresStore::open(options).await?)
