@@ -4,7 +4,7 @@ Two things a JSON Schema cannot say, and nothing else:
 
 1. Values with a grammar no regular expression states exactly carry a named `format` in the document
    (`offload-duration`, `cron`, `iana-time-zone`, `http-url`); these strategies draw valid values of them.
-2. Rules that tie two fields together, or a field to the clock. Positive cases are brought within them, so a
+2. Rules that tie two fields together (or items of one list), or a field to the clock. Positive cases are brought within them, so a
    refusal of a documented-valid request still fails the run; negative cases are left alone. (The examples
    phase does not run these hooks; the document therefore gives no examples that could break such a rule.)
 """
@@ -90,4 +90,48 @@ def map_case(context, case):
             body["jitter"] = 60_000
         if body.get("catch_up_window") is not None:
             body["catch_up"] = "all"
+    if op == "put_function":
+        # The body's id, if any, is the path's (left out, as for schedules).
+        body.pop("id", None)
+        _one_trigger_kind(body)
+    if op == "sync_app" and isinstance(body.get("functions"), list):
+        # Every function of an app sync names itself, each id once.
+        for i, function in enumerate(f for f in body["functions"] if isinstance(f, dict)):
+            function["id"] = f"fn-{i}"
+            _one_trigger_kind(function)
+    if op == "record_run_steps" and isinstance(body.get("steps"), list):
+        # Step ids are unique within one report; a step has `data` or `error`, and only the last may have failed.
+        steps = [step for step in body["steps"] if isinstance(step, dict)]
+        for i, step in enumerate(steps):
+            step["id"] = f"step-{i}"
+            if step.get("error") is not None and (step.get("data") is not None or i + 1 < len(steps)):
+                step.pop("error", None)
     return case
+
+
+def _one_trigger_kind(function):
+    """A trigger has exactly one of `event` (with its `if`) or `cron` (with its `timezone`); a function has at
+    most one cron trigger."""
+    crons = 0
+    for trigger in function.get("triggers") or []:
+        if isinstance(trigger, dict) and trigger.get("event") is None and trigger.get("cron") is not None:
+            crons += 1
+            if crons > 1:
+                trigger.clear()
+                trigger["event"] = "app/signup"
+    for trigger in function.get("triggers") or []:
+        if not isinstance(trigger, dict):
+            continue
+        if trigger.get("event") is not None:
+            trigger.pop("cron", None)
+            trigger.pop("timezone", None)
+            # A filter's keys are field paths: a grammar the document can only describe (it has no keyword for
+            # the names of properties), so positive cases use valid paths.
+            if isinstance(trigger.get("if"), dict):
+                trigger["if"] = {f"data.f{i}": v for i, v in enumerate(trigger["if"].values())}
+        elif trigger.get("cron") is not None:
+            trigger.pop("if", None)
+            trigger.pop("event", None)
+        else:
+            trigger.clear()
+            trigger["event"] = "app/signup"

@@ -829,7 +829,9 @@ export interface components {
         /** @description One event. */
         EventRequest: {
             /** @description A JSON object (default `{}`). */
-            data?: unknown;
+            data?: {
+                [key: string]: unknown;
+            } | null;
             /** @description De-duplication key: an event whose id was seen within retention starts nothing again. */
             id?: string | null;
             /** @description The event's name, e.g. `app/user.signup`. */
@@ -1306,9 +1308,17 @@ export interface components {
             message: string;
             /** @description The error's class. */
             name: string;
-            /** @description Must be `false` here: a retryable error ends the call instead. */
-            retryable?: boolean | null;
+            /**
+             * @description Must be `false` here: a retryable error ends the call instead.
+             * @enum {boolean}
+             */
+            retryable: false;
         };
+        /**
+         * @description The one kind of step a worker records within its lease.
+         * @enum {string}
+         */
+        RecordedOp: "run";
         /** @description A `run` step's outcome. */
         RecordedStep: {
             /** @description Its JSON result. */
@@ -1316,8 +1326,8 @@ export interface components {
             error?: components["schemas"]["RecordedError"] | null;
             /** @description The step's id. */
             id: string;
-            /** @description Always `run`. */
-            op: string;
+            /** @description Always `run`: only executed steps are recorded within a lease. */
+            op: components["schemas"]["RecordedOp"];
         };
         /** @description `POST /v1/runs/{id}/steps`: `run` steps ran within the call's lease. */
         RecordStepsRequest: {
@@ -1621,8 +1631,19 @@ export interface components {
             cron?: string | null;
             /** @description An event name that starts a run. */
             event?: string | null;
-            /** @description A filter the event must pass: an object of field paths (`data.plan`) to values or comparisons. */
-            if?: unknown;
+            /** @description Field paths (`data.plan`: `data`, `name`, `id` or `ts`, then up to 15 more `.`-separated segments, at most 256 bytes) to a plain value (equality) or an object of operators. */
+            if?: {
+                [key: string]: (null | boolean | number | string | unknown[]) | {
+                    eq?: unknown;
+                    exists?: boolean;
+                    gt?: number | string;
+                    gte?: number | string;
+                    in?: unknown[];
+                    lt?: number | string;
+                    lte?: number | string;
+                    ne?: unknown;
+                };
+            } | null;
             /**
              * Format: iana-time-zone
              * @description IANA time zone of `cron` (default UTC).
@@ -2844,7 +2865,7 @@ export interface operations {
                  * @description Only runs in this state (`queued`, `running`, `sleeping`, `waiting`, `succeeded`, `failed`,
                  *     `cancelled`).
                  */
-                state?: string;
+                state?: "queued" | "running" | "sleeping" | "waiting" | "succeeded" | "failed" | "cancelled";
             };
             header?: never;
             path?: never;

@@ -50,8 +50,13 @@ pub struct FunctionSpec {
     /// Queue of the function's calls (default: the function id). Queue limits and pause apply to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
-    /// Retries of a failed step, and of a call that failed outside any step (default 4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Retries of a failed step, and of a call that failed outside any step (default 4). A whole float
+    /// (`3.0`) counts as its integer, as everywhere in the API.
+    #[serde(
+        default,
+        deserialize_with = "crate::whole::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retries: Option<u32>,
     /// Delay between retries (the job backoff policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]

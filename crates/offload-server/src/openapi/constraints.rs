@@ -17,8 +17,11 @@ use offload_core::api::{
 use offload_core::cron::schedule::MAX_CRON_LEN;
 use offload_core::function::definition::{MAX_CANCEL_ON, MAX_RETRIES, MAX_TRIGGERS};
 use offload_core::function::event::{MAX_EVENT_ID_LEN, MAX_EVENTS_PER_REQUEST};
+use offload_core::function::filter::{MAX_CONDITIONS, MAX_IN_VALUES};
 use offload_core::function::names::{MAX_EVENT_NAME_LEN, MAX_FUNCTION_ID_LEN, MAX_STEP_ID_LEN};
+use offload_core::function::path::{MAX_PATH_LEN, MAX_PATH_SEGMENTS};
 use offload_core::function::protocol::MAX_ERROR_NAME_LEN;
+use offload_core::function::run::RunState;
 use offload_core::push::callback::RESERVED_QUEUE_PREFIX;
 use offload_core::push::target::{
     FORBIDDEN_HEADERS, MAX_HEADER_VALUE_LEN, MAX_TARGET_HEADERS, MAX_TARGET_TIMEOUT, MAX_URL_LEN,
@@ -35,6 +38,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{OpenApi, RefOr};
 
 use crate::routes::apps::MAX_APP_FUNCTIONS;
+use crate::routes::runs::MAX_RECORDED_STEPS_PER_REQUEST;
 
 /// A duration written as text (`"30s"`, `"1h30m"`, `"PT5M"`, `"2d"`); the integer form states its bounds.
 pub(crate) const FORMAT_DURATION: &str = "offload-duration";
@@ -329,11 +333,29 @@ fn functions(doc: &mut OpenApi) {
     set(doc, "TriggerSpec", "cron", cron());
     set(doc, "TriggerSpec", "timezone", time_zone());
     set(doc, "CancelOnSpec", "event", event_name());
+    set(doc, "CancelOnSpec", "match", field_path());
     bound_items(doc, "AppSyncRequest", "functions", 0, MAX_APP_FUNCTIONS);
     set(doc, "EventRequest", "name", event_name());
     set(doc, "EventRequest", "id", text(MAX_EVENT_ID_LEN).build());
     bound_items(doc, "EventBatch", "events", 1, MAX_EVENTS_PER_REQUEST);
     set(doc, "RecordedStep", "id", text(MAX_STEP_ID_LEN).build());
+    bound_items(
+        doc,
+        "RecordStepsRequest",
+        "steps",
+        1,
+        MAX_RECORDED_STEPS_PER_REQUEST,
+    );
+    set(
+        doc,
+        "RecordedError",
+        "retryable",
+        ObjectBuilder::new()
+            .schema_type(Type::Boolean)
+            .enum_values(Some([false]))
+            .build(),
+    );
+    set(doc, "TriggerSpec", "if", filter());
     set(
         doc,
         "RecordedError",
@@ -347,8 +369,76 @@ fn functions(doc: &mut OpenApi) {
     param(doc, "/v1/functions", "app", function_id());
     param(doc, "/v1/events", "name", event_name());
     param(doc, "/v1/runs", "function", function_id());
+    param(
+        doc,
+        "/v1/runs",
+        "state",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(RunState::ALL.map(RunState::as_str)))
+            .build(),
+    );
     param(doc, "/v1/functions/{id}", "id", function_id());
     param(doc, "/v1/apps/{app}", "app", function_id());
+}
+
+/// A field path into an event (`offload_core::function::path::FieldPath`): `data`, `name`, `id` or `ts`, then
+/// `.`-separated segments without control characters.
+fn field_path() -> Schema {
+    let more = MAX_PATH_SEGMENTS - 1;
+    string(1, MAX_PATH_LEN)
+        .pattern(Some(format!(
+            r"^(data|name|id|ts)(\.[^.\x00-\x1f\x7f-\x9f]+){{0,{more}}}$"
+        )))
+        .build()
+        .into()
+}
+
+/// A trigger filter (`offload_core::function::filter`): field paths to a plain value (equality) or an object of
+/// operators. The paths' grammar (`data`, `name`, `id` or `ts`, then `.`-separated segments) is stated in the
+/// description: the document model has no keyword for the names of properties.
+fn filter() -> Schema {
+    let comparable =
+        || ObjectBuilder::new().schema_type(SchemaType::Array(vec![Type::Number, Type::String]));
+    let any = || ObjectBuilder::new().schema_type(SchemaType::AnyValue);
+    let operators = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .min_properties(Some(1))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .property("eq", any())
+        .property("ne", any())
+        .property("gt", comparable())
+        .property("gte", comparable())
+        .property("lt", comparable())
+        .property("lte", comparable())
+        .property(
+            "in",
+            ArrayBuilder::new()
+                .items(any())
+                .max_items(Some(MAX_IN_VALUES)),
+        )
+        .property("exists", ObjectBuilder::new().schema_type(Type::Boolean));
+    let plain = ObjectBuilder::new().schema_type(SchemaType::Array(vec![
+        Type::Null,
+        Type::Boolean,
+        Type::Number,
+        Type::String,
+        Type::Array,
+    ]));
+    let condition = OneOfBuilder::new().item(plain).item(operators).build();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::Object, Type::Null]))
+        .max_properties(Some(MAX_CONDITIONS))
+        .description(Some(format!(
+            "Field paths (`data.plan`: `data`, `name`, `id` or `ts`, then up to {} more `.`-separated \
+             segments, at most {MAX_PATH_LEN} bytes) to a plain value (equality) or an object of operators.",
+            MAX_PATH_SEGMENTS - 1
+        )))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(
+            condition,
+        )))))
+        .build()
+        .into()
 }
 
 /// A queue or schedule name.

@@ -77,7 +77,7 @@ pub(crate) struct EventRequest {
     /// The event's name, e.g. `app/user.signup`.
     name: String,
     /// A JSON object (default `{}`).
-    data: Option<Value>,
+    data: Option<serde_json::Map<String, Value>>,
     /// De-duplication key: an event whose id was seen within retention starts nothing again.
     id: Option<String>,
     /// When it happened (default: when the server received it).
@@ -122,12 +122,20 @@ pub(crate) struct RecordStepsRequest {
 pub(crate) struct RecordedStep {
     /// The step's id.
     id: String,
-    /// Always `run`.
-    op: String,
+    /// Always `run`: only executed steps are recorded within a lease.
+    op: RecordedOp,
     /// Its JSON result.
     data: Option<Value>,
     /// Its final error.
     error: Option<RecordedError>,
+}
+
+/// The one kind of step a worker records within its lease.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RecordedOp {
+    /// Code that ran.
+    Run,
 }
 
 /// A step's final error.
@@ -139,5 +147,5 @@ pub(crate) struct RecordedError {
     /// What went wrong.
     message: String,
     /// Must be `false` here: a retryable error ends the call instead.
-    retryable: Option<bool>,
+    retryable: bool,
 }

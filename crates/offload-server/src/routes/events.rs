@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use offload_core::Timestamp;
 use offload_core::function::event::{EventId, EventRequest};
+use offload_core::function::names::validate_event_name;
 use offload_core::function::run::RunId;
 use offload_engine::EngineError;
 use offload_store::{EventListParams, EventRecord};
@@ -19,7 +20,7 @@ use serde_json::value::RawValue;
 use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::extract::{Json, Query, parse_json};
-use crate::routes::page::{next_cursor, page_limit};
+use crate::routes::page::{check_filter, next_cursor, page_limit};
 
 /// Page size of `GET /v1/events` when none is asked for.
 const DEFAULT_PAGE: u32 = 50;
@@ -202,6 +203,7 @@ pub(crate) async fn list(
     Query(query): Query<ListEventsQuery>,
 ) -> Result<axum::Json<EventList>> {
     let limit = page_limit(query.limit, DEFAULT_PAGE)?;
+    check_filter("name", query.name.as_deref(), validate_event_name)?;
     let records = app
         .engine
         .functions()

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::extract::{Json, Query};
-use crate::routes::page::{check_cursor, next_cursor, page_limit};
+use crate::routes::page::{check_cursor, check_filter, next_cursor, page_limit};
 
 /// Page size of `GET /v1/functions` when none is asked for.
 const DEFAULT_PAGE: u32 = 100;
@@ -171,6 +171,7 @@ pub(crate) async fn list(
 ) -> Result<axum::Json<FunctionList>> {
     let limit = page_limit(query.limit, DEFAULT_PAGE)?;
     check_cursor(query.cursor.as_deref(), validate_function_id)?;
+    check_filter("app", query.app.as_deref(), validate_function_id)?;
     let records = app
         .engine
         .functions()

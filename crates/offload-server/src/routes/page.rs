@@ -31,6 +31,19 @@ pub(crate) fn check_cursor<E>(
     }
 }
 
+/// Checks a filter with the validator of the value it compares, so a value no record can hold is refused
+/// (`invalid_field` naming the parameter) rather than answered with an empty page.
+pub(crate) fn check_filter(
+    field: &str,
+    value: Option<&str>,
+    validate: impl FnOnce(&str) -> std::result::Result<(), String>,
+) -> Result<()> {
+    match value {
+        Some(value) => validate(value).map_err(|m| AppError::invalid(field, m)),
+        None => Ok(()),
+    }
+}
+
 /// The cursor of the next page: the key of the last record when the page is full, else none.
 pub(crate) fn next_cursor<T, K>(records: &[T], limit: u32, key: impl FnOnce(&T) -> K) -> Option<K> {
     if records.len() == limit as usize {

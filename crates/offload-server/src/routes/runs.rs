@@ -18,7 +18,8 @@ use serde_json::value::RawValue;
 use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::extract::{Json, Query};
-use crate::routes::page::{next_cursor, page_limit};
+use crate::routes::page::{check_filter, next_cursor, page_limit};
+use offload_core::function::names::validate_function_id;
 
 /// Page size of `GET /v1/runs` when none is asked for.
 const DEFAULT_PAGE: u32 = 50;
@@ -283,6 +284,7 @@ pub(crate) async fn list(
     Query(query): Query<ListRunsQuery>,
 ) -> Result<axum::Json<RunList>> {
     let limit = page_limit(query.limit, DEFAULT_PAGE)?;
+    check_filter("function", query.function.as_deref(), validate_function_id)?;
     let records = app
         .engine
         .functions()
@@ -363,6 +365,9 @@ pub(crate) async fn retry(
     )))
 }
 
+/// Most steps one `POST /v1/runs/{id}/steps` records (a run records at most 1,000 in all).
+pub(crate) const MAX_RECORDED_STEPS_PER_REQUEST: usize = 1000;
+
 /// `POST /v1/runs/{id}/steps`: records `run` steps a pull worker ran within its call's lease, before it
 /// completes the call (a stale `lease_token` is refused with `lease_mismatch`); the run, with its new count.
 #[utoipa::path(
@@ -386,6 +391,12 @@ pub(crate) async fn record(
             "only `run` steps with `data` or `error` are recorded here; complete the call to plan the next step",
         ));
     };
+    if ran.len() > MAX_RECORDED_STEPS_PER_REQUEST {
+        return Err(AppError::invalid(
+            "steps",
+            format!("must hold at most {MAX_RECORDED_STEPS_PER_REQUEST} steps"),
+        ));
+    }
     for (i, step) in ran.iter().enumerate() {
         if let RanOutcome::Error {
             retryable: true, ..

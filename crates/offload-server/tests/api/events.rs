@@ -118,6 +118,29 @@ async fn bad_events_are_refused_with_their_field() {
 }
 
 #[tokio::test]
+async fn list_filters_no_record_could_match_are_refused_with_their_parameter() {
+    let app = TestApp::new().await;
+    for (path, field) in [
+        ("/v1/events?name=%C3%97%C3%B8", "name"),
+        ("/v1/functions?app=bad%20app", "app"),
+        ("/v1/runs?function=bad%20id", "function"),
+        ("/v1/runs?state=", "state"),
+        ("/v1/runs?state=asleep", "state"),
+    ] {
+        app.get(path)
+            .await
+            .assert_problem(UNPROCESSABLE, "invalid_field", Some(field));
+    }
+    for path in [
+        "/v1/events?name=app/user.signup",
+        "/v1/functions?app=shop",
+        "/v1/runs?function=charge&state=waiting",
+    ] {
+        assert_eq!(app.get(path).await.status, StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn events_and_cancelled_runs_are_counted() {
     let app = crate::metrics::app().await;
     app.register(
