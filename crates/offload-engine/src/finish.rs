@@ -23,6 +23,9 @@ pub(crate) async fn finish(
     for finished in outcomes.iter().flatten() {
         observe::finished(&finished.queue, finished.state);
         observe::ran(&finished.queue, finished.started_at, now);
+        if let Some(change) = &finished.run {
+            observe::run_changed(change);
+        }
         match finished.state {
             JobState::Available => wakers.queues.wake(&finished.queue),
             JobState::Retrying | JobState::Scheduled => delayed = true,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use offload_core::function::run::RunState;
 use offload_core::{JobState, Timestamp};
+use offload_store::RunChange;
 
 /// Jobs stored by enqueues (idempotent replays not counted), by `queue`.
 pub const JOBS_ENQUEUED: &str = "offload_jobs_enqueued_total";
@@ -132,10 +133,35 @@ pub(crate) fn event_received(name: &str, duplicate: bool) {
 
 /// A run of `function` ended in `state` after running from `created` to `ended`.
 pub(crate) fn run_ended(function: &str, state: RunState, created: Timestamp, ended: Timestamp) {
+    run_lasted(function, state, seconds(created, ended));
+}
+
+/// A run of `function` ended in `state` after `secs` seconds.
+fn run_lasted(function: &str, state: RunState, secs: f64) {
     metrics::counter!(RUNS_FINISHED, "function" => function.to_owned(), "state" => state.as_str())
         .increment(1);
     metrics::histogram!(RUN_SECONDS, "function" => function.to_owned(), "state" => state.as_str())
-        .record(seconds(created, ended));
+        .record(secs);
+}
+
+/// Runs started, one per function id in `functions` (an event's fan-out).
+pub(crate) fn runs_started(functions: &[String]) {
+    for function in functions {
+        metrics::counter!(RUNS_STARTED, "function" => function.clone()).increment(1);
+    }
+}
+
+/// What the end of a call job did to its run, as the store reported it: the steps its answer recorded, and the
+/// run's end if it ended.
+pub(crate) fn run_changed(change: &RunChange) {
+    let f = change.function_id.as_str();
+    steps(f, "data", u64::from(change.steps.data));
+    steps(f, "error", u64::from(change.steps.error));
+    steps(f, "retry", u64::from(change.steps.retry));
+    steps(f, "planned", u64::from(change.steps.planned));
+    if let Some(end) = change.ended {
+        run_lasted(f, end.state, end.duration.as_secs_f64());
+    }
 }
 
 /// `n` steps of `function` reported with `outcome`.

@@ -43,6 +43,10 @@ pub fn recorder() -> Result<PrometheusBuilder, BuildError> {
         .set_buckets_for_metric(
             Matcher::Full(observe::JOB_RUN_SECONDS.to_owned()),
             &observe::DURATION_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(observe::RUN_SECONDS.to_owned()),
+            &observe::DURATION_BUCKETS,
         )
 }
 

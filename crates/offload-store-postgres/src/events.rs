@@ -192,6 +192,7 @@ async fn store_and_fan_out(
             id: events[i].0,
             duplicate: false,
             runs: Vec::new(),
+            started: Vec::new(),
             resolved_waits: 0,
             cancelled_runs: 0,
         })
@@ -215,6 +216,7 @@ async fn store_and_fan_out(
     for &(k, function) in &starts {
         let id = RunId::new();
         outcome[k].runs.push(id);
+        outcome[k].started.push(function.id.clone());
         new_runs.push(NewRun {
             id,
             function,
@@ -287,6 +289,7 @@ async fn store_and_fan_out(
             id: EventId(holder),
             duplicate: true,
             runs,
+            started: Vec::new(),
             resolved_waits: 0,
             cancelled_runs: 0,
         });

@@ -26,7 +26,8 @@ use offload_core::{AttemptOutcome, Backoff, JobId, JobState, LeaseToken, NewJob,
 use offload_store::calls::{self, CallJobEnd};
 use offload_store::ending::{RunningJob, end_attempt, truncate_error};
 use offload_store::{
-    Finish, FinishItem, FinishOutcome, Finished, JobRescueParams, RescueReport, Result, StoreError,
+    Finish, FinishItem, FinishOutcome, Finished, JobRescueParams, RescueReport, Result, StepCounts,
+    StoreError,
 };
 use serde_json::value::RawValue;
 use sqlx::Connection;
@@ -206,6 +207,7 @@ pub(crate) async fn rescue(
             queue: f.queue,
             state: end.state,
             started_at: end.started_at,
+            run: None,
         });
         ends.push(end);
     }
@@ -213,7 +215,12 @@ pub(crate) async fn rescue(
     let runs: Vec<uuid::Uuid> = dead_calls.iter().map(|c| c.1.0).collect();
     run_flow::lock_runs(&mut tx, &runs).await?;
     for (job, run, state, error) in dead_calls {
+        let before = run_flow::state_of(&mut tx, run).await?;
         queues.extend(call_ended(&mut tx, now, limits, job, run, state, error.as_deref()).await?);
+        let change = run_flow::change(&mut tx, run, before, StepCounts::default()).await?;
+        if let Some(done) = rescued.iter_mut().find(|d| d.id == job) {
+            done.run = change;
+        }
     }
     queues.extend(write(&mut tx, now, &ends).await?);
     tx.commit().await.map_err(db)?;
@@ -240,6 +247,11 @@ async fn decide<'a>(
         return Ok((Err(StoreError::LeaseMismatch), Vec::new()));
     }
     let mut queues = Vec::new();
+    let before = match f.run_id {
+        Some(run) => run_flow::state_of(conn, RunId(run)).await?,
+        None => None,
+    };
+    let mut steps = StepCounts::default();
     // A call's answer is applied to its run with the completion; one that breaks the protocol turns the
     // completion into a failed attempt.
     let mut substitute = None;
@@ -250,7 +262,10 @@ async fn decide<'a>(
             Err(e) => Err(e),
         };
         match applied {
-            Ok(q) => queues.extend(q),
+            Ok((q, counted)) => {
+                queues.extend(q);
+                steps = counted;
+            }
             Err(e) => substitute = Some(Finish::Fail(calls::protocol_failure(&e))),
         }
     }
@@ -273,18 +288,24 @@ async fn decide<'a>(
             .await?,
         );
     }
+    let run = match f.run_id {
+        Some(run) => run_flow::change(conn, RunId(run), before, steps).await?,
+        None => None,
+    };
     let finished = Finished {
         id: f.id,
         queue: f.queue.clone(),
         state: end.state,
         started_at: end.started_at,
+        run,
     };
     ends.push(end);
     Ok((Ok(finished), queues))
 }
 
-/// Applies a call's answer to its run (locked): the step record decision, then its writes. A
-/// [`ProtocolError`] means the answer contradicts the run; nothing was written for it.
+/// Applies a call's answer to its run (locked): the step record decision, then its writes; answers the queues
+/// to announce and the steps recorded. A [`ProtocolError`] means the answer contradicts the run; nothing was
+/// written for it.
 async fn answered(
     conn: &mut PgConnection,
     now: Timestamp,
@@ -292,9 +313,9 @@ async fn answered(
     f: &Facts,
     run_id: RunId,
     answer: Answer,
-) -> Result<std::result::Result<Vec<String>, ProtocolError>> {
+) -> Result<std::result::Result<(Vec<String>, StepCounts), ProtocolError>> {
     let Some(run) = run_flow::load_run(conn, run_id).await? else {
-        return Ok(Ok(Vec::new()));
+        return Ok(Ok((Vec::new(), StepCounts::default())));
     };
     run_flow::mark_started(conn, run_id, f.attempted_at).await?;
     let function = run_flow::function_of(conn, &run).await?;
@@ -328,6 +349,7 @@ async fn answered(
             }));
         }
     }
+    let steps = calls::step_counts(&decision);
     let queues = run_flow::apply(
         conn,
         now,
@@ -338,7 +360,7 @@ async fn answered(
         Some(f.id),
     )
     .await?;
-    Ok(Ok(queues))
+    Ok(Ok((queues, steps)))
 }
 
 /// What a call job's end does to its run beyond its answer: a dead call fails the run, a cancelled one cancels

@@ -19,7 +19,7 @@ use offload_core::function::run::{RunId, RunState};
 use offload_core::{JobId, JobState, Timestamp};
 use offload_store::calls::{self, CallSpec};
 use offload_store::fanout::wait_columns;
-use offload_store::{Result, StoreError};
+use offload_store::{Result, RunChange, StepCounts, StoreError};
 use serde_json::Value;
 use sqlx::postgres::PgConnection;
 
@@ -688,6 +688,45 @@ pub(crate) async fn apply(
         }
     }
     Ok(announce)
+}
+
+/// A run's stored state, if the run exists (read before a call's end is applied, for [`change`]).
+pub(crate) async fn state_of(conn: &mut PgConnection, run: RunId) -> Result<Option<RunState>> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM runs WHERE id = $1")
+        .bind(run.0)
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?;
+    state.as_deref().map(run_state).transpose()
+}
+
+/// What a call's end did to its run, read back after it was applied ([`calls::run_change`]); `before` is the
+/// run's state before (`None`: there was no run).
+pub(crate) async fn change(
+    conn: &mut PgConnection,
+    run: RunId,
+    before: Option<RunState>,
+    steps: StepCounts,
+) -> Result<Option<RunChange>> {
+    let Some(before) = before else {
+        return Ok(None);
+    };
+    let row =
+        sqlx::query("SELECT function_id, state, created_at, ended_at FROM runs WHERE id = $1")
+            .bind(run.0)
+            .fetch_optional(conn)
+            .await
+            .map_err(db)?;
+    let Some(row) = row else { return Ok(None) };
+    let sides = calls::RunSides {
+        run_id: run,
+        function_id: get(&row, "function_id")?,
+        before,
+        after: run_state(get::<&str>(&row, "state")?)?,
+        created_at: get::<Ts>(&row, "created_at")?.0,
+        ended_at: ts_opt(&row, "ended_at")?,
+    };
+    Ok(calls::run_change(sides, steps))
 }
 
 /// Marks a run started (its first call began at `at`).

@@ -113,6 +113,7 @@ pub(crate) async fn store(
                     id: first,
                     duplicate: true,
                     runs: runs_of(conn, first).await?,
+                    started: Vec::new(),
                     resolved_waits: 0,
                     cancelled_runs: 0,
                 });
@@ -179,10 +180,12 @@ async fn fan_out(
     });
 
     let mut runs = Vec::with_capacity(plan.start.len());
+    let mut started = Vec::with_capacity(plan.start.len());
     for i in plan.start {
         runs.push(
             run_calls::create_run(conn, now, &functions[i], id, &text, None, counts, woken).await?,
         );
+        started.push(functions[i].id.clone());
     }
     let mut resolved_waits = 0;
     for i in plan.resolve {
@@ -219,6 +222,7 @@ async fn fan_out(
         id,
         duplicate: false,
         runs,
+        started,
         resolved_waits,
         cancelled_runs,
     })

@@ -208,17 +208,18 @@ pub(crate) async fn rescue(
             queue: f.queue,
             state: end.state,
             started_at: codec::timestamp(end.started_at)?,
+            run: None,
         });
         ends.push(end);
     }
     write(conn, now, &ends, counts).await?;
     let seqs: Vec<i64> = ends.iter().map(|e| e.seq).collect();
     let calls = run_rows::calls_of(conn, &seqs).await?;
-    for end in &ends {
+    for (end, done) in ends.iter().zip(&mut rescued) {
         if let Some((run, _)) = calls.get(&end.seq) {
             let prepared = run_answer::Prepared::NotAnAnswer;
             let started = Some(end.started_at);
-            run_answer::after_end(
+            done.run = run_answer::after_end(
                 conn, now, *run, prepared, end.state, end.error, started, counts,
             )
             .await?;
@@ -268,6 +269,7 @@ fn decide<'a>(
         queue: f.queue.clone(),
         state: end.state,
         started_at: codec::timestamp(end.started_at)?,
+        run: None,
     };
     ends.push(end);
     Ok(finished)
@@ -296,16 +298,17 @@ async fn finish_call(
         _ => &item.finish,
     };
     let end = end_of(f, finish, now);
-    let finished = Finished {
+    let mut finished = Finished {
         id: f.id,
         queue: f.queue.clone(),
         state: end.state,
         started_at: codec::timestamp(end.started_at)?,
+        run: None,
     };
     let (state, error, started) = (end.state, end.error.map(str::to_owned), end.started_at);
     write(conn, now, std::slice::from_ref(&end), counts).await?;
     drop(end);
-    run_answer::after_end(
+    finished.run = run_answer::after_end(
         conn,
         now,
         run,

@@ -16,17 +16,20 @@ use offload_core::function::record::{
 };
 use offload_core::function::run::{RunId, RunState};
 use offload_store::calls::{
-    CallJobEnd, Decided, call_attempt, call_job_end, decide_answer, invoked_data,
+    CallJobEnd, Decided, RunSides, call_attempt, call_job_end, decide_answer, invoked_data,
+    run_change, step_counts,
 };
 use offload_store::fanout::wait_columns;
-use offload_store::{Finish, Result, StoreError};
+use offload_store::{Finish, Result, RunChange, StepCounts, StoreError};
 use sqlx::sqlite::SqliteConnection;
 
-use crate::codec::micros;
+use crate::codec::{micros, timestamp};
 use crate::counts::Counts;
 use crate::error::db;
 use crate::run_calls::{RunEnd, create_run, end_run, enqueue, function_of};
-use crate::run_rows::{Run, load_run, pending, record, set_state, steps_of, write_records};
+use crate::run_rows::{
+    Run, load_run, pending, record, run_state, set_state, steps_of, write_records,
+};
 use crate::{events, functions};
 
 /// What a call job's report means for its run, decided before the job's end is written.
@@ -105,7 +108,8 @@ pub(crate) async fn prepare(
 }
 
 /// After a call job's end is written: applies the answer's decision, or what the job's end means for the run.
-/// Also notes when the run started (its first call's claim).
+/// Also notes when the run started (its first call's claim). Returns what the end did to the run, unless the
+/// run had already ended.
 #[allow(clippy::too_many_arguments)] // the ended job's facts
 pub(crate) async fn after_end(
     conn: &mut SqliteConnection,
@@ -116,7 +120,7 @@ pub(crate) async fn after_end(
     job_error: Option<&str>,
     attempted_at: Option<i64>,
     counts: &mut Counts,
-) -> Result<()> {
+) -> Result<Option<RunChange>> {
     sqlx::query("UPDATE runs SET started_at = coalesce(started_at, ?2) WHERE id = ?1")
         .bind(run_id.0.as_bytes().as_slice())
         .bind(attempted_at)
@@ -127,23 +131,53 @@ pub(crate) async fn after_end(
     if let Prepared::Apply(applied) = prepared
         && job_state == JobState::Succeeded
     {
-        return apply(conn, now, *applied, counts, &mut woken).await;
+        let (before, steps) = (applied.run.state, step_counts(&applied.decision));
+        apply(conn, now, *applied, counts, &mut woken).await?;
+        return change(conn, run_id, before, steps).await;
     }
     let Some(run) = load_run(conn, run_id).await? else {
-        return Ok(());
+        return Ok(None);
     };
     if run.state.is_final() {
-        return Ok(());
+        return Ok(None);
     }
     match call_job_end(job_state, job_error) {
         CallJobEnd::FailRun(error) => {
-            end_run(conn, now, &run, RunEnd::Failed(&error), counts, &mut woken).await
+            end_run(conn, now, &run, RunEnd::Failed(&error), counts, &mut woken).await?
         }
         CallJobEnd::CancelRun => {
-            end_run(conn, now, &run, RunEnd::Cancelled, counts, &mut woken).await
+            end_run(conn, now, &run, RunEnd::Cancelled, counts, &mut woken).await?
         }
-        CallJobEnd::Nothing => Ok(()),
+        CallJobEnd::Nothing => {}
     }
+    change(conn, run_id, run.state, StepCounts::default()).await
+}
+
+/// What a call's end did to its run, read back after it was applied ([`run_change`]).
+async fn change(
+    conn: &mut SqliteConnection,
+    run_id: RunId,
+    before: RunState,
+    steps: StepCounts,
+) -> Result<Option<RunChange>> {
+    let row: Option<(String, String, i64, Option<i64>)> =
+        sqlx::query_as("SELECT function_id, state, created_at, ended_at FROM runs WHERE id = ?1")
+            .bind(run_id.0.as_bytes().as_slice())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+    let Some((function_id, state, created_at, ended_at)) = row else {
+        return Ok(None);
+    };
+    let sides = RunSides {
+        run_id,
+        function_id,
+        before,
+        after: run_state(&state)?,
+        created_at: timestamp(created_at)?,
+        ended_at: ended_at.map(timestamp).transpose()?,
+    };
+    Ok(run_change(sides, steps))
 }
 
 /// Writes a decision: records, failed attempts, events, then what follows for the run.

@@ -16,14 +16,14 @@ use offload_core::function::event::{DEFAULT_MAX_EVENT_BYTES, EventId, NewEvent};
 use offload_core::function::protocol::Answer;
 use offload_core::function::protocol::{CallRequest, Json, ProtocolError, StepError, StepResult};
 use offload_core::function::record::{
-    CallFacts, Decision, InvokeOutcome, RecordLimits, RunFacts, decide,
+    CallFacts, Decision, InvokeOutcome, Next, RecordLimits, RunFacts, decide,
 };
 use offload_core::function::run::{RunId, RunState};
 use offload_core::state::{Failure, FailureCause};
 use offload_core::{JobId, JobState, NewJob, RunAt};
 use serde_json::value::RawValue;
 
-use crate::{RUN_TAG, StoreError};
+use crate::{RUN_TAG, RunChange, RunEnded, StepCounts, StoreError};
 
 /// The name of the server's own event that starts an invoked run.
 pub const INVOKED_EVENT: &str = "offload/function.invoked";
@@ -248,6 +248,64 @@ pub fn retry_removes<'a>(state: RunState, records: &[RecordedStep<'a>]) -> Optio
         return None;
     }
     records.last().filter(|r| r.is_error).map(|r| r.id)
+}
+
+/// The steps a decision records, by outcome (what the engine counts as `offload_steps_total`).
+pub fn step_counts(decision: &Decision) -> StepCounts {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let error = decision
+        .records
+        .iter()
+        .filter(|r| matches!(r.result, StepResult::Error(_)))
+        .count();
+    StepCounts {
+        data: count(decision.records.len() - error),
+        error: count(error),
+        retry: count(decision.failed_attempts.len()),
+        planned: match &decision.next {
+            Next::Parallel(ids) => count(ids.len()),
+            _ => 0,
+        },
+    }
+}
+
+/// A run as it stood before and after the end of one of its call jobs, as a store reads it for [`run_change`].
+#[derive(Debug, Clone)]
+pub struct RunSides {
+    /// The run.
+    pub run_id: RunId,
+    /// Its function.
+    pub function_id: String,
+    /// Its stored state before the call's end was applied.
+    pub before: RunState,
+    /// Its stored state after.
+    pub after: RunState,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it ended, if it has.
+    pub ended_at: Option<Timestamp>,
+}
+
+/// What the end of a call job did to its run: nothing to report when the run had already ended; else its
+/// recorded steps, and its end when it reached a final state in this transaction.
+pub fn run_change(sides: RunSides, steps: StepCounts) -> Option<RunChange> {
+    if sides.before.is_final() {
+        return None;
+    }
+    let ended = sides.after.is_final().then(|| {
+        let end = sides.ended_at.unwrap_or(sides.created_at);
+        RunEnded {
+            state: sides.after,
+            duration: std::time::Duration::try_from(end.duration_since(sides.created_at))
+                .unwrap_or_default(),
+        }
+    });
+    Some(RunChange {
+        run_id: sides.run_id,
+        function_id: sides.function_id,
+        ended,
+        steps,
+    })
 }
 
 fn result_len(result: &StepResult) -> usize {
@@ -479,6 +537,89 @@ mod tests {
             Some(InvokeOutcome::Failed(_))
         ));
         assert_eq!(child_outcome(RunState::Waiting, None, None), None);
+    }
+
+    #[test]
+    fn a_run_change_reports_an_end_only_once() {
+        let created = at();
+        let ended = created + jiff::SignedDuration::from_millis(1500);
+        let sides = |before, after, ended_at| RunSides {
+            run_id: RunId::new(),
+            function_id: "f".into(),
+            before,
+            after,
+            created_at: created,
+            ended_at,
+        };
+        let steps = StepCounts {
+            data: 2,
+            ..StepCounts::default()
+        };
+        let change = run_change(
+            sides(RunState::Queued, RunState::Succeeded, Some(ended)),
+            steps,
+        )
+        .unwrap();
+        assert_eq!(change.function_id, "f");
+        assert_eq!(change.steps, steps);
+        assert_eq!(
+            change.ended,
+            Some(RunEnded {
+                state: RunState::Succeeded,
+                duration: Duration::from_millis(1500)
+            })
+        );
+        let going = run_change(sides(RunState::Queued, RunState::Sleeping, None), steps).unwrap();
+        assert_eq!(going.ended, None);
+        let over = sides(RunState::Failed, RunState::Failed, Some(ended));
+        assert_eq!(run_change(over, steps), None);
+        let back = sides(
+            RunState::Queued,
+            RunState::Failed,
+            Some(created - jiff::SignedDuration::from_secs(1)),
+        );
+        assert_eq!(
+            run_change(back, steps).unwrap().ended.unwrap().duration,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn step_counts_split_records_by_outcome() {
+        use offload_core::function::record::{FailedAttempt, NewStepRecord, StepKind};
+        let record = |id: &str, result| NewStepRecord {
+            id: id.into(),
+            kind: StepKind::Run,
+            result,
+            attempts: 1,
+        };
+        let error = StepError {
+            name: "E".into(),
+            message: "m".into(),
+        };
+        let decision = Decision {
+            records: vec![
+                record("a", data("1")),
+                record("b", data("2")),
+                record("c", StepResult::Error(error.clone())),
+            ],
+            failed_attempts: vec![FailedAttempt {
+                id: "d".into(),
+                attempt: 1,
+                error,
+            }],
+            events: Vec::new(),
+            next: Next::Parallel(vec!["p".into(), "q".into()]),
+        };
+        assert_eq!(
+            step_counts(&decision),
+            StepCounts {
+                data: 2,
+                error: 1,
+                retry: 1,
+                planned: 2
+            }
+        );
     }
 
     #[test]

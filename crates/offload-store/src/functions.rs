@@ -124,10 +124,49 @@ pub struct EventSent {
     pub duplicate: bool,
     /// Runs the event started (for a duplicate: the runs the first event started).
     pub runs: Vec<RunId>,
+    /// The function of each run this event started now, in the order of `runs` (empty for a duplicate, which
+    /// started nothing): what the engine counts runs started by.
+    pub started: Vec<String>,
     /// Waiting steps it resolved.
     pub resolved_waits: u32,
     /// Runs it cancelled through `cancel_on`.
     pub cancelled_runs: u32,
+}
+
+/// What the end of a call job did to its run, reported with the job's end so the engine can count runs ended
+/// and steps recorded without reading the run again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunChange {
+    /// The run.
+    pub run_id: RunId,
+    /// Its function.
+    pub function_id: String,
+    /// Set when the run ended in this transaction.
+    pub ended: Option<RunEnded>,
+    /// Steps the call's answer recorded.
+    pub steps: StepCounts,
+}
+
+/// A run's end, as a [`RunChange`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEnded {
+    /// `succeeded`, `failed` or `cancelled`.
+    pub state: RunState,
+    /// From the run's creation to its end (zero if the clock went back).
+    pub duration: Duration,
+}
+
+/// Steps a call's answer recorded, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepCounts {
+    /// Steps recorded with data.
+    pub data: u32,
+    /// Steps recorded with an error.
+    pub error: u32,
+    /// Failed attempts of steps that will be retried.
+    pub retry: u32,
+    /// Parallel steps planned (each gets its own call).
+    pub planned: u32,
 }
 
 /// A stored event.

@@ -241,6 +241,8 @@ pub struct Finished {
     pub state: JobState,
     /// When the attempt that just ended started (for run-time metrics).
     pub started_at: Timestamp,
+    /// For a call job of a run that had not ended: what its end did to the run (for run and step metrics).
+    pub run: Option<RunChange>,
 }
 
 /// `job_stage_due`: move due `scheduled` and `retrying` jobs to `available`.

@@ -155,6 +155,7 @@ impl Functions<'_> {
             .await?;
         for (name, sent) in names.iter().zip(&report.events) {
             observe::event_received(name, sent.duplicate);
+            observe::runs_started(&sent.started);
         }
         for queue in &report.woken {
             self.engine.note_call_queue(queue);

@@ -40,6 +40,9 @@ impl Rescuer {
                     for job in &report.rescued {
                         observe::lease_expired(&job.queue);
                         observe::finished(&job.queue, job.state);
+                        if let Some(change) = &job.run {
+                            observe::run_changed(change);
+                        }
                         tracing::info!(job = %job.id, queue = %job.queue, state = %job.state, "lease expired; job rescued");
                         if job.state == JobState::Available {
                             self.wakers.queues.wake(&job.queue);

@@ -213,3 +213,74 @@ async fn metrics_need_a_token_when_tokens_are_configured() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn runs_and_their_steps_are_counted() {
+    let app = app().await;
+    let f = "metrics-run";
+    app.register(
+        f,
+        serde_json::json!({"triggers": [{"event": "metrics/run.test"}], "retries": 0}),
+    )
+    .await;
+    let event = serde_json::json!({"name": "metrics/run.test"});
+
+    // One run records a step with data, then succeeds.
+    let sent = app.send_event(event.clone()).await;
+    let succeeded = sent["runs"][0][0].as_str().unwrap().to_owned();
+    let call = app.claim_call(f).await;
+    app.answer_call(
+        &call,
+        serde_json::json!({"steps": [{"id": "a", "op": "run", "data": 1}]}),
+    )
+    .await;
+    let call = app.claim_call(f).await;
+    app.answer_call(&call, serde_json::json!({"done": true, "output": "ok"}))
+        .await;
+    assert_eq!(app.run(&succeeded).await["state"], "succeeded");
+
+    // The other records a step's error (no retries), then its call dies: the run fails.
+    let sent = app.send_event(event).await;
+    let failed = sent["runs"][0][0].as_str().unwrap().to_owned();
+    let call = app.claim_call(f).await;
+    app.answer_call(
+        &call,
+        serde_json::json!({"steps": [{"id": "b", "op": "run", "error": {"name": "E", "message": "m"}}]}),
+    )
+    .await;
+    let call = app.claim_call(f).await;
+    let reply = app
+        .post(
+            &format!("/v1/jobs/{}/fail", call["id"].as_str().unwrap()),
+            serde_json::json!({"lease_token": call["lease_token"], "error": "boom"}).to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(app.run(&failed).await["state"], "failed");
+
+    let s = scrape(&app).await;
+    let function = ("function", f);
+    assert_eq!(number(&s, "offload_runs_started_total", &[function]), 2.0);
+    let finished = |state| {
+        number(
+            &s,
+            "offload_runs_finished_total",
+            &[function, ("state", state)],
+        )
+    };
+    assert_eq!(finished("succeeded"), 1.0);
+    assert_eq!(finished("failed"), 1.0);
+    let steps = |outcome| number(&s, "offload_steps_total", &[function, ("outcome", outcome)]);
+    assert_eq!(steps("data"), 1.0);
+    assert_eq!(steps("error"), 1.0);
+    for state in ["succeeded", "failed"] {
+        let labels = [function, ("state", state)];
+        assert_eq!(number(&s, "offload_run_seconds_count", &labels), 1.0);
+        let Value::Histogram(buckets) = &sample(&s, "offload_run_seconds", &labels).value else {
+            panic!("offload_run_seconds is not a histogram");
+        };
+        assert_eq!(buckets.first().map(|b| b.less_than), Some(0.005));
+        assert_eq!(buckets.last().map(|b| b.count), Some(1.0));
+    }
+    assert!(s.docs.contains_key("offload_runs_started_total"));
+}

@@ -13,7 +13,7 @@
 //! so lease expiry, due jobs, pruning and leader expiry are tested without sleeping.
 //!
 //! The suite is split by topic, one file each (insert, claim, finish, manage, maintenance, reads, leader,
-//! lifecycle, push, settings, schedules, functions, events, runs). A suite function is a `pub async fn name(h: Harness)` in a topic
+//! lifecycle, push, settings, schedules, functions, events, runs, run_reports). A suite function is a `pub async fn name(h: Harness)` in a topic
 //! file, listed in `conformance_tests!` as `topic::name`. A written but unlisted function would run on no
 //! store, so `tests/conformance_registry.rs` reads the topic files and fails on any suite function that is not
 //! listed (and on a topic file that is not a module here); the compiler rejects a listed one that does not
@@ -34,6 +34,7 @@ pub mod maintenance;
 pub mod manage;
 pub mod push;
 pub mod reads;
+pub mod run_reports;
 pub mod runs;
 pub mod schedules;
 pub mod settings;
@@ -345,6 +346,9 @@ macro_rules! conformance_tests {
             runs::invoke_times_out_and_a_cancelled_child_fails_the_step,
             runs::expired_and_cancelled_call_jobs_end_their_runs,
             runs::run_list_filters_by_visible_state,
+            run_reports::event_send_names_the_functions_of_the_runs_it_starts,
+            run_reports::a_call_end_reports_steps_and_the_runs_end,
+            run_reports::a_dead_or_expired_call_reports_the_run_failed,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {
