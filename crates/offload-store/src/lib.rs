@@ -23,6 +23,7 @@ pub mod ending;
 pub mod fanout;
 pub mod firing;
 pub mod functions;
+pub mod idempotency;
 
 pub use functions::*;
 use offload_core::function::{event::EventId, run::RunId};
