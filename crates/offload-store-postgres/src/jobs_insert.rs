@@ -12,12 +12,13 @@
 use std::sync::LazyLock;
 
 use offload_core::{JobId, JobState, NewJob, ScheduledBy, Timestamp};
+use offload_store::codec::{millis, target_to_db};
 use offload_store::idempotency::{Holder, Holders};
 use offload_store::{Inserted, Result};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use crate::codec::{self, Ts, get, millis, ts};
+use crate::codec::{self, Ts, get, ts};
 use crate::counts::{self, Counts};
 use crate::error::db;
 
@@ -271,7 +272,7 @@ async fn write(
         keys.push(j.idempotency_key.as_deref());
         fingerprints.push(j.request_fingerprint.as_deref());
         tags.push(codec::tags_to_db(&j.tags));
-        let (target, destination) = codec::target_to_db(j.target.as_ref())?;
+        let (target, destination) = target_to_db(j.target.as_ref())?;
         targets.push(target);
         destinations.push(destination);
         schedule_names.push(r.scheduled_by.map(|s| s.name.as_str()));

@@ -7,12 +7,13 @@
 //! the same few statements.
 
 use offload_core::{JobState, NewJob, Timestamp};
+use offload_store::codec::{millis, target_to_db};
 use offload_store::idempotency::{Holder, Holders};
 use offload_store::{Inserted, Result, StoreError};
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 
 use crate::batch::{self, add as bind};
-use crate::codec::{self, get, micros, millis};
+use crate::codec::{self, get, micros};
 use crate::counts::Counts;
 use crate::error::db;
 
@@ -129,7 +130,7 @@ async fn write(conn: &mut SqliteConnection, now: Timestamp, rows: &[Row<'_>]) ->
         bind(args, j.idempotency_key.as_deref())?;
         bind(args, j.request_fingerprint.as_deref())?;
         bind(args, codec::tags_to_db(&j.tags))?;
-        let (target, destination) = codec::target_to_db(j.target.as_ref())?;
+        let (target, destination) = target_to_db(j.target.as_ref())?;
         bind(args, target)?;
         bind(args, destination)
     };

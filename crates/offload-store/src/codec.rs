@@ -1,5 +1,5 @@
 //! How stored values map to domain values where every store encodes them alike: durations as whole
-//! milliseconds, timestamps cut to whole microseconds.
+//! milliseconds, timestamps cut to whole microseconds, a push target as its JSON beside its destination.
 //!
 //! Invariant: reading never panics; a stored value that does not fit the domain becomes
 //! [`StoreError::corrupt`]. Each store keeps only what its column types make different.
@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use offload_core::Timestamp;
+use offload_core::push::Target;
 
 use crate::{Result, StoreError};
 
@@ -25,6 +26,18 @@ pub fn duration(ms: i64) -> Result<Duration> {
     u64::try_from(ms)
         .map(Duration::from_millis)
         .map_err(|_| StoreError::corrupt(format!("negative duration {ms}")))
+}
+
+/// A target as stored: its JSON and its destination; both NULL for pull jobs.
+pub fn target_to_db(target: Option<&Target>) -> Result<(Option<String>, Option<String>)> {
+    match target {
+        None => Ok((None, None)),
+        Some(t) => {
+            let json = serde_json::to_string(t)
+                .map_err(|e| StoreError::Internal(format!("target: {e}")))?;
+            Ok((Some(json), Some(t.destination())))
+        }
+    }
 }
 
 #[cfg(test)]
