@@ -173,10 +173,9 @@ impl Holders {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
-    use offload_core::{Backoff, DurationSpec};
+    use offload_core::spec::{EnqueueRequest, Limits};
 
     use super::*;
 
@@ -184,25 +183,16 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A validated job carrying `key`, from a request whose fingerprint is `fingerprint`.
     fn keyed(key: &str, fingerprint: &str) -> NewJob {
+        let job = serde_json::from_str::<EnqueueRequest>(r#"{"queue":"q","payload":1}"#)
+            .unwrap()
+            .validate(&Limits::default(), None, at(NOW))
+            .unwrap();
         NewJob {
-            id: JobId::new(),
-            queue: "q".to_owned(),
-            name: None,
-            payload: serde_json::value::to_raw_value(&1).unwrap(),
-            run_at: RunAt::Now,
-            priority: 0,
-            max_attempts: 3,
-            backoff: Backoff {
-                base: DurationSpec(Duration::from_secs(1)),
-                cap: DurationSpec(Duration::from_secs(60)),
-                jitter: 0.0,
-            },
-            timeout: Duration::from_secs(30),
             idempotency_key: Some(key.to_owned()),
             request_fingerprint: Some(fingerprint.to_owned()),
-            tags: BTreeMap::new(),
-            target: None,
+            ..job
         }
     }
 
