@@ -2,18 +2,18 @@
 //!
 //! Invariant: reading never panics; a value that does not fit (a negative attempt count, a state the domain
 //! does not know, JSON that does not parse) becomes [`StoreError::Internal`] through [`crate::error::corrupt`].
-//! Times are `timestamptz` (whole microseconds), durations bigint milliseconds, ids and tokens `uuid`.
+//! Times are `timestamptz` (whole microseconds), ids and tokens `uuid`; what every store encodes alike
+//! (durations as bigint milliseconds, targets) is [`offload_store::codec`].
 //!
 //! [`StoreError::Internal`]: offload_store::StoreError::Internal
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use offload_core::push::Target;
 use offload_core::{Backoff, DurationSpec, JobState, Timestamp};
-use offload_store::Result;
-use offload_store::StoreError;
+use offload_store::codec::duration;
+use offload_store::{Result, StoreError};
 use serde_json::value::RawValue;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -83,18 +83,6 @@ pub(crate) fn stored_precision(t: Timestamp) -> Timestamp {
     Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
 }
 
-/// A duration as stored (whole milliseconds, saturating).
-pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A stored duration.
-pub(crate) fn duration(ms: i64) -> Result<Duration> {
-    u64::try_from(ms)
-        .map(Duration::from_millis)
-        .map_err(|_| StoreError::corrupt(format!("negative duration {ms}")))
-}
-
 /// A stored job state.
 pub(crate) fn state(text: &str) -> Result<JobState> {
     text.parse().map_err(StoreError::corrupt)
@@ -130,18 +118,6 @@ pub(crate) fn tags(
     json: Option<sqlx::types::Json<BTreeMap<String, String>>>,
 ) -> BTreeMap<String, String> {
     json.map(|j| j.0).unwrap_or_default()
-}
-
-/// A target as stored: its JSON and its destination; both NULL for pull jobs.
-pub(crate) fn target_to_db(target: Option<&Target>) -> Result<(Option<String>, Option<String>)> {
-    match target {
-        None => Ok((None, None)),
-        Some(t) => {
-            let json = serde_json::to_string(t)
-                .map_err(|e| offload_store::StoreError::Internal(format!("target: {e}")))?;
-            Ok((Some(json), Some(t.destination())))
-        }
-    }
 }
 
 /// A stored target (`json` column, read as text).
@@ -187,12 +163,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_tags_round_trip() {
-        assert_eq!(
-            duration(millis(Duration::from_millis(1500))).unwrap(),
-            Duration::from_millis(1500)
-        );
-        assert!(duration(-1).is_err());
+    fn tags_and_times_fit_postgresql() {
         assert_eq!(tags_to_db(&BTreeMap::new()), None);
         assert_eq!(text("a\0b"), "a\u{FFFD}b");
         let tags = BTreeMap::from([("k".to_owned(), "v\0".to_owned())]);

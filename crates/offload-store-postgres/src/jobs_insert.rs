@@ -4,45 +4,23 @@
 //! transaction-scoped advisory lock per key (in one fixed order, so two groups never wait for each other in a
 //! cycle), then reads the keys' holders: any other transaction inserting one of these keys, on any server,
 //! waits for this one to commit and then sees its job. Each command is decided in order against the stored
-//! holders and the jobs accepted earlier in the group (exactly as the SQLite store decides); a command with a
+//! holders and the jobs accepted earlier in the group by [`offload_store::idempotency`]; a command with a
 //! conflicting key writes nothing and fails alone, the rows of all accepted commands go into one statement
 //! that also counts them. The unique index on the key stays as a backstop. Jobs of schedule ticks take the same
 //! path ([`insert_scheduled`]), their schedule and fire time written in the same row by the same statement.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use offload_core::state::{add, due_state};
-use offload_core::{JobId, JobState, NewJob, RunAt, ScheduledBy, Timestamp};
-use offload_store::{Inserted, Result, StoreError};
+use offload_core::{JobId, JobState, NewJob, ScheduledBy, Timestamp};
+use offload_store::codec::{millis, target_to_db};
+use offload_store::idempotency::{Holder, Holders};
+use offload_store::{Inserted, Result};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use crate::codec::{self, Ts, get, millis, ts};
+use crate::codec::{self, Ts, get, ts};
 use crate::counts::{self, Counts};
 use crate::error::db;
-
-/// What is known about the job holding an idempotency key.
-#[derive(Debug, Clone)]
-struct Holder {
-    id: JobId,
-    fingerprint: Option<String>,
-    state: JobState,
-    run_at: Timestamp,
-    created_at: Timestamp,
-}
-
-impl Holder {
-    fn replay(&self) -> Inserted {
-        Inserted {
-            id: self.id,
-            state: self.state,
-            run_at: self.run_at,
-            created_at: self.created_at,
-            duplicate: true,
-        }
-    }
-}
 
 /// A job accepted for writing, with its resolved due time and first state.
 struct Row<'a> {
@@ -125,7 +103,7 @@ async fn insert_commands<C: Command + Sync>(
         let mut rows = Vec::new();
         let answers = commands
             .iter()
-            .map(|jobs| decide(jobs.jobs(), now, &mut HashMap::new(), &mut rows))
+            .map(|jobs| decide(jobs.jobs(), now, &mut Holders::default(), &mut rows))
             .collect();
         write(conn, now, &rows, calls).await?;
         return Ok(outcome(answers, &rows));
@@ -161,66 +139,25 @@ fn outcome(answers: Vec<Result<Vec<Inserted>>>, rows: &[Row<'_>]) -> Outcome {
     Outcome { answers, announce }
 }
 
-/// When a new job first becomes due: relative delays count from `now`; instants in the past mean now.
-fn resolve(run_at: RunAt, now: Timestamp) -> Timestamp {
-    match run_at {
-        RunAt::Now => now,
-        RunAt::At(t) => codec::stored_precision(t.max(now)),
-        RunAt::After(d) => codec::stored_precision(add(now, d)),
-    }
-}
-
+/// Decides one command against the group's holders; its accepted jobs join `rows`.
 fn decide<'a>(
     jobs: impl Iterator<Item = (&'a NewJob, Option<&'a ScheduledBy>)>,
     now: Timestamp,
-    holders: &mut HashMap<String, Holder>,
+    holders: &mut Holders,
     rows: &mut Vec<Row<'a>>,
 ) -> Result<Vec<Inserted>> {
-    let mut taken: HashMap<&str, Holder> = HashMap::new();
-    let mut accepted = Vec::with_capacity(jobs.size_hint().0);
-    let mut out = Vec::with_capacity(jobs.size_hint().0);
-    for (job, scheduled_by) in jobs {
-        if let Some(key) = job.idempotency_key.as_deref()
-            && let Some(holder) = taken.get(key).or_else(|| holders.get(key))
-        {
-            if holder.fingerprint == job.request_fingerprint {
-                out.push(holder.replay());
-                continue;
-            }
-            return Err(StoreError::IdempotencyConflict {
-                key: key.to_owned(),
-                existing: holder.id,
-            });
-        }
-        let run_at = resolve(job.run_at, now);
-        let state = due_state(run_at, now, JobState::Scheduled);
-        if let Some(key) = job.idempotency_key.as_deref() {
-            let holder = Holder {
-                id: job.id,
-                fingerprint: job.request_fingerprint.clone(),
-                state,
-                run_at,
-                created_at: now,
-            };
-            taken.insert(key, holder);
-        }
-        accepted.push(Row {
+    let jobs: Vec<_> = jobs.collect();
+    let plan = holders.command(jobs.iter().map(|(j, _)| *j), now, codec::stored_precision)?;
+    rows.extend(plan.accepted.iter().map(|a| {
+        let (job, scheduled_by) = jobs[a.index];
+        Row {
             job,
-            state,
-            run_at,
+            state: a.state,
+            run_at: a.run_at,
             scheduled_by,
-        });
-        out.push(Inserted {
-            id: job.id,
-            state,
-            run_at,
-            created_at: now,
-            duplicate: false,
-        });
-    }
-    holders.extend(taken.into_iter().map(|(k, h)| (k.to_owned(), h)));
-    rows.extend(accepted);
-    Ok(out)
+        }
+    }));
+    Ok(plan.answers)
 }
 
 /// Advisory-lock class of idempotency keys (the first half of the two-part lock key).
@@ -241,7 +178,7 @@ async fn lock_keys(conn: &mut PgConnection, keys: &[&str]) -> Result<()> {
 }
 
 /// The stored holders of `keys`, in one statement.
-async fn load_holders(conn: &mut PgConnection, keys: &[&str]) -> Result<HashMap<String, Holder>> {
+async fn load_holders(conn: &mut PgConnection, keys: &[&str]) -> Result<Holders> {
     let rows = sqlx::query(
         "SELECT idempotency_key, id, request_fingerprint, state, run_at, created_at FROM jobs \
          WHERE idempotency_key = ANY($1)",
@@ -261,7 +198,8 @@ async fn load_holders(conn: &mut PgConnection, keys: &[&str]) -> Result<HashMap<
             };
             Ok((get::<String>(r, "idempotency_key")?, holder))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .map(Holders::new)
 }
 
 /// One statement for any number of rows: the values travel as one array per column.
@@ -334,7 +272,7 @@ async fn write(
         keys.push(j.idempotency_key.as_deref());
         fingerprints.push(j.request_fingerprint.as_deref());
         tags.push(codec::tags_to_db(&j.tags));
-        let (target, destination) = codec::target_to_db(j.target.as_ref())?;
+        let (target, destination) = target_to_db(j.target.as_ref())?;
         targets.push(target);
         destinations.push(destination);
         schedule_names.push(r.scheduled_by.map(|s| s.name.as_str()));

@@ -235,7 +235,7 @@ pub(crate) fn job_from_row(row: &PgRow) -> Result<Job> {
             get(row, "backoff_cap_ms")?,
             get(row, "backoff_jitter")?,
         )?,
-        timeout: DurationSpec(codec::duration(get(row, "timeout_ms")?)?),
+        timeout: DurationSpec(offload_store::codec::duration(get(row, "timeout_ms")?)?),
         run_at: ts(row, "run_at")?,
         created_at: ts(row, "created_at")?,
         attempted_at: ts_opt(row, "attempted_at")?,

@@ -88,7 +88,7 @@ pub(crate) fn claimed(row: &PgRow) -> Result<ClaimedJob> {
         max_attempts: codec::u32_of(get(row, "max_attempts")?, "max_attempts")?,
         lease_token: LeaseToken(get(row, "lease_token")?),
         lease_expires_at: ts(row, "lease_expires_at")?,
-        timeout: DurationSpec(codec::duration(get(row, "timeout_ms")?)?),
+        timeout: DurationSpec(offload_store::codec::duration(get(row, "timeout_ms")?)?),
         tags: codec::tags(get(row, "tags")?),
         created_at: ts(row, "created_at")?,
         run_at: ts(row, "run_at")?,

@@ -1,19 +1,17 @@
 //! Cron schedules: create or replace, read, list, delete, pause, and the enqueuer's look for due ones.
 //!
 //! Invariant: every change of definition or pause state bumps `revision` (so a fire planned against an older
-//! version writes nothing, see `schedule_fire`), and a replace computes the next fire time with
-//! [`next_fire_on_upsert`] from the stored schedule and its last recorded tick, read in the same transaction
-//! with the schedule's row locked: the enqueuer (which locks the same row to fire) and other replaces run
+//! version writes nothing, see `schedule_fire`), and a replace is decided by
+//! [`offload_store::schedules::upsert`] from the stored schedule and its last recorded tick, read in the same
+//! transaction with the schedule's row locked: the enqueuer (which locks the same row to fire) and other replaces run
 //! before or after it, never in between. Creating races with nothing: of two servers creating the same name,
 //! the second finds the first's row and replaces it. A schedule is read with its recent ticks in one
 //! statement, so the two never disagree.
 
 use offload_core::Timestamp;
-use offload_core::cron::policy::Replaced;
-use offload_core::cron::{
-    JobTemplate, ScheduleRecord, ScheduleSource, StoredSchedule, Tick, TickOutcome,
-    next_fire_on_upsert,
-};
+use offload_core::cron::{ScheduleRecord, ScheduleSource, Tick};
+use offload_store::codec::millis;
+use offload_store::schedules::{self, Existing, ScheduleColumns, TickColumns, Upsert, not_found};
 use offload_store::{
     DueSchedules, Result, ScheduleDeleteParams, ScheduleDueParams, ScheduleGetParams,
     ScheduleListParams, ScheduleSetPausedParams, ScheduleUpsertParams, ScheduleUpserted,
@@ -23,49 +21,32 @@ use sqlx::postgres::{PgArguments, PgConnection, PgRow, Postgres};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::codec::{self, Ts, millis, ts, ts_opt};
+use crate::codec::{self, Ts, ts, ts_opt};
 use crate::error::db;
 
 /// The columns [`record_from_row`] reads (`job` as the template's JSON text).
 const COLUMNS: &str = "name, cron, timezone, job::text AS job, overlap, catch_up, catch_up_window_ms, jitter_ms, \
      paused, source, next_fire_at, revision, created_at, updated_at";
 
-fn not_found(name: &str) -> StoreError {
-    StoreError::NotFound(format!("schedule {name}"))
-}
-
 /// A schedule from a row holding [`COLUMNS`] (without its ticks).
 fn record_from_row(row: &PgRow) -> Result<ScheduleRecord> {
-    let job: JobTemplate = serde_json::from_str(codec::get::<&str>(row, "job")?)
-        .map_err(|e| StoreError::corrupt(format!("schedule job template: {e}")))?;
-    let paused: bool = codec::get(row, "paused")?;
-    let stored = StoredSchedule {
+    ScheduleColumns {
         name: codec::get(row, "name")?,
         cron: codec::get(row, "cron")?,
         timezone: codec::get(row, "timezone")?,
-        job,
-        overlap: codec::get::<&str>(row, "overlap")?
-            .parse()
-            .map_err(StoreError::corrupt)?,
-        catch_up: codec::get::<&str>(row, "catch_up")?
-            .parse()
-            .map_err(StoreError::corrupt)?,
-        catch_up_window: codec::duration(codec::get(row, "catch_up_window_ms")?)?,
-        jitter: codec::duration(codec::get(row, "jitter_ms")?)?,
-        paused,
-    };
-    Ok(ScheduleRecord {
-        schedule: stored.into_schedule().map_err(StoreError::corrupt)?,
-        paused,
-        source: codec::get::<&str>(row, "source")?
-            .parse()
-            .map_err(StoreError::corrupt)?,
+        job: codec::get(row, "job")?,
+        overlap: codec::get(row, "overlap")?,
+        catch_up: codec::get(row, "catch_up")?,
+        catch_up_window_ms: codec::get(row, "catch_up_window_ms")?,
+        jitter_ms: codec::get(row, "jitter_ms")?,
+        paused: codec::get(row, "paused")?,
+        source: codec::get(row, "source")?,
         next_fire_at: ts_opt(row, "next_fire_at")?,
         revision: codec::get(row, "revision")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
-        recent_ticks: None,
-    })
+    }
+    .record()
 }
 
 /// Writes a schedule's definition: `INSERT` for a new one, `UPDATE` (bumping the revision) for a replaced one.
@@ -75,8 +56,7 @@ fn definition<'q>(
     sql: String,
     p: &'q ScheduleUpsertParams,
     job: String,
-    paused: bool,
-    next_fire_at: Option<Timestamp>,
+    plan: Upsert,
     now: Timestamp,
 ) -> Query<'q, Postgres, PgArguments> {
     let s = &p.schedule;
@@ -89,9 +69,9 @@ fn definition<'q>(
         .bind(s.catch_up.as_str())
         .bind(millis(s.catch_up_window))
         .bind(millis(s.jitter))
-        .bind(paused)
+        .bind(plan.paused)
         .bind(p.source.as_str())
-        .bind(next_fire_at.map(|t| Ts(codec::stored_precision(t))))
+        .bind(plan.next_fire_at.map(Ts))
         .bind(Ts(now))
 }
 
@@ -128,39 +108,36 @@ pub(crate) async fn upsert(
         .map_err(db)?;
         let row = match existing {
             Some(row) => {
-                let old = record_from_row(&row)?;
-                let previous = Replaced {
-                    cadence: &old.schedule.cadence,
-                    next_fire_at: old.next_fire_at,
+                let record = record_from_row(&row)?;
+                let old = Existing {
+                    record: &record,
                     last_tick_at: last_tick_at(&mut tx, &s.name).await?,
                 };
-                let next_fire_at = next_fire_on_upsert(&s.cadence, Some(previous), now);
-                let paused = s.paused.unwrap_or(old.paused);
+                let plan = schedules::upsert(s, Some(old), now);
                 let sql = format!(
                     "UPDATE schedules SET cron = $2, timezone = $3, job = $4::json, overlap = $5, catch_up = $6, \
                      catch_up_window_ms = $7, jitter_ms = $8, paused = $9, source = $10, next_fire_at = $11, \
                      revision = revision + 1, updated_at = $12 WHERE name = $1 RETURNING {COLUMNS}"
                 );
-                definition(sql, &p, job.clone(), paused, next_fire_at, now)
+                definition(sql, &p, job.clone(), plan, now)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db)?
-                    .map(|row| (row, false))
+                    .map(|row| (row, plan.created))
             }
             None => {
-                let next_fire_at = next_fire_on_upsert(&s.cadence, None, now);
+                let plan = schedules::upsert(s, None, now);
                 let sql = format!(
                     "INSERT INTO schedules (name, cron, timezone, job, overlap, catch_up, catch_up_window_ms, \
                      jitter_ms, paused, source, next_fire_at, revision, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4::json, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) \
                      ON CONFLICT (name) DO NOTHING RETURNING {COLUMNS}"
                 );
-                let paused = s.paused.unwrap_or(false);
-                definition(sql, &p, job.clone(), paused, next_fire_at, now)
+                definition(sql, &p, job.clone(), plan, now)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db)?
-                    .map(|row| (row, true))
+                    .map(|row| (row, plan.created))
             }
         };
         if let Some((row, created)) = row {
@@ -241,18 +218,16 @@ fn ticks(row: &PgRow) -> Result<Vec<Tick>> {
         .zip(recorded)
         .map(
             |((((((fire_at, outcome), job_id), count), last), manual), recorded_at)| {
-                Ok(Tick {
+                TickColumns {
                     fire_at: fire_at.0,
-                    outcome: outcome
-                        .parse::<TickOutcome>()
-                        .map_err(StoreError::corrupt)?,
+                    outcome: &outcome,
                     job_id: job_id.map(offload_core::JobId),
-                    count: u64::try_from(count)
-                        .map_err(|_| StoreError::corrupt(format!("tick count {count}")))?,
+                    count,
                     last_fire_at: last.map(|t| t.0),
                     manual,
                     recorded_at: recorded_at.0,
-                })
+                }
+                .tick()
             },
         )
         .collect()

@@ -2,15 +2,15 @@
 //!
 //! Invariant: reading never panics; a value that does not fit (a negative attempt count, a token of the wrong
 //! length, JSON that does not parse) becomes [`StoreError::Internal`] through [`crate::error::corrupt`].
-//! Times are unix microseconds, durations milliseconds, ids and tokens 16-byte BLOBs.
+//! Times are unix microseconds, ids and tokens 16-byte BLOBs; what every store encodes alike (durations,
+//! timestamp precision, targets) is [`offload_store::codec`].
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use offload_core::push::Target;
 use offload_core::{Backoff, DurationSpec, JobId, JobState, Timestamp};
-use offload_store::Result;
-use offload_store::StoreError;
+use offload_store::codec::duration;
+use offload_store::{Result, StoreError};
 use serde_json::value::RawValue;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
@@ -22,26 +22,9 @@ pub(crate) fn micros(t: Timestamp) -> i64 {
     t.as_microsecond()
 }
 
-/// `t` cut to whole microseconds, the precision timestamps are stored with.
-pub(crate) fn stored_precision(t: Timestamp) -> Timestamp {
-    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
-}
-
 /// A stored timestamp.
 pub(crate) fn timestamp(us: i64) -> Result<Timestamp> {
     Timestamp::from_microsecond(us).map_err(|e| StoreError::corrupt(format!("timestamp {us}: {e}")))
-}
-
-/// A duration as stored (whole milliseconds, saturating).
-pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A stored duration.
-pub(crate) fn duration(ms: i64) -> Result<Duration> {
-    u64::try_from(ms)
-        .map(Duration::from_millis)
-        .map_err(|_| StoreError::corrupt(format!("negative duration {ms}")))
 }
 
 /// A stored job id.
@@ -85,18 +68,6 @@ pub(crate) fn tags(text: Option<&str>) -> Result<BTreeMap<String, String>> {
     match text {
         None => Ok(BTreeMap::new()),
         Some(t) => serde_json::from_str(t).map_err(|e| StoreError::corrupt(format!("tags: {e}"))),
-    }
-}
-
-/// A target as stored: its JSON and its destination; both NULL for pull jobs.
-pub(crate) fn target_to_db(target: Option<&Target>) -> Result<(Option<String>, Option<String>)> {
-    match target {
-        None => Ok((None, None)),
-        Some(t) => {
-            let json = serde_json::to_string(t)
-                .map_err(|e| offload_store::StoreError::Internal(format!("target: {e}")))?;
-            Ok((Some(json), Some(t.destination())))
-        }
     }
 }
 

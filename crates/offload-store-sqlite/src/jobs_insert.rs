@@ -1,43 +1,21 @@
-//! Inserting jobs: idempotency decisions first, then multi-row INSERTs for a whole group of commands.
+//! Inserting jobs: read the idempotency keys' holders, let [`offload_store::idempotency`] decide, then write
+//! multi-row INSERTs for a whole group of commands.
 //!
 //! Invariant: a command is stored whole or not at all. Every idempotency key of the group is looked up once
-//! before anything is written; each command is then decided in order against the stored jobs and the jobs
-//! accepted earlier in the group (and earlier in the same command). A command with a conflicting key writes
-//! nothing and fails alone; the rows of all accepted commands go into the same few statements.
+//! before anything is written; the decision (replay, conflict, insert, first state) is the shared one. A
+//! command with a conflicting key writes nothing and fails alone; the rows of all accepted commands go into
+//! the same few statements.
 
-use std::collections::HashMap;
-
-use offload_core::state::{add, due_state};
-use offload_core::{JobId, JobState, NewJob, RunAt, Timestamp};
+use offload_core::{JobState, NewJob, Timestamp};
+use offload_store::codec::{millis, target_to_db};
+use offload_store::idempotency::{Holder, Holders};
 use offload_store::{Inserted, Result, StoreError};
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 
 use crate::batch::{self, add as bind};
-use crate::codec::{self, get, micros, millis};
+use crate::codec::{self, get, micros};
 use crate::counts::Counts;
 use crate::error::db;
-
-/// What is known about the job holding an idempotency key.
-#[derive(Debug, Clone)]
-struct Holder {
-    id: JobId,
-    fingerprint: Option<String>,
-    state: JobState,
-    run_at: Timestamp,
-    created_at: Timestamp,
-}
-
-impl Holder {
-    fn replay(&self) -> Inserted {
-        Inserted {
-            id: self.id,
-            state: self.state,
-            run_at: self.run_at,
-            created_at: self.created_at,
-            duplicate: true,
-        }
-    }
-}
 
 /// A job accepted for writing, with its resolved due time and first state.
 struct Row<'a> {
@@ -67,78 +45,31 @@ pub(crate) async fn insert(
     Ok(results)
 }
 
-/// When a new job first becomes due: relative delays count from `now`; instants in the past mean now.
-fn resolve(run_at: RunAt, now: Timestamp) -> Timestamp {
-    match run_at {
-        RunAt::Now => now,
-        RunAt::At(t) => t.max(now),
-        RunAt::After(d) => add(now, d),
-    }
-}
-
+/// Decides one command against the group's holders; its accepted jobs join `rows`.
 fn decide<'a>(
     jobs: &'a [NewJob],
     now: Timestamp,
-    holders: &mut HashMap<String, Holder>,
+    holders: &mut Holders,
     rows: &mut Vec<Row<'a>>,
 ) -> Result<Vec<Inserted>> {
-    let mut taken: HashMap<&str, Holder> = HashMap::new();
-    let mut accepted = Vec::with_capacity(jobs.len());
-    let mut out = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        if let Some(key) = job.idempotency_key.as_deref()
-            && let Some(holder) = taken.get(key).or_else(|| holders.get(key))
-        {
-            if holder.fingerprint == job.request_fingerprint {
-                out.push(holder.replay());
-                continue;
-            }
-            return Err(StoreError::IdempotencyConflict {
-                key: key.to_owned(),
-                existing: holder.id,
-            });
-        }
-        let run_at = resolve(job.run_at, now);
-        let state = due_state(run_at, now, JobState::Scheduled);
-        if let Some(key) = job.idempotency_key.as_deref() {
-            let fingerprint = job.request_fingerprint.clone();
-            taken.insert(
-                key,
-                Holder {
-                    id: job.id,
-                    fingerprint,
-                    state,
-                    run_at,
-                    created_at: now,
-                },
-            );
-        }
-        accepted.push(Row { job, state, run_at });
-        out.push(Inserted {
-            id: job.id,
-            state,
-            run_at,
-            created_at: now,
-            duplicate: false,
-        });
-    }
-    holders.extend(taken.into_iter().map(|(k, h)| (k.to_owned(), h)));
-    rows.extend(accepted);
-    Ok(out)
+    let plan = holders.command(jobs, now, |t| t)?;
+    rows.extend(plan.accepted.iter().map(|a| Row {
+        job: &jobs[a.index],
+        state: a.state,
+        run_at: a.run_at,
+    }));
+    Ok(plan.answers)
 }
 
 /// The stored holders of every idempotency key used in `commands`, in one statement.
-async fn load_holders(
-    conn: &mut SqliteConnection,
-    commands: &[Vec<NewJob>],
-) -> Result<HashMap<String, Holder>> {
+async fn load_holders(conn: &mut SqliteConnection, commands: &[Vec<NewJob>]) -> Result<Holders> {
     let keys: Vec<&str> = commands
         .iter()
         .flatten()
         .filter_map(|j| j.idempotency_key.as_deref())
         .collect();
     if keys.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Holders::default());
     }
     let keys = serde_json::to_string(&keys).map_err(|e| StoreError::Internal(e.to_string()))?;
     let rows = sqlx::query(
@@ -160,7 +91,8 @@ async fn load_holders(
             };
             Ok((get::<String>(r, "idempotency_key")?, holder))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .map(Holders::new)
 }
 
 /// Values bound per row.
@@ -198,7 +130,7 @@ async fn write(conn: &mut SqliteConnection, now: Timestamp, rows: &[Row<'_>]) ->
         bind(args, j.idempotency_key.as_deref())?;
         bind(args, j.request_fingerprint.as_deref())?;
         bind(args, codec::tags_to_db(&j.tags))?;
-        let (target, destination) = codec::target_to_db(j.target.as_ref())?;
+        let (target, destination) = target_to_db(j.target.as_ref())?;
         bind(args, target)?;
         bind(args, destination)
     };

@@ -287,7 +287,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
             get(row, "backoff_cap_ms")?,
             get(row, "backoff_jitter")?,
         )?,
-        timeout: DurationSpec(codec::duration(get(row, "timeout_ms")?)?),
+        timeout: DurationSpec(offload_store::codec::duration(get(row, "timeout_ms")?)?),
         run_at: codec::timestamp(get(row, "run_at")?)?,
         created_at: codec::timestamp(get(row, "created_at")?)?,
         attempted_at: get::<Option<i64>>(row, "attempted_at")?

@@ -132,7 +132,7 @@ pub(crate) fn claimed(row: ClaimedRow) -> Result<(i64, ClaimedJob)> {
         max_attempts: codec::u32_of(max_attempts, "max_attempts")?,
         lease_token: LeaseToken(hex_uuid(&token)?),
         lease_expires_at: codec::timestamp(lease_expires_at)?,
-        timeout: DurationSpec(codec::duration(timeout_ms)?),
+        timeout: DurationSpec(offload_store::codec::duration(timeout_ms)?),
         tags: codec::tags(tags.as_deref())?,
         created_at: codec::timestamp(created_at)?,
         run_at: codec::timestamp(run_at)?,

@@ -1,15 +1,13 @@
 //! Schedules: create or replace, read, list, delete, pause, and the enqueuer's look for due ones.
 //!
-//! Invariant: the next fire time of a replaced schedule follows [`next_fire_on_upsert`] with the schedule's
+//! Invariant: a replace is decided by [`offload_store::schedules::upsert`] from the stored schedule and its
 //! last recorded tick, read in the same transaction, and every change of definition or pause state bumps
 //! `revision`, so a fire planned against an older version writes nothing (see `schedule_fire`).
 
 use offload_core::Timestamp;
-use offload_core::cron::policy::Replaced;
-use offload_core::cron::{
-    JobTemplate, ScheduleRecord, ScheduleSource, StoredSchedule, Tick, TickOutcome,
-    next_fire_on_upsert,
-};
+use offload_core::cron::{ScheduleRecord, ScheduleSource, Tick};
+use offload_store::codec::millis;
+use offload_store::schedules::{self, Existing, ScheduleColumns, TickColumns, not_found};
 use offload_store::{
     DueSchedules, Result, ScheduleDeleteParams, ScheduleDueParams, ScheduleGetParams,
     ScheduleListParams, ScheduleSetPausedParams, ScheduleUpsertParams, ScheduleUpserted,
@@ -17,51 +15,34 @@ use offload_store::{
 };
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
-use crate::codec::{self, get, micros, millis};
+use crate::codec::{self, get, micros};
 use crate::error::db;
 
 /// The columns [`record_from_row`] reads.
 const COLUMNS: &str = "name, cron, timezone, job, overlap, catch_up, catch_up_window_ms, jitter_ms, paused, \
      source, next_fire_at, revision, created_at, updated_at";
 
-fn not_found(name: &str) -> StoreError {
-    StoreError::NotFound(format!("schedule {name}"))
-}
-
 /// A schedule from a row holding [`COLUMNS`] (without its ticks).
 fn record_from_row(row: &SqliteRow) -> Result<ScheduleRecord> {
-    let job: JobTemplate = serde_json::from_str(get::<&str>(row, "job")?)
-        .map_err(|e| StoreError::corrupt(format!("schedule job template: {e}")))?;
-    let paused = get::<i64>(row, "paused")? != 0;
-    let stored = StoredSchedule {
+    ScheduleColumns {
         name: get(row, "name")?,
         cron: get(row, "cron")?,
         timezone: get(row, "timezone")?,
-        job,
-        overlap: get::<&str>(row, "overlap")?
-            .parse()
-            .map_err(StoreError::corrupt)?,
-        catch_up: get::<&str>(row, "catch_up")?
-            .parse()
-            .map_err(StoreError::corrupt)?,
-        catch_up_window: codec::duration(get(row, "catch_up_window_ms")?)?,
-        jitter: codec::duration(get(row, "jitter_ms")?)?,
-        paused,
-    };
-    Ok(ScheduleRecord {
-        schedule: stored.into_schedule().map_err(StoreError::corrupt)?,
-        paused,
-        source: get::<&str>(row, "source")?
-            .parse()
-            .map_err(StoreError::corrupt)?,
+        job: get(row, "job")?,
+        overlap: get(row, "overlap")?,
+        catch_up: get(row, "catch_up")?,
+        catch_up_window_ms: get(row, "catch_up_window_ms")?,
+        jitter_ms: get(row, "jitter_ms")?,
+        paused: get::<i64>(row, "paused")? != 0,
+        source: get(row, "source")?,
         next_fire_at: get::<Option<i64>>(row, "next_fire_at")?
             .map(codec::timestamp)
             .transpose()?,
         revision: get(row, "revision")?,
         created_at: codec::timestamp(get(row, "created_at")?)?,
         updated_at: codec::timestamp(get(row, "updated_at")?)?,
-        recent_ticks: None,
-    })
+    }
+    .record()
 }
 
 /// The schedule named `name`, without ticks.
@@ -99,20 +80,17 @@ pub(crate) async fn upsert(
 ) -> Result<ScheduleUpserted> {
     let s = &p.schedule;
     let existing = read(conn, &s.name).await?;
-    let next_fire_at = match &existing {
-        Some(old) => {
-            let previous = Replaced {
-                cadence: &old.schedule.cadence,
-                next_fire_at: old.next_fire_at,
-                last_tick_at: last_tick_at(conn, &s.name).await?,
+    let plan = match &existing {
+        Some(record) => {
+            let last_tick_at = last_tick_at(conn, &s.name).await?;
+            let old = Existing {
+                record,
+                last_tick_at,
             };
-            next_fire_on_upsert(&s.cadence, Some(previous), now)
+            schedules::upsert(s, Some(old), now)
         }
-        None => next_fire_on_upsert(&s.cadence, None, now),
+        None => schedules::upsert(s, None, now),
     };
-    let paused = s
-        .paused
-        .unwrap_or_else(|| existing.as_ref().is_some_and(|old| old.paused));
     let job = serde_json::to_string(&s.job).map_err(|e| StoreError::Internal(e.to_string()))?;
     sqlx::query(
         "INSERT INTO schedules (name, cron, timezone, job, overlap, catch_up, catch_up_window_ms, jitter_ms, \
@@ -132,9 +110,9 @@ pub(crate) async fn upsert(
     .bind(s.catch_up.as_str())
     .bind(millis(s.catch_up_window))
     .bind(millis(s.jitter))
-    .bind(paused)
+    .bind(plan.paused)
     .bind(p.source.as_str())
-    .bind(next_fire_at.map(micros))
+    .bind(plan.next_fire_at.map(micros))
     .bind(micros(now))
     .execute(&mut *conn)
     .await
@@ -144,7 +122,7 @@ pub(crate) async fn upsert(
         .ok_or_else(|| StoreError::Internal(format!("schedule {} vanished", s.name)))?;
     Ok(ScheduleUpserted {
         record,
-        created: existing.is_none(),
+        created: plan.created,
     })
 }
 
@@ -172,22 +150,20 @@ async fn recent_ticks(conn: &mut SqliteConnection, name: &str, limit: u32) -> Re
     .map_err(db)?;
     rows.iter()
         .map(|r| {
-            Ok(Tick {
+            TickColumns {
                 fire_at: codec::timestamp(get(r, "fire_at")?)?,
-                outcome: get::<&str>(r, "outcome")?
-                    .parse::<TickOutcome>()
-                    .map_err(StoreError::corrupt)?,
+                outcome: get(r, "outcome")?,
                 job_id: get::<Option<&[u8]>>(r, "job_id")?
                     .map(codec::job_id)
                     .transpose()?,
-                count: u64::try_from(get::<i64>(r, "count")?)
-                    .map_err(|_| StoreError::corrupt("negative tick count"))?,
+                count: get(r, "count")?,
                 last_fire_at: get::<Option<i64>>(r, "last_fire_at")?
                     .map(codec::timestamp)
                     .transpose()?,
                 manual: get::<i64>(r, "manual")? != 0,
                 recorded_at: codec::timestamp(get(r, "recorded_at")?)?,
-            })
+            }
+            .tick()
         })
         .collect()
 }

@@ -277,7 +277,7 @@ async fn run_group(
     let mut failure = exec(conn, "BEGIN IMMEDIATE").await.err();
     // One instant for the whole group: due times, leases and creation times all agree within it.
     // Truncated to the stored precision, so what a write answers equals what a later read returns.
-    let now = crate::codec::stored_precision(clock.now());
+    let now = offload_store::codec::stored_precision(clock.now());
 
     failure = bulk_unless_failed(
         failure,

@@ -17,12 +17,15 @@ use offload_core::{ClaimedJob, Job, JobId, JobState, LeaseToken, NewJob, Progres
 use serde_json::value::RawValue;
 
 pub mod calls;
+pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod ending;
 pub mod fanout;
 pub mod firing;
 pub mod functions;
+pub mod idempotency;
+pub mod schedules;
 
 pub use functions::*;
 use offload_core::function::{event::EventId, run::RunId};

@@ -226,3 +226,56 @@ pub async fn idempotent_replay_and_conflict(h: Harness) {
         .collect();
     assert_eq!(ids.len(), 1, "one job for one key");
 }
+
+/// A command whose key conflicts within itself stores none of its jobs and leaves the key free: the next
+/// command with that key creates a new job, and concurrent commands with different requests for one key get
+/// one job and conflicts, never two jobs.
+pub async fn idempotency_conflict_keeps_nothing_of_the_command(h: Harness) {
+    let plain = job("q");
+    let plain_id = plain.id;
+    let err = h
+        .store
+        .job_insert(JobInsertParams {
+            jobs: vec![plain, keyed("q", "k", "fp-1"), keyed("q", "k", "fp-2")],
+        })
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::IdempotencyConflict { ref key, .. }) if key == "k"),
+        "{err:?}"
+    );
+    assert!(h.store.job_get(plain_id).await.unwrap().is_none());
+
+    let fresh = keyed("q", "k", "fp-2");
+    let fresh_id = fresh.id;
+    let out = h.insert(vec![fresh]).await;
+    assert_eq!((out[0].id, out[0].duplicate), (fresh_id, false));
+
+    let mut tasks = Vec::new();
+    for n in 0..6 {
+        let store = h.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .job_insert(JobInsertParams {
+                    jobs: vec![keyed("q", "contended", &format!("fp-{}", n % 2))],
+                })
+                .await
+        }));
+    }
+    let mut ids = HashSet::new();
+    for task in futures::future::join_all(tasks).await {
+        match task.unwrap() {
+            Ok(out) => {
+                ids.insert(out[0].id);
+            }
+            Err(StoreError::IdempotencyConflict { existing, .. }) => {
+                ids.insert(existing);
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "one job for one key: {ids:?}");
+    assert_eq!(
+        h.counts("q").await,
+        state_counts(&[(JobState::Available, 2)])
+    );
+}

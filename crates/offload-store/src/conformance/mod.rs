@@ -284,6 +284,7 @@ macro_rules! conformance_tests {
             insert::insert_and_get_round_trip_every_field,
             insert::batch_insert_is_all_or_nothing,
             insert::idempotent_replay_and_conflict,
+            insert::idempotency_conflict_keeps_nothing_of_the_command,
             claim::delayed_job_is_claimable_only_after_staging,
             claim::claims_follow_priority_then_due_time,
             claim::claims_respect_max_jobs_and_queue,

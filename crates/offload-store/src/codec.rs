@@ -1,0 +1,58 @@
+//! How stored values map to domain values where every store encodes them alike: durations as whole
+//! milliseconds, timestamps cut to whole microseconds, a push target as its JSON beside its destination.
+//!
+//! Invariant: reading never panics; a stored value that does not fit the domain becomes
+//! [`StoreError::corrupt`]. Each store keeps only what its column types make different.
+
+use std::time::Duration;
+
+use offload_core::Timestamp;
+use offload_core::push::Target;
+
+use crate::{Result, StoreError};
+
+/// `t` cut to whole microseconds, the precision every store keeps timestamps with.
+pub fn stored_precision(t: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
+}
+
+/// A duration as stored: whole milliseconds, saturating.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A stored duration (whole milliseconds; negative ones are corrupt).
+pub fn duration(ms: i64) -> Result<Duration> {
+    u64::try_from(ms)
+        .map(Duration::from_millis)
+        .map_err(|_| StoreError::corrupt(format!("negative duration {ms}")))
+}
+
+/// A target as stored: its JSON and its destination; both NULL for pull jobs.
+pub fn target_to_db(target: Option<&Target>) -> Result<(Option<String>, Option<String>)> {
+    match target {
+        None => Ok((None, None)),
+        Some(t) => {
+            let json = serde_json::to_string(t)
+                .map_err(|e| StoreError::Internal(format!("target: {e}")))?;
+            Ok((Some(json), Some(t.destination())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip_and_times_keep_microseconds() {
+        assert_eq!(
+            duration(millis(Duration::from_millis(1500))).unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert!(duration(-1).is_err());
+        assert_eq!(millis(Duration::MAX), i64::MAX);
+        let t = stored_precision("2026-01-01T00:00:00.123456789Z".parse().unwrap());
+        assert_eq!(t.to_string(), "2026-01-01T00:00:00.123456Z");
+    }
+}
