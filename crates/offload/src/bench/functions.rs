@@ -32,6 +32,8 @@ use super::report::quantile;
 pub(super) const STEPS: usize = 10;
 /// The most events one `POST /v1/events` accepts.
 const MAX_EVENTS_PER_REQUEST: usize = 1_000;
+/// Attempts of one batch completion answered 503 before the pull phase gives up.
+const COMPLETE_TRIES: usize = 5;
 
 const INGEST_EVENT: &str = "bench/fn.ingest";
 const INGEST_FUNCTIONS: [&str; 2] = ["bench-fn-ingest-a", "bench-fn-ingest-b"];
@@ -48,6 +50,13 @@ pub(crate) struct Ingest {
     pub(crate) single: Throughput,
     /// Events sent in requests of up to 1,000 from `batch_clients` concurrent clients.
     pub(crate) batched: Throughput,
+}
+
+/// Steps per second through pull workers, and how many batch completions the server asked to retry.
+pub(crate) struct PullSteps {
+    pub(crate) rate: Throughput,
+    /// Batch completions answered 503 and sent again.
+    pub(crate) retried: usize,
 }
 
 /// The part of a call request the no-op function reads.
@@ -157,7 +166,7 @@ pub(super) async fn ingest(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Ing
 /// Phase 10: steps per second through pull workers. `fn_runs` runs are started (not timed), then `workers`
 /// workers claim up to `claim_batch` calls, answer each with its next step and complete them in one request;
 /// the clock stops when the last run's final answer is acknowledged.
-pub(super) async fn pull_steps(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<Throughput> {
+pub(super) async fn pull_steps(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result<PullSteps> {
     register(ctx, PULL_FUNCTION, PULL_EVENT, None).await?;
     start_runs(ctx, PULL_EVENT, opts.fn_runs).await?;
     let claim = Bytes::from(format!(
@@ -165,12 +174,14 @@ pub(super) async fn pull_steps(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result
         opts.claim_batch
     ));
     let finished = Arc::new(AtomicUsize::new(0));
+    let retried = Arc::new(AtomicUsize::new(0));
     let runs = opts.fn_runs;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..opts.workers {
-        let (finished, claim, http, base) = (
+        let (finished, retried, claim, http, base) = (
             finished.clone(),
+            retried.clone(),
             claim.clone(),
             ctx.http.clone(),
             ctx.base.clone(),
@@ -197,7 +208,7 @@ pub(super) async fn pull_steps(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result
                         result: Some(result),
                     });
                 }
-                complete(&ctx, jobs).await?;
+                complete(&ctx, jobs, &retried).await?;
                 if finished.fetch_add(done, Ordering::Relaxed) + done >= runs {
                     ended = Some(Instant::now());
                 }
@@ -210,17 +221,45 @@ pub(super) async fn pull_steps(ctx: &Ctx, opts: &BenchOptions) -> anyhow::Result
         ended = ended.max(t.await??);
     }
     let ended = ended.context("the pull function phase ended without its last run")?;
-    Ok(super::phases::throughput(
-        runs * STEPS,
-        ended.duration_since(started),
-    ))
+    Ok(PullSteps {
+        rate: super::phases::throughput(runs * STEPS, ended.duration_since(started)),
+        retried: retried.load(Ordering::Relaxed),
+    })
 }
 
-/// Completes claimed calls in one request; fails if any completion is refused.
-async fn complete(ctx: &Ctx, jobs: Vec<CompleteItem>) -> anyhow::Result<()> {
-    let body = serde_json::to_vec(&CompleteBatchRequest { jobs })?;
-    let answer: FinishBatchResponse =
-        serde_json::from_slice(&ctx.post("/v1/jobs/complete", body.into()).await?)?;
+/// Completes claimed calls in one request; fails if any completion is refused. A 503 ("nothing was
+/// written, try again") is retried, as a worker would, up to [`COMPLETE_TRIES`] times; each retry is counted
+/// in `retried` so the report shows it.
+async fn complete(ctx: &Ctx, jobs: Vec<CompleteItem>, retried: &AtomicUsize) -> anyhow::Result<()> {
+    let body = Bytes::from(serde_json::to_vec(&CompleteBatchRequest { jobs })?);
+    let url = format!("{}/v1/jobs/complete", ctx.base);
+    let mut tries = 0;
+    let got = loop {
+        tries += 1;
+        let resp = ctx
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .context("POST /v1/jobs/complete")?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE && tries < COMPLETE_TRIES {
+            retried.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        if !status.is_success() {
+            bail!(
+                "POST /v1/jobs/complete: {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        break bytes;
+    };
+    let answer: FinishBatchResponse = serde_json::from_slice(&got)?;
     if let Some(bad) = answer.jobs.iter().find(|r| !r.ok) {
         bail!("completion of call {} refused: {:?}", bad.id, bad.code);
     }

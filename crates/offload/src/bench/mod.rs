@@ -212,11 +212,12 @@ async fn run_on(opts: &BenchOptions, config: ServeConfig) -> anyhow::Result<Benc
     );
     let pull_steps = functions::pull_steps(&ctx, opts).await?;
     eprintln!(
-        "  steps, pull:    {:>9.0} steps/s ({} runs of {} steps, {} workers)",
-        pull_steps.per_s,
+        "  steps, pull:    {:>9.0} steps/s ({} runs of {} steps, {} workers, {} completions retried after 503)",
+        pull_steps.rate.per_s,
         opts.fn_runs,
         functions::STEPS,
-        opts.workers
+        opts.workers,
+        pull_steps.retried
     );
     let push_steps = functions::push_steps(&ctx, opts).await?;
     eprintln!(
@@ -248,7 +249,7 @@ async fn run_on(opts: &BenchOptions, config: ServeConfig) -> anyhow::Result<Benc
         cron_idle_cpu_pct: cron.idle_cpu_pct,
         events_single_per_s: ingest.single.per_s,
         events_batch_per_s: ingest.batched.per_s,
-        fn_pull_steps_per_s: pull_steps.per_s,
+        fn_pull_steps_per_s: pull_steps.rate.per_s,
         fn_push_steps_per_s: push_steps.per_s,
         step_p50_ms: step.p50_ms,
         step_p99_ms: step.p99_ms,
