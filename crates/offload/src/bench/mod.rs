@@ -95,10 +95,10 @@ impl Default for BenchOptions {
             cron_seconds: 10,
             idle_schedules: 10_000,
             idle_seconds: 10,
-            fn_single_events: 20_000,
-            fn_events: 100_000,
-            fn_runs: 2_000,
-            fn_push_runs: 1_000,
+            fn_single_events: 5_000,
+            fn_events: 20_000,
+            fn_runs: 1_000,
+            fn_push_runs: 500,
             step_latency_runs: 100,
         }
     }

@@ -56,16 +56,16 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     pub(crate) idle_seconds: usize,
     /// Events sent one per request in the event ingestion phase (two functions subscribed).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 5_000)]
     pub(crate) fn_single_events: usize,
     /// Events sent in batches (up to 1,000 per request) in the event ingestion phase.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 20_000)]
     pub(crate) fn_events: usize,
     /// Runs of a ten-step no-op function executed by HTTP pull workers.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 1_000)]
     pub(crate) fn_runs: usize,
     /// Runs of the ten-step function executed through push to a no-op endpoint.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 500)]
     pub(crate) fn_push_runs: usize,
     /// Runs, one at a time, of the step overhead phase (ten samples each).
     #[arg(long, default_value_t = 100)]
