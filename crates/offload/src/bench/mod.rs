@@ -10,9 +10,13 @@
 //! 4. enqueue-to-start latency at low load: one job at a time to a long-polling worker;
 //! 5. push deliveries per second to a no-op HTTP endpoint on 127.0.0.1;
 //! 6. push enqueue-to-delivery latency at low load;
-//! 7. and 8. cron: fire lag of schedules firing every second, and the CPU cost of idle schedules (see `cron`).
+//! 7. and 8. cron: fire lag of schedules firing every second, and the CPU cost of idle schedules (see `cron`);
+//! 9. to 12. durable functions: events ingested per second with two functions subscribed (single sends and
+//!    batches), steps per second of a ten-step no-op function through pull workers and through push, and the
+//!    overhead one step adds (see `functions`).
 
 mod cron;
+mod functions;
 mod phases;
 mod push;
 mod report;
@@ -60,6 +64,16 @@ pub(crate) struct BenchOptions {
     pub(crate) idle_schedules: usize,
     /// Seconds the cron CPU phase measures.
     pub(crate) idle_seconds: usize,
+    /// Events sent one per request (from `clients` clients) in the event ingestion phase.
+    pub(crate) fn_single_events: usize,
+    /// Events sent in batches (from `batch_clients` clients) in the event ingestion phase.
+    pub(crate) fn_events: usize,
+    /// Runs of the ten-step function executed by pull workers.
+    pub(crate) fn_runs: usize,
+    /// Runs of the ten-step function executed through push.
+    pub(crate) fn_push_runs: usize,
+    /// Runs, one at a time, of the step overhead phase (ten samples each).
+    pub(crate) step_latency_runs: usize,
 }
 
 impl Default for BenchOptions {
@@ -81,6 +95,11 @@ impl Default for BenchOptions {
             cron_seconds: 10,
             idle_schedules: 10_000,
             idle_seconds: 10,
+            fn_single_events: 5_000,
+            fn_events: 20_000,
+            fn_runs: 1_000,
+            fn_push_runs: 500,
+            step_latency_runs: 100,
         }
     }
 }
@@ -181,6 +200,39 @@ async fn run_on(opts: &BenchOptions, config: ServeConfig) -> anyhow::Result<Benc
         "  cron idle CPU:  {:.2} % of a core ({} idle schedules)",
         cron.idle_cpu_pct, opts.idle_schedules
     );
+    let ingest = functions::ingest(&ctx, opts).await?;
+    eprintln!(
+        "  events single:  {:>9.0} events/s ({} clients, 2 functions subscribed)",
+        ingest.single.per_s, opts.clients
+    );
+    eprintln!(
+        "  events batched: {:>9.0} events/s ({} per request, 2 functions subscribed)",
+        ingest.batched.per_s,
+        opts.batch_size.min(1_000)
+    );
+    let pull_steps = functions::pull_steps(&ctx, opts).await?;
+    eprintln!(
+        "  steps, pull:    {:>9.0} steps/s ({} runs of {} steps, {} workers, {} completions retried after 503)",
+        pull_steps.rate.per_s,
+        opts.fn_runs,
+        functions::STEPS,
+        opts.workers,
+        pull_steps.retried
+    );
+    let push_steps = functions::push_steps(&ctx, opts).await?;
+    eprintln!(
+        "  steps, push:    {:>9.0} steps/s ({} runs of {} steps, one no-op endpoint)",
+        push_steps.per_s,
+        opts.fn_push_runs,
+        functions::STEPS
+    );
+    let step = functions::step_latency(&ctx, opts).await?;
+    eprintln!(
+        "  step overhead:  p50 {:.3} ms, p99 {:.3} ms ({} samples, pull)",
+        step.p50_ms,
+        step.p99_ms,
+        opts.step_latency_runs * functions::STEPS
+    );
     server.stop().await?;
     Ok(BenchReport {
         enqueue_per_s: enqueue.per_s,
@@ -195,5 +247,11 @@ async fn run_on(opts: &BenchOptions, config: ServeConfig) -> anyhow::Result<Benc
         cron_lag_p50_ms: cron.lag_p50_ms,
         cron_lag_p99_ms: cron.lag_p99_ms,
         cron_idle_cpu_pct: cron.idle_cpu_pct,
+        events_single_per_s: ingest.single.per_s,
+        events_batch_per_s: ingest.batched.per_s,
+        fn_pull_steps_per_s: pull_steps.rate.per_s,
+        fn_push_steps_per_s: push_steps.per_s,
+        step_p50_ms: step.p50_ms,
+        step_p99_ms: step.p99_ms,
     })
 }

@@ -56,31 +56,49 @@ impl Ctx {
 
     /// POSTs `body` as JSON to `path`; fails on a non-2xx answer.
     pub(crate) async fn post(&self, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    /// PUTs `body` as JSON to `path`; fails on a non-2xx answer.
+    pub(crate) async fn put(&self, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
+        self.send(reqwest::Method::PUT, path, body).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Bytes,
+    ) -> anyhow::Result<Bytes> {
         let resp = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(body)
             .send()
             .await
-            .with_context(|| format!("POST {path}"))?;
+            .with_context(|| format!("{method} {path}"))?;
         let status = resp.status();
         let bytes = resp.bytes().await?;
         if !status.is_success() {
-            bail!("POST {path}: {status}: {}", String::from_utf8_lossy(&bytes));
+            bail!(
+                "{method} {path}: {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
         Ok(bytes)
     }
 }
 
-fn throughput(jobs: usize, elapsed: Duration) -> Throughput {
+/// `count` items in `elapsed` as a rate.
+pub(super) fn throughput(count: usize, elapsed: Duration) -> Throughput {
     Throughput {
-        per_s: jobs as f64 / elapsed.as_secs_f64().max(1e-9),
+        per_s: count as f64 / elapsed.as_secs_f64().max(1e-9),
     }
 }
 
 /// Posts `body` to `path` `requests` times from `clients` concurrent tasks; fails on any non-2xx answer.
-async fn post_concurrently(
+pub(super) async fn post_concurrently(
     ctx: &Ctx,
     path: &'static str,
     body: Bytes,

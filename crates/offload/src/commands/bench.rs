@@ -55,6 +55,21 @@ pub(crate) struct BenchArgs {
     /// Seconds the cron CPU phase measures.
     #[arg(long, default_value_t = 10)]
     pub(crate) idle_seconds: usize,
+    /// Events sent one per request in the event ingestion phase (two functions subscribed).
+    #[arg(long, default_value_t = 5_000)]
+    pub(crate) fn_single_events: usize,
+    /// Events sent in batches (up to 1,000 per request) in the event ingestion phase.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) fn_events: usize,
+    /// Runs of a ten-step no-op function executed by HTTP pull workers.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) fn_runs: usize,
+    /// Runs of the ten-step function executed through push to a no-op endpoint.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) fn_push_runs: usize,
+    /// Runs, one at a time, of the step overhead phase (ten samples each).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) step_latency_runs: usize,
 }
 
 /// Runs the benchmark and prints its report (ending with the `RESULT` line).
@@ -76,6 +91,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         idle_schedules: args.idle_schedules,
         idle_seconds: args.idle_seconds.max(1),
         schema: args.schema,
+        fn_single_events: args.fn_single_events,
+        fn_events: args.fn_events.max(1),
+        fn_runs: args.fn_runs.max(1),
+        fn_push_runs: args.fn_push_runs.max(1),
+        step_latency_runs: args.step_latency_runs.max(1),
         ..defaults
     })
     .await?;
