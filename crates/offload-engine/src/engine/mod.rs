@@ -21,7 +21,7 @@ use offload_core::{ClaimedJob, Job, JobId, JobState, NewJob, Timestamp};
 use offload_store::{
     DynStore, FinishOutcome, Inserted, JobClaimParams, JobFinishParams, JobHeartbeatParams,
     JobInsertParams, JobListParams, PushFailure, PushFailuresParams, QueueSetPausedParams,
-    QueueThroughputParams, RUN_TAG, ThroughputBucket,
+    QueueThroughputParams, ThroughputBucket,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -53,10 +53,6 @@ struct Inner {
     /// Cancelled when background loops must stop.
     stop_loops: CancellationToken,
     tasks: TaskTracker,
-    /// Queues known to carry function calls: the end of a call there may have enqueued the run's next call,
-    /// so its claimers are woken. Learned from the functions this node registers or reads; a queue missed
-    /// here only waits for the claimers' poll.
-    call_queues: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -81,7 +77,6 @@ impl Engine {
                 stop_claims: CancellationToken::new(),
                 stop_loops: CancellationToken::new(),
                 tasks: TaskTracker::new(),
-                call_queues: Default::default(),
             }),
         }
     }
@@ -141,10 +136,6 @@ impl Engine {
                 inner.stop_loops.clone(),
             ));
         }
-        let engine = self.clone();
-        inner
-            .tasks
-            .spawn(async move { engine.learn_call_queues().await });
         let lease = self.lease(cron::LEASE_NAME, &inner.signals.cron_leader);
         inner.tasks.spawn(self.cron_enqueuer().run(lease));
         if config.push.enabled() {
@@ -323,9 +314,6 @@ impl Engine {
                 for job in &jobs {
                     observe::waited(&job.queue, job.run_at, started);
                 }
-                if let Some(call) = jobs.iter().find(|j| j.tags.contains_key(RUN_TAG)) {
-                    self.note_call_queue(&call.queue);
-                }
             }
             let now = Instant::now();
             if !jobs.is_empty() || now >= deadline || self.inner.stop_claims.is_cancelled() {
@@ -357,67 +345,18 @@ impl Engine {
     /// too.
     pub async fn finish(&self, params: JobFinishParams) -> Result<Vec<FinishOutcome>> {
         let outcomes = crate::finish::finish(&self.inner.store, &self.inner.wakers, params).await?;
-        let woken: Vec<String> = {
-            let known = self
-                .inner
-                .call_queues
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            outcomes
-                .iter()
-                .flatten()
-                .filter(|f| known.contains(&f.queue))
-                .map(|f| f.queue.clone())
-                .collect()
-        };
+        // The store reports the end of every call of a running run; its next call, if any, is on the same
+        // queue.
+        let woken: Vec<String> = outcomes
+            .iter()
+            .flatten()
+            .filter(|f| f.run.is_some())
+            .map(|f| f.queue.clone())
+            .collect();
         if !woken.is_empty() {
             self.wake_calls(&woken);
         }
         Ok(outcomes)
-    }
-
-    /// Learns the queues of every registered function (see [`Engine::finish`]); a store that cannot list
-    /// them leaves the claimers of call queues to their poll.
-    async fn learn_call_queues(&self) {
-        let mut after = None;
-        loop {
-            let page = self
-                .inner
-                .store
-                .function_list(offload_store::FunctionListParams {
-                    app: None,
-                    after: after.clone(),
-                    limit: 500,
-                })
-                .await;
-            match page {
-                Ok(page) => {
-                    for record in &page {
-                        self.note_call_queue(&record.function.queue);
-                    }
-                    match page.last() {
-                        Some(last) if page.len() == 500 => after = Some(last.function.id.clone()),
-                        _ => return,
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot list functions to learn their queues");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Remembers that `queue` carries function calls (see [`Engine::finish`]).
-    pub(crate) fn note_call_queue(&self, queue: &str) {
-        let mut known = self
-            .inner
-            .call_queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if !known.contains(queue) {
-            known.insert(queue.to_owned());
-        }
     }
 
     /// Wakes the claimers of `queues` (where call jobs became available) and the push dispatcher. The

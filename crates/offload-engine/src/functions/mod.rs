@@ -65,7 +65,6 @@ impl Functions<'_> {
     /// push job's is. A function registered by an app's sync is taken over (its `app` cleared).
     pub async fn put(&self, spec: FunctionSpec, path_id: &str) -> Result<FunctionPut> {
         let (function, spec) = prepare(self.engine, spec, Some(path_id))?;
-        let queue = function.queue.clone();
         let put = self
             .engine
             .store()
@@ -75,26 +74,17 @@ impl Functions<'_> {
                 app: None,
             })
             .await?;
-        self.engine.note_call_queue(&queue);
         Ok(put)
     }
 
     /// One registered (not removed) function.
     pub async fn get(&self, id: &str) -> Result<Option<FunctionRecord>> {
-        let record = self.engine.store().function_get(id).await?;
-        if let Some(r) = &record {
-            self.engine.note_call_queue(&r.function.queue);
-        }
-        Ok(record)
+        Ok(self.engine.store().function_get(id).await?)
     }
 
     /// A page of registered functions, by id.
     pub async fn list(&self, params: FunctionListParams) -> Result<Vec<FunctionRecord>> {
-        let records = self.engine.store().function_list(params).await?;
-        for r in &records {
-            self.engine.note_call_queue(&r.function.queue);
-        }
-        Ok(records)
+        Ok(self.engine.store().function_list(params).await?)
     }
 
     /// Removes a function: it starts no more runs; its runs keep going to their end.
@@ -123,7 +113,6 @@ impl Functions<'_> {
             }
             functions.push(prepared);
         }
-        let queues: Vec<String> = functions.iter().map(|(f, _)| f.queue.clone()).collect();
         let synced = self
             .engine
             .store()
@@ -132,9 +121,6 @@ impl Functions<'_> {
                 functions,
             })
             .await?;
-        for q in &queues {
-            self.engine.note_call_queue(q);
-        }
         Ok(synced)
     }
 
@@ -156,9 +142,6 @@ impl Functions<'_> {
         for (name, sent) in names.iter().zip(&report.events) {
             observe::event_received(name, sent.duplicate);
             observe::runs_started(&sent.started);
-        }
-        for queue in &report.woken {
-            self.engine.note_call_queue(queue);
         }
         self.engine.wake_calls(&report.woken);
         Ok(report)
