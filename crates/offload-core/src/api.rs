@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::duration::DurationSpec;
+use crate::flow::limits::QueueLimits;
 use crate::id::{JobId, LeaseToken};
 use crate::job::{ClaimedJob, Job, JobState};
 use crate::spec::EnqueueRequest;
@@ -55,6 +56,10 @@ pub struct EnqueuedJob {
     pub state: JobState,
     /// True when an idempotency key matched an existing job and nothing new was stored.
     pub duplicate: bool,
+    /// True when a debounce key matched a waiting job, which took this enqueue's payload and start instead of
+    /// a new job being stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub debounced: bool,
 }
 
 /// Answer of `POST /v1/jobs/batch`.
@@ -83,6 +88,9 @@ pub struct ListJobsQuery {
     /// Only jobs carrying this tag, written `key:value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// Only jobs of this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Continue after this cursor (from a previous page's `next_cursor`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -303,6 +311,40 @@ pub struct QueueInfo {
     /// Age of the oldest available job, in milliseconds (absent when none is available).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_available_age_ms: Option<u64>,
+    /// The queue's limits (absent when it has none).
+    #[serde(default, skip_serializing_if = "QueueLimits::is_unlimited")]
+    pub limits: QueueLimits,
+    /// Live usage of the limits: present on single-queue reads and answers of `PATCH /v1/queues/{queue}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<QueueUsage>,
+}
+
+/// How much of its limits a queue uses right now, and which groups wait most.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueueUsage {
+    /// Running jobs of the queue.
+    pub running: u64,
+    /// Groups that have at least one running job.
+    pub groups_running: u64,
+    /// When the queue's throttle lets the next job start (absent when it allows one now or has no throttle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_next_at: Option<Timestamp>,
+    /// The groups with most available jobs (at most 10), most first.
+    #[serde(default)]
+    pub top_groups: Vec<GroupUsage>,
+}
+
+/// One group of a queue, for [`QueueUsage::top_groups`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupUsage {
+    /// The group.
+    pub group: String,
+    /// Its available jobs.
+    pub available: u64,
+    /// Its running jobs.
+    pub running: u64,
 }
 
 /// Answer of `GET /v1/queues`.

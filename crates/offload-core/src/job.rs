@@ -134,6 +134,12 @@ pub struct NewJob {
     pub tags: BTreeMap<String, String>,
     /// Push jobs: where the server delivers the job. `None`: a pull job, claimed by workers.
     pub target: Option<Target>,
+    /// The tenant, user or account the job belongs to (validated by [`crate::flow::limits::validate_group`]);
+    /// queue limits per group and fair claims use it.
+    pub group: Option<String>,
+    /// While a job with this debounce key waits in the queue, this enqueue replaces its payload and moves its
+    /// start instead of adding a job.
+    pub debounce: Option<crate::flow::debounce::DebounceSpec>,
 }
 
 /// Progress a worker reported through heartbeats.
@@ -288,6 +294,16 @@ pub struct Job {
     /// The cron schedule tick that created the job, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduledBy>,
+    /// The tenant, user or account the job belongs to, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The debounce key it was enqueued with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce_key: Option<String>,
+    /// Why an available job does not start yet (single-job reads of jobs held by a queue limit; absent
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<crate::flow::admission::WaitingFor>,
 }
 
 /// The schedule tick a job was created for.

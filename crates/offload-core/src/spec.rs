@@ -123,6 +123,15 @@ pub struct EnqueueRequest {
     /// Makes it a push job: the server delivers it to this target instead of handing it to pull workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
+    /// The tenant, user or account the job belongs to (1 to 128 bytes): queue limits per group and fair
+    /// claims use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// While a job of this queue with the same debounce key waits to start, this enqueue replaces its payload
+    /// and moves its start to now + `period` (never later than its first enqueue + `max_wait`) instead of
+    /// adding a job. Exclusive with `run_at` and `delay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce: Option<crate::flow::debounce::DebounceSpec>,
 }
 
 /// Why a request was refused; `field` is the JSON path of the offending field.
@@ -332,6 +341,23 @@ impl EnqueueRequest {
             }
         }
         let target = self.target.clone().map(Target::validate).transpose()?;
+        if let Some(group) = &self.group {
+            crate::flow::limits::validate_group(group)
+                .map_err(|m| ValidationError::invalid("group", m))?;
+        }
+        if let Some(debounce) = &self.debounce {
+            if self.run_at.is_some() || self.delay.is_some() {
+                return Err(ValidationError::invalid(
+                    "debounce",
+                    "a debounced job starts `period` after the last enqueue; give no `run_at` or `delay`",
+                ));
+            }
+            debounce.validate(limits.max_delay.0)?;
+        }
+        let run_at = match &self.debounce {
+            Some(debounce) => RunAt::After(debounce.period.0),
+            None => run_at,
+        };
         let request_fingerprint = idempotency_key.as_ref().map(|_| self.fingerprint());
         let payload = match self.payload {
             Some(p) => p,
@@ -351,6 +377,8 @@ impl EnqueueRequest {
             request_fingerprint,
             tags,
             target,
+            group: self.group,
+            debounce: self.debounce,
         })
     }
 
@@ -376,8 +404,16 @@ impl EnqueueRequest {
             "tags": self.tags,
         });
         // Only when present, so the fingerprints of jobs without a target stay what they always were.
-        if let (Some(target), Some(map)) = (&self.target, canonical.as_object_mut()) {
-            map.insert("target".to_owned(), serde_json::json!(target));
+        if let Some(map) = canonical.as_object_mut() {
+            if let Some(target) = &self.target {
+                map.insert("target".to_owned(), serde_json::json!(target));
+            }
+            if let Some(group) = &self.group {
+                map.insert("group".to_owned(), serde_json::json!(group));
+            }
+            if let Some(debounce) = &self.debounce {
+                map.insert("debounce".to_owned(), serde_json::json!(debounce));
+            }
         }
         let digest = Sha256::digest(canonical.to_string().as_bytes());
         digest.iter().take(16).map(|b| format!("{b:02x}")).collect()

@@ -117,6 +117,7 @@ mod tests {
             run_at: now,
             created_at: now,
             duplicate: false,
+            debounced: false,
         };
         let bytes = PendingJobView::new(&job)
             .unwrap()

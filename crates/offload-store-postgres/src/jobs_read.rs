@@ -257,5 +257,8 @@ pub(crate) fn job_from_row(row: &PgRow) -> Result<Job> {
                 fire_at: ts(row, "schedule_fire_at")?,
             }),
         },
+        group: None, // FLOW-STUB
+        debounce_key: None,
+        waiting_for: None,
     })
 }

@@ -38,12 +38,13 @@ use offload_core::cron::ScheduleRecord;
 use offload_core::function::event::EventId;
 use offload_core::function::record::RecordLimits;
 use offload_core::function::run::RunId;
-use offload_core::{ClaimedJob, Clock, Job, JobId, NewJob, Timestamp};
+use offload_core::{Clock, Job, JobId, NewJob, Timestamp};
 use offload_store::{
     AppSyncParams, AppSynced, EventListParams, EventRecord, EventSendParams, EventSendReport,
     FunctionListParams, FunctionPut, FunctionPutParams, FunctionRecord, RunListParams,
     RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StepRecord,
 };
+use offload_store::{ClaimOutcome, QueueSetLimitsParams};
 use offload_store::{
     DueSchedules, FinishItem, FinishOutcome, FireOutcome, Inserted, JobClaimParams,
     JobClaimPushParams, JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams,
@@ -454,9 +455,13 @@ impl Store for PostgresStore {
         jobs_read::list_jobs(&mut *self.shared.conn().await?, &p).await
     }
 
-    async fn job_claim(&self, p: JobClaimParams) -> Result<Vec<ClaimedJob>> {
+    async fn job_claim_next(&self, p: JobClaimParams) -> Result<ClaimOutcome> {
         let mut conn = self.shared.conn().await?;
-        leases::claim(&mut conn, self.shared.now(), p).await
+        let jobs = leases::claim(&mut conn, self.shared.now(), p).await?;
+        Ok(ClaimOutcome {
+            jobs,
+            retry_at: None,
+        }) // FLOW-STUB
     }
 
     async fn job_claim_push(&self, p: JobClaimPushParams) -> Result<Vec<PushJob>> {
@@ -546,6 +551,14 @@ impl Store for PostgresStore {
             self.shared.notifier.notify([info.name.as_str()]);
         }
         Ok(info)
+    }
+
+    async fn queue_set_limits(&self, _p: QueueSetLimitsParams) -> Result<QueueInfo> {
+        Err(StoreError::Internal("queue limits: not yet".into())) // FLOW-STUB
+    }
+
+    async fn queue_get(&self, _name: &str) -> Result<Option<QueueInfo>> {
+        Err(StoreError::Internal("queue_get: not yet".into())) // FLOW-STUB
     }
 
     async fn leader_attempt_elect(&self, p: LeaderElectParams) -> Result<Leadership> {

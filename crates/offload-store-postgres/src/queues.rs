@@ -66,6 +66,8 @@ fn info(row: &PgRow, now: Timestamp) -> Result<QueueInfo> {
         paused: get(row, "paused")?,
         counts,
         oldest_available_age_ms,
+        limits: Default::default(), // FLOW-STUB
+        usage: None,
     })
 }
 

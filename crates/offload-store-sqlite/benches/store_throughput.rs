@@ -31,6 +31,8 @@ fn job() -> NewJob {
         request_fingerprint: None,
         tags: BTreeMap::new(),
         target: None,
+        group: None,
+        debounce: None,
     }
 }
 

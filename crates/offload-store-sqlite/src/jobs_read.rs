@@ -317,6 +317,9 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
             }),
             None => None,
         },
+        group: None, // FLOW-STUB
+        debounce_key: None,
+        waiting_for: None,
     })
 }
 

@@ -27,12 +27,13 @@ use offload_core::cron::ScheduleRecord;
 use offload_core::function::event::EventId;
 use offload_core::function::record::RecordLimits;
 use offload_core::function::run::RunId;
-use offload_core::{ClaimedJob, Clock, Job, JobId, SystemClock, Timestamp};
+use offload_core::{Clock, Job, JobId, SystemClock, Timestamp};
 use offload_store::{
     AppSyncParams, AppSynced, EventListParams, EventRecord, EventSendParams, EventSendReport,
     FunctionListParams, FunctionPut, FunctionPutParams, FunctionRecord, RunListParams,
     RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StepRecord,
 };
+use offload_store::{ClaimOutcome, QueueSetLimitsParams, StoreError};
 use offload_store::{
     DueSchedules, FireOutcome, ScheduleDeleteParams, ScheduleDueParams, ScheduleFireParams,
     ScheduleGetParams, ScheduleListParams, ScheduleSetPausedParams, ScheduleTriggerParams,
@@ -278,12 +279,17 @@ impl Store for SqliteStore {
         jobs_read::list_jobs(&mut *self.read().await?, &p).await
     }
 
-    async fn job_claim(&self, p: JobClaimParams) -> Result<Vec<ClaimedJob>> {
-        self.writer
+    async fn job_claim_next(&self, p: JobClaimParams) -> Result<ClaimOutcome> {
+        let jobs = self
+            .writer
             .run(false, move |c, counts, now| {
                 Box::pin(leases::claim(c, now, p, counts))
             })
-            .await
+            .await?;
+        Ok(ClaimOutcome {
+            jobs,
+            retry_at: None,
+        }) // FLOW-STUB
     }
 
     async fn job_claim_push(&self, p: JobClaimPushParams) -> Result<Vec<PushJob>> {
@@ -371,6 +377,14 @@ impl Store for SqliteStore {
                 Box::pin(queues::set_paused(c, now, p))
             })
             .await
+    }
+
+    async fn queue_set_limits(&self, _p: QueueSetLimitsParams) -> Result<QueueInfo> {
+        Err(StoreError::Internal("queue limits: not yet".into())) // FLOW-STUB
+    }
+
+    async fn queue_get(&self, _name: &str) -> Result<Option<QueueInfo>> {
+        Err(StoreError::Internal("queue_get: not yet".into())) // FLOW-STUB
     }
 
     async fn push_failures(&self, p: PushFailuresParams) -> Result<Vec<PushFailure>> {

@@ -63,6 +63,8 @@ fn info(row: &SqliteRow, now: Timestamp) -> Result<QueueInfo> {
         paused: get::<i64>(row, "paused")? != 0,
         counts,
         oldest_available_age_ms,
+        limits: Default::default(), // FLOW-STUB
+        usage: None,
     })
 }
 

@@ -100,6 +100,8 @@ pub fn call_job(spec: &CallSpec<'_>) -> Result<NewJob, StoreError> {
             RunsOn::Push(target) => Some(target.clone()),
             RunsOn::Pull => None,
         },
+        group: None,
+        debounce: None,
     })
 }
 

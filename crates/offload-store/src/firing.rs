@@ -373,6 +373,8 @@ mod tests {
             request_fingerprint: None,
             tags: BTreeMap::new(),
             target: None,
+            group: None,
+            debounce: None,
         }
     }
 
@@ -415,6 +417,7 @@ mod tests {
                 run_at: w.by.fire_at,
                 created_at: w.by.fire_at,
                 duplicate: false,
+                debounced: false,
             })
             .collect()
     }

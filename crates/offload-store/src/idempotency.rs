@@ -39,6 +39,7 @@ impl Holder {
             run_at: self.run_at,
             created_at: self.created_at,
             duplicate: true,
+            debounced: false,
         }
     }
 }
@@ -163,6 +164,7 @@ impl Holders {
                 run_at,
                 created_at: now,
                 duplicate: false,
+                debounced: false,
             });
         }
         self.by_key

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use offload_core::api::{HeartbeatResponse, QueueInfo};
 use offload_core::cron::{MissedTicks, Schedule, ScheduleRecord, ScheduleSource, Tick};
+use offload_core::flow::limits::QueueLimitsPatch;
 use offload_core::push::Target;
 use offload_core::state::{Failure, TransitionError};
 use offload_core::{ClaimedJob, Job, JobId, JobState, LeaseToken, NewJob, Progress, Timestamp};
@@ -114,6 +115,9 @@ pub struct Inserted {
     pub created_at: Timestamp,
     /// True when an idempotency key matched an existing job created from the same request.
     pub duplicate: bool,
+    /// True when a debounce key matched a waiting job of the queue: that job (whose id this is) took the new
+    /// payload and start, and nothing new was stored.
+    pub debounced: bool,
 }
 
 /// `job_list`: a filtered page, newest first.
@@ -127,6 +131,8 @@ pub struct JobListParams {
     pub name: Option<String>,
     /// Only jobs with this tag key and value.
     pub tag: Option<(String, String)>,
+    /// Only jobs of this group.
+    pub group: Option<String>,
     /// Only jobs older than this one (keyset cursor).
     pub before: Option<JobId>,
     /// Page size (callers bound it).
@@ -142,6 +148,26 @@ pub struct JobClaimParams {
     pub worker_id: String,
     /// Upper bound on jobs returned.
     pub max_jobs: u32,
+}
+
+/// What a claim handed out, and when a limit lets a held job start.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimOutcome {
+    /// The claimed jobs, highest priority first, then oldest due.
+    pub jobs: Vec<ClaimedJob>,
+    /// When the queue's throttle lets the next held job start (for the claimer's next try); `None` when no
+    /// job was held by a throttle.
+    pub retry_at: Option<Timestamp>,
+}
+
+/// `queue_set_limits`: change a queue's limits.
+#[derive(Debug, Clone)]
+pub struct QueueSetLimitsParams {
+    /// The queue (created when unknown).
+    pub queue: String,
+    /// The change, already validated ([`offload_core::flow::limits::QueueLimits::patched`] of the default
+    /// accepts it); the store applies it to the stored limits in its transaction.
+    pub patch: QueueLimitsPatch,
 }
 
 /// `job_claim_push`: hand available push jobs to the push dispatcher, at most `per_destination` per
@@ -578,10 +604,18 @@ pub trait Store: Send + Sync + 'static {
     /// A page of jobs matching the filters, newest first, without attempt histories.
     async fn job_list(&self, p: JobListParams) -> Result<Vec<Job>>;
 
-    /// Claims up to `max_jobs` available jobs of an unpaused queue, highest priority first, then oldest due
-    /// first. Each gets `attempt + 1`, a fresh lease token and a lease of its `timeout`. Never hands one job
-    /// to two callers, and never a push job (one with a target): those only go to [`Store::job_claim_push`].
-    async fn job_claim(&self, p: JobClaimParams) -> Result<Vec<ClaimedJob>>;
+    /// Claims up to `max_jobs` available jobs of an unpaused queue, highest priority first, then oldest due,
+    /// within the queue's limits (concurrency, group concurrency, throttle, fair order: admission by
+    /// [`offload_core::flow::admission::admit`] over counters changed in the same transaction), and says when a
+    /// throttle lets a held job start. A queue without limits claims on the fast path. Each job gets
+    /// `attempt + 1`, a fresh lease token and a lease of its `timeout`. Never hands one job to two callers, and
+    /// never a push job (one with a target): those only go to [`Store::job_claim_push`].
+    async fn job_claim_next(&self, p: JobClaimParams) -> Result<ClaimOutcome>;
+
+    /// [`Store::job_claim_next`] without the retry hint.
+    async fn job_claim(&self, p: JobClaimParams) -> Result<Vec<ClaimedJob>> {
+        Ok(self.job_claim_next(p).await?.jobs)
+    }
 
     /// Claims up to `max_jobs` available push jobs of unpaused queues, highest priority first, then oldest
     /// due first, skipping jobs whose destination already has `per_destination` jobs held (counting
@@ -631,6 +665,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pauses or resumes a queue; returns it afterwards.
     async fn queue_set_paused(&self, p: QueueSetPausedParams) -> Result<QueueInfo>;
+
+    /// Changes a queue's limits in one transaction (a lowered limit lets running jobs finish); returns the
+    /// queue afterwards, with its usage.
+    async fn queue_set_limits(&self, p: QueueSetLimitsParams) -> Result<QueueInfo>;
+
+    /// One queue with its counts, limits and live usage; `None` when the store knows no such queue.
+    async fn queue_get(&self, name: &str) -> Result<Option<QueueInfo>>;
 
     /// The push destinations whose deliveries failed recently, for the dashboard.
     ///

@@ -464,12 +464,16 @@ mod tests {
                 paused: false,
                 counts: busy,
                 oldest_available_age_ms: Some(192_000),
+                limits: Default::default(),
+                usage: None,
             },
             QueueInfo {
                 name: "reports".into(),
                 paused: true,
                 counts,
                 oldest_available_age_ms: None,
+                limits: Default::default(),
+                usage: None,
             },
         ];
         assert_eq!(

@@ -63,7 +63,8 @@ impl Usage {
 
 /// Why a job that is due did not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "waiting_for", rename_all = "snake_case")]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum WaitingFor {
     /// The queue runs as many jobs as its `concurrency` allows.
     Concurrency,

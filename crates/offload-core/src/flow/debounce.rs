@@ -18,6 +18,7 @@ pub const MAX_DEBOUNCE_KEY_LEN: usize = 256;
 
 /// Debounce as users write it on enqueue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DebounceSpec {
     /// Jobs of one queue with the same key debounce each other.

@@ -83,6 +83,7 @@ pub struct QueueLimitsPatch {
 
 /// A throttle as users write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ThrottleSpec {
     /// Starts per period.
@@ -103,6 +104,7 @@ fn one() -> u32 {
 
 /// A queue's validated limits. The default limits nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueLimits {
     /// Most running jobs of the queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -122,6 +122,8 @@ pub fn callback_job(ended: &Ended<'_>) -> Option<NewJob> {
             timeout: ended.target.timeout,
             ..Target::post(url)
         }),
+        group: None,
+        debounce: None,
     })
 }
 

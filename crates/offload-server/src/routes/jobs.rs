@@ -135,6 +135,7 @@ pub(crate) async fn enqueue_batch(
             id: i.id,
             state: i.state,
             duplicate: i.duplicate,
+            debounced: i.debounced,
         })
         .collect();
     Ok((
@@ -189,6 +190,7 @@ pub(crate) async fn list(
         state: query.state,
         name: query.name,
         tag,
+        group: query.group,
         before,
         limit,
     };

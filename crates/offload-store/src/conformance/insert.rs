@@ -51,7 +51,8 @@ pub async fn insert_and_get_round_trip_every_field(h: Harness) {
             state: JobState::Scheduled,
             run_at: at,
             created_at: t0(),
-            duplicate: false
+            duplicate: false,
+            debounced: false,
         }]
     );
 
@@ -160,6 +161,7 @@ pub async fn idempotent_replay_and_conflict(h: Harness) {
         replay,
         vec![Inserted {
             duplicate: true,
+            debounced: false,
             ..out[0].clone()
         }]
     );

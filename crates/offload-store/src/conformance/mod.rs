@@ -251,6 +251,8 @@ pub fn job(queue: &str) -> NewJob {
         request_fingerprint: None,
         tags: BTreeMap::new(),
         target: None,
+        group: None,
+        debounce: None,
     }
 }
 

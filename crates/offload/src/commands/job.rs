@@ -243,6 +243,8 @@ fn build_request(
             failure_callback_url: args.failure_callback_url,
             ..offload_core::push::Target::post(url)
         }),
+        group: None, // FLOW-STUB: --group and --debounce-* options
+        debounce: None,
     })
 }
 
@@ -252,6 +254,7 @@ fn list_query(args: ListArgs) -> ListJobsQuery {
         state: args.state,
         name: args.name,
         tag: args.tag,
+        group: None, // FLOW-STUB
         cursor: args.cursor,
         limit: args.limit,
     }

@@ -101,6 +101,7 @@ pub(crate) fn list_params(
         state,
         name,
         tag,
+        group: None,
         before: None,
         limit: PAGE_SIZE,
     })
