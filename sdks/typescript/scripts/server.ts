@@ -2,8 +2,8 @@
  * Starts a real `offload serve` on a free loopback port with a fresh SQLite database, for the tests, the type
  * generator and the bench.
  *
- * Invariant: `start` resolves only once the server printed the address it listens on (no polling, no sleep),
- * and `stop` resolves only once the process exited and its temporary directory is gone.
+ * Invariant: `start` resolves only once the server printed the whole line naming the address it listens on (no
+ * polling, no sleep), and `stop` resolves only once the process exited and its temporary directory is gone.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -46,7 +46,16 @@ export interface StartOptions {
   bin?: string;
 }
 
-const LISTENING = /offload listening on (http:\/\/\S+)/;
+/**
+ * The server's line announcing its address, matched only on complete lines: the server writes a line in several
+ * pieces, so a chunk can end inside the address (`http://127` would be taken for the host 0.0.0.127).
+ */
+const LISTENING = /^offload listening on (http:\/\/\S+)/m;
+
+/** The address announced in the complete lines of `text` (up to its last newline), if any. */
+export function announcedUrl(text: string): string | undefined {
+  return LISTENING.exec(text.slice(0, text.lastIndexOf("\n") + 1))?.[1];
+}
 
 /** Starts a server and waits until it listens. */
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
@@ -73,8 +82,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     // The server announces its address on standard error, next to its logs.
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
       stderr += chunk;
-      const found = LISTENING.exec(stderr);
-      if (found) ok(found[1]!);
+      const found = announcedUrl(stderr);
+      if (found) ok(found);
     });
   }).catch(async (e) => {
     child.kill("SIGKILL");

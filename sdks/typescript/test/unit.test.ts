@@ -131,3 +131,14 @@ describe("runtimes", () => {
     }
   });
 });
+
+describe("test server plumbing", () => {
+  test("the server's address is read from complete lines only, never from a line still arriving", async () => {
+    const { announcedUrl } = await import("../scripts/server.js");
+    const line = "offload listening on http://127.0.0.1:41397 (database /tmp/x/offload.db, node n)\n";
+    // The server writes the line in pieces; every prefix cut inside it announces nothing yet.
+    for (let cut = 0; cut < line.length; cut++) assert.equal(announcedUrl(line.slice(0, cut)), undefined, line.slice(0, cut));
+    assert.equal(announcedUrl(line), "http://127.0.0.1:41397");
+    assert.equal(announcedUrl(`2026-12-03T16:12:43Z WARN something\n${line}push deliveries are signed`), "http://127.0.0.1:41397");
+  });
+});
