@@ -750,6 +750,14 @@ export interface components {
             /** @description Any JSON result to keep on the job. */
             result?: unknown;
         };
+        /** @description Debounce as users write it on enqueue. */
+        DebounceSpec: {
+            /** @description Jobs of one queue with the same key debounce each other. */
+            key: string;
+            max_wait?: components["schemas"]["DurationSpec"] | null;
+            /** @description Quiet time after the last enqueue before the job starts (at least 1 ms). */
+            period: components["schemas"]["DurationSpec"];
+        };
         /** @description A non-negative duration: text or integer milliseconds. */
         DurationSpec: number | string;
         /** @description `POST /v1/jobs/batch`: all jobs are stored in one transaction, or none is. */
@@ -764,6 +772,11 @@ export interface components {
         };
         /** @description One entry of a batch enqueue answer, in request order. */
         EnqueuedJob: {
+            /**
+             * @description True when a debounce key matched a waiting job, which took this enqueue's payload and start instead of
+             *     a new job being stored.
+             */
+            debounced?: boolean;
             /** @description True when an idempotency key matched an existing job and nothing new was stored. */
             duplicate: boolean;
             /** @description The job's id (the existing job's, for an idempotent replay). */
@@ -774,8 +787,14 @@ export interface components {
         /** @description A request to enqueue one job, exactly as the API accepts it. Unknown fields are refused. */
         EnqueueRequest: {
             backoff?: components["schemas"]["Backoff"] | null;
+            debounce?: components["schemas"]["DebounceSpec"] | null;
             /** @description First run after this delay. Exclusive with `run_at`. */
             delay?: number | string | null;
+            /**
+             * @description The tenant, user or account the job belongs to (1 to 128 bytes): queue limits per group and fair
+             *     claims use it.
+             */
+            group?: string | null;
             /** @description De-duplication key (also accepted as the `Idempotency-Key` header). */
             idempotency_key?: string | null;
             /** @description Attempts allowed before the job is dead. */
@@ -992,6 +1011,21 @@ export interface components {
              */
             updated_at: string;
         };
+        /** @description One group of a queue, for [`QueueUsage::top_groups`]. */
+        GroupUsage: {
+            /**
+             * Format: int64
+             * @description Its available jobs.
+             */
+            available: number;
+            /** @description The group. */
+            group: string;
+            /**
+             * Format: int64
+             * @description Its running jobs.
+             */
+            running: number;
+        };
         /** @description Answer of `GET /healthz`. */
         Health: {
             /** @description `ok` when the store answers. */
@@ -1041,11 +1075,15 @@ export interface components {
              * @description When it was enqueued.
              */
             created_at: string;
+            /** @description The debounce key it was enqueued with, if any. */
+            debounce_key?: string | null;
             /**
              * Format: date-time
              * @description When it reached a finished state.
              */
             finished_at?: string | null;
+            /** @description The tenant, user or account the job belongs to, if given. */
+            group?: string | null;
             /** @description Identity. */
             id: components["schemas"]["JobId"];
             /** @description De-duplication key. */
@@ -1091,6 +1129,7 @@ export interface components {
             target?: components["schemas"]["Target"] | null;
             /** @description Lease length of one attempt. */
             timeout: components["schemas"]["DurationSpec"];
+            waiting_for?: components["schemas"]["WaitingFor"] | null;
             /** @description The worker holding it while running (or that ran it last). */
             worker_id?: string | null;
         };
@@ -1187,11 +1226,15 @@ export interface components {
                  * @description When it was enqueued.
                  */
                 created_at: string;
+                /** @description The debounce key it was enqueued with, if any. */
+                debounce_key?: string | null;
                 /**
                  * Format: date-time
                  * @description When it reached a finished state.
                  */
                 finished_at?: string | null;
+                /** @description The tenant, user or account the job belongs to, if given. */
+                group?: string | null;
                 /** @description Identity. */
                 id: components["schemas"]["JobId"];
                 /** @description De-duplication key. */
@@ -1237,6 +1280,7 @@ export interface components {
                 target?: components["schemas"]["Target"] | null;
                 /** @description Lease length of one attempt. */
                 timeout: components["schemas"]["DurationSpec"];
+                waiting_for?: components["schemas"]["WaitingFor"] | null;
                 /** @description The worker holding it while running (or that ran it last). */
                 worker_id?: string | null;
             }[];
@@ -1287,6 +1331,8 @@ export interface components {
             counts: {
                 [key: string]: number;
             };
+            /** @description The queue's limits (absent when it has none). */
+            limits?: components["schemas"]["QueueLimits"];
             /** @description Queue name. */
             name: string;
             /**
@@ -1296,11 +1342,48 @@ export interface components {
             oldest_available_age_ms?: number | null;
             /** @description Paused queues hand out no jobs. */
             paused: boolean;
+            usage?: components["schemas"]["QueueUsage"] | null;
+        };
+        /** @description A queue's validated limits. The default limits nothing. */
+        QueueLimits: {
+            /**
+             * Format: int32
+             * @description Most running jobs of the queue.
+             */
+            concurrency?: number | null;
+            /** @description Claims take groups in turn. */
+            fair?: boolean;
+            /**
+             * Format: int32
+             * @description Most running jobs per group.
+             */
+            group_concurrency?: number | null;
+            throttle?: components["schemas"]["ThrottleSpec"] | null;
         };
         /** @description Answer of `GET /v1/queues`. */
         QueueList: {
             /** @description Every queue that has jobs or was paused. */
             queues: components["schemas"]["QueueInfo"][];
+        };
+        /** @description How much of its limits a queue uses right now, and which groups wait most. */
+        QueueUsage: {
+            /**
+             * Format: int64
+             * @description Groups that have at least one running job.
+             */
+            groups_running: number;
+            /**
+             * Format: int64
+             * @description Running jobs of the queue.
+             */
+            running: number;
+            /**
+             * Format: date-time
+             * @description When the queue's throttle lets the next job start (absent when it allows one now or has no throttle).
+             */
+            throttle_next_at?: string | null;
+            /** @description The groups with most available jobs (at most 10), most first. */
+            top_groups?: components["schemas"]["GroupUsage"][];
         };
         /** @description A step's final error. */
         RecordedError: {
@@ -1579,6 +1662,23 @@ export interface components {
              */
             url: string;
         };
+        /** @description A throttle as users write it. */
+        ThrottleSpec: {
+            /**
+             * Format: int32
+             * @description Starts allowed at once after a quiet spell (default 1).
+             */
+            burst?: number;
+            /**
+             * Format: int32
+             * @description Starts per period.
+             */
+            limit: number;
+            /** @description One throttle per group instead of one for the queue. */
+            per_group?: boolean;
+            /** @description The period (at least 1 ms). */
+            period: components["schemas"]["DurationSpec"];
+        };
         /** @description One recorded tick (or, for missed ticks, a contiguous run of them). */
         Tick: {
             /**
@@ -1649,6 +1749,22 @@ export interface components {
              * @description IANA time zone of `cron` (default UTC).
              */
             timezone?: string | null;
+        };
+        /** @description Why a job that is due did not start. */
+        WaitingFor: {
+            /** @enum {string} */
+            reason: "concurrency";
+        } | {
+            /** @enum {string} */
+            reason: "group_concurrency";
+        } | {
+            /** @enum {string} */
+            reason: "throttle";
+            /**
+             * Format: date-time
+             * @description When the throttle allows the next start.
+             */
+            until: string;
         };
     };
     responses: never;
@@ -2072,6 +2188,8 @@ export interface operations {
             query?: {
                 /** @description Continue after this cursor (from a previous page's `next_cursor`). */
                 cursor?: string;
+                /** @description Only jobs of this group. */
+                group?: string;
                 /** @description Page size, 1 to 500 (default 50). */
                 limit?: number;
                 /** @description Only this job name. */
