@@ -10,7 +10,9 @@
 //! the same transaction, so a callback is never lost nor sent for an end that was rolled back. The end of a call
 //! of a run applies the call's answer to the run in the same transaction too (`run_flow`): the runs are locked
 //! after their call jobs, a completion that breaks the protocol becomes a failed attempt, and a call that dies
-//! fails its run (one cancelled by its worker cancels it). The rescuer locks with `SKIP LOCKED`: a job whose worker
+//! fails its run (one cancelled by its worker cancels it). The runs' next calls are gathered over the whole
+//! group and inserted by one statement, and their count changes written by the ends' own statement, so a group
+//! adds to `queue_counts` once, in (queue, state) order (see `run_flow::Pending`). The rescuer locks with `SKIP LOCKED`: a job whose worker
 //! is reporting right now is left to that report.
 
 use std::borrow::Cow;
@@ -36,7 +38,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 use crate::codec::{self, Ts, get, ts_opt};
 use crate::counts::{self, Counts};
 use crate::error::db;
-use crate::run_flow::{self, RunEnd};
+use crate::run_flow::{self, Pending, RunEnd};
 
 /// What the decision needs to know about a job, as read (and locked) in the transaction.
 struct Facts {
@@ -140,12 +142,20 @@ pub(crate) async fn finish(
     run_flow::lock_runs(&mut tx, &runs).await?;
     let mut ends = Vec::new();
     let mut runs_announce = Vec::new();
+    let mut pending = Pending::default();
     let mut answers: Vec<Vec<FinishOutcome>> = Vec::with_capacity(commands.len());
     for items in commands {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let (answer, queues) =
-                decide(&mut tx, item, &mut known, now, limits, &mut ends).await?;
+            let (answer, queues) = decide(
+                &mut tx,
+                item,
+                &mut known,
+                (now, limits),
+                &mut ends,
+                &mut pending,
+            )
+            .await?;
             runs_announce.extend(queues);
             out.push(answer);
         }
@@ -153,7 +163,9 @@ pub(crate) async fn finish(
     }
     let mut announce = available(answers.iter().flatten().flatten());
     announce.extend(runs_announce);
-    announce.extend(write(&mut tx, now, &ends).await?);
+    let (calls_announce, counts) = pending.take(&mut tx, now).await?;
+    announce.extend(calls_announce);
+    announce.extend(write(&mut tx, now, &ends, counts).await?);
     tx.commit().await.map_err(db)?;
     Ok(Outcome { answers, announce })
 }
@@ -214,28 +226,32 @@ pub(crate) async fn rescue(
     let mut queues = available(rescued.iter());
     let runs: Vec<uuid::Uuid> = dead_calls.iter().map(|c| c.1.0).collect();
     run_flow::lock_runs(&mut tx, &runs).await?;
+    let mut pending = Pending::default();
     for (job, run, state, error) in dead_calls {
         let before = run_flow::state_of(&mut tx, run).await?;
-        queues.extend(call_ended(&mut tx, now, limits, job, run, state, error.as_deref()).await?);
+        let ended = (job, run, state, error.as_deref());
+        call_ended(&mut tx, (now, limits), ended, &mut pending).await?;
         let change = run_flow::change(&mut tx, run, before, StepCounts::default()).await?;
         if let Some(done) = rescued.iter_mut().find(|d| d.id == job) {
             done.run = change;
         }
     }
-    queues.extend(write(&mut tx, now, &ends).await?);
+    let (calls_announce, counts) = pending.take(&mut tx, now).await?;
+    queues.extend(calls_announce);
+    queues.extend(write(&mut tx, now, &ends, counts).await?);
     tx.commit().await.map_err(db)?;
     Ok((RescueReport { rescued }, queues))
 }
 
-/// One item's answer, and for an accepted end of a call job the queues its run's next calls went to. The outer
-/// error fails the whole group.
+/// One item's answer, and for an accepted end of a call job the queues to announce for what its run wrote (its
+/// next calls and count changes are gathered into `pending`). The outer error fails the whole group.
 async fn decide<'a>(
     conn: &mut PgConnection,
     item: &'a FinishItem,
     known: &mut HashMap<JobId, Facts>,
-    now: Timestamp,
-    limits: &RecordLimits,
+    (now, limits): (Timestamp, &RecordLimits),
     ends: &mut Vec<End<'a>>,
+    pending: &mut Pending,
 ) -> Result<(FinishOutcome, Vec<String>)> {
     let Some(f) = known.get_mut(&item.id) else {
         return Ok((
@@ -258,7 +274,7 @@ async fn decide<'a>(
     if let (Some(run), Finish::Complete { result }) = (f.run_id, &item.finish) {
         let text = result.as_deref().map_or("null", RawValue::get);
         let applied = match Answer::parse(text, now) {
-            Ok(answer) => answered(conn, now, limits, f, RunId(run), answer).await?,
+            Ok(answer) => answered(conn, (now, limits), f, (RunId(run), answer), pending).await?,
             Err(e) => Err(e),
         };
         match applied {
@@ -275,18 +291,8 @@ async fn decide<'a>(
     };
     if let Some(run) = f.run_id {
         let error = end.error.as_deref().map(str::to_owned);
-        queues.extend(
-            call_ended(
-                conn,
-                now,
-                limits,
-                f.id,
-                RunId(run),
-                end.state,
-                error.as_deref(),
-            )
-            .await?,
-        );
+        let ended = (f.id, RunId(run), end.state, error.as_deref());
+        call_ended(conn, (now, limits), ended, pending).await?;
     }
     let run = match f.run_id {
         Some(run) => run_flow::change(conn, RunId(run), before, steps).await?,
@@ -303,16 +309,15 @@ async fn decide<'a>(
     Ok((Ok(finished), queues))
 }
 
-/// Applies a call's answer to its run (locked): the step record decision, then its writes; answers the queues
-/// to announce and the steps recorded. A [`ProtocolError`] means the answer contradicts the run; nothing was
-/// written for it.
+/// Applies a call's answer to its run (locked): the step record decision, then its writes (the next calls and
+/// count changes gathered into `pending`); answers the queues to announce and the steps recorded. A
+/// [`ProtocolError`] means the answer contradicts the run; nothing was written for it.
 async fn answered(
     conn: &mut PgConnection,
-    now: Timestamp,
-    limits: &RecordLimits,
+    (now, limits): (Timestamp, &RecordLimits),
     f: &Facts,
-    run_id: RunId,
-    answer: Answer,
+    (run_id, answer): (RunId, Answer),
+    pending: &mut Pending,
 ) -> Result<std::result::Result<(Vec<String>, StepCounts), ProtocolError>> {
     let Some(run) = run_flow::load_run(conn, run_id).await? else {
         return Ok(Ok((Vec::new(), StepCounts::default())));
@@ -358,34 +363,33 @@ async fn answered(
         &records.failures,
         decision,
         Some(f.id),
+        pending,
     )
     .await?;
     Ok(Ok((queues, steps)))
 }
 
-/// What a call job's end does to its run beyond its answer: a dead call fails the run, a cancelled one cancels
-/// it ([`calls::call_job_end`]). The run is locked by the caller.
+/// What a call job's end (`job`, its run, its new state and error) does to its run beyond its answer: a dead
+/// call fails the run, a cancelled one cancels it ([`calls::call_job_end`]); what that writes is gathered into
+/// `pending`. The run is locked by the caller.
 async fn call_ended(
     conn: &mut PgConnection,
-    now: Timestamp,
-    limits: &RecordLimits,
-    job: JobId,
-    run_id: RunId,
-    state: JobState,
-    error: Option<&str>,
-) -> Result<Vec<String>> {
+    (now, limits): (Timestamp, &RecordLimits),
+    (job, run_id, state, error): (JobId, RunId, JobState, Option<&str>),
+    pending: &mut Pending,
+) -> Result<()> {
     let end = match calls::call_job_end(state, error) {
-        CallJobEnd::Nothing => return Ok(Vec::new()),
+        CallJobEnd::Nothing => return Ok(()),
         CallJobEnd::FailRun(error) => RunEnd::Failed(error),
         CallJobEnd::CancelRun => RunEnd::Cancelled,
     };
     let Some(run) = run_flow::load_run(conn, run_id).await? else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     if run.state.is_final() {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    run_flow::end_run(conn, now, limits, &run, end, Some(job)).await
+    run_flow::end_run_in(conn, now, limits, &run, (end, Some(job)), pending).await
 }
 
 /// An end decided from a substituted finish, owning what it borrowed (a substituted finish is a failure: it
@@ -496,9 +500,16 @@ SELECT 1",
     )
 });
 
-/// Writes the ends and inserts their callback jobs; returns what the callbacks' insert announces.
-async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Result<Vec<String>> {
+/// Writes the ends, with the transaction's other count changes `counts` in the same statement, and inserts
+/// their callback jobs; returns what the callbacks' insert announces.
+async fn write(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    ends: &[End<'_>],
+    mut counts: Counts,
+) -> Result<Vec<String>> {
     if ends.is_empty() {
+        counts.flush(conn).await?;
         return Ok(Vec::new());
     }
     let n = ends.len();
@@ -513,7 +524,6 @@ async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Res
     let mut outcomes = Vec::with_capacity(n);
     let mut max_attempts = Vec::with_capacity(n);
     let mut queues = Vec::with_capacity(n);
-    let mut counts = Counts::default();
     for e in ends {
         // Only running attempts end.
         counts.moved(&e.queue, JobState::Running, e.state);

@@ -6,7 +6,8 @@
 //! waits for this one to commit and then sees its job. Each command is decided in order against the stored
 //! holders and the jobs accepted earlier in the group by [`offload_store::idempotency`]; a command with a
 //! conflicting key writes nothing and fails alone, the rows of all accepted commands go into one statement
-//! that also counts them. The unique index on the key stays as a backstop. Jobs of schedule ticks take the same
+//! that also counts them (or, for calls gathered by `run_flow::Pending`, hands their counts to the
+//! transaction's one count statement). The unique index on the key stays as a backstop. Jobs of schedule ticks take the same
 //! path ([`insert_scheduled`]), their schedule and fire time written in the same row by the same statement.
 
 use std::sync::LazyLock;
@@ -64,7 +65,7 @@ pub(crate) async fn insert(
     now: Timestamp,
     commands: &[Vec<NewJob>],
 ) -> Result<Outcome> {
-    insert_commands(conn, now, commands, false).await
+    insert_commands(conn, now, commands, false, None).await
 }
 
 /// Inserts the call jobs of runs as one command: each row gets its `run_id` (from the job's
@@ -74,7 +75,18 @@ pub(crate) async fn insert_calls(
     now: Timestamp,
     jobs: Vec<NewJob>,
 ) -> Result<Outcome> {
-    insert_commands(conn, now, &[jobs], true).await
+    insert_commands(conn, now, &[jobs], true, None).await
+}
+
+/// [`insert_calls`] without counting: the statement writes no count, the rows' counts are added to `held` for
+/// the transaction's one count statement (see [`crate::run_flow::Pending`]).
+pub(crate) async fn insert_calls_held(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    jobs: Vec<NewJob>,
+    held: &mut Counts,
+) -> Result<Outcome> {
+    insert_commands(conn, now, &[jobs], true, Some(held)).await
 }
 
 /// Inserts the jobs of schedule ticks as one command, each row written with its schedule and fire time in the
@@ -84,15 +96,17 @@ pub(crate) async fn insert_scheduled(
     now: Timestamp,
     jobs: &[(NewJob, ScheduledBy)],
 ) -> Result<Outcome> {
-    insert_commands(conn, now, &[jobs], false).await
+    insert_commands(conn, now, &[jobs], false, None).await
 }
 
-/// The one insert path: lock and read the idempotency keys' holders (if any), decide, write.
+/// The one insert path: lock and read the idempotency keys' holders (if any), decide, write. With `held`, the
+/// rows' counts are added to it instead of written.
 async fn insert_commands<C: Command + Sync>(
     conn: &mut PgConnection,
     now: Timestamp,
     commands: &[C],
     calls: bool,
+    held: Option<&mut Counts>,
 ) -> Result<Outcome> {
     let mut keys: Vec<&str> = commands
         .iter()
@@ -105,7 +119,7 @@ async fn insert_commands<C: Command + Sync>(
             .iter()
             .map(|jobs| decide(jobs.jobs(), now, &mut Holders::default(), &mut rows))
             .collect();
-        write(conn, now, &rows, calls).await?;
+        write(conn, now, &rows, calls, held).await?;
         return Ok(outcome(answers, &rows));
     }
     keys.sort_unstable();
@@ -118,7 +132,7 @@ async fn insert_commands<C: Command + Sync>(
         .iter()
         .map(|jobs| decide(jobs.jobs(), now, &mut holders, &mut rows))
         .collect();
-    write(&mut tx, now, &rows, calls).await?;
+    write(&mut tx, now, &rows, calls, held).await?;
     tx.commit().await.map_err(db)?;
     Ok(outcome(answers, &rows))
 }
@@ -229,6 +243,7 @@ async fn write(
     now: Timestamp,
     rows: &[Row<'_>],
     calls: bool,
+    held: Option<&mut Counts>,
 ) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -253,7 +268,11 @@ async fn write(
     let mut destinations = Vec::with_capacity(n);
     let mut schedule_names = Vec::with_capacity(n);
     let mut schedule_fire_ats = Vec::with_capacity(n);
-    let mut counts = Counts::default();
+    let mut own = Counts::default();
+    let counts = match held {
+        Some(held) => held,
+        None => &mut own,
+    };
     for r in rows {
         counts.add(&r.job.queue, r.state, 1);
         let j = r.job;
@@ -295,7 +314,8 @@ async fn write(
         .bind(keys)
         .bind(fingerprints)
         .bind(tags);
-    let (count_queues, count_states, count_ns) = counts.arrays();
+    // Held counts are written later; `own` is then empty and the statement counts nothing.
+    let (count_queues, count_states, count_ns) = own.arrays();
     query
         .bind(count_queues)
         .bind(count_states)

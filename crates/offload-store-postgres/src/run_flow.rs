@@ -6,6 +6,10 @@
 //! everywhere: call jobs, then runs (in id order), then waits, so servers never wait for each other in a cycle.
 //! What to write is decided elsewhere (`offload_core::function::record`, `offload_store::calls`); this module
 //! only writes it.
+//!
+//! Calls to enqueue and count changes are gathered in a [`Pending`] and written once the transaction's work is
+//! done: all its calls by one insert, all its count changes by one statement, so a transaction adds to
+//! `queue_counts` once, in (queue, state) order, and two transactions never lock count rows in a cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +20,7 @@ use offload_core::function::record::{
     WaitMatch,
 };
 use offload_core::function::run::{RunId, RunState};
-use offload_core::{JobId, JobState, Timestamp};
+use offload_core::{JobId, JobState, NewJob, Timestamp};
 use offload_store::calls::{self, CallSpec};
 use offload_store::fanout::wait_columns;
 use offload_store::{Result, RunChange, StepCounts, StoreError};
@@ -282,6 +286,81 @@ pub(crate) struct NextCall<'a> {
     pub(crate) attempt: u32,
 }
 
+/// What a transaction decided to write into the jobs table as it went: the call jobs to enqueue and the count
+/// changes of jobs it moved. Nothing is written until [`Pending::write`] (or [`Pending::take`] for a caller
+/// that writes the counts in a statement of its own); [`Pending::insert`] inserts the calls gathered so far
+/// early when the transaction must see them, their counts still held back.
+#[derive(Default)]
+pub(crate) struct Pending {
+    calls: Vec<NewJob>,
+    counts: Counts,
+    /// Whether `counts` holds any change (only those are written).
+    counted: bool,
+    /// Queues to announce for calls already inserted.
+    announce: Vec<String>,
+}
+
+impl Pending {
+    /// One job of `queue` moved from `from` to `to`.
+    fn moved(&mut self, queue: &str, from: JobState, to: JobState) {
+        if from != to {
+            self.counts.moved(queue, from, to);
+            self.counted = true;
+        }
+    }
+
+    /// Inserts the calls gathered so far (one statement), holding their counts back; a later [`Self::write`] or
+    /// [`Self::take`] writes them.
+    pub(crate) async fn insert(&mut self, conn: &mut PgConnection, now: Timestamp) -> Result<()> {
+        if self.calls.is_empty() {
+            return Ok(());
+        }
+        let jobs = std::mem::take(&mut self.calls);
+        let out = crate::jobs_insert::insert_calls_held(conn, now, jobs, &mut self.counts).await?;
+        self.counted = true;
+        self.finish(out)
+    }
+
+    /// Inserts the calls and writes every count change, one statement each at most; returns the queues to
+    /// announce.
+    pub(crate) async fn write(
+        mut self,
+        conn: &mut PgConnection,
+        now: Timestamp,
+    ) -> Result<Vec<String>> {
+        if self.counted {
+            self.insert(conn, now).await?;
+            self.counts.flush(conn).await?;
+        } else if !self.calls.is_empty() {
+            // Only calls: their insert counts them in the same statement.
+            let jobs = std::mem::take(&mut self.calls);
+            let out = crate::jobs_insert::insert_calls(conn, now, jobs).await?;
+            self.finish(out)?;
+        }
+        Ok(self.announce)
+    }
+
+    /// Inserts the calls and hands over every count change, for the caller's own count statement (the
+    /// transaction's only one); returns the queues to announce and the counts.
+    pub(crate) async fn take(
+        mut self,
+        conn: &mut PgConnection,
+        now: Timestamp,
+    ) -> Result<(Vec<String>, Counts)> {
+        self.insert(conn, now).await?;
+        Ok((self.announce, self.counts))
+    }
+
+    /// Keeps an insert's announcements; a refused call is an error (calls carry no idempotency key, so none is).
+    fn finish(&mut self, out: crate::jobs_insert::Outcome) -> Result<()> {
+        for answer in out.answers {
+            answer?;
+        }
+        self.announce.extend(out.announce);
+        Ok(())
+    }
+}
+
 /// Inserts the calls of a run, each carrying every step recorded so far; returns the queues to announce.
 pub(crate) async fn enqueue_calls(
     conn: &mut PgConnection,
@@ -291,30 +370,37 @@ pub(crate) async fn enqueue_calls(
     function: &Function,
     next: &[NextCall<'_>],
 ) -> Result<Vec<String>> {
+    let mut pending = Pending::default();
+    enqueue_calls_in(conn, now, limits, (run, function), next, &mut pending).await?;
+    pending.write(conn, now).await
+}
+
+/// Gathers the calls of a run into `pending`, each carrying every step recorded so far.
+async fn enqueue_calls_in(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    limits: &RecordLimits,
+    (run, function): (&RunRow, &Function),
+    next: &[NextCall<'_>],
+    pending: &mut Pending,
+) -> Result<()> {
     if next.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let records = load_records(conn, run.id).await?;
-    let jobs = next
-        .iter()
-        .map(|c| {
-            calls::call_job(&CallSpec {
-                function,
-                run_id: run.id,
-                event: &run.event,
-                steps: &records.recorded,
-                attempt: c.attempt,
-                run_step: c.run_step,
-                at: codec::stored_precision(c.at.max(now)),
-                max_state_bytes: limits.max_state_bytes,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let out = crate::jobs_insert::insert_calls(conn, now, jobs).await?;
-    for answer in out.answers {
-        answer?;
+    for c in next {
+        pending.calls.push(calls::call_job(&CallSpec {
+            function,
+            run_id: run.id,
+            event: &run.event,
+            steps: &records.recorded,
+            attempt: c.attempt,
+            run_step: c.run_step,
+            at: codec::stored_precision(c.at.max(now)),
+            max_state_bytes: limits.max_state_bytes,
+        })?);
     }
-    Ok(out.announce)
+    Ok(())
 }
 
 /// A call job's payload rewritten with every step recorded so far (a call in flight after mid-lease records).
@@ -363,6 +449,20 @@ pub(crate) async fn end_run(
     end: RunEnd,
     except: Option<JobId>,
 ) -> Result<Vec<String>> {
+    let mut pending = Pending::default();
+    end_run_in(conn, now, limits, run, (end, except), &mut pending).await?;
+    pending.write(conn, now).await
+}
+
+/// [`end_run`], its calls and count changes gathered into `pending`.
+pub(crate) async fn end_run_in(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    limits: &RecordLimits,
+    run: &RunRow,
+    (end, except): (RunEnd, Option<JobId>),
+    pending: &mut Pending,
+) -> Result<()> {
     let (state, output, error) = match &end {
         RunEnd::Succeeded(output) => (RunState::Succeeded, Some(output.get()), None),
         RunEnd::Failed(error) => (RunState::Failed, None, Some(error.clone())),
@@ -388,16 +488,18 @@ pub(crate) async fn end_run(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    stop_calls(conn, now, run.id, except).await?;
+    // Calls gathered for this run earlier in the transaction are stopped with the others.
+    pending.insert(conn, now).await?;
+    stop_calls(conn, now, run.id, except, pending).await?;
     let Some((parent, _)) = &run.parent else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let output = match &end {
         RunEnd::Succeeded(output) => Some(output),
         _ => None,
     };
     let Some(outcome) = calls::child_outcome(state, output, error.as_ref()) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     // Deleting the parent's wait is the claim on resolving its step (the timeout may have taken it first).
     let claimed: Option<String> = sqlx::query_scalar(
@@ -410,25 +512,21 @@ pub(crate) async fn end_run(
     .map_err(db)?;
     match claimed {
         Some(step) => {
-            resolve(
-                conn,
-                now,
-                limits,
-                *parent,
-                record::resolve_invoke(&step, outcome),
-            )
-            .await
+            let step = record::resolve_invoke(&step, outcome);
+            resolve_in(conn, now, limits, (*parent, step), pending).await
         }
-        None => Ok(Vec::new()),
+        None => Ok(()),
     }
 }
 
-/// Cancels a run's pending calls and asks a running one to stop (all but `except`).
+/// Cancels a run's pending calls (their moves gathered into `pending`) and asks a running one to stop (all but
+/// `except`).
 async fn stop_calls(
     conn: &mut PgConnection,
     now: Timestamp,
     run: RunId,
     except: Option<JobId>,
+    pending: &mut Pending,
 ) -> Result<()> {
     let rows = sqlx::query(
         "SELECT id, queue, state FROM jobs WHERE run_id = $1 AND id IS DISTINCT FROM $2
@@ -439,7 +537,6 @@ async fn stop_calls(
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
-    let mut counts = Counts::default();
     let mut now_cancelled = Vec::new();
     let mut requested = Vec::new();
     for r in &rows {
@@ -448,7 +545,7 @@ async fn stop_calls(
         if state == JobState::Running {
             requested.push(id);
         } else {
-            counts.moved(&get::<String>(r, "queue")?, state, JobState::Cancelled);
+            pending.moved(&get::<String>(r, "queue")?, state, JobState::Cancelled);
             now_cancelled.push(id);
         }
     }
@@ -459,7 +556,6 @@ async fn stop_calls(
             .execute(&mut *conn)
             .await
             .map_err(db)?;
-        counts.flush(conn).await?;
     }
     if !requested.is_empty() {
         sqlx::query("UPDATE jobs SET cancel_requested = true WHERE id = ANY($1)")
@@ -480,32 +576,40 @@ pub(crate) async fn resolve(
     run_id: RunId,
     step: NewStepRecord,
 ) -> Result<Vec<String>> {
+    let mut pending = Pending::default();
+    resolve_in(conn, now, limits, (run_id, step), &mut pending).await?;
+    pending.write(conn, now).await
+}
+
+/// [`resolve`], the next call gathered into `pending`.
+pub(crate) async fn resolve_in(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    limits: &RecordLimits,
+    (run_id, step): (RunId, NewStepRecord),
+    pending: &mut Pending,
+) -> Result<()> {
     let Some(run) = load_run(conn, run_id).await? else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     if run.state.is_final() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     insert_records(conn, now, run.id, std::slice::from_ref(&step)).await?;
     let function = function_of(conn, &run).await?;
     set_state(conn, now, run.id, RunState::Queued, None).await?;
-    enqueue_calls(
-        conn,
-        now,
-        limits,
-        &run,
-        &function,
-        &[NextCall {
-            at: now,
-            run_step: None,
-            attempt: 1,
-        }],
-    )
-    .await
+    let next = NextCall {
+        at: now,
+        run_step: None,
+        attempt: 1,
+    };
+    enqueue_calls_in(conn, now, limits, (&run, &function), &[next], pending).await
 }
 
 /// Writes a decision for a run (with its function) whose call ended: records, failed attempts, sent events,
-/// and what comes next. Returns the queues to announce.
+/// and what comes next; the next calls and count changes are gathered into `pending`. Returns the queues to
+/// announce for what it wrote itself.
+#[allow(clippy::too_many_arguments)] // the run, the decision and where its writes go
 pub(crate) async fn apply(
     conn: &mut PgConnection,
     now: Timestamp,
@@ -514,6 +618,7 @@ pub(crate) async fn apply(
     failures: &BTreeMap<String, u32>,
     decision: Decision,
     call: Option<JobId>,
+    pending: &mut Pending,
 ) -> Result<Vec<String>> {
     let mut announce = Vec::new();
     insert_records(conn, now, run.id, &decision.records).await?;
@@ -560,7 +665,7 @@ pub(crate) async fn apply(
                 run_step: run_step.as_deref(),
                 attempt,
             };
-            announce.extend(enqueue_calls(conn, now, limits, run, function, &[next]).await?);
+            enqueue_calls_in(conn, now, limits, (run, function), &[next], pending).await?;
         }
         Next::Parallel(ids) => {
             for id in &ids {
@@ -575,7 +680,7 @@ pub(crate) async fn apply(
                     attempt: 1,
                 })
                 .collect();
-            announce.extend(enqueue_calls(conn, now, limits, run, function, &next).await?);
+            enqueue_calls_in(conn, now, limits, (run, function), &next, pending).await?;
         }
         Next::Wait {
             step,
@@ -631,7 +736,7 @@ pub(crate) async fn apply(
             let Some(child_function) = child_function else {
                 let record =
                     record::resolve_invoke(&step, InvokeOutcome::UnknownFunction(function_id));
-                announce.extend(resolve(conn, now, limits, run.id, record).await?);
+                resolve_in(conn, now, limits, (run.id, record), pending).await?;
                 return Ok(announce);
             };
             insert_pending(
@@ -680,11 +785,12 @@ pub(crate) async fn apply(
                 .map_err(db)?;
         }
         Next::Succeed(output) => {
-            announce
-                .extend(end_run(conn, now, limits, run, RunEnd::Succeeded(output), call).await?);
+            let end = (RunEnd::Succeeded(output), call);
+            end_run_in(conn, now, limits, run, end, pending).await?;
         }
         Next::Fail(error) => {
-            announce.extend(end_run(conn, now, limits, run, RunEnd::Failed(error), call).await?);
+            let end = (RunEnd::Failed(error), call);
+            end_run_in(conn, now, limits, run, end, pending).await?;
         }
     }
     Ok(announce)
@@ -779,7 +885,7 @@ pub(crate) async fn cancel_runs(
     .await
     .map_err(db)?;
     lock_runs(conn, &raw).await?;
-    let mut announce = Vec::new();
+    let mut pending = Pending::default();
     for id in raw {
         let Some(run) = load_run(conn, RunId(id)).await? else {
             continue;
@@ -787,10 +893,18 @@ pub(crate) async fn cancel_runs(
         if !run.state.is_cancellable() {
             continue;
         }
-        announce.extend(end_run(conn, now, limits, &run, RunEnd::Cancelled, None).await?);
+        end_run_in(
+            conn,
+            now,
+            limits,
+            &run,
+            (RunEnd::Cancelled, None),
+            &mut pending,
+        )
+        .await?;
         cancelled.insert(run.id);
     }
-    Ok((cancelled, announce))
+    Ok((cancelled, pending.write(conn, now).await?))
 }
 
 /// Ends a transaction with its work's outcome: committed when the work succeeded, rolled back at once when it

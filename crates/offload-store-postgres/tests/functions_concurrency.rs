@@ -380,6 +380,66 @@ async fn parallel_steps_completed_through_three_servers_continue_once() {
     }
 }
 
+/// Calls of many runs in one queue completed at once through three servers, many per request (each request's
+/// ends are one transaction that enqueues a next call per run): every completion is accepted at once, none is
+/// refused as unavailable after deadlocks on the queue's counts, and every run goes on with one call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_completions_in_one_queue_through_three_servers_never_deadlock() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url).await;
+    put(
+        &stores[0],
+        json!({"id": "steps", "triggers": [{"event": "app/steps"}]}),
+    )
+    .await;
+    const RUNS: usize = 480;
+    const PER_REQUEST: usize = 40;
+    let now = stores[0].now();
+    let events = (0..RUNS)
+        .map(|i| event(now, "app/steps", json!({"n": i}), None))
+        .collect();
+    send(&stores[1], events).await;
+    for round in 0..3 {
+        let mut calls = Vec::new();
+        while calls.len() < RUNS {
+            let got = claim(&stores[round % 3], "steps", 500).await;
+            assert!(!got.is_empty(), "every run has its call in round {round}");
+            calls.extend(got);
+        }
+        let mut finishes = JoinSet::new();
+        for (i, chunk) in calls.chunks(PER_REQUEST).enumerate() {
+            let store = stores[i % 3].clone();
+            let response =
+                json!({"steps": [{"id": format!("s{round}"), "op": "run", "data": round}]});
+            let items = chunk
+                .iter()
+                .flat_map(|call| complete(call, &response).items)
+                .collect();
+            finishes.spawn(async move { store.job_finish(JobFinishParams { items }).await });
+        }
+        while let Some(done) = finishes.join_next().await {
+            let answers = done
+                .unwrap()
+                .expect("a group of completions is never refused");
+            for answer in answers {
+                answer.expect("each completion is accepted");
+            }
+        }
+    }
+    let mut next = Vec::new();
+    loop {
+        let got = claim(&stores[0], "steps", 500).await;
+        if got.is_empty() {
+            break;
+        }
+        next.extend(got);
+    }
+    assert_eq!(next.len(), RUNS, "one call per run after the last round");
+    for call in &next {
+        assert_eq!(request(call)["steps"].as_object().unwrap().len(), 3);
+    }
+}
+
 /// A waiting step that two matching events reach at once, through two servers, is resolved by one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_reached_by_two_events_through_two_servers_is_resolved_once() {
