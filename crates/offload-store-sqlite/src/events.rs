@@ -26,7 +26,7 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use crate::codec::{self, get, micros};
 use crate::counts::Counts;
 use crate::error::db;
-use crate::run_calls;
+use crate::run_calls::{self, Calls};
 use crate::run_rows::{self, uuid_of};
 
 /// The stored event holding a de-duplication id.
@@ -99,6 +99,7 @@ pub(crate) async fn store(
     woken: &mut Vec<String>,
 ) -> Result<Vec<EventSent>> {
     let mut known = Known::default();
+    let mut calls = Calls::default();
     let mut out = Vec::with_capacity(items.len());
     for (id, event) in items {
         if let Some(user_id) = &event.id {
@@ -132,18 +133,23 @@ pub(crate) async fn store(
         .execute(&mut *conn)
         .await
         .map_err(db)?;
-        out.push(fan_out(conn, now, id, &event, &mut known, counts, woken).await?);
+        let gathered = (&mut known, &mut calls);
+        out.push(fan_out(conn, now, id, &event, gathered, counts, woken).await?);
     }
+    calls.insert(conn, now, counts, woken).await?;
     Ok(out)
 }
 
+/// Fans one stored event out: the runs it starts and the waits it resolves get their next call gathered into
+/// `calls`; the runs it cancels are cancelled at once (the calls gathered so far inserted first, so a run an
+/// earlier event of the transaction started has its call cancelled with it).
 #[allow(clippy::too_many_arguments)] // the event, the cache and the transaction's accumulators
 async fn fan_out(
     conn: &mut SqliteConnection,
     now: Timestamp,
     id: EventId,
     event: &NewEvent,
-    known: &mut Known,
+    (known, calls): (&mut Known, &mut Calls),
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<EventSent> {
@@ -182,9 +188,8 @@ async fn fan_out(
     let mut runs = Vec::with_capacity(plan.start.len());
     let mut started = Vec::with_capacity(plan.start.len());
     for i in plan.start {
-        runs.push(
-            run_calls::create_run(conn, now, &functions[i], id, &text, None, counts, woken).await?,
-        );
+        let started_by = (id, text.as_str(), None);
+        runs.push(run_calls::create_run_into(conn, now, &functions[i], started_by, calls).await?);
         started.push(functions[i].id.clone());
     }
     let mut resolved_waits = 0;
@@ -204,10 +209,13 @@ async fn fan_out(
         let data =
             Json::from_text(text.clone()).map_err(|e| StoreError::Internal(e.to_string()))?;
         let resolution = resolve_wait(&step, WaitOutcome::Event(data));
-        run_calls::continue_with(conn, now, run_seq, &resolution, counts, woken).await?;
+        run_calls::continue_into(conn, now, run_seq, &resolution, calls).await?;
         resolved_waits += 1;
     }
     let mut cancelled_runs = 0;
+    if !doomed.is_empty() {
+        calls.insert(conn, now, counts, woken).await?;
+    }
     for seq in doomed {
         let Some(run) = run_rows::load_run_seq(conn, seq).await? else {
             continue;

@@ -5,20 +5,23 @@
 //! Invariant: the rules are `offload_core::function::record` and `offload_store::calls`; this module reads the
 //! facts they need and writes what they decide. A run that has ended changes no more (every path checks the
 //! stored state first), and ending a run cancels its waiting calls, asks a running one to stop, drops its
-//! parked steps and cancel keys and resolves a parent waiting on it.
+//! parked steps and cancel keys and resolves a parent waiting on it. Calls gathered in a [`Calls`] are inserted
+//! together, by one insert and one statement naming their runs (per chunk of rows), before anything reads a
+//! run's calls.
 
 use jiff::Timestamp;
-use offload_core::JobState;
 use offload_core::function::definition::Function;
 use offload_core::function::event::EventId;
 use offload_core::function::protocol::{Json, StepError};
 use offload_core::function::record::{InvokeOutcome, NewStepRecord, RecordLimits, resolve_invoke};
 use offload_core::function::run::{RunId, RunState};
+use offload_core::{JobState, NewJob};
 use offload_store::calls::{CallSpec, call_job, child_outcome};
 use offload_store::{Result, StoreError};
 use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
 
+use crate::batch;
 use crate::codec::{get, micros};
 use crate::counts::Counts;
 use crate::error::db;
@@ -33,6 +36,72 @@ pub(crate) const RUN_CALLS_SQL: &str = "SELECT seq, queue, state FROM jobs WHERE
 pub(crate) const WAKE_DUE_SQL: &str =
     "SELECT run_seq, step_id, kind FROM run_waits WHERE until <= ?1 ORDER BY until LIMIT ?2";
 
+/// Calls of runs gathered in a transaction, not inserted yet: [`Calls::insert`] writes them all with one insert
+/// and one statement naming each job's run and planned step, instead of two statements per call.
+#[derive(Default)]
+pub(crate) struct Calls {
+    jobs: Vec<NewJob>,
+    /// Each job's run and planned step, in the order of `jobs`.
+    runs: Vec<(RunId, Option<String>)>,
+}
+
+/// Values bound per row of the statement naming the calls' runs.
+const RUN_OF_PER_ROW: usize = 3;
+
+/// Names the runs (and planned steps) of `rows` call jobs.
+fn run_of_sql(rows: usize) -> String {
+    format!(
+        "UPDATE jobs SET run_id = v.column2, run_step = v.column3 FROM (VALUES {}) AS v \
+         WHERE jobs.id = v.column1",
+        batch::values(rows, RUN_OF_PER_ROW)
+    )
+}
+
+impl Calls {
+    /// Inserts the gathered calls, counting them into `counts`; reports the queues of those available at once in
+    /// `woken`.
+    pub(crate) async fn insert(
+        &mut self,
+        conn: &mut SqliteConnection,
+        now: Timestamp,
+        counts: &mut Counts,
+        woken: &mut Vec<String>,
+    ) -> Result<()> {
+        if self.jobs.is_empty() {
+            return Ok(());
+        }
+        let jobs = std::mem::take(&mut self.jobs);
+        let runs = std::mem::take(&mut self.runs);
+        let mut answers =
+            crate::jobs_insert::insert(conn, now, std::slice::from_ref(&jobs), counts).await?;
+        let inserted = answers
+            .pop()
+            .ok_or_else(|| StoreError::Internal("call jobs were not inserted".into()))??;
+        if inserted.len() != jobs.len() {
+            return Err(StoreError::Internal(
+                "a call job was not inserted".to_owned(),
+            ));
+        }
+        let rows: Vec<(&NewJob, &(RunId, Option<String>))> = jobs.iter().zip(&runs).collect();
+        batch::execute(conn, &rows, RUN_OF_PER_ROW, &run_of_sql, &|args,
+                                                                   (
+            job,
+            (run, step),
+        )| {
+            batch::add(args, job.id.as_bytes().as_slice())?;
+            batch::add(args, run.0.as_bytes().as_slice())?;
+            batch::add(args, step.as_deref())
+        })
+        .await?;
+        for (job, done) in jobs.iter().zip(&inserted) {
+            if done.state == JobState::Available && !woken.contains(&job.queue) {
+                woken.push(job.queue.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Inserts the next call of `run`: every recorded step in its payload, due at `at`. Reports its queue in
 /// `woken` when it is available at once.
 #[allow(clippy::too_many_arguments)] // the call's facts, each one a column of the job
@@ -46,6 +115,20 @@ pub(crate) async fn enqueue(
     at: Timestamp,
     counts: &mut Counts,
     woken: &mut Vec<String>,
+) -> Result<()> {
+    let mut calls = Calls::default();
+    enqueue_into(conn, run, function, (attempt, run_step, at), &mut calls).await?;
+    calls.insert(conn, now, counts, woken).await
+}
+
+/// Gathers the next call of `run` (its attempt, planned step and due time) into `calls`, every recorded step
+/// in its payload.
+pub(crate) async fn enqueue_into(
+    conn: &mut SqliteConnection,
+    run: &Run,
+    function: &Function,
+    (attempt, run_step, at): (u32, Option<&str>, Timestamp),
+    calls: &mut Calls,
 ) -> Result<()> {
     // A run created just now has recorded nothing: no need to read its steps.
     let steps = if run.steps_known_empty {
@@ -65,26 +148,8 @@ pub(crate) async fn enqueue(
         at,
         max_state_bytes: RecordLimits::default().max_state_bytes,
     })?;
-    let id = job.id;
-    let queue = job.queue.clone();
-    let mut answers = crate::jobs_insert::insert(conn, now, &[vec![job]], counts).await?;
-    let inserted = answers
-        .pop()
-        .ok_or_else(|| StoreError::Internal("a call job was not inserted".into()))??;
-    sqlx::query("UPDATE jobs SET run_id = ?1, run_step = ?2 WHERE id = ?3")
-        .bind(run.id.0.as_bytes().as_slice())
-        .bind(run_step)
-        .bind(id.as_bytes().as_slice())
-        .execute(conn)
-        .await
-        .map_err(db)?;
-    if inserted
-        .first()
-        .is_some_and(|i| i.state == JobState::Available)
-        && !woken.contains(&queue)
-    {
-        woken.push(queue);
-    }
+    calls.jobs.push(job);
+    calls.runs.push((run.id, run_step.map(str::to_owned)));
     Ok(())
 }
 
@@ -107,6 +172,21 @@ pub(crate) async fn create_run(
     parent: Option<(RunId, &str)>,
     counts: &mut Counts,
     woken: &mut Vec<String>,
+) -> Result<RunId> {
+    let mut calls = Calls::default();
+    let id = create_run_into(conn, now, function, (event_id, event, parent), &mut calls).await?;
+    calls.insert(conn, now, counts, woken).await?;
+    Ok(id)
+}
+
+/// Creates a queued run of `function` for an event (its id and JSON, and the parent's step that invoked it),
+/// its first call gathered into `calls`.
+pub(crate) async fn create_run_into(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    function: &Function,
+    (event_id, event, parent): (EventId, &str, Option<(RunId, &str)>),
+    calls: &mut Calls,
 ) -> Result<RunId> {
     let id = RunId::new();
     let seq: i64 = sqlx::query_scalar(
@@ -134,7 +214,7 @@ pub(crate) async fn create_run(
         state_bytes: 0,
         steps_known_empty: true,
     };
-    enqueue(conn, now, &run, function, 1, None, now, counts, woken).await?;
+    enqueue_into(conn, &run, function, (1, None, now), calls).await?;
     Ok(id)
 }
 
@@ -147,6 +227,19 @@ pub(crate) async fn continue_with(
     counts: &mut Counts,
     woken: &mut Vec<String>,
 ) -> Result<()> {
+    let mut calls = Calls::default();
+    continue_into(conn, now, run_seq, resolution, &mut calls).await?;
+    calls.insert(conn, now, counts, woken).await
+}
+
+/// [`continue_with`], the next call gathered into `calls`.
+pub(crate) async fn continue_into(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    run_seq: i64,
+    resolution: &NewStepRecord,
+    calls: &mut Calls,
+) -> Result<()> {
     let Some(run) = load_run_seq(conn, run_seq).await? else {
         return Ok(());
     };
@@ -155,7 +248,7 @@ pub(crate) async fn continue_with(
     }
     record(conn, now, run.seq, resolution).await?;
     let function = function_of(conn, &run.function_id).await?;
-    enqueue(conn, now, &run, &function, 1, None, now, counts, woken).await?;
+    enqueue_into(conn, &run, &function, (1, None, now), calls).await?;
     set_state(conn, now, run.seq, RunState::Queued, None).await
 }
 
@@ -291,6 +384,7 @@ pub(crate) async fn wake_due(
         .await
         .map_err(db)?;
     let mut n = 0;
+    let mut calls = Calls::default();
     for row in &rows {
         let run_seq: i64 = get(row, "run_seq")?;
         let step: String = get(row, "step_id")?;
@@ -312,8 +406,9 @@ pub(crate) async fn wake_due(
                 offload_core::function::record::WaitOutcome::TimedOut,
             )
         };
-        continue_with(conn, now, run_seq, &resolution, counts, woken).await?;
+        continue_into(conn, now, run_seq, &resolution, &mut calls).await?;
         n += 1;
     }
+    calls.insert(conn, now, counts, woken).await?;
     Ok(n)
 }
