@@ -208,16 +208,20 @@ pub(crate) static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
         "WITH ins AS (
     INSERT INTO jobs (id, queue, name, state, payload, priority, max_attempts, backoff_base_ms, backoff_cap_ms,
         backoff_jitter, timeout_ms, run_at, created_at, idempotency_key, request_fingerprint, tags, target,
-        destination, schedule_name, schedule_fire_at, run_id, run_step)
+        destination, schedule_name, schedule_fire_at, run_id, run_step, grp, debounce_key)
     SELECT id, queue, name, state, payload::json, priority, max_attempts, base_ms, cap_ms, jitter, timeout_ms,
         run_at, $1, key, fingerprint, tags::jsonb, target::json, destination, schedule_name, schedule_fire_at,
         CASE WHEN $25 THEN (tags::jsonb ->> 'offload.run')::uuid END,
-        CASE WHEN $25 THEN payload::json ->> 'run_step' END
+        CASE WHEN $25 THEN payload::json ->> 'run_step' END,
+        grp, debounce_key
     FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::int4[], $9::int8[],
                 $10::int8[], $11::float8[], $12::int8[], $13::timestamptz[], $14::text[], $15::text[], $16::text[],
-                $21::text[], $22::text[], $23::text[], $24::timestamptz[])
-        AS u (id, queue, name, state, payload, priority, max_attempts, base_ms, cap_ms, jitter, timeout_ms, run_at,
-              key, fingerprint, tags, target, destination, schedule_name, schedule_fire_at)
+                $21::text[], $22::text[], $23::text[], $24::timestamptz[], $26::text[], $27::text[])
+        WITH ORDINALITY AS u (id, queue, name, state, payload, priority, max_attempts, base_ms, cap_ms, jitter,
+              timeout_ms, run_at, key, fingerprint, tags, target, destination, schedule_name, schedule_fire_at,
+              grp, debounce_key, ord)
+    -- Rows arrive sorted by (queue, group): the group counters' triggers lock their rows in that order.
+    ORDER BY ord
 ), {}
 SELECT 1",
         counts::bound_cte("$17", "$18", "$19", "$20")
@@ -253,8 +257,14 @@ async fn write(
     let mut destinations = Vec::with_capacity(n);
     let mut schedule_names = Vec::with_capacity(n);
     let mut schedule_fire_ats = Vec::with_capacity(n);
+    let mut groups = Vec::with_capacity(n);
+    let mut debounce_keys = Vec::with_capacity(n);
     let mut counts = Counts::default();
-    for r in rows {
+    // In (queue, group) order, so that two transactions counting jobs of the same groups (row triggers on
+    // `queue_groups`) lock those rows in the same order and never wait for each other in a cycle.
+    let mut sorted: Vec<&Row<'_>> = rows.iter().collect();
+    sorted.sort_by(|a, b| (&a.job.queue, &a.job.group).cmp(&(&b.job.queue, &b.job.group)));
+    for r in sorted {
         counts.add(&r.job.queue, r.state, 1);
         let j = r.job;
         ids.push(j.id.0);
@@ -277,6 +287,8 @@ async fn write(
         destinations.push(destination);
         schedule_names.push(r.scheduled_by.map(|s| s.name.as_str()));
         schedule_fire_ats.push(r.scheduled_by.map(|s| Ts(s.fire_at)));
+        groups.push(j.group.as_deref());
+        debounce_keys.push(j.debounce.as_ref().map(|d| d.key.as_str()));
     }
     let query = sqlx::query(INSERT_SQL.as_str())
         .bind(Ts(now))
@@ -306,6 +318,8 @@ async fn write(
         .bind(schedule_names)
         .bind(schedule_fire_ats)
         .bind(calls)
+        .bind(groups)
+        .bind(debounce_keys)
         .execute(conn)
         .await
         .map_err(db)?;
