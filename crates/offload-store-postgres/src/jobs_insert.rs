@@ -15,6 +15,7 @@ use offload_core::{JobId, JobState, NewJob, ScheduledBy, Timestamp};
 use offload_store::codec::{millis, target_to_db};
 use offload_store::idempotency::{Holder, Holders};
 use offload_store::{Inserted, Result};
+use serde_json::value::RawValue;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
@@ -23,12 +24,16 @@ use crate::counts::{self, Counts};
 use crate::error::db;
 
 /// A job accepted for writing, with its resolved due time and first state.
-struct Row<'a> {
-    job: &'a NewJob,
-    state: JobState,
-    run_at: Timestamp,
+pub(crate) struct Row<'a> {
+    pub(crate) job: &'a NewJob,
+    pub(crate) state: JobState,
+    pub(crate) run_at: Timestamp,
     /// The schedule tick that created it, if one did.
     scheduled_by: Option<&'a ScheduledBy>,
+    /// The payload to write: the job's own, or that of a later debounced enqueue of the same key in the group.
+    pub(crate) payload: &'a RawValue,
+    /// Where its answer is: the command's index in the group, the job's in the command.
+    pub(crate) at: (usize, usize),
 }
 
 /// What a group's insert did: each command's answer, and what to announce once it is committed (see
@@ -99,11 +104,16 @@ async fn insert_commands<C: Command + Sync>(
         .flat_map(C::jobs)
         .filter_map(|(j, _)| j.idempotency_key.as_deref())
         .collect();
-    if keys.is_empty() {
+    let debounced = commands
+        .iter()
+        .flat_map(C::jobs)
+        .any(|(j, _)| j.debounce.is_some());
+    if keys.is_empty() && !debounced {
         let mut rows = Vec::new();
         let answers = commands
             .iter()
-            .map(|jobs| decide(jobs.jobs(), now, &mut Holders::default(), &mut rows))
+            .enumerate()
+            .map(|(c, jobs)| decide(c, jobs.jobs(), now, &mut Holders::default(), &mut rows))
             .collect();
         write(conn, now, &rows, calls).await?;
         return Ok(outcome(answers, &rows));
@@ -111,16 +121,31 @@ async fn insert_commands<C: Command + Sync>(
     keys.sort_unstable();
     keys.dedup();
     let mut tx = conn.begin().await.map_err(db)?;
-    lock_keys(&mut tx, &keys).await?;
-    let mut holders = load_holders(&mut tx, &keys).await?;
+    let mut holders = if keys.is_empty() {
+        Holders::default()
+    } else {
+        lock_keys(&mut tx, &keys).await?;
+        load_holders(&mut tx, &keys).await?
+    };
     let mut rows = Vec::new();
-    let answers = commands
+    let mut answers: Vec<_> = commands
         .iter()
-        .map(|jobs| decide(jobs.jobs(), now, &mut holders, &mut rows))
+        .enumerate()
+        .map(|(c, jobs)| decide(c, jobs.jobs(), now, &mut holders, &mut rows))
         .collect();
+    // Idempotency decided first; then debounced jobs whose key has a waiting job update it instead.
+    let moved = if debounced {
+        crate::debounce::absorb(&mut tx, now, &mut rows, &mut answers).await?
+    } else {
+        Vec::new()
+    };
     write(&mut tx, now, &rows, calls).await?;
     tx.commit().await.map_err(db)?;
-    Ok(outcome(answers, &rows))
+    let mut out = outcome(answers, &rows);
+    out.announce.extend(moved);
+    out.announce.sort_unstable();
+    out.announce.dedup();
+    Ok(out)
 }
 
 /// The answers, and what to announce: the queues that got available pull jobs, and
@@ -141,6 +166,7 @@ fn outcome(answers: Vec<Result<Vec<Inserted>>>, rows: &[Row<'_>]) -> Outcome {
 
 /// Decides one command against the group's holders; its accepted jobs join `rows`.
 fn decide<'a>(
+    command: usize,
     jobs: impl Iterator<Item = (&'a NewJob, Option<&'a ScheduledBy>)>,
     now: Timestamp,
     holders: &mut Holders,
@@ -155,6 +181,8 @@ fn decide<'a>(
             state: a.state,
             run_at: a.run_at,
             scheduled_by,
+            payload: &job.payload,
+            at: (command, a.index),
         }
     }));
     Ok(plan.answers)
@@ -271,7 +299,7 @@ async fn write(
         queues.push(j.queue.as_str());
         names.push(j.name.as_deref());
         states.push(r.state.as_str());
-        payloads.push(j.payload.get());
+        payloads.push(r.payload.get());
         priorities.push(j.priority);
         max_attempts.push(i32::try_from(j.max_attempts).unwrap_or(i32::MAX));
         bases.push(millis(j.backoff.base.0));

@@ -24,7 +24,8 @@
 //! registry), `events` (storing and fanning out events), `run_flow` (writing what happens to a run),
 //! `runs_read` and `runs_manage` (cancel, retry, mid-lease records, wait timeouts, pruning); `codec` maps values,
 //! `counts` keeps the per-queue counts, `error` maps database errors; flow control: `flow` (queue limits, usage,
-//! why a job waits) and `flow_claim` (claims of limited queues, under their queue row's lock).
+//! why a job waits), `flow_claim` (claims of limited queues, under their queue row's lock) and `debounce`
+//! (enqueues that update a waiting job of their key).
 
 use std::fmt;
 use std::future::Future;
@@ -66,6 +67,7 @@ mod batch;
 mod clock;
 mod codec;
 mod counts;
+mod debounce;
 mod error;
 mod events;
 mod flow;
