@@ -33,7 +33,7 @@ async fn servers(
     let mut stores = Vec::new();
     for _ in 0..3 {
         let mut options = PostgresOptions::new(url).with_schema(&schema.name);
-        options.max_connections = 8;
+        options.max_connections = 16;
         if let Some(clock) = &clock {
             options = options.with_clock(clock.clone());
         }
@@ -99,14 +99,27 @@ async fn complete(store: &PostgresStore, jobs: &[offload_core::ClaimedJob]) {
     }
 }
 
+/// The test: eight workers on three servers, 40 groups at 2, the queue at 30.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_and_group_concurrency_hold_across_three_servers() {
+    exact_under_contention(8, 12).await;
+}
+
+/// The same with many more claimers than slots, so that claims of one queue overlap all the time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_hold_with_many_more_claimers_than_slots() {
+    exact_under_contention(40, 6).await;
+}
+
+/// `workers` claimers spread over three servers take `40 * per_group` jobs of 40 groups, checking the truth
+/// after every claim.
+async fn exact_under_contention(workers: usize, per_group: usize) {
     let Some(url) = testing::url() else { return };
     let (schema, stores) = servers(&url, None).await;
     let pool = truth(&url, &schema.name).await;
     const QUEUE: &str = "tenants";
     const GROUPS: usize = 40;
-    const PER_GROUP: usize = 12;
+    let per_group_jobs = per_group;
     const QUEUE_LIMIT: i64 = 30;
     const GROUP_LIMIT: i64 = 2;
     set_limits(
@@ -116,7 +129,7 @@ async fn concurrency_and_group_concurrency_hold_across_three_servers() {
     )
     .await;
     let mut jobs = Vec::new();
-    for n in 0..PER_GROUP {
+    for n in 0..per_group_jobs {
         for g in 0..GROUPS {
             let mut j = job(QUEUE);
             j.group = Some(format!("tenant-{g:02}"));
@@ -134,16 +147,16 @@ async fn concurrency_and_group_concurrency_hold_across_three_servers() {
     while let Some(r) = inserts.join_next().await {
         r.unwrap().expect("insert");
     }
-    let total = u32::try_from(GROUPS * PER_GROUP).unwrap();
+    let total = u32::try_from(GROUPS * per_group_jobs).unwrap();
     let done = Arc::new(AtomicU32::new(0));
     let peak_queue = Arc::new(AtomicU32::new(0));
-    let mut workers = JoinSet::new();
-    for w in 0..8 {
+    let mut tasks = JoinSet::new();
+    for w in 0..workers {
         let store = stores[w % 3].clone();
         let pool = pool.clone();
         let done = done.clone();
         let peak_queue = peak_queue.clone();
-        workers.spawn(async move {
+        tasks.spawn(async move {
             let mut held: Vec<offload_core::ClaimedJob> = Vec::new();
             let mut idle = 0;
             while done.load(Ordering::SeqCst) < total {
@@ -185,7 +198,7 @@ async fn concurrency_and_group_concurrency_hold_across_three_servers() {
             assert!(held.is_empty());
         });
     }
-    while let Some(r) = workers.join_next().await {
+    while let Some(r) = tasks.join_next().await {
         r.unwrap();
     }
     let left: i64 =
