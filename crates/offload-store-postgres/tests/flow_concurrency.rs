@@ -349,3 +349,67 @@ async fn per_group_throttles_are_independent() {
         s.close().await;
     }
 }
+
+/// Claim-and-complete throughput of a queue with limits against the same queue without: prints jobs per
+/// second (`cargo test --release -- --ignored --nocapture throughput`). A measurement, not a check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement: run by hand"]
+async fn throughput_with_and_without_limits() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url, None).await;
+    let cases = [
+        ("plain", None, 1000),
+        ("gc1", Some(json!({"group_concurrency": 1})), 1000),
+        ("fair", Some(json!({"fair": true})), 10_000),
+    ];
+    for (queue, limits, groups) in cases {
+        if let Some(limits) = limits {
+            set_limits(&stores[0], queue, limits).await;
+        }
+        let jobs: Vec<_> = (0..5000)
+            .map(|i| {
+                let mut j = job(queue);
+                j.group = Some(format!("g{}", i % groups));
+                j
+            })
+            .collect();
+        for chunk in jobs.chunks(1000) {
+            stores[0]
+                .job_insert(JobInsertParams {
+                    jobs: chunk.to_vec(),
+                })
+                .await
+                .unwrap();
+        }
+        let start = std::time::Instant::now();
+        let done = Arc::new(AtomicU32::new(0));
+        let mut tasks = JoinSet::new();
+        for w in 0..8 {
+            let store = stores[w % 3].clone();
+            let done = done.clone();
+            tasks.spawn(async move {
+                while done.load(Ordering::SeqCst) < 5000 {
+                    let claimed = store
+                        .job_claim(JobClaimParams {
+                            queue: queue.into(),
+                            worker_id: format!("w{w}"),
+                            max_jobs: 10,
+                        })
+                        .await
+                        .unwrap();
+                    if claimed.is_empty() {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    complete(&store, &claimed).await;
+                    done.fetch_add(u32::try_from(claimed.len()).unwrap(), Ordering::SeqCst);
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let rate = 5000.0 / start.elapsed().as_secs_f64();
+        println!("{queue}: {rate:.0} jobs/s claimed and completed");
+    }
+}
