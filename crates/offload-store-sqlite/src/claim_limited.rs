@@ -41,26 +41,26 @@ struct GroupRow {
 }
 
 /// The top available pull jobs of the queue in claim order, any group.
-const TOP_SQL: &str = "\
+pub(crate) const TOP_SQL: &str = "\
 SELECT seq, priority, run_at, grp FROM jobs INDEXED BY jobs_claim
 WHERE queue = ?1 AND state = 'available' AND target IS NULL
 ORDER BY priority DESC, run_at, seq LIMIT ?2";
 
 /// The top available pull jobs without a group.
-const UNGROUPED_SQL: &str = "\
+pub(crate) const UNGROUPED_SQL: &str = "\
 SELECT seq, priority, run_at, grp FROM jobs INDEXED BY jobs_claim
 WHERE queue = ?1 AND state = 'available' AND target IS NULL AND grp IS NULL
 ORDER BY priority DESC, run_at, seq LIMIT ?2";
 
 /// A group's head jobs in claim order.
-const HEADS_SQL: &str = "\
+pub(crate) const HEADS_SQL: &str = "\
 SELECT seq, priority, run_at, grp FROM jobs INDEXED BY jobs_group_claim
 WHERE queue = ?1 AND grp = ?2 AND grp IS NOT NULL AND state = 'available' AND target IS NULL
 ORDER BY priority DESC, run_at, seq LIMIT ?3";
 
 /// Candidate groups: with available jobs, below `?2` running (NULL: any), TAT at most `?3` (NULL: any), least
 /// recently served first.
-const GROUPS_SQL: &str = "\
+pub(crate) const GROUPS_SQL: &str = "\
 SELECT grp, running, tat, served_at FROM queue_groups INDEXED BY queue_groups_turn
 WHERE queue = ?1 AND available > 0 AND (?2 IS NULL OR running < ?2) AND (?3 IS NULL OR tat IS NULL OR tat <= ?3)
 ORDER BY served_at, grp LIMIT ?4";

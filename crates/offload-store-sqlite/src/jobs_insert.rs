@@ -60,6 +60,11 @@ pub(crate) async fn insert(
     Ok(results)
 }
 
+/// The waiting job of a queue (`?1`) holding a debounce key (`?2`): at most one, by the unique index.
+pub(crate) const DEBOUNCE_SQL: &str = "\
+SELECT seq, id, state, run_at, created_at FROM jobs
+WHERE queue = ?1 AND debounce_key = ?2 AND state IN ('scheduled', 'available')";
+
 /// Writes one debounced job: moves the waiting job of its queue holding its key, answering for it, or inserts
 /// it (`None`: the planned answer stands).
 async fn debounce(
@@ -72,15 +77,12 @@ async fn debounce(
     let Some(spec) = &job.debounce else {
         return Ok(None);
     };
-    let waiting: Option<(i64, Vec<u8>, String, i64, i64)> = sqlx::query_as(
-        "SELECT seq, id, state, run_at, created_at FROM jobs \
-         WHERE queue = ?1 AND debounce_key = ?2 AND state IN ('scheduled', 'available')",
-    )
-    .bind(job.queue.as_str())
-    .bind(spec.key.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?;
+    let waiting: Option<(i64, Vec<u8>, String, i64, i64)> = sqlx::query_as(DEBOUNCE_SQL)
+        .bind(job.queue.as_str())
+        .bind(spec.key.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
     let Some((seq, id, state, run_at, created_at)) = waiting else {
         write(conn, now, std::slice::from_ref(row)).await?;
         counts.add(&job.queue, row.state, 1);
