@@ -4,8 +4,8 @@
 //! Invariant: runs inside the single writer's transaction, so the usage it reads is the usage it changes: no
 //! other claim or finish interleaves, and a limit is never exceeded. Candidates never rescan blocked groups'
 //! backlogs: groups come from `queue_groups` (those with available jobs, below their group concurrency, not
-//! throttled), least recently served first, at most `2 * want + 8` of them, and each group gives at most the
-//! heads it could start, read through the per-group index. Jobs without a group are one more pseudo-group,
+//! throttled), least recently served first, at most `2 * want + 8` of them (fair claims: the first `want`),
+//! and each group gives at most the heads it could start, read through the per-group index. Jobs without a group are one more pseudo-group,
 //! looked for only when the queue has some available.
 
 use std::collections::HashSet;
@@ -185,11 +185,20 @@ async fn group_candidates(
     // Never served (NULL) sorts first; the pseudo-group goes before the first group served after it.
     let place = |served_at: Option<i64>| served_at.unwrap_or(i64::MIN);
     let ungrouped_place = place(flow.ungrouped_served_at);
+    // Fair claims take one job per group per round, groups in this order: the first `want` groups (the
+    // pseudo-group counting as one) are all a claim of `want` can start. Other claims order candidates by
+    // priority across the whole window.
     let mut jobs = Vec::new();
+    let mut groups_read = 0;
     for g in &groups {
         if !ungrouped.is_empty() && place(g.served_at) > ungrouped_place {
             jobs.append(&mut ungrouped);
+            groups_read += 1;
         }
+        if limits.fair && groups_read >= want {
+            break;
+        }
+        groups_read += 1;
         let running = u32::try_from(g.running).unwrap_or(0);
         let heads = match limits.group_concurrency {
             Some(gc) => want.min(gc.saturating_sub(running) as usize),
