@@ -18,11 +18,15 @@ CREATE UNIQUE INDEX jobs_debounce ON jobs (queue, debounce_key)
 CREATE INDEX jobs_group ON jobs (grp, id) WHERE grp IS NOT NULL;
 
 -- Limits (JSON of `QueueLimits`, NULL: none, the fast claim path), the queue throttle's TAT, the fair-order place
--- of the jobs without a group, and the last `served_at` handed out (fair order stays strict within one instant).
+-- of the jobs without a group, the last `served_at` handed out (fair order stays strict within one instant), and
+-- the queue's available grouped pull jobs (kept by the triggers below while the row exists, recounted whenever
+-- limits are set; claims compare it with the queue's available count to skip looking for jobs without a group
+-- when there are none).
 ALTER TABLE queues ADD COLUMN limits TEXT;
 ALTER TABLE queues ADD COLUMN throttle_tat INTEGER;
 ALTER TABLE queues ADD COLUMN ungrouped_served_at INTEGER;
 ALTER TABLE queues ADD COLUMN last_served_at INTEGER;
+ALTER TABLE queues ADD COLUMN grouped_available INTEGER NOT NULL DEFAULT 0;
 
 -- Usage per group. `tat`: the group's throttle TAT (grp '' holds the shared bucket of jobs without a group);
 -- `served_at`: when a claim last started one of its jobs (fair order: least recently served first).
@@ -45,6 +49,7 @@ WHEN new.grp IS NOT NULL AND new.target IS NULL AND new.state IN ('available', '
         VALUES (new.queue, new.grp, new.state = 'available', new.state = 'running')
         ON CONFLICT (queue, grp) DO UPDATE SET available = available + excluded.available,
             running = running + excluded.running;
+    UPDATE queues SET grouped_available = grouped_available + 1 WHERE name = new.queue AND new.state = 'available';
 END;
 
 CREATE TRIGGER jobs_group_update AFTER UPDATE OF state ON jobs
@@ -56,6 +61,8 @@ WHEN new.grp IS NOT NULL AND new.target IS NULL AND old.state <> new.state
             (new.state = 'running') - (old.state = 'running'))
         ON CONFLICT (queue, grp) DO UPDATE SET available = available + excluded.available,
             running = running + excluded.running;
+    UPDATE queues SET grouped_available = grouped_available + (new.state = 'available') - (old.state = 'available')
+    WHERE name = new.queue AND (new.state = 'available') <> (old.state = 'available');
 END;
 
 CREATE TRIGGER jobs_group_delete AFTER DELETE ON jobs
@@ -63,4 +70,5 @@ WHEN old.grp IS NOT NULL AND old.target IS NULL AND old.state IN ('available', '
     UPDATE queue_groups SET available = available - (old.state = 'available'),
         running = running - (old.state = 'running')
     WHERE queue = old.queue AND grp = old.grp;
+    UPDATE queues SET grouped_available = grouped_available - 1 WHERE name = old.queue AND old.state = 'available';
 END;
