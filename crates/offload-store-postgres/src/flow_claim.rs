@@ -21,8 +21,8 @@ use offload_core::flow::admission::{Candidate, Usage, admit};
 use offload_core::flow::limits::QueueLimits;
 use offload_core::{ClaimedJob, Timestamp};
 use offload_store::{ClaimOutcome, JobClaimParams, Result, StoreError};
+use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::{AssertSqlSafe, Connection};
 use uuid::Uuid;
 
 use crate::codec::{Ts, get, ts, ts_opt};
@@ -271,7 +271,7 @@ async fn limited_claim(
 /// Starts the admitted jobs (those still available: a job cancelled or deleted meanwhile is skipped) and counts
 /// the moves (the row triggers move their groups' counters); marks the groups served with their new TATs; writes
 /// the queue's throttle TAT and when jobs without a group were served (when `$10`). One statement.
-static CLAIM_IDS_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static CLAIM_IDS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH served AS (
     UPDATE queue_groups g SET served_at = $3, tat = coalesce(u.tat, g.tat)
@@ -302,6 +302,41 @@ SELECT * FROM taken",
 const QUEUE_RUNNING: &str =
     "(SELECT coalesce(sum(n), 0)::int8 FROM queue_counts WHERE queue = $1 AND state = 'running')";
 
+/// Candidates when limits involve groups, with the queue's running jobs (see [`grouped_candidates`]): `$1`
+/// queue, `$2` group concurrency (NULL: none), `$3` most groups, `$4` most jobs per group, `$5` how many of
+/// the queue's first jobs are searched for jobs without a group.
+pub(crate) static GROUPED_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH g AS ( \
+             SELECT grp, running, tat, served_at FROM queue_groups \
+             WHERE queue = $1 AND available > 0 AND ($2::int4 IS NULL OR running < $2) \
+             ORDER BY served_at NULLS FIRST, grp LIMIT $3) \
+         SELECT {QUEUE_RUNNING} AS queue_running, c.* FROM ( \
+             (SELECT g.grp AS g_grp, g.running AS g_running, g.tat AS g_tat, g.served_at AS g_served_at, \
+                     j.id, j.grp, j.priority, j.run_at \
+              FROM g CROSS JOIN LATERAL ( \
+                  SELECT id, grp, priority, run_at FROM jobs \
+                  WHERE queue = $1 AND grp = g.grp AND state = 'available' AND target IS NULL \
+                  ORDER BY priority DESC, run_at, id \
+                  LIMIT least($4::int8, coalesce($2::int8 - g.running, $4::int8))) AS j) \
+             UNION ALL \
+             (SELECT NULL, NULL, NULL, NULL, h.id, h.grp, h.priority, h.run_at FROM ( \
+                  SELECT id, grp, priority, run_at FROM jobs \
+                  WHERE queue = $1 AND state = 'available' AND target IS NULL \
+                  ORDER BY priority DESC, run_at, id LIMIT $5) AS h \
+              WHERE h.grp IS NULL ORDER BY h.priority DESC, h.run_at, h.id LIMIT $4)) AS c"
+    )
+});
+
+/// The first `$2` available pull jobs of queue `$1` in claim order, with the queue's running jobs.
+pub(crate) static TOP_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {QUEUE_RUNNING} AS queue_running, id, grp, priority, run_at FROM jobs \
+         WHERE queue = $1 AND state = 'available' AND target IS NULL \
+         ORDER BY priority DESC, run_at, id LIMIT $2"
+    )
+});
+
 fn set_running(usage: &mut Usage, rows: &[PgRow]) -> Result<()> {
     if let Some(r) = rows.first() {
         let n: i64 = get(r, "queue_running")?;
@@ -318,16 +353,12 @@ async fn top_available(
     want: usize,
     usage: &mut Usage,
 ) -> Result<Vec<Waiting>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {QUEUE_RUNNING} AS queue_running, id, grp, priority, run_at FROM jobs \
-         WHERE queue = $1 AND state = 'available' AND target IS NULL \
-         ORDER BY priority DESC, run_at, id LIMIT $2"
-    )))
-    .bind(queue)
-    .bind(i64::try_from(want).unwrap_or(i64::MAX))
-    .fetch_all(conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(TOP_SQL.as_str())
+        .bind(queue)
+        .bind(i64::try_from(want).unwrap_or(i64::MAX))
+        .fetch_all(conn)
+        .await
+        .map_err(db)?;
     set_running(usage, &rows)?;
     rows.iter().map(waiting_of).collect()
 }
@@ -354,34 +385,15 @@ async fn grouped_candidates(
     usage: &mut Usage,
 ) -> Result<Vec<Waiting>> {
     let gc = limits.group_concurrency;
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "WITH g AS ( \
-             SELECT grp, running, tat, served_at FROM queue_groups \
-             WHERE queue = $1 AND available > 0 AND ($2::int4 IS NULL OR running < $2) \
-             ORDER BY served_at NULLS FIRST, grp LIMIT $3) \
-         SELECT {QUEUE_RUNNING} AS queue_running, c.* FROM ( \
-             (SELECT g.grp AS g_grp, g.running AS g_running, g.tat AS g_tat, g.served_at AS g_served_at, \
-                     j.id, j.grp, j.priority, j.run_at \
-              FROM g CROSS JOIN LATERAL ( \
-                  SELECT id, grp, priority, run_at FROM jobs \
-                  WHERE queue = $1 AND grp = g.grp AND state = 'available' AND target IS NULL \
-                  ORDER BY priority DESC, run_at, id \
-                  LIMIT least($4::int8, coalesce($2::int8 - g.running, $4::int8))) AS j) \
-             UNION ALL \
-             (SELECT NULL, NULL, NULL, NULL, h.id, h.grp, h.priority, h.run_at FROM ( \
-                  SELECT id, grp, priority, run_at FROM jobs \
-                  WHERE queue = $1 AND state = 'available' AND target IS NULL \
-                  ORDER BY priority DESC, run_at, id LIMIT $5) AS h \
-              WHERE h.grp IS NULL ORDER BY h.priority DESC, h.run_at, h.id LIMIT $4)) AS c"
-    )))
-    .bind(queue)
-    .bind(gc.map(|g| i32::try_from(g).unwrap_or(i32::MAX)))
-    .bind(i64::try_from(2 * want + 8).unwrap_or(i64::MAX))
-    .bind(i64::try_from(want).unwrap_or(i64::MAX))
-    .bind(UNGROUPED_PROBE)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(GROUPED_SQL.as_str())
+        .bind(queue)
+        .bind(gc.map(|g| i32::try_from(g).unwrap_or(i32::MAX)))
+        .bind(i64::try_from(2 * want + 8).unwrap_or(i64::MAX))
+        .bind(i64::try_from(want).unwrap_or(i64::MAX))
+        .bind(UNGROUPED_PROBE)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     set_running(usage, &rows)?;
     let mut groups: Vec<GroupRow> = Vec::new();
     let mut grouped = Vec::new();
