@@ -137,16 +137,15 @@ async fn exact_under_contention(workers: usize, per_group: usize) {
             jobs.push(j);
         }
     }
-    // Enqueued through all three servers at once.
+    // Enqueued through all three servers at once, while the workers already claim (a staggered half).
     let mut inserts = JoinSet::new();
     for (i, chunk) in jobs.chunks(60).enumerate() {
         let store = stores[i % 3].clone();
         let chunk = chunk.to_vec();
         inserts.spawn(async move { store.job_insert(JobInsertParams { jobs: chunk }).await });
     }
-    while let Some(r) = inserts.join_next().await {
-        r.unwrap().expect("insert");
-    }
+    let first = inserts.join_next().await.unwrap();
+    first.unwrap().expect("insert");
     let total = u32::try_from(GROUPS * per_group_jobs).unwrap();
     let done = Arc::new(AtomicU32::new(0));
     let peak_queue = Arc::new(AtomicU32::new(0));
@@ -197,6 +196,9 @@ async fn exact_under_contention(workers: usize, per_group: usize) {
             }
             assert!(held.is_empty());
         });
+    }
+    while let Some(r) = inserts.join_next().await {
+        r.unwrap().expect("insert");
     }
     while let Some(r) = tasks.join_next().await {
         r.unwrap();
