@@ -238,20 +238,41 @@ async fn limited_claim(
         admission.usage.queue_tat
     };
     let ids: Vec<Uuid> = admission.admitted.iter().map(|&i| waiting[i].id).collect();
+    // Joined in group order, so the triggers lock the groups' rows in that order.
+    let mut by_group: Vec<(Option<&str>, Uuid)> = admission
+        .admitted
+        .iter()
+        .map(|&i| (waiting[i].group.as_deref(), waiting[i].id))
+        .collect();
+    by_group.sort_unstable();
+    let sorted_ids: Vec<Uuid> = by_group.iter().map(|(_, id)| *id).collect();
     let rows = sqlx::query(CLAIM_IDS_SQL.as_str())
-        .bind(&ids)
+        .bind(&sorted_ids)
         .bind(&p.queue)
         .bind(Ts(now))
         .bind(&p.worker_id)
         .bind(counts::shard())
-        .bind(groups)
-        .bind(tats)
         .bind(new_tat.map(Ts))
         .bind(ungrouped_served)
         .bind(new_tat != throttle_tat || ungrouped_served)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+    if !groups.is_empty() {
+        // The groups' rows are already locked by the claim's triggers.
+        sqlx::query(
+            "UPDATE queue_groups g SET served_at = $2, tat = coalesce(u.tat, g.tat) \
+             FROM unnest($3::text[], $4::timestamptz[]) AS u (grp, tat) \
+             WHERE g.queue = $1 AND g.grp = u.grp",
+        )
+        .bind(&p.queue)
+        .bind(Ts(now))
+        .bind(groups)
+        .bind(tats)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
     tx.commit().await.map_err(db)?;
     let mut claimed: BTreeMap<Uuid, ClaimedJob> = rows
         .iter()
@@ -269,23 +290,21 @@ async fn limited_claim(
 }
 
 /// Starts the admitted jobs (those still available: a job cancelled or deleted meanwhile is skipped) and counts
-/// the moves (the row triggers move their groups' counters); marks the groups served with their new TATs; writes
-/// the queue's throttle TAT and when jobs without a group were served (when `$10`). One statement.
+/// the moves; the row triggers move their groups' counters, in group order (the jobs are joined in that order),
+/// after the count shards, as every writer of grouped jobs locks them. Writes the queue's throttle TAT and when
+/// jobs without a group were served (when `$8`). One statement.
 pub(crate) static CLAIM_IDS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH served AS (
-    UPDATE queue_groups g SET served_at = $3, tat = coalesce(u.tat, g.tat)
-    FROM unnest($6::text[], $7::timestamptz[]) AS u (grp, tat)
-    WHERE g.queue = $2 AND g.grp = u.grp
-), queue AS (
-    UPDATE queues SET throttle_tat = $8,
-        ungrouped_served_at = CASE WHEN $9 THEN $3 ELSE ungrouped_served_at END
-    WHERE name = $2 AND $10
+        "WITH queue AS (
+    UPDATE queues SET throttle_tat = $6,
+        ungrouped_served_at = CASE WHEN $7 THEN $3 ELSE ungrouped_served_at END
+    WHERE name = $2 AND $8
 ), taken AS (
     UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, attempted_at = $3,
         lease_token = gen_random_uuid(), lease_expires_at = $3::timestamptz + jobs.timeout_ms * interval '1 millisecond',
         worker_id = $4, progress = NULL, progress_message = NULL
-    WHERE jobs.id = ANY($1) AND jobs.queue = $2 AND jobs.state = 'available' AND jobs.target IS NULL
+    FROM unnest($1::uuid[]) AS u (id)
+    WHERE jobs.id = u.id AND jobs.queue = $2 AND jobs.state = 'available' AND jobs.target IS NULL
     RETURNING jobs.id, jobs.queue, jobs.name, jobs.payload, jobs.attempt, jobs.max_attempts, jobs.lease_token,
         jobs.lease_expires_at, jobs.timeout_ms, jobs.tags, jobs.created_at, jobs.priority, jobs.run_at
 ), {}
