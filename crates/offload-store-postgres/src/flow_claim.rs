@@ -11,7 +11,15 @@
 //! Candidates never rescan blocked groups' backlogs: when limits involve groups, the candidate groups come from
 //! `queue_groups` (groups with available jobs and, with a group concurrency, a free slot; least recently served
 //! first), and each group's head jobs from the `jobs_group_claim` index; jobs without a group are one more
-//! pseudo-group, found among the first jobs of the queue in claim order.
+//! pseudo-group, found among the queue's first [`UNGROUPED_PROBE`] available jobs in claim order (so in a queue
+//! mixing both, a job without a group further back waits until jobs ahead of it start).
+//!
+//! Lock order: the queue row, the admitted jobs, the count shards, then the groups' counter rows in (queue,
+//! group) order (the jobs are updated in that order, and the row triggers follow it) — the order every writer
+//! of grouped jobs (enqueues, ends of attempts) keeps, so claims and completions do not deadlock.
+//!
+//! Limits: push jobs are claimed by the dispatcher without limits (they still count as running); a fast-path
+//! claim already under way when a queue's first limits are set may still start jobs under no limit.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
@@ -31,8 +39,8 @@ use crate::error::{self, db};
 use crate::flow::parse_limits;
 use crate::leases;
 
-/// Attempts of a limited claim the database aborted for a deadlock (group counters locked in another order by
-/// a concurrent end of jobs), before the failure is answered.
+/// Attempts of a limited claim the database aborted for a deadlock (rows locked in another order by a writer
+/// outside the lock order, e.g. the stager or a debounced enqueue), before the failure is answered.
 const ATTEMPTS: usize = 5;
 
 /// How many of the queue's first available jobs (in claim order) are searched for jobs without a group.
