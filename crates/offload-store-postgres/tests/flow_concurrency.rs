@@ -415,3 +415,67 @@ async fn throughput_with_and_without_limits() {
         println!("{queue}: {rate:.0} jobs/s claimed and completed");
     }
 }
+
+/// The fairness case: 10,000 jobs of group A, then 5 of group B, one worker claiming one at a time:
+/// B's jobs start within the next few claims, whatever A's backlog.
+#[tokio::test]
+async fn fair_claims_reach_a_small_group_behind_a_large_backlog() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url, None).await;
+    set_limits(&stores[0], "fair", json!({"fair": true})).await;
+    let backlog: Vec<_> = (0..10_000)
+        .map(|_| {
+            let mut j = job("fair");
+            j.group = Some("a".into());
+            j
+        })
+        .collect();
+    for chunk in backlog.chunks(2_000) {
+        stores[0]
+            .job_insert(JobInsertParams {
+                jobs: chunk.to_vec(),
+            })
+            .await
+            .unwrap();
+    }
+    // A has been served already (as a busy tenant would have been).
+    let first = stores[0].job_claim(JobClaimParams {
+        queue: "fair".into(),
+        worker_id: "w".into(),
+        max_jobs: 1,
+    });
+    complete(&stores[0], &first.await.unwrap()).await;
+    let small: Vec<_> = (0..5)
+        .map(|_| {
+            let mut j = job("fair");
+            j.group = Some("b".into());
+            j
+        })
+        .collect();
+    let small_ids: Vec<_> = stores[1]
+        .job_insert(JobInsertParams { jobs: small })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let mut started_b = 0;
+    let mut claims = 0;
+    while started_b < 5 {
+        claims += 1;
+        assert!(claims <= 10, "B's 5 jobs waited more than 10 claims");
+        let claimed = stores[claims % 3]
+            .job_claim(JobClaimParams {
+                queue: "fair".into(),
+                worker_id: "w".into(),
+                max_jobs: 1,
+            })
+            .await
+            .unwrap();
+        started_b += claimed.iter().filter(|j| small_ids.contains(&j.id)).count();
+        complete(&stores[claims % 3], &claimed).await;
+    }
+    for s in &stores {
+        s.close().await;
+    }
+}
