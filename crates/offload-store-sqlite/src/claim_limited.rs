@@ -10,10 +10,10 @@
 
 use std::collections::HashSet;
 
-use offload_core::Timestamp;
 use offload_core::flow::admission::{Admission, Candidate, Usage, admit};
 use offload_core::flow::limits::QueueLimits;
 use offload_core::state::add;
+use offload_core::{JobState, Timestamp};
 use offload_store::{ClaimOutcome, JobClaimParams, Result, StoreError};
 use sqlx::sqlite::SqliteConnection;
 
@@ -91,7 +91,7 @@ pub(crate) async fn claim(
         limits.group_concurrency.is_some() || limits.fair || per_group_throttle.is_some();
     let mut throttled_until = None;
     let candidates = if by_group {
-        let listed = group_candidates(conn, now, &p.queue, &flow, want, &mut usage).await?;
+        let listed = group_candidates(conn, now, &p.queue, &flow, want, &mut usage, counts).await?;
         throttled_until = listed.throttled_until;
         listed.jobs
     } else {
@@ -135,6 +135,7 @@ async fn group_candidates(
     flow: &QueueFlow,
     want: usize,
     usage: &mut Usage,
+    counts: &Counts,
 ) -> Result<Listed> {
     let limits: &QueueLimits = &flow.limits;
     let per_group_throttle = limits.throttle.filter(|t| t.per_group);
@@ -160,7 +161,10 @@ async fn group_candidates(
         .map_err(db)?;
 
     // Jobs without a group: one more pseudo-group, placed by when it was last served.
-    let ungrouped_available = flow.available - flow.grouped_available;
+    // Both sides live: the committed count plus the writer group's changes so far, against the trigger-kept
+    // count of grouped jobs.
+    let available = flow.available + counts.pending(queue, JobState::Available);
+    let ungrouped_available = available - flow.grouped_available;
     let mut ungrouped = Vec::new();
     let mut throttled_until = None;
     if ungrouped_available > 0 {

@@ -36,8 +36,8 @@ pub(crate) struct QueueFlow {
     pub(crate) last_served_at: Option<i64>,
     /// Available grouped pull jobs of the queue.
     pub(crate) grouped_available: i64,
-    /// Available jobs of the queue as last committed (the writer's group adds its own changes at its commit: a
-    /// claim in the same group as an insert may not count that insert's jobs; the next claim does).
+    /// Available jobs of the queue as last committed (without the writer group's changes so far: see
+    /// `Counts::pending`).
     pub(crate) available: i64,
 }
 
