@@ -36,6 +36,9 @@ pub(crate) struct QueueFlow {
     pub(crate) last_served_at: Option<i64>,
     /// Available grouped pull jobs of the queue.
     pub(crate) grouped_available: i64,
+    /// Available jobs of the queue as last committed (without the writer group's changes so far: see
+    /// `Counts::pending`).
+    pub(crate) available: i64,
 }
 
 /// Parses stored limits (`NULL`: none).
@@ -64,7 +67,8 @@ pub(crate) async fn queue_flow(
     queue: &str,
 ) -> Result<Option<QueueFlow>> {
     let row = sqlx::query(
-        "SELECT paused, limits, throttle_tat, ungrouped_served_at, last_served_at, grouped_available \
+        "SELECT paused, limits, throttle_tat, ungrouped_served_at, last_served_at, grouped_available, \
+           (SELECT n FROM queue_counts WHERE queue = ?1 AND state = 'available') AS available \
          FROM queues WHERE name = ?1",
     )
     .bind(queue)
@@ -81,6 +85,7 @@ pub(crate) async fn queue_flow(
         ungrouped_served_at: get(&row, "ungrouped_served_at")?,
         last_served_at: get(&row, "last_served_at")?,
         grouped_available: get(&row, "grouped_available")?,
+        available: get::<Option<i64>>(&row, "available")?.unwrap_or(0),
     }))
 }
 

@@ -259,14 +259,14 @@ async fn flow_queries_use_their_indexes() {
             "jobs_claim",
         ),
         (
-            crate::claim_limited::HEADS_SQL,
-            args(&["q", "g", "10"]),
-            "jobs_group_claim",
+            crate::claim_limited::GROUPS_SQL,
+            args(&["q", "1", "5", "10", "2"]),
+            "queue_groups_turn",
         ),
         (
             crate::claim_limited::GROUPS_SQL,
-            args(&["q", "1", "5", "10"]),
-            "queue_groups_turn",
+            args(&["q", "1", "5", "10", "2"]),
+            "jobs_group_claim",
         ),
         (
             crate::jobs_insert::DEBOUNCE_SQL,
