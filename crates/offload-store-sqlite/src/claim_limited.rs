@@ -5,8 +5,9 @@
 //! other claim or finish interleaves, and a limit is never exceeded. Candidates never rescan blocked groups'
 //! backlogs: groups come from `queue_groups` (those with available jobs, below their group concurrency, not
 //! throttled), least recently served first, at most `2 * want + 8` of them (fair claims: the first `want`),
-//! and each group gives at most the heads it could start, read through the per-group index. Jobs without a group are one more pseudo-group,
-//! looked for only when the queue has some available.
+//! and each group gives at most the heads it could start, read through the per-group index. Jobs without a
+//! group are one more pseudo-group, looked for only when the queue has some available. The queue's running
+//! and available counts are `queue_counts` plus the writer group's changes so far, so they are exact here.
 
 use std::collections::HashSet;
 
@@ -80,7 +81,7 @@ pub(crate) async fn claim(
         ..Usage::default()
     };
     if let Some(concurrency) = limits.concurrency {
-        usage.running = flow::running(conn, &p.queue).await?;
+        usage.running = flow::count(flow.running + counts.pending(&p.queue, JobState::Running));
         want = want.min(concurrency.saturating_sub(usage.running) as usize);
         if want == 0 {
             return Ok(ClaimOutcome::default());
