@@ -528,3 +528,41 @@ pub async fn running_debounced_job_does_not_absorb(h: Harness) {
     assert_eq!(h.counts("q").await[&JobState::Available], 0);
     assert_eq!(h.counts("q").await[&JobState::Scheduled], 1);
 }
+
+/// Concurrent enqueues of one debounce key, and one key twice in one command, end in one waiting job.
+pub async fn concurrent_debounces_make_one_job(h: Harness) {
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = h.store.clone();
+            tokio::spawn(async move {
+                let payload = format!(r#"{{"n":{i}}}"#);
+                store
+                    .job_insert(crate::JobInsertParams {
+                        jobs: vec![debounced("q", "k", 10, None, &payload)],
+                    })
+                    .await
+                    .unwrap()
+                    .remove(0)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one job for the key: {ids:?}");
+    assert_eq!(h.counts("q").await[&JobState::Scheduled], 1);
+
+    let out = h
+        .insert(vec![
+            debounced("q2", "k", 10, None, r#"{"n":1}"#),
+            debounced("q2", "k", 10, None, r#"{"n":2}"#),
+        ])
+        .await;
+    assert_eq!(out[0].id, out[1].id);
+    assert!(!out[0].debounced && out[1].debounced);
+    assert_eq!(h.get(out[0].id).await.payload.get(), r#"{"n":2}"#);
+    assert_eq!(h.counts("q2").await[&JobState::Scheduled], 1);
+}
