@@ -566,3 +566,38 @@ pub async fn concurrent_debounces_make_one_job(h: Harness) {
     assert_eq!(h.get(out[0].id).await.payload.get(), r#"{"n":2}"#);
     assert_eq!(h.counts("q2").await[&JobState::Scheduled], 1);
 }
+
+/// A debounced job that ran once and waits again (a retry, a snooze) takes no enqueues, and waits beside the
+/// new job of its key without conflict when both become due.
+pub async fn started_debounced_jobs_wait_beside_new_ones(h: Harness) {
+    let first = h
+        .insert(vec![debounced("q", "k", 10, None, r#"{"n":1}"#)])
+        .await;
+    h.advance(secs(10));
+    h.stage().await;
+    let c = h.claim("q", 1).await.remove(0);
+    assert_eq!(c.id, first[0].id);
+    let state = h.fail(&c, "boom", true, None).await.unwrap().state;
+    assert_eq!(state, JobState::Retrying);
+    let second = h
+        .insert(vec![debounced("q", "k", 10, None, r#"{"n":2}"#)])
+        .await;
+    assert_ne!(second[0].id, first[0].id, "a retry takes no enqueues");
+    assert!(!second[0].debounced);
+    h.advance(secs(60));
+    h.stage().await;
+    assert_eq!(h.get(first[0].id).await.state, JobState::Available);
+    assert_eq!(h.get(second[0].id).await.state, JobState::Available);
+
+    // The same with a snooze: the snoozed job comes back beside a waiting one.
+    let c = h.claim("q", 1).await.remove(0);
+    let third = h
+        .insert(vec![debounced("q", "k", 10, None, r#"{"n":3}"#)])
+        .await;
+    let snooze = Finish::Snooze { delay: secs(5) };
+    h.finish(c.id, c.lease_token, snooze).await.unwrap();
+    h.advance(secs(60));
+    h.stage().await;
+    assert_eq!(h.get(c.id).await.state, JobState::Available);
+    assert_eq!(h.get(third[0].id).await.state, JobState::Available);
+}
