@@ -147,10 +147,16 @@ async fn group_candidates(
     // Fair claims take one job per group per round, groups in this order: the first `want` groups are all a
     // claim of `want` can start. Other claims order candidates by priority across the whole window.
     let max_groups = if limits.fair { want } else { 2 * want + 8 };
-    let max_heads = match limits.group_concurrency {
-        Some(gc) => want.min(gc as usize),
-        None => want,
-    };
+    // Heads per group: no more than the group could start (its concurrency, its throttle's burst), and a
+    // budget of about `4 * want` rows over the whole window, so a large claim does not read want² rows.
+    let mut max_heads = want;
+    if let Some(gc) = limits.group_concurrency {
+        max_heads = max_heads.min(gc as usize);
+    }
+    if let Some(t) = per_group_throttle {
+        max_heads = max_heads.min(t.burst.max(1) as usize);
+    }
+    let max_heads = max_heads.min(((4 * want + 64) / max_groups.max(1)).max(1));
     let groups: Vec<GroupRow> = sqlx::query_as(GROUPS_SQL)
         .bind(queue)
         .bind(gc)
