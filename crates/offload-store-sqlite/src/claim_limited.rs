@@ -5,8 +5,9 @@
 //! other claim or finish interleaves, and a limit is never exceeded. Candidates never rescan blocked groups'
 //! backlogs: groups come from `queue_groups` (those with available jobs, below their group concurrency, not
 //! throttled), least recently served first, at most `2 * want + 8` of them (fair claims: the first `want`),
-//! and each group gives at most the heads it could start, read through the per-group index. Jobs without a group are one more pseudo-group,
-//! looked for only when the queue has some available.
+//! and each group gives at most the heads it could start, read through the per-group index. Jobs without a
+//! group are one more pseudo-group, looked for only when the queue has some available. The queue's running
+//! and available counts are `queue_counts` plus the writer group's changes so far, so they are exact here.
 
 use std::collections::HashSet;
 
@@ -80,7 +81,7 @@ pub(crate) async fn claim(
         ..Usage::default()
     };
     if let Some(concurrency) = limits.concurrency {
-        usage.running = flow::running(conn, &p.queue).await?;
+        usage.running = flow::count(flow.running + counts.pending(&p.queue, JobState::Running));
         want = want.min(concurrency.saturating_sub(usage.running) as usize);
         if want == 0 {
             return Ok(ClaimOutcome::default());
@@ -146,10 +147,16 @@ async fn group_candidates(
     // Fair claims take one job per group per round, groups in this order: the first `want` groups are all a
     // claim of `want` can start. Other claims order candidates by priority across the whole window.
     let max_groups = if limits.fair { want } else { 2 * want + 8 };
-    let max_heads = match limits.group_concurrency {
-        Some(gc) => want.min(gc as usize),
-        None => want,
-    };
+    // Heads per group: no more than the group could start (its concurrency, its throttle's burst), and a
+    // budget of about `4 * want` rows over the whole window, so a large claim does not read want² rows.
+    let mut max_heads = want;
+    if let Some(gc) = limits.group_concurrency {
+        max_heads = max_heads.min(gc as usize);
+    }
+    if let Some(t) = per_group_throttle {
+        max_heads = max_heads.min(t.burst.max(1) as usize);
+    }
+    let max_heads = max_heads.min(((4 * want + 64) / max_groups.max(1)).max(1));
     let groups: Vec<GroupRow> = sqlx::query_as(GROUPS_SQL)
         .bind(queue)
         .bind(gc)

@@ -5,7 +5,7 @@
 //! before anything is written; the decision (replay, conflict, insert, first state) is the shared one. A
 //! command with a conflicting key writes nothing and fails alone; the rows of all accepted commands go into
 //! the same few statements. Jobs with a debounce key (decided after idempotency) are written one by one, in
-//! order, after those: each either moves the waiting job holding its key in its queue (new payload, start per
+//! order, after those: each either moves the waiting job (never started) holding its key in its queue (new payload, start per
 //! [`offload_core::flow::debounce::DebounceSpec::start_at`]) or is inserted, so one key of one queue never
 //! has two waiting jobs.
 
@@ -60,10 +60,11 @@ pub(crate) async fn insert(
     Ok(results)
 }
 
-/// The waiting job of a queue (`?1`) holding a debounce key (`?2`): at most one, by the unique index.
+/// The waiting job of a queue (`?1`) holding a debounce key (`?2`): one that never started (a retry or a
+/// snoozed job does not take enqueues); at most one, by the unique index.
 pub(crate) const DEBOUNCE_SQL: &str = "\
 SELECT seq, id, state, run_at, created_at FROM jobs
-WHERE queue = ?1 AND debounce_key = ?2 AND state IN ('scheduled', 'available')";
+WHERE queue = ?1 AND debounce_key = ?2 AND state IN ('scheduled', 'available') AND attempted_at IS NULL";
 
 /// Writes one debounced job: moves the waiting job of its queue holding its key, answering for it, or inserts
 /// it (`None`: the planned answer stands).

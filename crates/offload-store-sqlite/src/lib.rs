@@ -5,8 +5,9 @@
 //! read-only connections, which WAL lets run beside the writer. Durability: `synchronous=FULL`, so an `Ok`
 //! from a write means the data is on disk.
 //!
-//! Module map: `schema` (migrations, connection settings), `writer` (group commit), `jobs_insert`,
-//! `leases` (claim, heartbeat), `push` (the push dispatcher's claims), `push_failures` (recent push failures
+//! Module map: `schema` (migrations, connection settings), `writer` (group commit), `jobs_insert` (with
+//! debounce), `leases` (claim, heartbeat), `claim_limited` (claims of queues with limits), `flow` (a queue's
+//! limits and usage as stored), `push` (the push dispatcher's claims), `push_failures` (recent push failures
 //! per destination), `settings`, `jobs_finish` (complete, fail, rescue), `jobs_manage` (cancel, retry,
 //! delete), `maintenance` (stage, prune), `jobs_read`, `queues`, `leader`, `schedules` (define, read, due) and
 //! `schedule_fire` (ticks); durable functions: `functions` (registry, app sync), `events` (store and fan out),

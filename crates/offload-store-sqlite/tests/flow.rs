@@ -1,5 +1,5 @@
-//! SQLite-specific flow-control guarantees: concurrent claims committed in one group never exceed a limit, and
-//! the usage counters kept by triggers equal the truth after a mixed workload.
+//! SQLite-specific flow-control guarantees: concurrent claims committed in one group never exceed a limit, a
+//! throttle holds its rate, and the usage counters kept by triggers equal the truth after a mixed workload.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -185,4 +185,51 @@ async fn concurrent_claims_keep_limits_and_counters_exact() {
     let usage = store.queue_get("q").await.unwrap().unwrap().usage.unwrap();
     assert_eq!((usage.running, usage.groups_running), (0, 0));
     assert!(usage.top_groups.is_empty());
+}
+
+/// A throttle of 100 starts a second, claimed every millisecond for 5 seconds by a worker that asks for 10:
+/// 500 starts (within 1), and no second holds more than 100.
+#[tokio::test]
+async fn throttle_holds_its_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let options = SqliteOptions::new(dir.path().join("offload.db")).with_clock(clock.clone());
+    let store: DynStore = Arc::new(SqliteStore::open(options).await.unwrap());
+    let patch: QueueLimitsPatch = serde_json::from_value(serde_json::json!({
+        "throttle": {"limit": 100, "period": "1s"}
+    }))
+    .unwrap();
+    store
+        .queue_set_limits(QueueSetLimitsParams {
+            queue: "q".into(),
+            patch,
+        })
+        .await
+        .unwrap();
+    let jobs: Vec<NewJob> = (0..1000).map(|_| job("q")).collect();
+    store.job_insert(JobInsertParams { jobs }).await.unwrap();
+    let mut starts = Vec::new();
+    for ms in 0..5000 {
+        let p = JobClaimParams {
+            queue: "q".into(),
+            worker_id: "w".into(),
+            max_jobs: 10,
+        };
+        let out = store.job_claim_next(p).await.unwrap();
+        starts.extend(std::iter::repeat_n(ms, out.jobs.len()));
+        if out.jobs.is_empty() {
+            assert!(
+                out.retry_at.is_some(),
+                "a held claim says when to come back"
+            );
+        }
+        clock.advance(offload_core::SignedDuration::from_millis(1));
+    }
+    assert!((499..=501).contains(&starts.len()), "{}", starts.len());
+    for window in starts.windows(101) {
+        assert!(
+            window[100] - window[0] >= 1000,
+            "101 starts within a second"
+        );
+    }
 }

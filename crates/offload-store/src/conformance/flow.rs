@@ -528,3 +528,76 @@ pub async fn running_debounced_job_does_not_absorb(h: Harness) {
     assert_eq!(h.counts("q").await[&JobState::Available], 0);
     assert_eq!(h.counts("q").await[&JobState::Scheduled], 1);
 }
+
+/// Concurrent enqueues of one debounce key, and one key twice in one command, end in one waiting job.
+pub async fn concurrent_debounces_make_one_job(h: Harness) {
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = h.store.clone();
+            tokio::spawn(async move {
+                let payload = format!(r#"{{"n":{i}}}"#);
+                store
+                    .job_insert(crate::JobInsertParams {
+                        jobs: vec![debounced("q", "k", 10, None, &payload)],
+                    })
+                    .await
+                    .unwrap()
+                    .remove(0)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one job for the key: {ids:?}");
+    assert_eq!(h.counts("q").await[&JobState::Scheduled], 1);
+
+    let out = h
+        .insert(vec![
+            debounced("q2", "k", 10, None, r#"{"n":1}"#),
+            debounced("q2", "k", 10, None, r#"{"n":2}"#),
+        ])
+        .await;
+    assert_eq!(out[0].id, out[1].id);
+    assert!(!out[0].debounced && out[1].debounced);
+    assert_eq!(h.get(out[0].id).await.payload.get(), r#"{"n":2}"#);
+    assert_eq!(h.counts("q2").await[&JobState::Scheduled], 1);
+}
+
+/// A debounced job that ran once and waits again (a retry, a snooze) takes no enqueues, and waits beside the
+/// new job of its key without conflict when both become due.
+pub async fn started_debounced_jobs_wait_beside_new_ones(h: Harness) {
+    let first = h
+        .insert(vec![debounced("q", "k", 10, None, r#"{"n":1}"#)])
+        .await;
+    h.advance(secs(10));
+    h.stage().await;
+    let c = h.claim("q", 1).await.remove(0);
+    assert_eq!(c.id, first[0].id);
+    let state = h.fail(&c, "boom", true, None).await.unwrap().state;
+    assert_eq!(state, JobState::Retrying);
+    let second = h
+        .insert(vec![debounced("q", "k", 10, None, r#"{"n":2}"#)])
+        .await;
+    assert_ne!(second[0].id, first[0].id, "a retry takes no enqueues");
+    assert!(!second[0].debounced);
+    h.advance(secs(60));
+    h.stage().await;
+    assert_eq!(h.get(first[0].id).await.state, JobState::Available);
+    assert_eq!(h.get(second[0].id).await.state, JobState::Available);
+
+    // The same with a snooze: the snoozed job comes back beside a waiting one.
+    let c = h.claim("q", 1).await.remove(0);
+    let third = h
+        .insert(vec![debounced("q", "k", 10, None, r#"{"n":3}"#)])
+        .await;
+    let snooze = Finish::Snooze { delay: secs(5) };
+    h.finish(c.id, c.lease_token, snooze).await.unwrap();
+    h.advance(secs(60));
+    h.stage().await;
+    assert_eq!(h.get(c.id).await.state, JobState::Available);
+    assert_eq!(h.get(third[0].id).await.state, JobState::Available);
+}

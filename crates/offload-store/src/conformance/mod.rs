@@ -366,6 +366,8 @@ macro_rules! conformance_tests {
             flow::debounce_coalesces_enqueues,
             flow::debounce_max_wait_caps_the_start,
             flow::running_debounced_job_does_not_absorb,
+            flow::concurrent_debounces_make_one_job,
+            flow::started_debounced_jobs_wait_beside_new_ones,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {
