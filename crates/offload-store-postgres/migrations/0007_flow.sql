@@ -31,9 +31,10 @@ CREATE INDEX jobs_group_claim ON jobs (queue, grp, priority DESC, run_at, id)
     WHERE state = 'available' AND grp IS NOT NULL;
 -- Lists filtered by group, newest first.
 CREATE INDEX jobs_group ON jobs (grp, id) WHERE grp IS NOT NULL;
--- One waiting job per debounce key and queue.
+-- One waiting job per debounce key and queue: one that never started (a job that ran once and waits for its
+-- retry or after a snooze no longer takes enqueues, and may wait beside a new job of its key).
 CREATE UNIQUE INDEX jobs_debounce ON jobs (queue, debounce_key)
-    WHERE debounce_key IS NOT NULL AND state IN ('scheduled', 'available');
+    WHERE debounce_key IS NOT NULL AND state IN ('scheduled', 'available') AND attempted_at IS NULL;
 
 -- Moves a grouped job's counts between `available` and `running` (and in or out of them): +1 for the new
 -- row's state, -1 for the old one's. Counters saturate at zero (a counter never goes negative).

@@ -1,5 +1,6 @@
-//! Debounce on enqueue: a job with a debounce key whose queue holds a waiting job (scheduled or available) of
-//! that key updates that job (payload, start) instead of being inserted.
+//! Debounce on enqueue: a job with a debounce key whose queue holds a waiting job (scheduled or available, and
+//! never started: a job waiting for its retry or after a snooze takes no enqueues) of that key updates that job
+//! (payload, start) instead of being inserted.
 //!
 //! Invariant: at most one waiting job per (queue, debounce key), whichever servers enqueue it at once: the group
 //! takes a transaction-scoped advisory lock per (queue, key) (in the locks' id order, so two groups never wait
@@ -28,7 +29,7 @@ const DEBOUNCE_LOCK_CLASS: i32 = 0x00ff_10ae;
 /// The waiting jobs of the (queue, key) pairs `($1[i], $2[i])`, locked.
 pub(crate) const FIND_SQL: &str = "SELECT id, queue, debounce_key, state, run_at, created_at FROM jobs \
      WHERE (queue, debounce_key) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
-       AND debounce_key IS NOT NULL AND state IN ('scheduled', 'available') \
+       AND debounce_key IS NOT NULL AND state IN ('scheduled', 'available') AND attempted_at IS NULL \
      ORDER BY id FOR UPDATE";
 
 /// A stored waiting job of a debounce key.
