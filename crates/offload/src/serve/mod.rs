@@ -225,12 +225,14 @@ pub(crate) async fn run(config: ServeConfig) -> anyhow::Result<()> {
         auth = !config.api_tokens.is_empty(),
         "offload is serving"
     );
-    eprintln!(
-        "offload listening on http://{} (database {}, node {})",
+    // One write for the whole line, so a reader of standard error (tests, supervisors) never sees it in pieces.
+    let announce = format!(
+        "offload listening on http://{} (database {}, node {})\n",
         running.addr,
         config.database.describe(),
         running.engine.config().node_id
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), announce.as_bytes());
     if running.generated_secret {
         eprintln!(
             "push deliveries are signed with a secret generated for this database: print it with `offload push \
