@@ -6,6 +6,7 @@ use std::io::Read;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use offload_core::api::ListJobsQuery;
+use offload_core::flow::debounce::DebounceSpec;
 use offload_core::spec::EnqueueRequest;
 use offload_core::{DurationSpec, JobId, JobState, Timestamp};
 use serde_json::value::RawValue;
@@ -98,6 +99,24 @@ pub(crate) struct EnqueueArgs {
     /// With --target: receives a signed POST with the last error once the job is dead.
     #[arg(long, requires = "target", value_name = "URL")]
     pub(crate) failure_callback_url: Option<String>,
+    /// The tenant, user or account the job belongs to (queue limits per group and fair claims use it).
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) group: Option<String>,
+    /// Debounce: while a job of the queue with this key waits to start, this enqueue replaces its payload and
+    /// moves its start instead of adding a job. Needs --debounce-period.
+    #[arg(
+        long,
+        requires = "debounce_period",
+        conflicts_with_all = ["delay", "run_at"],
+        value_name = "KEY"
+    )]
+    pub(crate) debounce_key: Option<String>,
+    /// With --debounce-key: quiet time after the last enqueue before the job starts, e.g. 10s.
+    #[arg(long, requires = "debounce_key", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) debounce_period: Option<DurationSpec>,
+    /// With --debounce-key: longest delay after the first enqueue, e.g. 1m (at least the period).
+    #[arg(long, requires = "debounce_key", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) debounce_max_wait: Option<DurationSpec>,
 }
 
 /// `offload job ls`.
@@ -115,6 +134,9 @@ pub(crate) struct ListArgs {
     /// Only jobs with this tag.
     #[arg(long, value_parser = parse_tag_filter, value_name = "KEY:VALUE")]
     pub(crate) tag: Option<String>,
+    /// Only jobs of this group.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) group: Option<String>,
     /// Page size (1 to 500; the server's default is 50).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=500), value_name = "N")]
     pub(crate) limit: Option<u32>,
@@ -243,8 +265,15 @@ fn build_request(
             failure_callback_url: args.failure_callback_url,
             ..offload_core::push::Target::post(url)
         }),
-        group: None, // FLOW-STUB: --group and --debounce-* options
-        debounce: None,
+        group: args.group,
+        debounce: match (args.debounce_key, args.debounce_period) {
+            (Some(key), Some(period)) => Some(DebounceSpec {
+                key,
+                period,
+                max_wait: args.debounce_max_wait,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -254,7 +283,7 @@ fn list_query(args: ListArgs) -> ListJobsQuery {
         state: args.state,
         name: args.name,
         tag: args.tag,
-        group: None, // FLOW-STUB
+        group: args.group,
         cursor: args.cursor,
         limit: args.limit,
     }
