@@ -79,8 +79,9 @@ pub(crate) async fn resume(
     Ok(axum::Json(app.engine.set_paused(queue, false).await?))
 }
 
-/// The body of `PATCH /v1/queues/{queue}` as the document states it: [`QueueLimitsPatch`] is what parses it
-/// (absent keeps, `null` removes), this type only describes it. Unknown fields are refused.
+/// A change to a queue's limits: an absent field keeps its value, `null` removes the limit. Unknown fields
+/// are refused.
+// The document's view of the body: `QueueLimitsPatch` (which has no schema) is what parses it.
 #[derive(utoipa::ToSchema, serde::Deserialize)]
 #[schema(as = QueueLimitsPatch)]
 #[serde(deny_unknown_fields)]
