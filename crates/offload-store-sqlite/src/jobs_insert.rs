@@ -96,13 +96,13 @@ async fn load_holders(conn: &mut SqliteConnection, commands: &[Vec<NewJob>]) -> 
 }
 
 /// Values bound per row.
-const PER_ROW: usize = 18;
+const PER_ROW: usize = 20;
 
 fn insert_sql(rows: usize) -> String {
     format!(
         "INSERT INTO jobs (created_at, id, queue, name, state, payload, priority, max_attempts, backoff_base_ms, \
          backoff_cap_ms, backoff_jitter, timeout_ms, run_at, idempotency_key, request_fingerprint, tags, target, \
-         destination) VALUES {}",
+         destination, grp, debounce_key) VALUES {}",
         batch::values(rows, PER_ROW)
     )
 }
@@ -132,7 +132,9 @@ async fn write(conn: &mut SqliteConnection, now: Timestamp, rows: &[Row<'_>]) ->
         bind(args, codec::tags_to_db(&j.tags))?;
         let (target, destination) = target_to_db(j.target.as_ref())?;
         bind(args, target)?;
-        bind(args, destination)
+        bind(args, destination)?;
+        bind(args, j.group.as_deref())?;
+        bind(args, j.debounce.as_ref().map(|d| d.key.as_str()))
     };
     batch::execute(conn, rows, PER_ROW, &insert_sql, &row).await?;
     Ok(())

@@ -21,7 +21,7 @@ use crate::error::db;
 const JOB_COLUMNS: &str = "seq, id, queue, name, state, payload, priority, attempt, max_attempts, backoff_base_ms, \
      backoff_cap_ms, backoff_jitter, timeout_ms, run_at, created_at, attempted_at, finished_at, lease_expires_at, \
      worker_id, idempotency_key, tags, progress, progress_message, result, last_error, cancel_requested, target, \
-     schedule_name, schedule_fire_at";
+     schedule_name, schedule_fire_at, grp, debounce_key";
 
 /// One job with its attempt history: ended attempts from `job_attempts` (as one JSON array, so the job row
 /// and its history come from the same statement) plus the running one synthesized from the job row.
@@ -56,7 +56,7 @@ pub(crate) async fn get_job(conn: &mut SqliteConnection, id: JobId) -> Result<Op
 }
 
 /// A page of jobs, newest first. Each filter combination walks an index in `id` order and stops after
-/// `limit` matches: a tag: `job_tags` (the jobs carrying it); else a name: `jobs_name`; no filter: `jobs_id`;
+/// `limit` matches: a tag: `job_tags` (the jobs carrying it); else a group: `jobs_group`; else a name: `jobs_name`; no filter: `jobs_id`;
 /// a queue: `jobs_queue`; a queue and a settled state (neither `available` nor `running`): `jobs_settled`; a
 /// queue and `available`/`running`: `jobs_queue`, skipping the jobs in other states, unless the counters say
 /// the state's jobs are few ([`Walk::Sparse`]): then its partial index is read whole and the few rows sorted;
@@ -66,7 +66,10 @@ pub(crate) async fn list_jobs(conn: &mut SqliteConnection, p: &JobListParams) ->
         return Ok(Vec::new());
     }
     // Walks that need a queue (per-state and per-name indexes start with it) run once per queue, merged.
-    let per_queue = p.queue.is_none() && p.tag.is_none() && (p.state.is_some() || p.name.is_some());
+    let per_queue = p.queue.is_none()
+        && p.tag.is_none()
+        && p.group.is_none()
+        && (p.state.is_some() || p.name.is_some());
     if !per_queue {
         let how = walk_for(conn, p, p.queue.as_deref()).await?;
         return walk(conn, p, p.queue.as_deref(), how).await;
@@ -114,8 +117,8 @@ async fn walk_for(
     p: &JobListParams,
     queue: Option<&str>,
 ) -> Result<Walk> {
-    let (Some(queue), Some(state @ (JobState::Available | JobState::Running)), None, None) =
-        (queue, p.state, &p.tag, &p.name)
+    let (Some(queue), Some(state @ (JobState::Available | JobState::Running)), None, None, None) =
+        (queue, p.state, &p.tag, &p.name, &p.group)
     else {
         return Ok(Walk::ById);
     };
@@ -182,8 +185,13 @@ pub(crate) fn walk_sql_with(
         from = "job_tags AS t CROSS JOIN jobs ON jobs.id = t.job_id".to_owned();
         order = "t.job_id";
         filters.push(format!("t.key = {k} AND t.value = {v}"));
+    } else if p.group.is_some() {
+        from = "jobs INDEXED BY jobs_group".to_owned();
     } else if p.name.is_some() {
         from = "jobs INDEXED BY jobs_name".to_owned();
+    }
+    if let Some(group) = &p.group {
+        filters.push(format!("jobs.grp = {}", q.bind(group.as_str())?));
     }
     if let Some(queue) = queue {
         filters.push(format!("jobs.queue = {}", q.bind(queue)?));
@@ -317,8 +325,8 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
             }),
             None => None,
         },
-        group: None, // FLOW-STUB
-        debounce_key: None,
+        group: get(row, "grp")?,
+        debounce_key: get(row, "debounce_key")?,
         waiting_for: None,
     })
 }

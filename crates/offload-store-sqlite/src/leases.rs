@@ -11,7 +11,7 @@ use offload_core::api::HeartbeatResponse;
 use std::collections::HashMap;
 
 use offload_core::{ClaimedJob, DurationSpec, JobId, JobState, LeaseToken, Timestamp};
-use offload_store::{JobClaimParams, JobHeartbeatParams, Result, StoreError};
+use offload_store::{ClaimOutcome, JobClaimParams, JobHeartbeatParams, Result, StoreError};
 use sqlx::sqlite::SqliteConnection;
 
 use crate::codec::{self, get, hex_uuid, micros};
@@ -20,11 +20,12 @@ use crate::error::db;
 
 /// The jobs to claim, in claim order (the claim index's: priority, due time, then insertion), as a JSON array of
 /// `seq`. Paused queues hand out nothing; push jobs (with a target) are the dispatcher's, never a worker's.
+/// Queues with limits hand out nothing here either: their claims take the limited path.
 pub(crate) const PICK_SQL: &str = "\
 SELECT json_group_array(seq ORDER BY priority DESC, run_at, seq) FROM (
     SELECT seq, priority, run_at FROM jobs
     WHERE queue = ?1 AND state = 'available' AND target IS NULL
-      AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?1 AND paused)
+      AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?1 AND (paused OR limits IS NOT NULL))
     ORDER BY priority DESC, run_at, seq
     LIMIT ?2)";
 
@@ -58,15 +59,17 @@ pub(crate) type ClaimedRow = (
     i64,
 );
 
-/// Claims up to `max_jobs` jobs; returned highest priority first, then oldest due.
+/// Claims up to `max_jobs` jobs; returned highest priority first, then oldest due. A queue without limits
+/// claims with one statement (the fast path); only when that found nothing does the claim look at the queue's
+/// row, and a queue with limits (and not paused) claims on the limited path.
 pub(crate) async fn claim(
     conn: &mut SqliteConnection,
     now: Timestamp,
     p: JobClaimParams,
     counts: &mut Counts,
-) -> Result<Vec<ClaimedJob>> {
+) -> Result<ClaimOutcome> {
     if p.max_jobs == 0 {
-        return Ok(Vec::new());
+        return Ok(ClaimOutcome::default());
     }
     let picked: String = sqlx::query_scalar(PICK_SQL)
         .bind(p.queue.as_str())
@@ -76,12 +79,38 @@ pub(crate) async fn claim(
         .map_err(db)?;
     let order: Vec<i64> =
         serde_json::from_str(&picked).map_err(|e| StoreError::corrupt(format!("claim: {e}")))?;
+    if !order.is_empty() {
+        let jobs = take(conn, now, &p.queue, &p.worker_id, &order, counts).await?;
+        return Ok(ClaimOutcome {
+            jobs,
+            retry_at: None,
+        });
+    }
+    match crate::flow::queue_flow(conn, &p.queue).await? {
+        Some(flow) if !flow.paused && !flow.limits.is_unlimited() => {
+            crate::claim_limited::claim(conn, now, &p, flow, counts).await
+        }
+        _ => Ok(ClaimOutcome::default()),
+    }
+}
+
+/// Starts an attempt on each job of `order` (seqs of available jobs of `queue`) and returns them in that order.
+pub(crate) async fn take(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    queue: &str,
+    worker_id: &str,
+    order: &[i64],
+    counts: &mut Counts,
+) -> Result<Vec<ClaimedJob>> {
     if order.is_empty() {
         return Ok(Vec::new());
     }
+    let picked =
+        serde_json::to_string(order).map_err(|e| StoreError::Internal(format!("claim: {e}")))?;
     sqlx::query(TAKE_SQL)
         .bind(micros(now))
-        .bind(p.worker_id)
+        .bind(worker_id)
         .bind(picked.as_str())
         .execute(&mut *conn)
         .await
@@ -98,7 +127,7 @@ pub(crate) async fn claim(
     let mut claimed = rows.into_iter().map(claimed).collect::<Result<Vec<_>>>()?;
     claimed.sort_by_key(|(seq, _)| position.get(seq).copied().unwrap_or(usize::MAX));
     counts.moved(
-        &p.queue,
+        queue,
         JobState::Available,
         JobState::Running,
         claimed.len() as i64,

@@ -33,7 +33,7 @@ use offload_store::{
     FunctionListParams, FunctionPut, FunctionPutParams, FunctionRecord, RunListParams,
     RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StepRecord,
 };
-use offload_store::{ClaimOutcome, QueueSetLimitsParams, StoreError};
+use offload_store::{ClaimOutcome, QueueSetLimitsParams};
 use offload_store::{
     DueSchedules, FireOutcome, ScheduleDeleteParams, ScheduleDueParams, ScheduleFireParams,
     ScheduleGetParams, ScheduleListParams, ScheduleSetPausedParams, ScheduleTriggerParams,
@@ -51,10 +51,12 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool, SqlitePoolOptions};
 
 mod batch;
+mod claim_limited;
 mod codec;
 mod counts;
 mod error;
 mod events;
+mod flow;
 mod functions;
 mod jobs_finish;
 mod jobs_insert;
@@ -272,7 +274,16 @@ impl Store for SqliteStore {
     }
 
     async fn job_get(&self, id: JobId) -> Result<Option<Job>> {
-        jobs_read::get_job(&mut *self.read().await?, id).await
+        let mut conn = self.read().await?;
+        let Some(mut job) = jobs_read::get_job(&mut conn, id).await? else {
+            return Ok(None);
+        };
+        if job.state == offload_core::JobState::Available {
+            let now = self.clock.now();
+            job.waiting_for =
+                flow::waiting_for(&mut conn, now, &job.queue, job.group.as_deref()).await?;
+        }
+        Ok(Some(job))
     }
 
     async fn job_list(&self, p: JobListParams) -> Result<Vec<Job>> {
@@ -280,16 +291,11 @@ impl Store for SqliteStore {
     }
 
     async fn job_claim_next(&self, p: JobClaimParams) -> Result<ClaimOutcome> {
-        let jobs = self
-            .writer
+        self.writer
             .run(false, move |c, counts, now| {
                 Box::pin(leases::claim(c, now, p, counts))
             })
-            .await?;
-        Ok(ClaimOutcome {
-            jobs,
-            retry_at: None,
-        }) // FLOW-STUB
+            .await
     }
 
     async fn job_claim_push(&self, p: JobClaimPushParams) -> Result<Vec<PushJob>> {
@@ -379,12 +385,16 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn queue_set_limits(&self, _p: QueueSetLimitsParams) -> Result<QueueInfo> {
-        Err(StoreError::Internal("queue limits: not yet".into())) // FLOW-STUB
+    async fn queue_set_limits(&self, p: QueueSetLimitsParams) -> Result<QueueInfo> {
+        self.writer
+            .run(false, move |c, _, now| {
+                Box::pin(queues::set_limits(c, now, p))
+            })
+            .await
     }
 
-    async fn queue_get(&self, _name: &str) -> Result<Option<QueueInfo>> {
-        Err(StoreError::Internal("queue_get: not yet".into())) // FLOW-STUB
+    async fn queue_get(&self, name: &str) -> Result<Option<QueueInfo>> {
+        queues::get_one(&mut *self.read().await?, self.clock.now(), name).await
     }
 
     async fn push_failures(&self, p: PushFailuresParams) -> Result<Vec<PushFailure>> {

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "functions",
         include_str!("../migrations/0006_functions.sql"),
     ),
+    (7, "flow", include_str!("../migrations/0007_flow.sql")),
 ];
 
 /// The embedded migrations (built by hand rather than with `sqlx::migrate!`, which would pull in sqlx's

@@ -13,7 +13,7 @@
 //! so lease expiry, due jobs, pruning and leader expiry are tested without sleeping.
 //!
 //! The suite is split by topic, one file each (insert, claim, finish, manage, maintenance, reads, leader,
-//! lifecycle, push, settings, schedules, functions, events, runs, run_reports). A suite function is a `pub async fn name(h: Harness)` in a topic
+//! lifecycle, push, settings, schedules, functions, events, runs, run_reports, flow). A suite function is a `pub async fn name(h: Harness)` in a topic
 //! file, listed in `conformance_tests!` as `topic::name`. A written but unlisted function would run on no
 //! store, so `tests/conformance_registry.rs` reads the topic files and fails on any suite function that is not
 //! listed (and on a topic file that is not a module here); the compiler rejects a listed one that does not
@@ -26,6 +26,7 @@
 pub mod claim;
 pub mod events;
 pub mod finish;
+pub mod flow;
 pub mod functions;
 pub mod insert;
 pub mod leader;
@@ -352,6 +353,19 @@ macro_rules! conformance_tests {
             run_reports::event_send_names_the_functions_of_the_runs_it_starts,
             run_reports::a_call_end_reports_steps_and_the_runs_end,
             run_reports::a_dead_or_expired_call_reports_the_run_failed,
+            flow::group_is_stored_listed_and_filtered,
+            flow::concurrency_caps_running_jobs,
+            flow::group_concurrency_holds_per_group,
+            flow::throttle_admits_burst_then_says_when,
+            flow::per_group_throttles_are_independent,
+            flow::fair_claims_take_groups_in_turn,
+            flow::every_way_a_running_job_ends_frees_its_slot,
+            flow::lowered_limit_lets_running_jobs_finish,
+            flow::waiting_for_explains_held_jobs,
+            flow::queue_get_reports_usage,
+            flow::debounce_coalesces_enqueues,
+            flow::debounce_max_wait_caps_the_start,
+            flow::running_debounced_job_does_not_absorb,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {

@@ -1,0 +1,160 @@
+//! A queue's flow-control state as stored, and the usage reads admission needs.
+//!
+//! Invariant: reads only, and no decisions: what a limit allows is [`offload_core::flow::admission::admit`]'s
+//! call. Usage comes from where it is exact: the queue's running jobs are counted from `jobs` (through the
+//! index of running jobs), a group's from `queue_groups` (kept by row triggers), throttle TATs from `queues` and
+//! `queue_groups`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use offload_core::Timestamp;
+use offload_core::flow::admission::{Candidate, Usage, WaitingFor, admit};
+use offload_core::flow::gcra::Gcra;
+use offload_core::flow::limits::{QueueLimits, ThrottleSpec};
+use offload_store::{Result, StoreError};
+use sqlx::sqlite::SqliteConnection;
+
+use crate::codec::{self, get};
+use crate::error::db;
+
+/// The `queue_groups` row holding the throttle bucket of the jobs without a group.
+pub(crate) const UNGROUPED: &str = "";
+
+/// A queue's stored flow-control row.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueueFlow {
+    /// Paused queues hand out nothing.
+    pub(crate) paused: bool,
+    /// The limits (the default when none are set).
+    pub(crate) limits: QueueLimits,
+    /// The queue throttle's TAT.
+    pub(crate) throttle_tat: Option<Timestamp>,
+    /// When jobs without a group were last served (fair order), unix microseconds.
+    pub(crate) ungrouped_served_at: Option<i64>,
+    /// The last `served_at` handed out, unix microseconds.
+    pub(crate) last_served_at: Option<i64>,
+    /// Available grouped pull jobs of the queue.
+    pub(crate) grouped_available: i64,
+}
+
+/// Parses stored limits (`NULL`: none).
+pub(crate) fn parse_limits(json: Option<&str>) -> Result<QueueLimits> {
+    match json {
+        None => Ok(QueueLimits::default()),
+        Some(j) => {
+            serde_json::from_str(j).map_err(|e| StoreError::corrupt(format!("queue limits: {e}")))
+        }
+    }
+}
+
+/// The stored limits as written (`None` for no limits, which keeps the queue on the fast claim path).
+pub(crate) fn limits_to_db(limits: &QueueLimits) -> Result<Option<String>> {
+    if limits.is_unlimited() {
+        return Ok(None);
+    }
+    serde_json::to_string(limits)
+        .map(Some)
+        .map_err(|e| StoreError::Internal(format!("queue limits: {e}")))
+}
+
+/// The queue's row, if it has one.
+pub(crate) async fn queue_flow(
+    conn: &mut SqliteConnection,
+    queue: &str,
+) -> Result<Option<QueueFlow>> {
+    let row = sqlx::query(
+        "SELECT paused, limits, throttle_tat, ungrouped_served_at, last_served_at, grouped_available \
+         FROM queues WHERE name = ?1",
+    )
+    .bind(queue)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(QueueFlow {
+        paused: get::<i64>(&row, "paused")? != 0,
+        limits: parse_limits(get::<Option<&str>>(&row, "limits")?)?,
+        throttle_tat: get::<Option<i64>>(&row, "throttle_tat")?
+            .map(codec::timestamp)
+            .transpose()?,
+        ungrouped_served_at: get(&row, "ungrouped_served_at")?,
+        last_served_at: get(&row, "last_served_at")?,
+        grouped_available: get(&row, "grouped_available")?,
+    }))
+}
+
+/// The queue's running jobs, counted (bounded by the running jobs of all queues, which the lease index holds).
+pub(crate) async fn running(conn: &mut SqliteConnection, queue: &str) -> Result<u32> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs INDEXED BY jobs_lease WHERE state = 'running' AND queue = ?1",
+    )
+    .bind(queue)
+    .fetch_one(conn)
+    .await
+    .map_err(db)?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// A group's running jobs and throttle TAT (`UNGROUPED` for the jobs without a group).
+pub(crate) async fn group_usage(
+    conn: &mut SqliteConnection,
+    queue: &str,
+    group: &str,
+) -> Result<(u32, Option<Timestamp>)> {
+    let row: Option<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT running, tat FROM queue_groups WHERE queue = ?1 AND grp = ?2")
+            .bind(queue)
+            .bind(group)
+            .fetch_optional(conn)
+            .await
+            .map_err(db)?;
+    match row {
+        None => Ok((0, None)),
+        Some((running, tat)) => Ok((
+            u32::try_from(running).unwrap_or(0),
+            tat.map(codec::timestamp).transpose()?,
+        )),
+    }
+}
+
+/// How far ahead of `now` a throttle TAT may be and still allow a start: the GCRA's burst tolerance. Used only
+/// to skip throttled groups when listing candidates; admission still decides.
+pub(crate) fn tolerance(throttle: &ThrottleSpec) -> Duration {
+    let gcra = Gcra::new(throttle.limit, throttle.period.0, throttle.burst);
+    gcra.interval()
+        .saturating_mul(throttle.burst.max(1).saturating_sub(1))
+}
+
+/// Why an available job of `group` in `queue` would not start now (`None`: it would, or the queue has no
+/// limits): admission asked about that one job against the queue's usage.
+pub(crate) async fn waiting_for(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    queue: &str,
+    group: Option<&str>,
+) -> Result<Option<WaitingFor>> {
+    let Some(flow) = queue_flow(conn, queue).await? else {
+        return Ok(None);
+    };
+    let limits = flow.limits;
+    if flow.paused || limits.is_unlimited() {
+        return Ok(None);
+    }
+    let mut usage = Usage {
+        queue_tat: flow.throttle_tat,
+        ..Usage::default()
+    };
+    if limits.concurrency.is_some() {
+        usage.running = running(conn, queue).await?;
+    }
+    let (group_running, tat) = group_usage(conn, queue, group.unwrap_or(UNGROUPED)).await?;
+    if let Some(g) = group {
+        usage.group_running = BTreeMap::from([(g.to_owned(), group_running)]);
+    }
+    if let Some(tat) = tat {
+        usage.group_tats = BTreeMap::from([(group.unwrap_or(UNGROUPED).to_owned(), tat)]);
+    }
+    let admission = admit(&limits, usage, &[Candidate { group }], 1, now);
+    Ok(admission.held.first().map(|(_, why)| *why))
+}
