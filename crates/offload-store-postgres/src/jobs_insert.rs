@@ -15,6 +15,7 @@ use offload_core::{JobId, JobState, NewJob, ScheduledBy, Timestamp};
 use offload_store::codec::{millis, target_to_db};
 use offload_store::idempotency::{Holder, Holders};
 use offload_store::{Inserted, Result};
+use serde_json::value::RawValue;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
@@ -23,12 +24,16 @@ use crate::counts::{self, Counts};
 use crate::error::db;
 
 /// A job accepted for writing, with its resolved due time and first state.
-struct Row<'a> {
-    job: &'a NewJob,
-    state: JobState,
-    run_at: Timestamp,
+pub(crate) struct Row<'a> {
+    pub(crate) job: &'a NewJob,
+    pub(crate) state: JobState,
+    pub(crate) run_at: Timestamp,
     /// The schedule tick that created it, if one did.
     scheduled_by: Option<&'a ScheduledBy>,
+    /// The payload to write: the job's own, or that of a later debounced enqueue of the same key in the group.
+    pub(crate) payload: &'a RawValue,
+    /// Where its answer is: the command's index in the group, the job's in the command.
+    pub(crate) at: (usize, usize),
 }
 
 /// What a group's insert did: each command's answer, and what to announce once it is committed (see
@@ -99,11 +104,16 @@ async fn insert_commands<C: Command + Sync>(
         .flat_map(C::jobs)
         .filter_map(|(j, _)| j.idempotency_key.as_deref())
         .collect();
-    if keys.is_empty() {
+    let debounced = commands
+        .iter()
+        .flat_map(C::jobs)
+        .any(|(j, _)| j.debounce.is_some());
+    if keys.is_empty() && !debounced {
         let mut rows = Vec::new();
         let answers = commands
             .iter()
-            .map(|jobs| decide(jobs.jobs(), now, &mut Holders::default(), &mut rows))
+            .enumerate()
+            .map(|(c, jobs)| decide(c, jobs.jobs(), now, &mut Holders::default(), &mut rows))
             .collect();
         write(conn, now, &rows, calls).await?;
         return Ok(outcome(answers, &rows));
@@ -111,16 +121,31 @@ async fn insert_commands<C: Command + Sync>(
     keys.sort_unstable();
     keys.dedup();
     let mut tx = conn.begin().await.map_err(db)?;
-    lock_keys(&mut tx, &keys).await?;
-    let mut holders = load_holders(&mut tx, &keys).await?;
+    let mut holders = if keys.is_empty() {
+        Holders::default()
+    } else {
+        lock_keys(&mut tx, &keys).await?;
+        load_holders(&mut tx, &keys).await?
+    };
     let mut rows = Vec::new();
-    let answers = commands
+    let mut answers: Vec<_> = commands
         .iter()
-        .map(|jobs| decide(jobs.jobs(), now, &mut holders, &mut rows))
+        .enumerate()
+        .map(|(c, jobs)| decide(c, jobs.jobs(), now, &mut holders, &mut rows))
         .collect();
+    // Idempotency decided first; then debounced jobs whose key has a waiting job update it instead.
+    let moved = if debounced {
+        crate::debounce::absorb(&mut tx, now, &mut rows, &mut answers).await?
+    } else {
+        Vec::new()
+    };
     write(&mut tx, now, &rows, calls).await?;
     tx.commit().await.map_err(db)?;
-    Ok(outcome(answers, &rows))
+    let mut out = outcome(answers, &rows);
+    out.announce.extend(moved);
+    out.announce.sort_unstable();
+    out.announce.dedup();
+    Ok(out)
 }
 
 /// The answers, and what to announce: the queues that got available pull jobs, and
@@ -141,6 +166,7 @@ fn outcome(answers: Vec<Result<Vec<Inserted>>>, rows: &[Row<'_>]) -> Outcome {
 
 /// Decides one command against the group's holders; its accepted jobs join `rows`.
 fn decide<'a>(
+    command: usize,
     jobs: impl Iterator<Item = (&'a NewJob, Option<&'a ScheduledBy>)>,
     now: Timestamp,
     holders: &mut Holders,
@@ -155,6 +181,8 @@ fn decide<'a>(
             state: a.state,
             run_at: a.run_at,
             scheduled_by,
+            payload: &job.payload,
+            at: (command, a.index),
         }
     }));
     Ok(plan.answers)
@@ -208,16 +236,20 @@ pub(crate) static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
         "WITH ins AS (
     INSERT INTO jobs (id, queue, name, state, payload, priority, max_attempts, backoff_base_ms, backoff_cap_ms,
         backoff_jitter, timeout_ms, run_at, created_at, idempotency_key, request_fingerprint, tags, target,
-        destination, schedule_name, schedule_fire_at, run_id, run_step)
+        destination, schedule_name, schedule_fire_at, run_id, run_step, grp, debounce_key)
     SELECT id, queue, name, state, payload::json, priority, max_attempts, base_ms, cap_ms, jitter, timeout_ms,
         run_at, $1, key, fingerprint, tags::jsonb, target::json, destination, schedule_name, schedule_fire_at,
         CASE WHEN $25 THEN (tags::jsonb ->> 'offload.run')::uuid END,
-        CASE WHEN $25 THEN payload::json ->> 'run_step' END
+        CASE WHEN $25 THEN payload::json ->> 'run_step' END,
+        grp, debounce_key
     FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::int4[], $9::int8[],
                 $10::int8[], $11::float8[], $12::int8[], $13::timestamptz[], $14::text[], $15::text[], $16::text[],
-                $21::text[], $22::text[], $23::text[], $24::timestamptz[])
-        AS u (id, queue, name, state, payload, priority, max_attempts, base_ms, cap_ms, jitter, timeout_ms, run_at,
-              key, fingerprint, tags, target, destination, schedule_name, schedule_fire_at)
+                $21::text[], $22::text[], $23::text[], $24::timestamptz[], $26::text[], $27::text[])
+        WITH ORDINALITY AS u (id, queue, name, state, payload, priority, max_attempts, base_ms, cap_ms, jitter,
+              timeout_ms, run_at, key, fingerprint, tags, target, destination, schedule_name, schedule_fire_at,
+              grp, debounce_key, ord)
+    -- Rows arrive sorted by (queue, group): the group counters' triggers lock their rows in that order.
+    ORDER BY ord
 ), {}
 SELECT 1",
         counts::bound_cte("$17", "$18", "$19", "$20")
@@ -253,15 +285,21 @@ async fn write(
     let mut destinations = Vec::with_capacity(n);
     let mut schedule_names = Vec::with_capacity(n);
     let mut schedule_fire_ats = Vec::with_capacity(n);
+    let mut groups = Vec::with_capacity(n);
+    let mut debounce_keys = Vec::with_capacity(n);
     let mut counts = Counts::default();
-    for r in rows {
+    // In (queue, group) order, so that two transactions counting jobs of the same groups (row triggers on
+    // `queue_groups`) lock those rows in the same order and never wait for each other in a cycle.
+    let mut sorted: Vec<&Row<'_>> = rows.iter().collect();
+    sorted.sort_by(|a, b| (&a.job.queue, &a.job.group).cmp(&(&b.job.queue, &b.job.group)));
+    for r in sorted {
         counts.add(&r.job.queue, r.state, 1);
         let j = r.job;
         ids.push(j.id.0);
         queues.push(j.queue.as_str());
         names.push(j.name.as_deref());
         states.push(r.state.as_str());
-        payloads.push(j.payload.get());
+        payloads.push(r.payload.get());
         priorities.push(j.priority);
         max_attempts.push(i32::try_from(j.max_attempts).unwrap_or(i32::MAX));
         bases.push(millis(j.backoff.base.0));
@@ -277,6 +315,8 @@ async fn write(
         destinations.push(destination);
         schedule_names.push(r.scheduled_by.map(|s| s.name.as_str()));
         schedule_fire_ats.push(r.scheduled_by.map(|s| Ts(s.fire_at)));
+        groups.push(j.group.as_deref());
+        debounce_keys.push(j.debounce.as_ref().map(|d| d.key.as_str()));
     }
     let query = sqlx::query(INSERT_SQL.as_str())
         .bind(Ts(now))
@@ -306,6 +346,8 @@ async fn write(
         .bind(schedule_names)
         .bind(schedule_fire_ats)
         .bind(calls)
+        .bind(groups)
+        .bind(debounce_keys)
         .execute(conn)
         .await
         .map_err(db)?;

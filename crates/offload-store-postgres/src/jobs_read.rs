@@ -20,7 +20,7 @@ use crate::error::db;
 const JOB_COLUMNS: &str = "id, queue, name, state, payload, priority, attempt, max_attempts, backoff_base_ms, \
      backoff_cap_ms, backoff_jitter, timeout_ms, run_at, created_at, attempted_at, finished_at, lease_expires_at, \
      worker_id, idempotency_key, tags, progress, progress_message, result, last_error, cancel_requested, \
-     target::text AS target, schedule_name, schedule_fire_at";
+     target::text AS target, schedule_name, schedule_fire_at, grp, debounce_key";
 
 /// One job with its attempt history: ended attempts from `job_attempts` (as arrays, so the job row and its
 /// history come from the same statement) plus the running or successful last one, from the job row.
@@ -176,6 +176,9 @@ pub(crate) fn walk_sql(p: &JobListParams, queue: Option<&str>) -> Result<(String
             "tags IS NOT NULL AND tags @> jsonb_build_object({k}::text, {v}::text)"
         ));
     }
+    if let Some(group) = &p.group {
+        filters.push(format!("grp = {}", q.bind(group.clone())?));
+    }
     if let Some(before) = &p.before {
         filters.push(format!("id < {}", q.bind(before.0)?));
     }
@@ -257,8 +260,8 @@ pub(crate) fn job_from_row(row: &PgRow) -> Result<Job> {
                 fire_at: ts(row, "schedule_fire_at")?,
             }),
         },
-        group: None, // FLOW-STUB
-        debounce_key: None,
+        group: get(row, "grp")?,
+        debounce_key: get(row, "debounce_key")?,
         waiting_for: None,
     })
 }

@@ -19,7 +19,8 @@ use crate::codec::{self, RawJson, Ts, get, ts};
 use crate::counts;
 use crate::error::db;
 
-/// Picks, starts and counts. Paused queues hand out nothing; push jobs (with a target) are the dispatcher's,
+/// Picks, starts and counts. Paused queues hand out nothing, and neither do queues with limits (those are
+/// claimed by `flow_claim`, under their queue row's lock); push jobs (with a target) are the dispatcher's,
 /// never a worker's. The rows come back unordered; the caller sorts.
 /// The picked rows are updated by their physical address (`ctid`, a direct heap access instead of a primary key
 /// lookup), which cannot change under us: the rows are locked for the rest of the statement.
@@ -28,7 +29,7 @@ pub(crate) static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
         "WITH picked AS (
     SELECT ctid FROM jobs
     WHERE queue = $1 AND state = 'available' AND target IS NULL
-      AND NOT EXISTS (SELECT 1 FROM queues WHERE name = $1 AND paused)
+      AND NOT EXISTS (SELECT 1 FROM queues WHERE name = $1 AND (paused OR limits IS NOT NULL))
     ORDER BY priority DESC, run_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED

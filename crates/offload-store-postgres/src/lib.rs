@@ -23,7 +23,9 @@
 //! definitions and ticks) and `schedule_fire` (the enqueuer's writes); durable functions: `functions` (the
 //! registry), `events` (storing and fanning out events), `run_flow` (writing what happens to a run),
 //! `runs_read` and `runs_manage` (cancel, retry, mid-lease records, wait timeouts, pruning); `codec` maps values,
-//! `counts` keeps the per-queue counts, `error` maps database errors.
+//! `counts` keeps the per-queue counts, `error` maps database errors; flow control: `flow` (queue limits, usage,
+//! why a job waits), `flow_claim` (claims of limited queues, under their queue row's lock) and `debounce`
+//! (enqueues that update a waiting job of their key).
 
 use std::fmt;
 use std::future::Future;
@@ -65,8 +67,11 @@ mod batch;
 mod clock;
 mod codec;
 mod counts;
+mod debounce;
 mod error;
 mod events;
+mod flow;
+mod flow_claim;
 mod functions;
 mod jobs_finish;
 mod jobs_insert;
@@ -448,7 +453,12 @@ impl Store for PostgresStore {
     }
 
     async fn job_get(&self, id: JobId) -> Result<Option<Job>> {
-        jobs_read::get_job(&mut *self.shared.conn().await?, id).await
+        let mut conn = self.shared.conn().await?;
+        let Some(mut job) = jobs_read::get_job(&mut conn, id).await? else {
+            return Ok(None);
+        };
+        job.waiting_for = flow::waiting_for(&mut conn, self.shared.now(), &job).await?;
+        Ok(Some(job))
     }
 
     async fn job_list(&self, p: JobListParams) -> Result<Vec<Job>> {
@@ -457,11 +467,7 @@ impl Store for PostgresStore {
 
     async fn job_claim_next(&self, p: JobClaimParams) -> Result<ClaimOutcome> {
         let mut conn = self.shared.conn().await?;
-        let jobs = leases::claim(&mut conn, self.shared.now(), p).await?;
-        Ok(ClaimOutcome {
-            jobs,
-            retry_at: None,
-        }) // FLOW-STUB
+        flow_claim::claim(&mut conn, self.shared.now(), p).await
     }
 
     async fn job_claim_push(&self, p: JobClaimPushParams) -> Result<Vec<PushJob>> {
@@ -553,12 +559,16 @@ impl Store for PostgresStore {
         Ok(info)
     }
 
-    async fn queue_set_limits(&self, _p: QueueSetLimitsParams) -> Result<QueueInfo> {
-        Err(StoreError::Internal("queue limits: not yet".into())) // FLOW-STUB
+    async fn queue_set_limits(&self, p: QueueSetLimitsParams) -> Result<QueueInfo> {
+        let mut conn = self.shared.conn().await?;
+        let info = flow::set_limits(&mut conn, self.shared.now(), p).await?;
+        // Raised or cleared limits may let waiting jobs start.
+        self.shared.notifier.notify([info.name.as_str()]);
+        Ok(info)
     }
 
-    async fn queue_get(&self, _name: &str) -> Result<Option<QueueInfo>> {
-        Err(StoreError::Internal("queue_get: not yet".into())) // FLOW-STUB
+    async fn queue_get(&self, name: &str) -> Result<Option<QueueInfo>> {
+        flow::get_queue(&mut *self.shared.conn().await?, self.shared.now(), name).await
     }
 
     async fn leader_attempt_elect(&self, p: LeaderElectParams) -> Result<Leadership> {

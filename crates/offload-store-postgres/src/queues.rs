@@ -1,4 +1,4 @@
-//! Queues: their counts per state, paused flag and the age of their oldest available job.
+//! Queues: their counts per state, paused flag, limits and the age of their oldest available job.
 //!
 //! Invariant: nothing here counts jobs. Counts are the sums of `queue_counts`' shards (kept exact by every
 //! writing statement); the oldest available job is one probe of the `jobs_available_since` index per queue;
@@ -25,7 +25,7 @@ names (name) AS (
     SELECT queue FROM totals WHERE n > 0
     UNION
     SELECT name FROM queues WHERE $1::text IS NULL OR name = $1)
-SELECT names.name AS name, coalesce(q.paused, false) AS paused,
+SELECT names.name AS name, coalesce(q.paused, false) AS paused, q.limits AS limits,
     (SELECT array_agg(t.state) FROM totals t WHERE t.queue = names.name) AS states,
     (SELECT array_agg(t.n) FROM totals t WHERE t.queue = names.name) AS counts,
     (SELECT run_at FROM jobs WHERE jobs.queue = names.name AND state = 'available' ORDER BY run_at LIMIT 1)
@@ -66,7 +66,7 @@ fn info(row: &PgRow, now: Timestamp) -> Result<QueueInfo> {
         paused: get(row, "paused")?,
         counts,
         oldest_available_age_ms,
-        limits: Default::default(), // FLOW-STUB
+        limits: crate::flow::parse_limits(get::<Option<&str>>(row, "limits")?)?,
         usage: None,
     })
 }

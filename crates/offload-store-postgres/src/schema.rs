@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "functions",
         include_str!("../migrations/0006_functions.sql"),
     ),
+    (7, "flow", include_str!("../migrations/0007_flow.sql")),
 ];
 
 /// The schema used unless configured otherwise.

@@ -1,0 +1,194 @@
+//! Queue limits and their live usage: what `queue_set_limits` writes, `queue_get` and `job_get` read.
+//!
+//! Invariant: a queue's limits are stored as the JSON of a validated [`QueueLimits`] in `queues.limits`, or NULL
+//! when it has none (claims then take the fast path). Usage is never counted here: the queue's running jobs are
+//! the sum of its `queue_counts` shards, a group's available and running jobs are its `queue_groups` row (kept
+//! by row triggers in the transactions that move jobs), and what a limit would do is decided by
+//! [`offload_core::flow::admission::admit`], never in SQL.
+
+use offload_core::api::{GroupUsage, QueueInfo, QueueUsage};
+use offload_core::flow::admission::{Candidate, Usage, WaitingFor, admit};
+use offload_core::flow::gcra::Gcra;
+use offload_core::flow::limits::QueueLimits;
+use offload_core::{Job, JobState, Timestamp};
+use offload_store::{QueueSetLimitsParams, Result, StoreError};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::codec::{Ts, get, ts_opt};
+use crate::error::db;
+use crate::queues;
+
+/// Limits from their stored JSON (NULL: none).
+pub(crate) fn parse_limits(text: Option<&str>) -> Result<QueueLimits> {
+    match text {
+        None => Ok(QueueLimits::default()),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| StoreError::corrupt(format!("queue limits {text:?}: {e}"))),
+    }
+}
+
+/// Limits as stored: NULL when they limit nothing, so the queue claims on the fast path.
+fn limits_to_db(limits: &QueueLimits) -> Result<Option<String>> {
+    if limits.is_unlimited() {
+        return Ok(None);
+    }
+    serde_json::to_string(limits)
+        .map(Some)
+        .map_err(|e| StoreError::Internal(format!("cannot encode queue limits: {e}")))
+}
+
+/// The queue's running jobs: the sum of its `queue_counts` shards for `running` (exact at every commit).
+pub(crate) async fn queue_running(conn: &mut PgConnection, queue: &str) -> Result<u32> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(n), 0)::int8 FROM queue_counts WHERE queue = $1 AND state = 'running'",
+    )
+    .bind(queue)
+    .fetch_one(conn)
+    .await
+    .map_err(db)?;
+    Ok(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
+}
+
+/// Applies `p.patch` to the stored limits in one transaction (the queue row is created when unknown, and
+/// locked while the limits are read and written) and answers the queue with its usage.
+pub(crate) async fn set_limits(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    p: QueueSetLimitsParams,
+) -> Result<QueueInfo> {
+    let mut tx = conn.begin().await.map_err(db)?;
+    sqlx::query(
+        "INSERT INTO queues (name, paused, created_at) VALUES ($1, false, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&p.queue)
+    .bind(Ts(now))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT limits FROM queues WHERE name = $1 FOR UPDATE")
+            .bind(&p.queue)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+    let limits = parse_limits(stored.as_deref())?
+        .patched(p.patch)
+        .map_err(|e| StoreError::Internal(format!("queue limits: {e}")))?;
+    sqlx::query("UPDATE queues SET limits = $2 WHERE name = $1")
+        .bind(&p.queue)
+        .bind(limits_to_db(&limits)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let info = get_queue(&mut tx, now, &p.queue)
+        .await?
+        .ok_or_else(|| StoreError::Internal(format!("queue {} vanished", p.queue)))?;
+    tx.commit().await.map_err(db)?;
+    Ok(info)
+}
+
+/// One queue with its counts, limits and usage; `None` when unknown (no jobs, no queue row).
+pub(crate) async fn get_queue(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    name: &str,
+) -> Result<Option<QueueInfo>> {
+    let Some(mut info) = queues::list(conn, now, Some(name)).await?.pop() else {
+        return Ok(None);
+    };
+    let row = sqlx::query(
+        "SELECT (SELECT count(*) FROM queue_groups WHERE queue = $1 AND running > 0)::int8 AS groups_running, \
+                (SELECT throttle_tat FROM queues WHERE name = $1) AS throttle_tat",
+    )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let groups_running: i64 = get(&row, "groups_running")?;
+    let tat = ts_opt(&row, "throttle_tat")?;
+    let top = sqlx::query(
+        "SELECT grp, available::int8 AS available, running::int8 AS running FROM queue_groups \
+         WHERE queue = $1 AND available > 0 ORDER BY available DESC, grp LIMIT 10",
+    )
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let top_groups = top
+        .iter()
+        .map(|r| {
+            Ok(GroupUsage {
+                group: get(r, "grp")?,
+                available: u64::try_from(get::<i64>(r, "available")?).unwrap_or(0),
+                running: u64::try_from(get::<i64>(r, "running")?).unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let throttle_next_at = info.limits.throttle.filter(|t| !t.per_group).and_then(|t| {
+        Gcra::new(t.limit, t.period.0, t.burst)
+            .check(tat, now)
+            .err()
+    });
+    info.usage = Some(QueueUsage {
+        running: info.counts.get(&JobState::Running).copied().unwrap_or(0),
+        groups_running: u64::try_from(groups_running).unwrap_or(0),
+        throttle_next_at,
+        top_groups,
+    });
+    Ok(Some(info))
+}
+
+/// Why an available job of a limited queue does not start: what admission would say of it alone, with the
+/// queue's usage as stored now (`None` when it would start, or the queue has no limits).
+pub(crate) async fn waiting_for(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    job: &Job,
+) -> Result<Option<WaitingFor>> {
+    if job.state != JobState::Available || job.target.is_some() {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT q.limits, q.throttle_tat, g.running, g.tat FROM queues q \
+         LEFT JOIN queue_groups g ON g.queue = q.name AND g.grp = $2 \
+         WHERE q.name = $1 AND q.limits IS NOT NULL",
+    )
+    .bind(&job.queue)
+    .bind(job.group.as_deref())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let Some(row) = row else { return Ok(None) };
+    let limits = parse_limits(get::<Option<&str>>(&row, "limits")?)?;
+    let per_group = limits.throttle.is_some_and(|t| t.per_group);
+    let queue_tat = ts_opt(&row, "throttle_tat")?;
+    let mut usage = Usage {
+        running: queue_running(conn, &job.queue).await?,
+        ..Usage::default()
+    };
+    if per_group {
+        let tat = match &job.group {
+            Some(_) => ts_opt(&row, "tat")?,
+            None => queue_tat,
+        };
+        if let Some(tat) = tat {
+            usage
+                .group_tats
+                .insert(job.group.clone().unwrap_or_default(), tat);
+        }
+    } else {
+        usage.queue_tat = queue_tat;
+    }
+    if let Some(group) = &job.group {
+        let running = get::<Option<i32>>(&row, "running")?.unwrap_or(0);
+        usage
+            .group_running
+            .insert(group.clone(), u32::try_from(running.max(0)).unwrap_or(0));
+    }
+    let candidate = Candidate {
+        group: job.group.as_deref(),
+    };
+    let admission = admit(&limits, usage, &[candidate], 1, now);
+    Ok(admission.held.first().map(|(_, why)| *why))
+}

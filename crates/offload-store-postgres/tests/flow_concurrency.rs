@@ -1,0 +1,338 @@
+//! Queue limits are exact with several servers on one PostgreSQL database: three stores (as three servers would
+//! have) share one schema and eight workers claim from all three at once. After every claim the database's own
+//! truth (running jobs counted in `jobs`) is checked against the limits; a throttle starts as many jobs as its
+//! rate allows over a window of store time, and per-group throttles are independent. Real PostgreSQL only;
+//! needs `OFFLOAD_TEST_POSTGRES_URL` (see `offload_store_postgres::testing`).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use offload_core::flow::limits::QueueLimitsPatch;
+use offload_core::{ManualClock, SignedDuration, Timestamp};
+use offload_store::conformance::job;
+use offload_store::{
+    Finish, FinishItem, JobClaimParams, JobFinishParams, JobInsertParams, QueueSetLimitsParams,
+    Store,
+};
+use offload_store_postgres::testing::{self, TestSchema};
+use offload_store_postgres::{PostgresOptions, PostgresStore};
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::task::JoinSet;
+
+/// Three stores on one fresh schema, sharing `clock` when given (else each reads the database's).
+async fn servers(
+    url: &str,
+    clock: Option<Arc<ManualClock>>,
+) -> (TestSchema, Vec<Arc<PostgresStore>>) {
+    let schema = TestSchema::new(url);
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        let mut options = PostgresOptions::new(url).with_schema(&schema.name);
+        options.max_connections = 8;
+        if let Some(clock) = &clock {
+            options = options.with_clock(clock.clone());
+        }
+        stores.push(Arc::new(PostgresStore::open(options).await.expect("open")));
+    }
+    (schema, stores)
+}
+
+/// A pool reading the schema directly: the truth the limits are checked against.
+async fn truth(url: &str, schema: &str) -> PgPool {
+    let options = PgConnectOptions::from_str(url)
+        .unwrap()
+        .options([("search_path", schema)]);
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap()
+}
+
+fn patch(value: serde_json::Value) -> QueueLimitsPatch {
+    serde_json::from_value(value).unwrap()
+}
+
+async fn set_limits(store: &PostgresStore, queue: &str, limits: serde_json::Value) {
+    store
+        .queue_set_limits(QueueSetLimitsParams {
+            queue: queue.into(),
+            patch: patch(limits),
+        })
+        .await
+        .expect("queue_set_limits");
+}
+
+/// Running jobs of `queue` per group (`""`: no group), counted in the job table.
+async fn running(pool: &PgPool, queue: &str) -> BTreeMap<String, i64> {
+    sqlx::query_as::<_, (String, i64)>(
+        "SELECT coalesce(grp, ''), count(*) FROM jobs WHERE queue = $1 AND state = 'running' GROUP BY 1",
+    )
+    .bind(queue)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+async fn complete(store: &PostgresStore, jobs: &[offload_core::ClaimedJob]) {
+    let items = jobs
+        .iter()
+        .map(|j| FinishItem {
+            id: j.id,
+            lease_token: j.lease_token,
+            finish: Finish::Complete { result: None },
+        })
+        .collect();
+    for outcome in store
+        .job_finish(JobFinishParams { items })
+        .await
+        .expect("finish")
+    {
+        outcome.expect("completed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency_and_group_concurrency_hold_across_three_servers() {
+    let Some(url) = testing::url() else { return };
+    let (schema, stores) = servers(&url, None).await;
+    let pool = truth(&url, &schema.name).await;
+    const QUEUE: &str = "tenants";
+    const GROUPS: usize = 40;
+    const PER_GROUP: usize = 12;
+    const QUEUE_LIMIT: i64 = 30;
+    const GROUP_LIMIT: i64 = 2;
+    set_limits(
+        &stores[0],
+        QUEUE,
+        json!({"concurrency": QUEUE_LIMIT, "group_concurrency": GROUP_LIMIT}),
+    )
+    .await;
+    let mut jobs = Vec::new();
+    for n in 0..PER_GROUP {
+        for g in 0..GROUPS {
+            let mut j = job(QUEUE);
+            j.group = Some(format!("tenant-{g:02}"));
+            j.priority = i32::try_from(n % 3).unwrap();
+            jobs.push(j);
+        }
+    }
+    // Enqueued through all three servers at once.
+    let mut inserts = JoinSet::new();
+    for (i, chunk) in jobs.chunks(60).enumerate() {
+        let store = stores[i % 3].clone();
+        let chunk = chunk.to_vec();
+        inserts.spawn(async move { store.job_insert(JobInsertParams { jobs: chunk }).await });
+    }
+    while let Some(r) = inserts.join_next().await {
+        r.unwrap().expect("insert");
+    }
+    let total = u32::try_from(GROUPS * PER_GROUP).unwrap();
+    let done = Arc::new(AtomicU32::new(0));
+    let peak_queue = Arc::new(AtomicU32::new(0));
+    let mut workers = JoinSet::new();
+    for w in 0..8 {
+        let store = stores[w % 3].clone();
+        let pool = pool.clone();
+        let done = done.clone();
+        let peak_queue = peak_queue.clone();
+        workers.spawn(async move {
+            let mut held: Vec<offload_core::ClaimedJob> = Vec::new();
+            let mut idle = 0;
+            while done.load(Ordering::SeqCst) < total {
+                let claimed = store
+                    .job_claim(JobClaimParams {
+                        queue: QUEUE.into(),
+                        worker_id: format!("w{w}"),
+                        max_jobs: fastrand::u32(1..=5),
+                    })
+                    .await
+                    .expect("claim");
+                // The store's own truth, right after the claim: no group above 2, the queue not above 30.
+                let now = running(&pool, QUEUE).await;
+                let all: i64 = now.values().sum();
+                assert!(all <= QUEUE_LIMIT, "queue runs {all} jobs: {now:?}");
+                for (group, n) in &now {
+                    assert!(*n <= GROUP_LIMIT, "group {group} runs {n} jobs");
+                }
+                peak_queue.fetch_max(u32::try_from(all).unwrap(), Ordering::SeqCst);
+                if claimed.is_empty() {
+                    idle += 1;
+                } else {
+                    idle = 0;
+                }
+                held.extend(claimed);
+                // Work: hold the jobs a moment, then complete some (all when nothing new came).
+                tokio::task::yield_now().await;
+                let keep = if idle > 0 { 0 } else { held.len() / 2 };
+                let finished: Vec<_> = held.drain(keep..).collect();
+                if !finished.is_empty() {
+                    complete(&store, &finished).await;
+                    done.fetch_add(u32::try_from(finished.len()).unwrap(), Ordering::SeqCst);
+                }
+                if idle > 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                assert!(idle < 5_000, "workers starved with jobs left");
+            }
+            assert!(held.is_empty());
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r.unwrap();
+    }
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = $1 AND state <> 'succeeded'")
+            .bind(QUEUE)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "every job finished");
+    // The group counters agree with the truth: nothing left running or available.
+    let drift: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM queue_groups WHERE queue = $1 AND (available <> 0 OR running <> 0)",
+    )
+    .bind(QUEUE)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(drift, 0);
+    assert!(
+        peak_queue.load(Ordering::SeqCst) >= 4,
+        "the workers really ran jobs side by side"
+    );
+    pool.close().await;
+    for s in &stores {
+        s.close().await;
+    }
+}
+
+/// Claims every job the throttle allows at each 10 ms step of store time over `window`; returns the starts
+/// per group (`""`: no group).
+async fn starts_over(
+    stores: &[Arc<PostgresStore>],
+    clock: &ManualClock,
+    queue: &str,
+    window: Duration,
+) -> BTreeMap<String, u32> {
+    let mut starts: BTreeMap<String, u32> = BTreeMap::new();
+    let end = clock.now_ts() + SignedDuration::try_from(window).unwrap();
+    let mut i = 0;
+    while clock.now_ts() < end {
+        loop {
+            let store = &stores[i % stores.len()];
+            i += 1;
+            let claimed = store
+                .job_claim(JobClaimParams {
+                    queue: queue.into(),
+                    worker_id: "w".into(),
+                    max_jobs: 10,
+                })
+                .await
+                .expect("claim");
+            if claimed.is_empty() {
+                break;
+            }
+            for j in &claimed {
+                let got = store.job_get(j.id).await.unwrap().unwrap();
+                *starts.entry(got.group.unwrap_or_default()).or_default() += 1;
+            }
+            complete(store, &claimed).await;
+        }
+        clock.advance(SignedDuration::from_millis(10));
+    }
+    starts
+}
+
+trait NowTs {
+    fn now_ts(&self) -> Timestamp;
+}
+
+impl NowTs for ManualClock {
+    fn now_ts(&self) -> Timestamp {
+        offload_core::Clock::now(self)
+    }
+}
+
+#[tokio::test]
+async fn a_throttle_holds_its_rate_across_servers() {
+    let Some(url) = testing::url() else { return };
+    let clock = Arc::new(ManualClock::new(
+        Timestamp::from_second(1_900_000_000).unwrap(),
+    ));
+    let (_schema, stores) = servers(&url, Some(clock.clone())).await;
+    set_limits(
+        &stores[0],
+        "mail",
+        json!({"throttle": {"limit": 10, "period": "1s"}}),
+    )
+    .await;
+    let jobs = (0..100).map(|_| job("mail")).collect();
+    stores[1]
+        .job_insert(JobInsertParams { jobs })
+        .await
+        .unwrap();
+    let starts = starts_over(&stores, &clock, "mail", Duration::from_secs(2)).await;
+    let n = starts.values().sum::<u32>();
+    assert!((19..=21).contains(&n), "10/s over 2 s started {n}");
+    // A held claim says when the throttle lets the next job start.
+    let outcome = stores[2]
+        .job_claim_next(JobClaimParams {
+            queue: "mail".into(),
+            worker_id: "w".into(),
+            max_jobs: 1,
+        })
+        .await
+        .unwrap();
+    if outcome.jobs.is_empty() {
+        let retry_at = outcome
+            .retry_at
+            .expect("a throttled claim says when to retry");
+        assert!(retry_at > clock.now_ts());
+    }
+    for s in &stores {
+        s.close().await;
+    }
+}
+
+#[tokio::test]
+async fn per_group_throttles_are_independent() {
+    let Some(url) = testing::url() else { return };
+    let clock = Arc::new(ManualClock::new(
+        Timestamp::from_second(1_900_000_000).unwrap(),
+    ));
+    let (_schema, stores) = servers(&url, Some(clock.clone())).await;
+    set_limits(
+        &stores[0],
+        "sync",
+        json!({"throttle": {"limit": 5, "period": "1s", "per_group": true}}),
+    )
+    .await;
+    let mut jobs = Vec::new();
+    for g in ["a", "b", "c"] {
+        for _ in 0..30 {
+            let mut j = job("sync");
+            j.group = Some(g.into());
+            jobs.push(j);
+        }
+    }
+    stores[0]
+        .job_insert(JobInsertParams { jobs })
+        .await
+        .unwrap();
+    let starts = starts_over(&stores, &clock, "sync", Duration::from_secs(2)).await;
+    for g in ["a", "b", "c"] {
+        let n = starts.get(g).copied().unwrap_or(0);
+        assert!((9..=11).contains(&n), "group {g}: 5/s over 2 s started {n}");
+    }
+    for s in &stores {
+        s.close().await;
+    }
+}
