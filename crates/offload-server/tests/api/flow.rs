@@ -1,5 +1,6 @@
 //! Flow control over HTTP: queue limits (`PATCH`/`GET /v1/queues/{queue}`) and their validation, a job's
-//! group (stored, shown, filtered), why a job waits, and debounced enqueues.
+//! group (stored, shown, filtered), why a job waits, and debounced enqueues; on SQLite, and on PostgreSQL when
+//! its tests run.
 
 use axum::http::{Method, StatusCode};
 use offload_core::Job;
@@ -20,7 +21,13 @@ async fn patch(app: &TestApp, queue: &str, body: Value) -> crate::common::Reply 
 
 #[tokio::test]
 async fn bad_limits_are_refused_with_the_field_named_and_nothing_stored() {
-    let app = TestApp::new().await;
+    for (store, app) in TestApp::each_store().await {
+        eprintln!("on {store}");
+        bad_limits_are_refused_with_the_field_named_and_nothing_stored_on(&app).await;
+    }
+}
+
+async fn bad_limits_are_refused_with_the_field_named_and_nothing_stored_on(app: &TestApp) {
     let cases = [
         (json!({"concurrency": 0}), "concurrency"),
         (json!({"group_concurrency": 0}), "group_concurrency"),
@@ -38,7 +45,7 @@ async fn bad_limits_are_refused_with_the_field_named_and_nothing_stored() {
         ),
     ];
     for (body, field) in cases {
-        patch(&app, "emails", body).await.assert_problem(
+        patch(app, "emails", body).await.assert_problem(
             UNPROCESSABLE,
             "invalid_field",
             Some(field),
@@ -51,23 +58,29 @@ async fn bad_limits_are_refused_with_the_field_named_and_nothing_stored() {
         json!({"throttle": {"limit": 5, "period": "1s", "per_tenant": true}}),
         json!({"max": 3}),
     ] {
-        let reply = patch(&app, "emails", body.clone()).await;
+        let reply = patch(app, "emails", body.clone()).await;
         assert!(reply.status.is_client_error(), "{body}: {reply:?}");
     }
     // Nothing was stored: the queue does not exist.
     app.get("/v1/queues/emails")
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found", None);
-    patch(&app, "bad name", json!({"concurrency": 1}))
+    patch(app, "bad%20name", json!({"concurrency": 1}))
         .await
         .assert_problem(UNPROCESSABLE, "invalid_field", Some("queue"));
 }
 
 #[tokio::test]
 async fn limits_are_set_kept_cleared_and_read_with_usage() {
-    let app = TestApp::new().await;
+    for (store, app) in TestApp::each_store().await {
+        eprintln!("on {store}");
+        limits_are_set_kept_cleared_and_read_with_usage_on(&app).await;
+    }
+}
+
+async fn limits_are_set_kept_cleared_and_read_with_usage_on(app: &TestApp) {
     let reply = patch(
-        &app,
+        app,
         "emails",
         json!({"concurrency": 10, "group_concurrency": 2,
                "throttle": {"limit": 100, "period": "1s", "burst": 5, "per_group": true}, "fair": true}),
@@ -84,7 +97,7 @@ async fn limits_are_set_kept_cleared_and_read_with_usage() {
     assert_eq!(queue["usage"]["running"], 0, "{queue}");
 
     // Absent fields keep their value, null clears.
-    let reply = patch(&app, "emails", json!({"concurrency": null, "fair": false})).await;
+    let reply = patch(app, "emails", json!({"concurrency": null, "fair": false})).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     let limits = &reply.json()["limits"];
     assert!(limits.get("concurrency").is_none(), "{limits}");
@@ -108,7 +121,7 @@ async fn limits_are_set_kept_cleared_and_read_with_usage() {
     );
     // Every limit removed: the queue lists without limits.
     let reply = patch(
-        &app,
+        app,
         "emails",
         json!({"group_concurrency": null, "throttle": null}),
     )
@@ -118,8 +131,14 @@ async fn limits_are_set_kept_cleared_and_read_with_usage() {
 
 #[tokio::test]
 async fn a_job_waiting_for_its_group_says_so() {
-    let app = TestApp::new().await;
-    let reply = patch(&app, "sync", json!({"group_concurrency": 1})).await;
+    for (store, app) in TestApp::each_store().await {
+        eprintln!("on {store}");
+        a_job_waiting_for_its_group_says_so_on(&app).await;
+    }
+}
+
+async fn a_job_waiting_for_its_group_says_so_on(app: &TestApp) {
+    let reply = patch(app, "sync", json!({"group_concurrency": 1})).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     let first = app
         .enqueue(r#"{"queue":"sync","group":"customer-1"}"#)
@@ -147,7 +166,13 @@ async fn a_job_waiting_for_its_group_says_so() {
 
 #[tokio::test]
 async fn jobs_list_by_group_and_bad_groups_are_refused() {
-    let app = TestApp::new().await;
+    for (store, app) in TestApp::each_store().await {
+        eprintln!("on {store}");
+        jobs_list_by_group_and_bad_groups_are_refused_on(&app).await;
+    }
+}
+
+async fn jobs_list_by_group_and_bad_groups_are_refused_on(app: &TestApp) {
     let a = app.enqueue(r#"{"queue":"q","group":"a"}"#).await;
     app.enqueue(r#"{"queue":"q","group":"b"}"#).await;
     app.enqueue(r#"{"queue":"q"}"#).await;
@@ -185,7 +210,13 @@ async fn jobs_list_by_group_and_bad_groups_are_refused() {
 
 #[tokio::test]
 async fn debounced_enqueues_answer_the_waiting_job() {
-    let app = TestApp::new().await;
+    for (store, app) in TestApp::each_store().await.into_iter().rev() {
+        eprintln!("on {store}");
+        debounced_enqueues_answer_the_waiting_job_on(&app).await;
+    }
+}
+
+async fn debounced_enqueues_answer_the_waiting_job_on(app: &TestApp) {
     let body = |n: u32| {
         format!(
             r#"{{"queue":"search","payload":{{"n":{n}}},"debounce":{{"key":"reindex","period":"1h","max_wait":"2h"}}}}"#
