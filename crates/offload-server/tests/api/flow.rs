@@ -2,9 +2,14 @@
 //! group (stored, shown, filtered), why a job waits, and debounced enqueues; on SQLite, and on PostgreSQL when
 //! its tests run.
 
+use std::time::Duration;
+
 use axum::http::{Method, StatusCode};
 use offload_core::Job;
+use offload_engine::EngineConfig;
+use offload_server::ServerConfig;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 use crate::common::{TestApp, json_request};
 
@@ -273,4 +278,73 @@ async fn debounced_enqueues_answer_the_waiting_job_on(app: &TestApp) {
     )
     .await
     .assert_problem(UNPROCESSABLE, "invalid_field", Some("debounce"));
+}
+
+/// A server whose claimers' backstop poll is longer than any wait of these tests: a long poll that returns a
+/// job was woken by the engine.
+async fn without_poll() -> TestApp {
+    let engine = EngineConfig {
+        claim_poll: Duration::from_secs(120),
+        ..EngineConfig::default()
+    };
+    TestApp::with_engine(ServerConfig::default(), engine).await
+}
+
+/// Starts a long-polling claim of `queue` (waiting up to 30 s) and returns once it waits.
+async fn long_poll(app: &TestApp, queue: &str) -> tokio::task::JoinHandle<Value> {
+    let seen = app.engine.signals().long_polls.count();
+    let router = app.router.clone();
+    let request = json_request(
+        Method::POST,
+        &format!("/v1/queues/{queue}/claim"),
+        r#"{"worker_id":"w2","wait":"30s"}"#,
+    );
+    let handle = tokio::spawn(async move {
+        let response = router.oneshot(request).await.expect("infallible");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        serde_json::from_slice(&body).expect("JSON")
+    });
+    app.engine.signals().long_polls.past(seen).await;
+    handle
+}
+
+#[tokio::test]
+async fn a_job_that_ends_wakes_a_claimer_waiting_for_its_slot() {
+    let app = without_poll().await;
+    let reply = patch(&app, "sync", json!({"group_concurrency": 1})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    app.enqueue(r#"{"queue":"sync","group":"c1"}"#).await;
+    let second = app.enqueue(r#"{"queue":"sync","group":"c1"}"#).await;
+    let first = app.claim_one("sync").await;
+    let waiting = long_poll(&app, "sync").await;
+    let reply = app
+        .post(
+            &format!("/v1/jobs/{}/complete", first.id),
+            format!(r#"{{"lease_token":"{}"}}"#, first.lease_token),
+        )
+        .await;
+    assert!(reply.status.is_success(), "{reply:?}");
+    let claimed = waiting.await.unwrap();
+    assert_eq!(claimed["jobs"][0]["id"], second.id.to_string(), "{claimed}");
+}
+
+#[tokio::test]
+async fn a_throttled_claimer_tries_again_when_the_throttle_allows() {
+    let app = without_poll().await;
+    let reply = patch(
+        &app,
+        "mail",
+        json!({"throttle": {"limit": 1, "period": "1s"}}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    app.enqueue(r#"{"queue":"mail"}"#).await;
+    let second = app.enqueue(r#"{"queue":"mail"}"#).await;
+    app.claim_one("mail").await;
+    let held = serde_json::to_value(app.job(second.id).await).unwrap();
+    assert_eq!(held["waiting_for"]["reason"], "throttle", "{held}");
+    let claimed = long_poll(&app, "mail").await.await.unwrap();
+    assert_eq!(claimed["jobs"][0]["id"], second.id.to_string(), "{claimed}");
 }
