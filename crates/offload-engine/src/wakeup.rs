@@ -96,6 +96,29 @@ impl Wakeups {
     }
 }
 
+/// Forwards the store's wake-ups (jobs made available by other servers, or by SQL in applications) to this
+/// process's claimers and push dispatcher, until the engine stops. A lagging receiver may have missed some: it wakes everyone.
+pub(crate) async fn forward(
+    wakers: Arc<Wakers>,
+    mut rx: broadcast::Receiver<Wakeup>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            got = rx.recv() => match got {
+                Ok(Wakeup::Queue(queue)) => wakers.queues.wake(&queue),
+                Ok(Wakeup::Push) => wakers.push.notify_one(),
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    wakers.queues.wake_all();
+                    wakers.push.notify_one();
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -121,28 +144,5 @@ mod tests {
         wakeups.set_limited("limited", false);
         wakeups.slot_freed("limited");
         assert!(!woken(&limited).await, "limits cleared: no wake-up");
-    }
-}
-
-/// Forwards the store's wake-ups (jobs made available by other servers, or by SQL in applications) to this
-/// process's claimers and push dispatcher, until the engine stops. A lagging receiver may have missed some: it wakes everyone.
-pub(crate) async fn forward(
-    wakers: Arc<Wakers>,
-    mut rx: broadcast::Receiver<Wakeup>,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            got = rx.recv() => match got {
-                Ok(Wakeup::Queue(queue)) => wakers.queues.wake(&queue),
-                Ok(Wakeup::Push) => wakers.push.notify_one(),
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    wakers.queues.wake_all();
-                    wakers.push.notify_one();
-                }
-                Err(RecvError::Closed) => return,
-            },
-            _ = stop.cancelled() => return,
-        }
     }
 }

@@ -21,7 +21,7 @@ use crate::output;
 #[derive(Debug, Subcommand)]
 pub(crate) enum JobCommand {
     /// Enqueue a job.
-    Enqueue(EnqueueArgs),
+    Enqueue(Box<EnqueueArgs>),
     /// Show a job with its attempt history.
     Get {
         /// The job's id.
@@ -154,7 +154,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobCommand) -> Result<()> 
                 Some(source) => Some(read_payload(source)?),
                 None => None,
             };
-            let request = build_request(args, payload)?;
+            let request = build_request(*args, payload)?;
             let enqueued = client.enqueue(&request).await?;
             return if global.json {
                 Ok(output::print_json(&enqueued.job)?)
@@ -304,7 +304,7 @@ mod tests {
     fn enqueue_args(args: &[&str]) -> EnqueueArgs {
         let argv = ["job", "enqueue"].iter().chain(args);
         match JobLine::try_parse_from(argv).unwrap().command {
-            JobCommand::Enqueue(args) => args,
+            JobCommand::Enqueue(args) => *args,
             other => panic!("{other:?}"),
         }
     }
