@@ -224,7 +224,116 @@ async fn claim_and_complete_breakdown() {
     println!("per 1000: claim {:?} finish {:?}", claim / 50, finish / 50);
 }
 
+/// Claim-and-complete throughput of one queue with `groups` groups of jobs under `limits` (JSON of a
+/// `PATCH /v1/queues/{queue}`; `null`: none), `workers` claimers taking `batch` jobs at a time.
+async fn flow_claims(
+    what: &str,
+    limits: serde_json::Value,
+    groups: usize,
+    workers: usize,
+    batch: u32,
+) -> f64 {
+    let (store, _dir) = open().await;
+    if !limits.is_null() {
+        let patch = serde_json::from_value(limits).unwrap();
+        store
+            .queue_set_limits(offload_store::QueueSetLimitsParams {
+                queue: "bench".into(),
+                patch,
+            })
+            .await
+            .unwrap();
+    }
+    let total = 40_000;
+    let jobs: Vec<NewJob> = (0..total)
+        .map(|i| NewJob {
+            group: Some(format!("tenant-{}", i % groups)),
+            ..job()
+        })
+        .collect();
+    for chunk in jobs.chunks(10_000) {
+        store
+            .job_insert(JobInsertParams {
+                jobs: chunk.to_vec(),
+            })
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut done = 0;
+                loop {
+                    let p = JobClaimParams {
+                        queue: "bench".into(),
+                        worker_id: format!("w{w}"),
+                        max_jobs: batch,
+                    };
+                    let claimed = store.job_claim(p).await.unwrap();
+                    if claimed.is_empty() {
+                        return done;
+                    }
+                    let items = claimed
+                        .iter()
+                        .map(|c| FinishItem {
+                            id: c.id,
+                            lease_token: c.lease_token,
+                            finish: Finish::Complete { result: None },
+                        })
+                        .collect();
+                    let out = store.job_finish(JobFinishParams { items }).await.unwrap();
+                    done += out.len();
+                }
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for t in tasks {
+        done += t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    rate(what, done, started);
+    done as f64 / secs
+}
+
+/// The flow-control figures: limited claims against the same queue without limits.
+async fn flow_figures() {
+    let (workers, batch) = (8, 10);
+    let plain = flow_claims(
+        "flow: no limits, 1,000 groups",
+        serde_json::Value::Null,
+        1000,
+        workers,
+        batch,
+    )
+    .await;
+    let gc = flow_claims(
+        "flow: group_concurrency 1, 1,000 groups",
+        serde_json::json!({"group_concurrency": 1}),
+        1000,
+        workers,
+        batch,
+    )
+    .await;
+    let fair = flow_claims(
+        "flow: fair, 10,000 groups",
+        serde_json::json!({"fair": true}),
+        10_000,
+        workers,
+        batch,
+    )
+    .await;
+    println!(
+        "flow: group_concurrency {:.0}% and fair {:.0}% of the queue without limits",
+        100.0 * gc / plain,
+        100.0 * fair / plain
+    );
+}
+
 /// `cargo bench -p offload-store-sqlite`: the store alone, without HTTP, to tell store limits from server ones.
+/// `OFFLOAD_BENCH=flow` runs only the flow-control figures.
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -232,9 +341,14 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
+        if std::env::var("OFFLOAD_BENCH").as_deref() == Ok("flow") {
+            flow_figures().await;
+            return;
+        }
         single_job_inserts_from_64_callers().await;
         batch_inserts().await;
         claim_and_complete_in_batches().await;
         claim_and_complete_breakdown().await;
+        flow_figures().await;
     });
 }

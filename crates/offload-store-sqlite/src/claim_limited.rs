@@ -4,9 +4,10 @@
 //! Invariant: runs inside the single writer's transaction, so the usage it reads is the usage it changes: no
 //! other claim or finish interleaves, and a limit is never exceeded. Candidates never rescan blocked groups'
 //! backlogs: groups come from `queue_groups` (those with available jobs, below their group concurrency, not
-//! throttled), least recently served first, at most `2 * want + 8` of them, and each group gives at most the
-//! heads it could start, read through the per-group index. Jobs without a group are one more pseudo-group,
-//! looked for only when the queue has some available.
+//! throttled), least recently served first, at most `2 * want + 8` of them (fair claims: the first `want`),
+//! and each group gives at most the heads it could start, read through the per-group index. Jobs without a
+//! group are one more pseudo-group, looked for only when the queue has some available. The queue's running
+//! and available counts are `queue_counts` plus the writer group's changes so far, so they are exact here.
 
 use std::collections::HashSet;
 
@@ -14,7 +15,7 @@ use offload_core::flow::admission::{Admission, Candidate, Usage, admit};
 use offload_core::flow::limits::QueueLimits;
 use offload_core::state::add;
 use offload_core::{JobState, Timestamp};
-use offload_store::{ClaimOutcome, JobClaimParams, Result};
+use offload_store::{ClaimOutcome, JobClaimParams, Result, StoreError};
 use sqlx::sqlite::SqliteConnection;
 
 use crate::codec::{self, micros};
@@ -32,38 +33,37 @@ struct Waiting {
     group: Option<String>,
 }
 
-/// A candidate group read from `queue_groups`.
-struct GroupRow {
-    grp: String,
-    running: i64,
-    tat: Option<i64>,
-    served_at: Option<i64>,
-}
+/// A candidate group read by [`GROUPS_SQL`]: name, running jobs, TAT, served_at, heads.
+type GroupRow = (String, i64, Option<i64>, Option<i64>, Option<String>);
+
+/// A head job as [`GROUPS_SQL`] lists it.
+type HeadRow = (i64, i64, i64);
 
 /// The top available pull jobs of the queue in claim order, any group.
-const TOP_SQL: &str = "\
+pub(crate) const TOP_SQL: &str = "\
 SELECT seq, priority, run_at, grp FROM jobs INDEXED BY jobs_claim
 WHERE queue = ?1 AND state = 'available' AND target IS NULL
 ORDER BY priority DESC, run_at, seq LIMIT ?2";
 
 /// The top available pull jobs without a group.
-const UNGROUPED_SQL: &str = "\
+pub(crate) const UNGROUPED_SQL: &str = "\
 SELECT seq, priority, run_at, grp FROM jobs INDEXED BY jobs_claim
 WHERE queue = ?1 AND state = 'available' AND target IS NULL AND grp IS NULL
 ORDER BY priority DESC, run_at, seq LIMIT ?2";
 
-/// A group's head jobs in claim order.
-const HEADS_SQL: &str = "\
-SELECT seq, priority, run_at, grp FROM jobs INDEXED BY jobs_group_claim
-WHERE queue = ?1 AND grp = ?2 AND grp IS NOT NULL AND state = 'available' AND target IS NULL
-ORDER BY priority DESC, run_at, seq LIMIT ?3";
-
-/// Candidate groups: with available jobs, below `?2` running (NULL: any), TAT at most `?3` (NULL: any), least
-/// recently served first.
-const GROUPS_SQL: &str = "\
-SELECT grp, running, tat, served_at FROM queue_groups INDEXED BY queue_groups_turn
-WHERE queue = ?1 AND available > 0 AND (?2 IS NULL OR running < ?2) AND (?3 IS NULL OR tat IS NULL OR tat <= ?3)
-ORDER BY served_at, grp LIMIT ?4";
+/// Candidate groups with their head jobs, in one statement: groups with available jobs, below `?2` running
+/// (NULL: any), TAT at most `?3` (NULL: any), least recently served first, at most `?4` of them; for each, its
+/// first `?5` available pull jobs through the per-group index, as a JSON array of `[seq, priority, run_at]`.
+pub(crate) const GROUPS_SQL: &str = "\
+SELECT g.grp, g.running, g.tat, g.served_at,
+    (SELECT json_group_array(json_array(seq, priority, run_at)) FROM (
+        SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_group_claim
+        WHERE queue = ?1 AND grp = g.grp AND grp IS NOT NULL AND state = 'available' AND target IS NULL
+        ORDER BY priority DESC, run_at, seq LIMIT ?5)) AS heads
+FROM queue_groups g INDEXED BY queue_groups_turn
+WHERE g.queue = ?1 AND g.available > 0 AND (?2 IS NULL OR g.running < ?2)
+  AND (?3 IS NULL OR g.tat IS NULL OR g.tat <= ?3)
+ORDER BY g.served_at, g.grp LIMIT ?4";
 
 /// Claims up to `p.max_jobs` jobs of a queue with limits (not paused), in admission order; `retry_at` says when
 /// a throttle lets a held job start.
@@ -81,7 +81,7 @@ pub(crate) async fn claim(
         ..Usage::default()
     };
     if let Some(concurrency) = limits.concurrency {
-        usage.running = flow::running(conn, &p.queue).await?;
+        usage.running = flow::count(flow.running + counts.pending(&p.queue, JobState::Running));
         want = want.min(concurrency.saturating_sub(usage.running) as usize);
         if want == 0 {
             return Ok(ClaimOutcome::default());
@@ -92,11 +92,11 @@ pub(crate) async fn claim(
         limits.group_concurrency.is_some() || limits.fair || per_group_throttle.is_some();
     let mut throttled_until = None;
     let candidates = if by_group {
-        let listed = group_candidates(conn, now, &p.queue, &flow, want, &mut usage).await?;
+        let listed = group_candidates(conn, now, &p.queue, &flow, want, &mut usage, counts).await?;
         throttled_until = listed.throttled_until;
         listed.jobs
     } else {
-        read_waiting(conn, TOP_SQL, &p.queue, None, want).await?
+        read_waiting(conn, TOP_SQL, &p.queue, want).await?
     };
     let admission = {
         let view: Vec<Candidate<'_>> = candidates
@@ -136,6 +136,7 @@ async fn group_candidates(
     flow: &QueueFlow,
     want: usize,
     usage: &mut Usage,
+    counts: &Counts,
 ) -> Result<Listed> {
     let limits: &QueueLimits = &flow.limits;
     let per_group_throttle = limits.throttle.filter(|t| t.per_group);
@@ -143,27 +144,28 @@ async fn group_candidates(
     // A TAT at most `now + tolerance` allows a start now.
     let tat_bound = tolerance.map(|tol| micros(add(now, tol)));
     let gc = limits.group_concurrency.map(i64::from);
-    let max_groups = 2 * want + 8;
-    let rows: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(GROUPS_SQL)
+    // Fair claims take one job per group per round, groups in this order: the first `want` groups are all a
+    // claim of `want` can start. Other claims order candidates by priority across the whole window.
+    let max_groups = if limits.fair { want } else { 2 * want + 8 };
+    let max_heads = match limits.group_concurrency {
+        Some(gc) => want.min(gc as usize),
+        None => want,
+    };
+    let groups: Vec<GroupRow> = sqlx::query_as(GROUPS_SQL)
         .bind(queue)
         .bind(gc)
         .bind(tat_bound)
         .bind(max_groups as i64)
+        .bind(max_heads as i64)
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
-    let groups: Vec<GroupRow> = rows
-        .into_iter()
-        .map(|(grp, running, tat, served_at)| GroupRow {
-            grp,
-            running,
-            tat,
-            served_at,
-        })
-        .collect();
 
     // Jobs without a group: one more pseudo-group, placed by when it was last served.
-    let ungrouped_available = available(conn, queue).await? - flow.grouped_available;
+    // Both sides live: the committed count plus the writer group's changes so far, against the trigger-kept
+    // count of grouped jobs.
+    let available = flow.available + counts.pending(queue, JobState::Available);
+    let ungrouped_available = available - flow.grouped_available;
     let mut ungrouped = Vec::new();
     let mut throttled_until = None;
     if ungrouped_available > 0 {
@@ -178,7 +180,7 @@ async fn group_candidates(
             if let Some(tat) = tat {
                 usage.group_tats.insert(UNGROUPED.to_owned(), tat);
             }
-            ungrouped = read_waiting(conn, UNGROUPED_SQL, queue, None, want).await?;
+            ungrouped = read_waiting(conn, UNGROUPED_SQL, queue, want).await?;
         }
     }
 
@@ -186,25 +188,39 @@ async fn group_candidates(
     let place = |served_at: Option<i64>| served_at.unwrap_or(i64::MIN);
     let ungrouped_place = place(flow.ungrouped_served_at);
     let mut jobs = Vec::new();
-    for g in &groups {
-        if !ungrouped.is_empty() && place(g.served_at) > ungrouped_place {
+    for (grp, running, tat, served_at, heads) in groups {
+        if !ungrouped.is_empty() && place(served_at) > ungrouped_place {
             jobs.append(&mut ungrouped);
         }
-        let running = u32::try_from(g.running).unwrap_or(0);
-        let heads = match limits.group_concurrency {
+        let running = u32::try_from(running).unwrap_or(0);
+        let room = match limits.group_concurrency {
             Some(gc) => want.min(gc.saturating_sub(running) as usize),
             None => want,
         };
-        if heads == 0 {
+        let heads: Vec<HeadRow> = match heads {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::corrupt(format!("group heads: {e}")))?,
+            None => Vec::new(),
+        };
+        let mut heads: Vec<Waiting> = heads
+            .into_iter()
+            .map(|(seq, priority, run_at)| Waiting {
+                seq,
+                priority,
+                run_at,
+                group: Some(grp.clone()),
+            })
+            .collect();
+        heads.sort_by(claim_order);
+        heads.truncate(room);
+        if heads.is_empty() {
             continue;
         }
-        usage.group_running.insert(g.grp.clone(), running);
-        if let Some(tat) = g.tat {
-            usage
-                .group_tats
-                .insert(g.grp.clone(), codec::timestamp(tat)?);
+        usage.group_running.insert(grp.clone(), running);
+        if let Some(tat) = tat {
+            usage.group_tats.insert(grp, codec::timestamp(tat)?);
         }
-        jobs.extend(read_waiting(conn, HEADS_SQL, queue, Some(&g.grp), heads).await?);
+        jobs.extend(heads);
     }
     jobs.append(&mut ungrouped);
 
@@ -226,12 +242,7 @@ async fn group_candidates(
     }
 
     if !limits.fair {
-        jobs.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.run_at.cmp(&b.run_at))
-                .then(a.seq.cmp(&b.seq))
-        });
+        jobs.sort_by(claim_order);
     }
     Ok(Listed {
         jobs,
@@ -239,17 +250,12 @@ async fn group_candidates(
     })
 }
 
-/// The queue's available jobs as last committed (the group's own changes are not in it yet: a claim in the same
-/// group as an insert may not see that insert's jobs without a group; the next claim does).
-async fn available(conn: &mut SqliteConnection, queue: &str) -> Result<i64> {
-    let n: Option<i64> =
-        sqlx::query_scalar("SELECT n FROM queue_counts WHERE queue = ?1 AND state = ?2")
-            .bind(queue)
-            .bind(JobState::Available.as_str())
-            .fetch_optional(conn)
-            .await
-            .map_err(db)?;
-    Ok(n.unwrap_or(0))
+/// Claim order: priority, then due time, then insertion.
+fn claim_order(a: &Waiting, b: &Waiting) -> std::cmp::Ordering {
+    b.priority
+        .cmp(&a.priority)
+        .then(a.run_at.cmp(&b.run_at))
+        .then(a.seq.cmp(&b.seq))
 }
 
 fn sub(t: Timestamp, d: std::time::Duration) -> Timestamp {
@@ -257,20 +263,19 @@ fn sub(t: Timestamp, d: std::time::Duration) -> Timestamp {
     t.checked_sub(d).unwrap_or(Timestamp::MIN)
 }
 
-/// Reads waiting jobs with one of the statements above (`?2` the group for [`HEADS_SQL`]).
+/// Reads waiting jobs with [`TOP_SQL`] or [`UNGROUPED_SQL`].
 async fn read_waiting(
     conn: &mut SqliteConnection,
     sql: &'static str,
     queue: &str,
-    group: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Waiting>> {
-    let query = sqlx::query_as::<_, (i64, i64, i64, Option<String>)>(sql).bind(queue);
-    let query = match group {
-        Some(g) => query.bind(g),
-        None => query,
-    };
-    let rows = query.bind(limit as i64).fetch_all(conn).await.map_err(db)?;
+    let rows = sqlx::query_as::<_, (i64, i64, i64, Option<String>)>(sql)
+        .bind(queue)
+        .bind(limit as i64)
+        .fetch_all(conn)
+        .await
+        .map_err(db)?;
     Ok(rows
         .into_iter()
         .map(|(seq, priority, run_at, group)| Waiting {
@@ -323,16 +328,17 @@ async fn write_usage(
         served += 1;
     }
     let last_served = served - 1;
-    for (grp, served_at, tat) in group_writes {
+    if !group_writes.is_empty() {
+        let rows = serde_json::to_string(&group_writes)
+            .map_err(|e| StoreError::Internal(format!("group usage: {e}")))?;
         sqlx::query(
-            "INSERT INTO queue_groups (queue, grp, served_at, tat) VALUES (?1, ?2, ?3, ?4) \
+            "INSERT INTO queue_groups (queue, grp, served_at, tat) \
+             SELECT ?1, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?2) WHERE true \
              ON CONFLICT (queue, grp) DO UPDATE SET served_at = excluded.served_at, \
                tat = coalesce(excluded.tat, tat)",
         )
         .bind(queue)
-        .bind(grp)
-        .bind(served_at)
-        .bind(tat)
+        .bind(rows)
         .execute(&mut *conn)
         .await
         .map_err(db)?;

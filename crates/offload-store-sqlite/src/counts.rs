@@ -25,6 +25,9 @@ pub(crate) struct Counts {
     states: HashMap<String, [i64; JobState::ALL.len()]>,
     /// Per queue, attempts ended: `[succeeded, failed]`.
     ended: HashMap<String, [i64; 2]>,
+    /// The state changes of the operations before this one in the writer's group, not yet in `queue_counts`:
+    /// read by [`Counts::pending`], never merged or flushed (the group's own counts hold them).
+    prior: HashMap<String, [i64; JobState::ALL.len()]>,
 }
 
 fn slot(state: JobState) -> usize {
@@ -32,6 +35,23 @@ fn slot(state: JobState) -> usize {
 }
 
 impl Counts {
+    /// Empty changes for an operation that runs after the changes in `group` (see [`Counts::pending`]).
+    pub(crate) fn after(group: &Counts) -> Self {
+        Self {
+            prior: group.states.clone(),
+            ..Self::default()
+        }
+    }
+
+    /// How much `queue`'s count of `state` has changed in the writer's group so far (the operations before this
+    /// one, and this one's own changes), on top of what `queue_counts` says.
+    pub(crate) fn pending(&self, queue: &str, state: JobState) -> i64 {
+        let of = |m: &HashMap<String, [i64; JobState::ALL.len()]>| {
+            m.get(queue).map_or(0, |row| row[slot(state)])
+        };
+        of(&self.prior) + of(&self.states)
+    }
+
     /// `n` jobs of `queue` entered `state` (negative: left it).
     pub(crate) fn add(&mut self, queue: &str, state: JobState, n: i64) {
         match self.states.get_mut(queue) {

@@ -1,9 +1,9 @@
 //! A queue's flow-control state as stored, and the usage reads admission needs.
 //!
 //! Invariant: reads only, and no decisions: what a limit allows is [`offload_core::flow::admission::admit`]'s
-//! call. Usage comes from where it is exact: the queue's running jobs are counted from `jobs` (through the
-//! index of running jobs), a group's from `queue_groups` (kept by row triggers), throttle TATs from `queues` and
-//! `queue_groups`.
+//! call. Usage comes from where it is exact: the queue's running jobs from `queue_counts` (exact at every
+//! commit; inside the writer plus the group's changes so far, `Counts::pending`), a group's from `queue_groups`
+//! (kept by row triggers), throttle TATs from `queues` and `queue_groups`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,6 +36,11 @@ pub(crate) struct QueueFlow {
     pub(crate) last_served_at: Option<i64>,
     /// Available grouped pull jobs of the queue.
     pub(crate) grouped_available: i64,
+    /// Available jobs of the queue as last committed (without the writer group's changes so far: see
+    /// `Counts::pending`).
+    pub(crate) available: i64,
+    /// Running jobs of the queue as last committed (the same).
+    pub(crate) running: i64,
 }
 
 /// Parses stored limits (`NULL`: none).
@@ -64,7 +69,9 @@ pub(crate) async fn queue_flow(
     queue: &str,
 ) -> Result<Option<QueueFlow>> {
     let row = sqlx::query(
-        "SELECT paused, limits, throttle_tat, ungrouped_served_at, last_served_at, grouped_available \
+        "SELECT paused, limits, throttle_tat, ungrouped_served_at, last_served_at, grouped_available, \
+           (SELECT n FROM queue_counts WHERE queue = ?1 AND state = 'available') AS available, \
+           (SELECT n FROM queue_counts WHERE queue = ?1 AND state = 'running') AS running \
          FROM queues WHERE name = ?1",
     )
     .bind(queue)
@@ -81,19 +88,14 @@ pub(crate) async fn queue_flow(
         ungrouped_served_at: get(&row, "ungrouped_served_at")?,
         last_served_at: get(&row, "last_served_at")?,
         grouped_available: get(&row, "grouped_available")?,
+        available: get::<Option<i64>>(&row, "available")?.unwrap_or(0),
+        running: get::<Option<i64>>(&row, "running")?.unwrap_or(0),
     }))
 }
 
-/// The queue's running jobs, counted (bounded by the running jobs of all queues, which the lease index holds).
-pub(crate) async fn running(conn: &mut SqliteConnection, queue: &str) -> Result<u32> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM jobs INDEXED BY jobs_lease WHERE state = 'running' AND queue = ?1",
-    )
-    .bind(queue)
-    .fetch_one(conn)
-    .await
-    .map_err(db)?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+/// A count as a `u32` (counts are never negative; a corrupt negative one reads as 0).
+pub(crate) fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
 /// A group's running jobs and throttle TAT (`UNGROUPED` for the jobs without a group).
@@ -145,9 +147,7 @@ pub(crate) async fn waiting_for(
         queue_tat: flow.throttle_tat,
         ..Usage::default()
     };
-    if limits.concurrency.is_some() {
-        usage.running = running(conn, queue).await?;
-    }
+    usage.running = count(flow.running);
     let (group_running, tat) = group_usage(conn, queue, group.unwrap_or(UNGROUPED)).await?;
     if let Some(g) = group {
         usage.group_running = BTreeMap::from([(g.to_owned(), group_running)]);

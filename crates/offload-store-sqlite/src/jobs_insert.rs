@@ -4,8 +4,12 @@
 //! Invariant: a command is stored whole or not at all. Every idempotency key of the group is looked up once
 //! before anything is written; the decision (replay, conflict, insert, first state) is the shared one. A
 //! command with a conflicting key writes nothing and fails alone; the rows of all accepted commands go into
-//! the same few statements.
+//! the same few statements. Jobs with a debounce key (decided after idempotency) are written one by one, in
+//! order, after those: each either moves the waiting job holding its key in its queue (new payload, start per
+//! [`offload_core::flow::debounce::DebounceSpec::start_at`]) or is inserted, so one key of one queue never
+//! has two waiting jobs.
 
+use offload_core::state::due_state;
 use offload_core::{JobState, NewJob, Timestamp};
 use offload_store::codec::{millis, target_to_db};
 use offload_store::idempotency::{Holder, Holders};
@@ -22,6 +26,8 @@ struct Row<'a> {
     job: &'a NewJob,
     state: JobState,
     run_at: Timestamp,
+    /// Its command, and its place in that command's answers.
+    at: (usize, usize),
 }
 
 /// Inserts the jobs of several commands. The outer error means the statements failed (the caller rolls back);
@@ -34,19 +40,83 @@ pub(crate) async fn insert(
 ) -> Result<Vec<Result<Vec<Inserted>>>> {
     let mut holders = load_holders(conn, commands).await?;
     let mut rows = Vec::new();
-    let results = commands
+    let mut results: Vec<Result<Vec<Inserted>>> = commands
         .iter()
-        .map(|jobs| decide(jobs, now, &mut holders, &mut rows))
+        .enumerate()
+        .map(|(c, jobs)| decide(c, jobs, now, &mut holders, &mut rows))
         .collect();
-    write(conn, now, &rows).await?;
-    for row in &rows {
+    let (debounced, plain): (Vec<Row<'_>>, Vec<Row<'_>>) =
+        rows.into_iter().partition(|r| r.job.debounce.is_some());
+    write(conn, now, &plain).await?;
+    for row in &plain {
         counts.add(&row.job.queue, row.state, 1);
+    }
+    for row in &debounced {
+        let answer = debounce(conn, now, row, counts).await?;
+        if let (Some(answer), Ok(answers)) = (answer, &mut results[row.at.0]) {
+            answers[row.at.1] = answer;
+        }
     }
     Ok(results)
 }
 
+/// The waiting job of a queue (`?1`) holding a debounce key (`?2`): at most one, by the unique index.
+pub(crate) const DEBOUNCE_SQL: &str = "\
+SELECT seq, id, state, run_at, created_at FROM jobs
+WHERE queue = ?1 AND debounce_key = ?2 AND state IN ('scheduled', 'available')";
+
+/// Writes one debounced job: moves the waiting job of its queue holding its key, answering for it, or inserts
+/// it (`None`: the planned answer stands).
+async fn debounce(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    row: &Row<'_>,
+    counts: &mut Counts,
+) -> Result<Option<Inserted>> {
+    let job = row.job;
+    let Some(spec) = &job.debounce else {
+        return Ok(None);
+    };
+    let waiting: Option<(i64, Vec<u8>, String, i64, i64)> = sqlx::query_as(DEBOUNCE_SQL)
+        .bind(job.queue.as_str())
+        .bind(spec.key.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    let Some((seq, id, state, run_at, created_at)) = waiting else {
+        write(conn, now, std::slice::from_ref(row)).await?;
+        counts.add(&job.queue, row.state, 1);
+        return Ok(None);
+    };
+    let (state, run_at, created_at) = (
+        codec::state(&state)?,
+        codec::timestamp(run_at)?,
+        codec::timestamp(created_at)?,
+    );
+    let start = offload_store::codec::stored_precision(spec.start_at(created_at, run_at, now));
+    let next = due_state(start, now, JobState::Scheduled);
+    sqlx::query("UPDATE jobs SET payload = ?2, run_at = ?3, state = ?4 WHERE seq = ?1")
+        .bind(seq)
+        .bind(job.payload.get())
+        .bind(micros(start))
+        .bind(next.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    counts.moved(&job.queue, state, next, 1);
+    Ok(Some(Inserted {
+        id: codec::job_id(&id)?,
+        state: next,
+        run_at: start,
+        created_at,
+        duplicate: false,
+        debounced: true,
+    }))
+}
+
 /// Decides one command against the group's holders; its accepted jobs join `rows`.
 fn decide<'a>(
+    command: usize,
     jobs: &'a [NewJob],
     now: Timestamp,
     holders: &mut Holders,
@@ -57,6 +127,7 @@ fn decide<'a>(
         job: &jobs[a.index],
         state: a.state,
         run_at: a.run_at,
+        at: (command, a.index),
     }));
     Ok(plan.answers)
 }

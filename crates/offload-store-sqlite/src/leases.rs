@@ -20,14 +20,16 @@ use crate::error::db;
 
 /// The jobs to claim, in claim order (the claim index's: priority, due time, then insertion), as a JSON array of
 /// `seq`. Paused queues hand out nothing; push jobs (with a target) are the dispatcher's, never a worker's.
-/// Queues with limits hand out nothing here either: their claims take the limited path.
+/// Queues with limits hand out nothing here either: their claims take the limited path. The queue check is the
+/// LIMIT (evaluated once, before the index walk), not a WHERE term (checked on every row walked, which would read
+/// a paused or limited queue's whole backlog only to return nothing).
 pub(crate) const PICK_SQL: &str = "\
 SELECT json_group_array(seq ORDER BY priority DESC, run_at, seq) FROM (
     SELECT seq, priority, run_at FROM jobs
     WHERE queue = ?1 AND state = 'available' AND target IS NULL
-      AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?1 AND (paused OR limits IS NOT NULL))
     ORDER BY priority DESC, run_at, seq
-    LIMIT ?2)";
+    LIMIT (SELECT CASE WHEN EXISTS (SELECT 1 FROM queues WHERE name = ?1 AND (paused OR limits IS NOT NULL))
+                  THEN 0 ELSE ?2 END))";
 
 /// Starts an attempt on each picked job.
 pub(crate) const TAKE_SQL: &str = "\

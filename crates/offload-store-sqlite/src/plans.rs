@@ -238,3 +238,58 @@ async fn function_queries_use_their_indexes() {
         );
     }
 }
+
+#[tokio::test]
+async fn flow_queries_use_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn =
+        sqlx::SqliteConnection::connect_with(&schema::write_options(&dir.path().join("l.db")))
+            .await
+            .unwrap();
+    schema::migrator().run(&mut conn).await.unwrap();
+    let checks: Vec<(&str, SqliteArguments, &str)> = vec![
+        (
+            crate::claim_limited::TOP_SQL,
+            args(&["q", "10"]),
+            "jobs_claim",
+        ),
+        (
+            crate::claim_limited::UNGROUPED_SQL,
+            args(&["q", "10"]),
+            "jobs_claim",
+        ),
+        (
+            crate::claim_limited::GROUPS_SQL,
+            args(&["q", "1", "5", "10", "2"]),
+            "queue_groups_turn",
+        ),
+        (
+            crate::claim_limited::GROUPS_SQL,
+            args(&["q", "1", "5", "10", "2"]),
+            "jobs_group_claim",
+        ),
+        (
+            crate::jobs_insert::DEBOUNCE_SQL,
+            args(&["q", "k"]),
+            "jobs_debounce",
+        ),
+    ];
+    for (sql, a, index) in checks {
+        let p = plan(&mut conn, sql, a).await;
+        assert!(p.contains(index), "{sql}\n  expected {index}: {p}");
+        assert!(!p.contains("TEMP B-TREE"), "{sql}\n  sorts: {p}");
+    }
+    let by_group = |queue: Option<&str>| JobListParams {
+        queue: queue.map(str::to_owned),
+        group: Some("acme".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    for queue in [None, Some("q")] {
+        let (sql, a) = crate::jobs_read::walk_sql(&by_group(queue), queue).unwrap();
+        let found = plan(&mut conn, &sql, a).await;
+        assert!(found.contains("jobs_group"), "{queue:?}: {found}");
+        assert!(!found.contains("TEMP B-TREE"), "{queue:?} sorts: {found}");
+    }
+    conn.close().await.unwrap();
+}

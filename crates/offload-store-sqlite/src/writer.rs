@@ -359,7 +359,7 @@ async fn run_op(
         op.abort(&e);
         return Err(e);
     }
-    let mut mine = Counts::default();
+    let mut mine = Counts::after(counts);
     let (failed, a) = op.run(conn, &mut mine, now).await;
     answers.push(a);
     if !failed {
