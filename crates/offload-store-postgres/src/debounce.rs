@@ -25,6 +25,12 @@ use crate::jobs_insert::Row;
 /// Advisory-lock class of debounce keys (the first half of the two-part lock key).
 const DEBOUNCE_LOCK_CLASS: i32 = 0x00ff_10ae;
 
+/// The waiting jobs of the (queue, key) pairs `($1[i], $2[i])`, locked.
+pub(crate) const FIND_SQL: &str = "SELECT id, queue, debounce_key, state, run_at, created_at FROM jobs \
+     WHERE (queue, debounce_key) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
+       AND debounce_key IS NOT NULL AND state IN ('scheduled', 'available') \
+     ORDER BY id FOR UPDATE";
+
 /// A stored waiting job of a debounce key.
 struct Stored<'a> {
     id: Uuid,
@@ -80,17 +86,12 @@ pub(crate) async fn absorb<'a>(
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    let found = sqlx::query(
-        "SELECT id, queue, debounce_key, state, run_at, created_at FROM jobs \
-         WHERE (queue, debounce_key) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
-           AND debounce_key IS NOT NULL AND state IN ('scheduled', 'available') \
-         ORDER BY id FOR UPDATE",
-    )
-    .bind(&queues)
-    .bind(&names)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let found = sqlx::query(FIND_SQL)
+        .bind(&queues)
+        .bind(&names)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
     let mut stored = Vec::with_capacity(found.len());
     let mut holders: HashMap<(String, String), Holder> = HashMap::new();
     for r in &found {

@@ -11,42 +11,85 @@
 //! Candidates never rescan blocked groups' backlogs: when limits involve groups, the candidate groups come from
 //! `queue_groups` (groups with available jobs and, with a group concurrency, a free slot; least recently served
 //! first), and each group's head jobs from the `jobs_group_claim` index; jobs without a group are one more
-//! pseudo-group, found among the first jobs of the queue in claim order.
+//! pseudo-group, found among the queue's first [`UNGROUPED_PROBE`] available jobs in claim order (so in a queue
+//! mixing both, a job without a group further back waits until jobs ahead of it start).
+//!
+//! Lock order: the queue row, the admitted jobs, the count shards, then the groups' counter rows in (queue,
+//! group) order (the jobs are updated in that order, and the row triggers follow it) — the order every writer
+//! of grouped jobs (enqueues, ends of attempts) keeps, so claims and completions do not deadlock.
+//!
+//! Limits: push jobs are claimed by the dispatcher without limits (they still count as running); a fast-path
+//! claim already under way when a queue's first limits are set may still start jobs under no limit.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{LazyLock, Mutex};
 
 use offload_core::flow::admission::{Candidate, Usage, admit};
 use offload_core::flow::limits::QueueLimits;
 use offload_core::{ClaimedJob, Timestamp};
 use offload_store::{ClaimOutcome, JobClaimParams, Result, StoreError};
 use sqlx::Connection;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgRow};
 use uuid::Uuid;
 
 use crate::codec::{Ts, get, ts, ts_opt};
 use crate::counts;
 use crate::error::{self, db};
-use crate::flow::{parse_limits, queue_running};
+use crate::flow::parse_limits;
 use crate::leases;
 
-/// Attempts of a limited claim the database aborted for a deadlock (group counters locked in another order by
-/// a concurrent end of jobs), before the failure is answered.
+/// Attempts of a limited claim the database aborted for a deadlock (rows locked in another order by a writer
+/// outside the lock order, e.g. the stager or a debounced enqueue), before the failure is answered.
 const ATTEMPTS: usize = 5;
 
 /// How many of the queue's first available jobs (in claim order) are searched for jobs without a group.
 const UNGROUPED_PROBE: i64 = 256;
 
-/// Claims up to `max_jobs` jobs: the fast path first; when it found nothing and the queue has limits, the
-/// limited path.
+/// The queues this server found limited: their claims go straight to the limited path. A stale entry is safe
+/// both ways: a queue whose limits were cleared is claimed on the fast path by the limited path itself (and
+/// leaves the set), and the fast path skips a queue limited meanwhile (which then joins the set).
+#[derive(Debug, Default)]
+pub(crate) struct LimitedQueues(Mutex<HashSet<String>>);
+
+/// Most queues remembered as limited (the set is emptied when full: it is only a shortcut).
+const MAX_REMEMBERED: usize = 10_000;
+
+impl LimitedQueues {
+    fn contains(&self, queue: &str) -> bool {
+        self.0.lock().is_ok_and(|s| s.contains(queue))
+    }
+
+    fn set(&self, queue: &str, limited: bool) {
+        if let Ok(mut s) = self.0.lock() {
+            if !limited {
+                s.remove(queue);
+                return;
+            }
+            if s.len() >= MAX_REMEMBERED {
+                s.clear();
+            }
+            s.insert(queue.to_owned());
+        }
+    }
+}
+
+/// Claims up to `max_jobs` jobs: the limited path for queues known to be limited; otherwise the fast path
+/// first and, when it found nothing and the queue turns out to have limits, the limited path.
 pub(crate) async fn claim(
     conn: &mut PgConnection,
     now: Timestamp,
+    known: &LimitedQueues,
     p: JobClaimParams,
 ) -> Result<ClaimOutcome> {
     if p.max_jobs == 0 {
         return Ok(ClaimOutcome::default());
+    }
+    if known.contains(&p.queue) {
+        if let Some(outcome) = limited_retrying(conn, now, &p).await? {
+            return Ok(outcome);
+        }
+        known.set(&p.queue, false);
     }
     let jobs = leases::claim(conn, now, p.clone()).await?;
     if !jobs.is_empty() {
@@ -65,9 +108,19 @@ pub(crate) async fn claim(
     if limited.is_none() {
         return Ok(ClaimOutcome::default());
     }
+    known.set(&p.queue, true);
+    Ok(limited_retrying(conn, now, &p).await?.unwrap_or_default())
+}
+
+/// [`limited_claim`], again when the database aborted it for a deadlock.
+async fn limited_retrying(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    p: &JobClaimParams,
+) -> Result<Option<ClaimOutcome>> {
     let mut attempt = 1;
     loop {
-        match limited_claim(conn, now, &p).await {
+        match limited_claim(conn, now, p).await {
             Err(StoreError::Unavailable(m))
                 if attempt < ATTEMPTS && error::is_retryable_message(&m) =>
             {
@@ -96,16 +149,18 @@ impl Waiting {
 /// A candidate group read from `queue_groups`.
 struct GroupRow {
     grp: String,
-    running: u32,
     served_at: Option<Timestamp>,
 }
 
-/// The limited path, in one transaction under the queue row's lock.
+/// The limited path, in one transaction under the queue row's lock: lock and read the limits; read the usage
+/// and the candidates (one statement, after the lock, so it sees every claim committed before); admit; write
+/// the claims, the TATs and the groups served (one statement); commit. `None` when the queue has no limits
+/// (any more): the caller claims on the fast path.
 async fn limited_claim(
     conn: &mut PgConnection,
     now: Timestamp,
     p: &JobClaimParams,
-) -> Result<ClaimOutcome> {
+) -> Result<Option<ClaimOutcome>> {
     let mut tx = conn.begin().await.map_err(db)?;
     let row = sqlx::query(
         "SELECT paused, limits, throttle_tat, ungrouped_served_at FROM queues WHERE name = $1 FOR UPDATE",
@@ -115,40 +170,29 @@ async fn limited_claim(
     .await
     .map_err(db)?;
     let Some(row) = row else {
-        return Ok(ClaimOutcome::default());
+        tx.rollback().await.map_err(db)?;
+        return Ok(None);
     };
-    if get::<bool>(&row, "paused")? {
-        return Ok(ClaimOutcome::default());
-    }
     let limits = parse_limits(get::<Option<&str>>(&row, "limits")?)?;
     if limits.is_unlimited() {
-        // The limits were cleared meanwhile: the fast path takes the queue again.
-        drop(tx);
-        let jobs = leases::claim(conn, now, p.clone()).await?;
-        return Ok(ClaimOutcome {
-            jobs,
-            retry_at: None,
-        });
+        tx.rollback().await.map_err(db)?;
+        return Ok(None);
+    }
+    if get::<bool>(&row, "paused")? {
+        tx.rollback().await.map_err(db)?;
+        return Ok(Some(ClaimOutcome::default()));
     }
     let throttle_tat = ts_opt(&row, "throttle_tat")?;
     let ungrouped_served_at = ts_opt(&row, "ungrouped_served_at")?;
     let want = p.max_jobs as usize;
     let per_group_throttle = limits.throttle.is_some_and(|t| t.per_group);
-    let mut usage = Usage {
-        running: queue_running(&mut tx, &p.queue).await?,
-        ..Usage::default()
-    };
+    let mut usage = Usage::default();
     if per_group_throttle {
         if let Some(tat) = throttle_tat {
             usage.group_tats.insert(String::new(), tat);
         }
     } else {
         usage.queue_tat = throttle_tat;
-    }
-    if limits.concurrency.is_some_and(|c| usage.running >= c) {
-        // Full: nothing can start, whatever waits.
-        tx.commit().await.map_err(db)?;
-        return Ok(ClaimOutcome::default());
     }
     let grouped = limits.group_concurrency.is_some() || limits.fair || per_group_throttle;
     let waiting = if grouped {
@@ -162,7 +206,7 @@ async fn limited_claim(
         )
         .await?
     } else {
-        top_available(&mut tx, &p.queue, want as i64).await?
+        top_available(&mut tx, &p.queue, want, &mut usage).await?
     };
     let candidates: Vec<Candidate<'_>> = waiting
         .iter()
@@ -172,13 +216,13 @@ async fn limited_claim(
         .collect();
     let admission = admit(&limits, usage, &candidates, want, now);
     if admission.admitted.is_empty() {
-        tx.commit().await.map_err(db)?;
-        return Ok(ClaimOutcome {
+        tx.rollback().await.map_err(db)?;
+        return Ok(Some(ClaimOutcome {
             jobs: Vec::new(),
             retry_at: admission.wake_at,
-        });
+        }));
     }
-    // The groups served, in name order (the order their counter rows are locked in), with their new TATs.
+    // The groups served, in name order, with their new TATs.
     let mut served: BTreeMap<&str, Option<Timestamp>> = BTreeMap::new();
     let mut ungrouped_served = false;
     for &i in &admission.admitted {
@@ -194,47 +238,45 @@ async fn limited_claim(
             None => ungrouped_served = true,
         }
     }
-    if !served.is_empty() {
-        let groups: Vec<&str> = served.keys().copied().collect();
-        let tats: Vec<Option<Ts>> = served.values().map(|t| t.map(Ts)).collect();
+    let groups: Vec<&str> = served.keys().copied().collect();
+    let tats: Vec<Option<Ts>> = served.values().map(|t| t.map(Ts)).collect();
+    let new_tat = if per_group_throttle {
+        admission.usage.group_tats.get("").copied()
+    } else {
+        admission.usage.queue_tat
+    };
+    let ids: Vec<Uuid> = admission.admitted.iter().map(|&i| waiting[i].id).collect();
+    // Joined in group order, so the triggers lock the groups' rows in that order.
+    let mut by_group: Vec<(Option<&str>, Uuid)> = admission
+        .admitted
+        .iter()
+        .map(|&i| (waiting[i].group.as_deref(), waiting[i].id))
+        .collect();
+    by_group.sort_unstable();
+    let sorted_ids: Vec<Uuid> = by_group.iter().map(|(_, id)| *id).collect();
+    let rows = sqlx::query(CLAIM_IDS_SQL.as_str())
+        .bind(&sorted_ids)
+        .bind(&p.queue)
+        .bind(Ts(now))
+        .bind(&p.worker_id)
+        .bind(counts::shard())
+        .bind(new_tat.map(Ts))
+        .bind(ungrouped_served)
+        .bind(new_tat != throttle_tat || ungrouped_served)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+    if !groups.is_empty() {
+        // The groups' rows are already locked by the claim's triggers.
         sqlx::query(
             "UPDATE queue_groups g SET served_at = $2, tat = coalesce(u.tat, g.tat) \
-             FROM (SELECT * FROM unnest($3::text[], $4::timestamptz[]) ORDER BY 1) AS u (grp, tat) \
+             FROM unnest($3::text[], $4::timestamptz[]) AS u (grp, tat) \
              WHERE g.queue = $1 AND g.grp = u.grp",
         )
         .bind(&p.queue)
         .bind(Ts(now))
         .bind(groups)
         .bind(tats)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
-    let ids: Vec<Uuid> = admission.admitted.iter().map(|&i| waiting[i].id).collect();
-    let rows = sqlx::query(CLAIM_IDS_SQL.as_str())
-        .bind(&ids)
-        .bind(&p.queue)
-        .bind(Ts(now))
-        .bind(&p.worker_id)
-        .bind(counts::shard())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-    let new_tat = if per_group_throttle {
-        admission.usage.group_tats.get("").copied()
-    } else {
-        admission.usage.queue_tat
-    };
-    if new_tat != throttle_tat || ungrouped_served {
-        sqlx::query(
-            "UPDATE queues SET throttle_tat = $2, \
-                 ungrouped_served_at = CASE WHEN $3 THEN $4 ELSE ungrouped_served_at END \
-             WHERE name = $1",
-        )
-        .bind(&p.queue)
-        .bind(new_tat.map(Ts))
-        .bind(ungrouped_served)
-        .bind(Ts(now))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -249,21 +291,28 @@ async fn limited_claim(
         .collect::<Result<_>>()?;
     // In admission order.
     let jobs = ids.iter().filter_map(|id| claimed.remove(id)).collect();
-    Ok(ClaimOutcome {
+    Ok(Some(ClaimOutcome {
         jobs,
         retry_at: admission.wake_at,
-    })
+    }))
 }
 
 /// Starts the admitted jobs (those still available: a job cancelled or deleted meanwhile is skipped) and counts
-/// the moves, in one statement; the row triggers move their groups' counters.
-static CLAIM_IDS_SQL: LazyLock<String> = LazyLock::new(|| {
+/// the moves; the row triggers move their groups' counters, in group order (the jobs are joined in that order),
+/// after the count shards, as every writer of grouped jobs locks them. Writes the queue's throttle TAT and when
+/// jobs without a group were served (when `$8`). One statement.
+pub(crate) static CLAIM_IDS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH taken AS (
+        "WITH queue AS (
+    UPDATE queues SET throttle_tat = $6,
+        ungrouped_served_at = CASE WHEN $7 THEN $3 ELSE ungrouped_served_at END
+    WHERE name = $2 AND $8
+), taken AS (
     UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, attempted_at = $3,
         lease_token = gen_random_uuid(), lease_expires_at = $3::timestamptz + jobs.timeout_ms * interval '1 millisecond',
         worker_id = $4, progress = NULL, progress_message = NULL
-    WHERE jobs.id = ANY($1) AND jobs.queue = $2 AND jobs.state = 'available' AND jobs.target IS NULL
+    FROM unnest($1::uuid[]) AS u (id)
+    WHERE jobs.id = u.id AND jobs.queue = $2 AND jobs.state = 'available' AND jobs.target IS NULL
     RETURNING jobs.id, jobs.queue, jobs.name, jobs.payload, jobs.attempt, jobs.max_attempts, jobs.lease_token,
         jobs.lease_expires_at, jobs.timeout_ms, jobs.tags, jobs.created_at, jobs.priority, jobs.run_at
 ), {}
@@ -275,22 +324,73 @@ SELECT * FROM taken",
     )
 });
 
-/// The first `n` available pull jobs of the queue, in claim order (limits on the queue only).
-async fn top_available(conn: &mut PgConnection, queue: &str, n: i64) -> Result<Vec<Waiting>> {
-    let rows = sqlx::query(
-        "SELECT id, grp, priority, run_at FROM jobs \
-         WHERE queue = $1 AND state = 'available' AND target IS NULL \
-         ORDER BY priority DESC, run_at, id LIMIT $2",
+/// The queue's running jobs, as a scalar subquery of the candidates' statements (the sum of its `queue_counts`
+/// shards, exact at every commit).
+const QUEUE_RUNNING: &str =
+    "(SELECT coalesce(sum(n), 0)::int8 FROM queue_counts WHERE queue = $1 AND state = 'running')";
+
+/// Candidates when limits involve groups, with the queue's running jobs (see [`grouped_candidates`]): `$1`
+/// queue, `$2` group concurrency (NULL: none), `$3` most groups, `$4` most jobs per group, `$5` how many of
+/// the queue's first jobs are searched for jobs without a group.
+pub(crate) static GROUPED_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH g AS ( \
+             SELECT grp, running, tat, served_at FROM queue_groups \
+             WHERE queue = $1 AND available > 0 AND ($2::int4 IS NULL OR running < $2) \
+             ORDER BY served_at NULLS FIRST, grp LIMIT $3) \
+         SELECT {QUEUE_RUNNING} AS queue_running, c.* FROM ( \
+             (SELECT g.grp AS g_grp, g.running AS g_running, g.tat AS g_tat, g.served_at AS g_served_at, \
+                     j.id, j.grp, j.priority, j.run_at \
+              FROM g CROSS JOIN LATERAL ( \
+                  SELECT id, grp, priority, run_at FROM jobs \
+                  WHERE queue = $1 AND grp = g.grp AND state = 'available' AND target IS NULL \
+                  ORDER BY priority DESC, run_at, id \
+                  LIMIT least($4::int8, coalesce($2::int8 - g.running, $4::int8))) AS j) \
+             UNION ALL \
+             (SELECT NULL, NULL, NULL, NULL, h.id, h.grp, h.priority, h.run_at FROM ( \
+                  SELECT id, grp, priority, run_at FROM jobs \
+                  WHERE queue = $1 AND state = 'available' AND target IS NULL \
+                  ORDER BY priority DESC, run_at, id LIMIT $5) AS h \
+              WHERE h.grp IS NULL ORDER BY h.priority DESC, h.run_at, h.id LIMIT $4)) AS c"
     )
-    .bind(queue)
-    .bind(n)
-    .fetch_all(conn)
-    .await
-    .map_err(db)?;
+});
+
+/// The first `$2` available pull jobs of queue `$1` in claim order, with the queue's running jobs.
+pub(crate) static TOP_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {QUEUE_RUNNING} AS queue_running, id, grp, priority, run_at FROM jobs \
+         WHERE queue = $1 AND state = 'available' AND target IS NULL \
+         ORDER BY priority DESC, run_at, id LIMIT $2"
+    )
+});
+
+fn set_running(usage: &mut Usage, rows: &[PgRow]) -> Result<()> {
+    if let Some(r) = rows.first() {
+        let n: i64 = get(r, "queue_running")?;
+        usage.running = u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+    }
+    Ok(())
+}
+
+/// The first `want` available pull jobs of the queue, in claim order (limits on the queue only), and the
+/// queue's running jobs.
+async fn top_available(
+    conn: &mut PgConnection,
+    queue: &str,
+    want: usize,
+    usage: &mut Usage,
+) -> Result<Vec<Waiting>> {
+    let rows = sqlx::query(TOP_SQL.as_str())
+        .bind(queue)
+        .bind(i64::try_from(want).unwrap_or(i64::MAX))
+        .fetch_all(conn)
+        .await
+        .map_err(db)?;
+    set_running(usage, &rows)?;
     rows.iter().map(waiting_of).collect()
 }
 
-fn waiting_of(r: &sqlx::postgres::PgRow) -> Result<Waiting> {
+fn waiting_of(r: &PgRow) -> Result<Waiting> {
     Ok(Waiting {
         id: get(r, "id")?,
         group: get(r, "grp")?,
@@ -312,70 +412,59 @@ async fn grouped_candidates(
     usage: &mut Usage,
 ) -> Result<Vec<Waiting>> {
     let gc = limits.group_concurrency;
-    let max_groups = i64::try_from(2 * want + 8).unwrap_or(i64::MAX);
-    let rows = sqlx::query(
-        "SELECT grp, running, tat, served_at FROM queue_groups \
-         WHERE queue = $1 AND available > 0 AND ($2::int4 IS NULL OR running < $2) \
-         ORDER BY served_at NULLS FIRST, grp LIMIT $3",
-    )
-    .bind(queue)
-    .bind(gc.map(|g| i32::try_from(g).unwrap_or(i32::MAX)))
-    .bind(max_groups)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let mut groups = Vec::with_capacity(rows.len());
+    let rows = sqlx::query(GROUPED_SQL.as_str())
+        .bind(queue)
+        .bind(gc.map(|g| i32::try_from(g).unwrap_or(i32::MAX)))
+        .bind(i64::try_from(2 * want + 8).unwrap_or(i64::MAX))
+        .bind(i64::try_from(want).unwrap_or(i64::MAX))
+        .bind(UNGROUPED_PROBE)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    set_running(usage, &rows)?;
+    let mut groups: Vec<GroupRow> = Vec::new();
+    let mut grouped = Vec::new();
+    let mut ungrouped = Vec::new();
     for r in &rows {
-        let grp: String = get(r, "grp")?;
-        let running = u32::try_from(get::<i32>(r, "running")?.max(0)).unwrap_or(0);
-        if let Some(tat) = ts_opt(r, "tat")? {
-            usage.group_tats.insert(grp.clone(), tat);
+        let w = waiting_of(r)?;
+        let Some(grp) = get::<Option<String>>(r, "g_grp")? else {
+            ungrouped.push(w);
+            continue;
+        };
+        if !usage.group_running.contains_key(&grp) {
+            let running = u32::try_from(get::<i32>(r, "g_running")?.max(0)).unwrap_or(0);
+            if let Some(tat) = ts_opt(r, "g_tat")? {
+                usage.group_tats.insert(grp.clone(), tat);
+            }
+            usage.group_running.insert(grp.clone(), running);
+            groups.push(GroupRow {
+                grp,
+                served_at: ts_opt(r, "g_served_at")?,
+            });
         }
-        usage.group_running.insert(grp.clone(), running);
-        groups.push(GroupRow {
-            grp,
-            running,
-            served_at: ts_opt(r, "served_at")?,
-        });
+        grouped.push(w);
     }
-    let names: Vec<&str> = groups.iter().map(|g| g.grp.as_str()).collect();
-    let heads: Vec<i64> = groups
+    // Least recently served first (never served: first), as `queue_groups_waiting` lists them.
+    groups.sort_by(|a, b| {
+        (a.served_at.is_some(), a.served_at, &a.grp).cmp(&(
+            b.served_at.is_some(),
+            b.served_at,
+            &b.grp,
+        ))
+    });
+    // Group-major in the groups' order, each group's jobs in claim order.
+    let order: BTreeMap<&str, usize> = groups
         .iter()
-        .map(|g| {
-            let free = gc.map_or(want, |gc| gc.saturating_sub(g.running) as usize);
-            i64::try_from(free.min(want)).unwrap_or(i64::MAX)
-        })
+        .enumerate()
+        .map(|(i, g)| (g.grp.as_str(), i))
         .collect();
-    let rows = sqlx::query(
-        "SELECT j.id, j.grp, j.priority, j.run_at \
-         FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY AS g (grp, n, ord) \
-         CROSS JOIN LATERAL ( \
-             SELECT id, grp, priority, run_at FROM jobs \
-             WHERE queue = $1 AND grp = g.grp AND state = 'available' AND target IS NULL \
-             ORDER BY priority DESC, run_at, id LIMIT g.n) AS j \
-         ORDER BY g.ord, j.priority DESC, j.run_at, j.id",
-    )
-    .bind(queue)
-    .bind(&names)
-    .bind(&heads)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let grouped: Vec<Waiting> = rows.iter().map(waiting_of).collect::<Result<_>>()?;
-    let rows = sqlx::query(
-        "SELECT id, grp, priority, run_at FROM ( \
-             SELECT id, grp, priority, run_at FROM jobs \
-             WHERE queue = $1 AND state = 'available' AND target IS NULL \
-             ORDER BY priority DESC, run_at, id LIMIT $3) AS head \
-         WHERE grp IS NULL ORDER BY priority DESC, run_at, id LIMIT $2",
-    )
-    .bind(queue)
-    .bind(i64::try_from(want).unwrap_or(i64::MAX))
-    .bind(UNGROUPED_PROBE)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let ungrouped: Vec<Waiting> = rows.iter().map(waiting_of).collect::<Result<_>>()?;
+    grouped.sort_by_key(|w| {
+        (
+            w.group.as_deref().and_then(|g| order.get(g)).copied(),
+            w.claim_order(),
+        )
+    });
+    ungrouped.sort_by_key(Waiting::claim_order);
     let mut all = grouped;
     if !limits.fair {
         all.extend(ungrouped);

@@ -57,11 +57,13 @@ struct Facts {
     run_id: Option<uuid::Uuid>,
     /// For a call made for a planned parallel step: the step.
     run_step: Option<String>,
+    /// The job's group, if any.
+    grp: Option<String>,
 }
 
 /// The columns [`facts`] reads.
 pub(crate) const FACTS: &str = "id, queue, state, lease_token, attempt, max_attempts, backoff_base_ms, backoff_cap_ms, \
-                     backoff_jitter, cancel_requested, attempted_at, worker_id, name, target::text AS target, run_id, run_step";
+                     backoff_jitter, cancel_requested, attempted_at, worker_id, name, target::text AS target, run_id, run_step, grp";
 
 fn facts(row: &PgRow) -> Result<Facts> {
     Ok(Facts {
@@ -83,6 +85,7 @@ fn facts(row: &PgRow) -> Result<Facts> {
         target: get(row, "target")?,
         run_id: get(row, "run_id")?,
         run_step: get(row, "run_step")?,
+        grp: get(row, "grp")?,
     })
 }
 
@@ -90,6 +93,8 @@ fn facts(row: &PgRow) -> Result<Facts> {
 struct End<'a> {
     id: JobId,
     queue: String,
+    /// The job's group: ends are written in (queue, group) order.
+    grp: Option<String>,
     attempt: u32,
     started_at: Timestamp,
     worker_id: Option<String>,
@@ -394,6 +399,7 @@ fn detach<'a>(e: End<'_>) -> End<'a> {
     End {
         id: e.id,
         queue: e.queue,
+        grp: e.grp,
         attempt: e.attempt,
         started_at: e.started_at,
         worker_id: e.worker_id,
@@ -435,6 +441,7 @@ fn end_of<'a>(f: &mut Facts, finish: &'a Finish, now: Timestamp) -> End<'a> {
     End {
         id: f.id,
         queue: f.queue.clone(),
+        grp: f.grp.clone(),
         attempt: f.attempt,
         started_at: f.attempted_at.unwrap_or(now),
         worker_id: f.worker_id.clone(),
@@ -514,7 +521,12 @@ async fn write(conn: &mut PgConnection, now: Timestamp, ends: &[End<'_>]) -> Res
     let mut max_attempts = Vec::with_capacity(n);
     let mut queues = Vec::with_capacity(n);
     let mut counts = Counts::default();
-    for e in ends {
+    // In (queue, group) order: the group counters' row triggers then lock their rows in that order, as every
+    // other writer of grouped jobs does (after the count shards), so two transactions never wait for each
+    // other's group rows in a cycle.
+    let mut sorted: Vec<&End<'_>> = ends.iter().collect();
+    sorted.sort_by(|a, b| (&a.queue, &a.grp).cmp(&(&b.queue, &b.grp)));
+    for e in sorted {
         // Only running attempts end.
         counts.moved(&e.queue, JobState::Running, e.state);
         ids.push(e.id.0);

@@ -8,6 +8,8 @@
 //! conflicting key writes nothing and fails alone, the rows of all accepted commands go into one statement
 //! that also counts them. The unique index on the key stays as a backstop. Jobs of schedule ticks take the same
 //! path ([`insert_scheduled`]), their schedule and fire time written in the same row by the same statement.
+//! Debounced jobs are decided after idempotency, in the same transaction (`crate::debounce`). Rows are written
+//! in (queue, group) order, so the group counters' row triggers lock their rows in that order.
 
 use std::sync::LazyLock;
 

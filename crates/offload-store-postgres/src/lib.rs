@@ -185,6 +185,8 @@ struct Shared {
     closed: AtomicBool,
     notifier: Notifier,
     limits: RecordLimits,
+    /// The queues this server found to have limits (a shortcut for their claims).
+    limited: flow_claim::LimitedQueues,
 }
 
 impl Shared {
@@ -288,6 +290,7 @@ impl PostgresStore {
             closed: AtomicBool::new(false),
             notifier,
             limits: options.record_limits,
+            limited: Default::default(),
         });
         Ok(Self {
             inserts: Batcher::start(INSERT_GROUPS, Vec::len, insert_work(shared.clone())),
@@ -467,7 +470,7 @@ impl Store for PostgresStore {
 
     async fn job_claim_next(&self, p: JobClaimParams) -> Result<ClaimOutcome> {
         let mut conn = self.shared.conn().await?;
-        flow_claim::claim(&mut conn, self.shared.now(), p).await
+        flow_claim::claim(&mut conn, self.shared.now(), &self.shared.limited, p).await
     }
 
     async fn job_claim_push(&self, p: JobClaimPushParams) -> Result<Vec<PushJob>> {

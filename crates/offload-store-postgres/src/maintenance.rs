@@ -1,4 +1,4 @@
-//! The periodic work of the leader: staging due jobs and pruning old finished ones.
+//! The periodic work of the leader: staging due jobs, pruning old finished ones and idle group usage rows.
 //!
 //! Invariant: both walk partial indexes in due-time (or finish-time) order, stop at their limit and skip rows
 //! another transaction holds (`SKIP LOCKED`), so one call does bounded work however large the table is, and
@@ -120,6 +120,24 @@ pub(crate) async fn prune(
         .execute(&mut *conn)
         .await
         .map_err(db)?;
+    // Group usage rows of groups with nothing waiting or running, whose throttle is at rest and which were not
+    // served for an hour (a row is created again by the next job of the group; a group back after a long quiet
+    // spell takes its turn as a new one).
+    sqlx::query(
+        "DELETE FROM queue_groups WHERE ctid IN ( \
+             SELECT ctid FROM queue_groups \
+             WHERE available = 0 AND running = 0 AND (tat IS NULL OR tat <= $1) \
+               AND (served_at IS NULL OR served_at <= $2) \
+             LIMIT $3 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(Ts(now))
+    .bind(Ts(now
+        .checked_sub(SignedDuration::from_hours(1))
+        .unwrap_or(now)))
+    .bind(i64::from(p.limit))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(deleted)
 }
 

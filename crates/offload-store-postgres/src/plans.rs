@@ -96,6 +96,10 @@ async fn statements_use_their_indexes() {
         (crate::maintenance::PRUNE_SQL.clone(), "jobs_finished"),
         (crate::queues::QUEUES_SQL.to_owned(), "jobs_available_since"),
         (crate::push::CLAIM_PUSH_SQL.clone(), "jobs_push_claim"),
+        (crate::flow_claim::GROUPED_SQL.clone(), "jobs_group_claim"),
+        (crate::flow_claim::TOP_SQL.clone(), "jobs_claim"),
+        (crate::flow_claim::CLAIM_IDS_SQL.clone(), "jobs_pkey"),
+        (crate::debounce::FIND_SQL.to_owned(), "jobs_debounce"),
         (
             crate::push_failures::PUSH_FAILURES_SQL.to_owned(),
             "job_attempts_push_failed",

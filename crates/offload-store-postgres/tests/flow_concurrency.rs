@@ -33,7 +33,7 @@ async fn servers(
     let mut stores = Vec::new();
     for _ in 0..3 {
         let mut options = PostgresOptions::new(url).with_schema(&schema.name);
-        options.max_connections = 8;
+        options.max_connections = 16;
         if let Some(clock) = &clock {
             options = options.with_clock(clock.clone());
         }
@@ -99,14 +99,27 @@ async fn complete(store: &PostgresStore, jobs: &[offload_core::ClaimedJob]) {
     }
 }
 
+/// The test: eight workers on three servers, 40 groups at 2, the queue at 30.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_and_group_concurrency_hold_across_three_servers() {
+    exact_under_contention(8, 12).await;
+}
+
+/// The same with many more claimers than slots, so that claims of one queue overlap all the time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_hold_with_many_more_claimers_than_slots() {
+    exact_under_contention(40, 6).await;
+}
+
+/// `workers` claimers spread over three servers take `40 * per_group` jobs of 40 groups, checking the truth
+/// after every claim.
+async fn exact_under_contention(workers: usize, per_group: usize) {
     let Some(url) = testing::url() else { return };
     let (schema, stores) = servers(&url, None).await;
     let pool = truth(&url, &schema.name).await;
     const QUEUE: &str = "tenants";
     const GROUPS: usize = 40;
-    const PER_GROUP: usize = 12;
+    let per_group_jobs = per_group;
     const QUEUE_LIMIT: i64 = 30;
     const GROUP_LIMIT: i64 = 2;
     set_limits(
@@ -116,7 +129,7 @@ async fn concurrency_and_group_concurrency_hold_across_three_servers() {
     )
     .await;
     let mut jobs = Vec::new();
-    for n in 0..PER_GROUP {
+    for n in 0..per_group_jobs {
         for g in 0..GROUPS {
             let mut j = job(QUEUE);
             j.group = Some(format!("tenant-{g:02}"));
@@ -124,26 +137,25 @@ async fn concurrency_and_group_concurrency_hold_across_three_servers() {
             jobs.push(j);
         }
     }
-    // Enqueued through all three servers at once.
+    // Enqueued through all three servers at once, while the workers already claim (a staggered half).
     let mut inserts = JoinSet::new();
     for (i, chunk) in jobs.chunks(60).enumerate() {
         let store = stores[i % 3].clone();
         let chunk = chunk.to_vec();
         inserts.spawn(async move { store.job_insert(JobInsertParams { jobs: chunk }).await });
     }
-    while let Some(r) = inserts.join_next().await {
-        r.unwrap().expect("insert");
-    }
-    let total = u32::try_from(GROUPS * PER_GROUP).unwrap();
+    let first = inserts.join_next().await.unwrap();
+    first.unwrap().expect("insert");
+    let total = u32::try_from(GROUPS * per_group_jobs).unwrap();
     let done = Arc::new(AtomicU32::new(0));
     let peak_queue = Arc::new(AtomicU32::new(0));
-    let mut workers = JoinSet::new();
-    for w in 0..8 {
+    let mut tasks = JoinSet::new();
+    for w in 0..workers {
         let store = stores[w % 3].clone();
         let pool = pool.clone();
         let done = done.clone();
         let peak_queue = peak_queue.clone();
-        workers.spawn(async move {
+        tasks.spawn(async move {
             let mut held: Vec<offload_core::ClaimedJob> = Vec::new();
             let mut idle = 0;
             while done.load(Ordering::SeqCst) < total {
@@ -185,7 +197,10 @@ async fn concurrency_and_group_concurrency_hold_across_three_servers() {
             assert!(held.is_empty());
         });
     }
-    while let Some(r) = workers.join_next().await {
+    while let Some(r) = inserts.join_next().await {
+        r.unwrap().expect("insert");
+    }
+    while let Some(r) = tasks.join_next().await {
         r.unwrap();
     }
     let left: i64 =
@@ -331,6 +346,134 @@ async fn per_group_throttles_are_independent() {
     for g in ["a", "b", "c"] {
         let n = starts.get(g).copied().unwrap_or(0);
         assert!((9..=11).contains(&n), "group {g}: 5/s over 2 s started {n}");
+    }
+    for s in &stores {
+        s.close().await;
+    }
+}
+
+/// Claim-and-complete throughput of a queue with limits against the same queue without: prints jobs per
+/// second (`cargo test --release -- --ignored --nocapture throughput`). A measurement, not a check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement: run by hand"]
+async fn throughput_with_and_without_limits() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url, None).await;
+    let cases = [
+        ("plain", None, 1000),
+        ("gc1", Some(json!({"group_concurrency": 1})), 1000),
+        ("fair", Some(json!({"fair": true})), 10_000),
+    ];
+    for (queue, limits, groups) in cases {
+        if let Some(limits) = limits {
+            set_limits(&stores[0], queue, limits).await;
+        }
+        let jobs: Vec<_> = (0..5000)
+            .map(|i| {
+                let mut j = job(queue);
+                j.group = Some(format!("g{}", i % groups));
+                j
+            })
+            .collect();
+        for chunk in jobs.chunks(1000) {
+            stores[0]
+                .job_insert(JobInsertParams {
+                    jobs: chunk.to_vec(),
+                })
+                .await
+                .unwrap();
+        }
+        let start = std::time::Instant::now();
+        let done = Arc::new(AtomicU32::new(0));
+        let mut tasks = JoinSet::new();
+        for w in 0..8 {
+            let store = stores[w % 3].clone();
+            let done = done.clone();
+            tasks.spawn(async move {
+                while done.load(Ordering::SeqCst) < 5000 {
+                    let claimed = store
+                        .job_claim(JobClaimParams {
+                            queue: queue.into(),
+                            worker_id: format!("w{w}"),
+                            max_jobs: 10,
+                        })
+                        .await
+                        .unwrap();
+                    if claimed.is_empty() {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    complete(&store, &claimed).await;
+                    done.fetch_add(u32::try_from(claimed.len()).unwrap(), Ordering::SeqCst);
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let rate = 5000.0 / start.elapsed().as_secs_f64();
+        println!("{queue}: {rate:.0} jobs/s claimed and completed");
+    }
+}
+
+/// The fairness case: 10,000 jobs of group A, then 5 of group B, one worker claiming one at a time:
+/// B's jobs start within the next few claims, whatever A's backlog.
+#[tokio::test]
+async fn fair_claims_reach_a_small_group_behind_a_large_backlog() {
+    let Some(url) = testing::url() else { return };
+    let (_schema, stores) = servers(&url, None).await;
+    set_limits(&stores[0], "fair", json!({"fair": true})).await;
+    let backlog: Vec<_> = (0..10_000)
+        .map(|_| {
+            let mut j = job("fair");
+            j.group = Some("a".into());
+            j
+        })
+        .collect();
+    for chunk in backlog.chunks(2_000) {
+        stores[0]
+            .job_insert(JobInsertParams {
+                jobs: chunk.to_vec(),
+            })
+            .await
+            .unwrap();
+    }
+    // A has been served already (as a busy tenant would have been).
+    let first = stores[0].job_claim(JobClaimParams {
+        queue: "fair".into(),
+        worker_id: "w".into(),
+        max_jobs: 1,
+    });
+    complete(&stores[0], &first.await.unwrap()).await;
+    let small: Vec<_> = (0..5)
+        .map(|_| {
+            let mut j = job("fair");
+            j.group = Some("b".into());
+            j
+        })
+        .collect();
+    let small_ids: Vec<_> = stores[1]
+        .job_insert(JobInsertParams { jobs: small })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let mut started_b = 0;
+    let mut claims = 0;
+    while started_b < 5 {
+        claims += 1;
+        assert!(claims <= 10, "B's 5 jobs waited more than 10 claims");
+        let claimed = stores[claims % 3]
+            .job_claim(JobClaimParams {
+                queue: "fair".into(),
+                worker_id: "w".into(),
+                max_jobs: 1,
+            })
+            .await
+            .unwrap();
+        started_b += claimed.iter().filter(|j| small_ids.contains(&j.id)).count();
+        complete(&stores[claims % 3], &claimed).await;
     }
     for s in &stores {
         s.close().await;
