@@ -1,12 +1,13 @@
 //! Queue administration: list with counts, read one with its limits and live usage, change its limits, pause
 //! and resume.
 //!
-//! Invariant: a limits change is validated here ([`QueueLimits::patched`] of the default names the field)
+//! Invariant: a limits change is a JSON object (never an array serde would read by position), validated here ([`QueueLimits::patched`] of the default names the field)
 //! before the store sees it, so the store's own check of the merged result never refuses a valid request.
 
 use axum::extract::State;
 use offload_core::api::{QueueInfo, QueueList};
 use offload_core::flow::limits::{QueueLimits, QueueLimitsPatch, ThrottleSpec};
+use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::error::{AppError, Result};
@@ -48,10 +49,41 @@ pub(crate) async fn get(
 pub(crate) async fn set_limits(
     State(app): State<AppState>,
     QueuePath(queue): QueuePath,
-    Json(patch): Json<QueueLimitsPatch>,
+    Json(body): Json<Map<String, Value>>,
 ) -> Result<axum::Json<QueueInfo>> {
+    let patch = limits_patch(body)?;
     QueueLimits::default().patched(patch.clone())?;
     Ok(axum::Json(app.engine.set_limits(queue, patch).await?))
+}
+
+/// Reads a patch from a JSON object. The limits are integers as JSON Schema counts them: `10` or `10.0` (a
+/// client that writes every number as a float sends valid requests); fractions and negatives stay refused,
+/// naming the field.
+fn limits_patch(mut body: Map<String, Value>) -> Result<QueueLimitsPatch> {
+    for field in ["concurrency", "group_concurrency"] {
+        whole(body.get_mut(field));
+    }
+    if let Some(Value::Object(throttle)) = body.get_mut("throttle") {
+        for field in ["limit", "burst"] {
+            whole(throttle.get_mut(field));
+        }
+    }
+    let bytes = serde_json::to_vec(&body)
+        .map_err(|e| AppError::Internal(format!("re-encoding a limits patch: {e}")))?;
+    crate::extract::parse_json(&bytes)
+}
+
+/// A float without a fractional part, within `u64`, becomes that integer.
+fn whole(value: Option<&mut Value>) {
+    if let Some(value) = value
+        && let Some(f) = value
+            .as_f64()
+            .filter(|_| !value.is_i64() && !value.is_u64())
+        && f.fract() == 0.0
+        && (0.0..=u64::MAX as f64).contains(&f)
+    {
+        *value = Value::from(f as u64);
+    }
 }
 
 /// `POST /v1/queues/{queue}/pause`: claims of the queue return nothing until it is resumed. A queue can be

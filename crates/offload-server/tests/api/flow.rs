@@ -62,6 +62,8 @@ async fn bad_limits_are_refused_with_the_field_named_and_nothing_stored_on(app: 
         json!({"throttle": {"limit": 5}}),
         json!({"throttle": {"limit": 5, "period": "1s", "per_tenant": true}}),
         json!({"max": 3}),
+        json!([null, null]),
+        json!({"concurrency": 2.5}),
     ] {
         let reply = patch(app, "emails", body.clone()).await;
         assert!(reply.status.is_client_error(), "{body}: {reply:?}");
@@ -100,6 +102,16 @@ async fn limits_are_set_kept_cleared_and_read_with_usage_on(app: &TestApp) {
                "throttle": {"limit": 100, "period": 1000, "burst": 5, "per_group": true}, "fair": true})
     );
     assert_eq!(queue["usage"]["running"], 0, "{queue}");
+
+    // Whole numbers written as floats are integers, as JSON Schema counts them.
+    let reply = patch(
+        app,
+        "emails",
+        json!({"concurrency": 10.0, "throttle": {"limit": 100.0, "period": 1000, "burst": 5.0, "per_group": true}}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.json()["limits"]["concurrency"], 10);
 
     // Absent fields keep their value, null clears.
     let reply = patch(app, "emails", json!({"concurrency": null, "fair": false})).await;
