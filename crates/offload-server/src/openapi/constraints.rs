@@ -343,7 +343,7 @@ fn flow(doc: &mut OpenApi, max_delay: Duration) {
         doc,
         "ThrottleSpec",
         "period",
-        duration(MIN_THROTTLE_PERIOD, Duration::MAX),
+        duration(MIN_THROTTLE_PERIOD, max_delay),
     );
     param(doc, "/v1/queues/{queue}", "queue", queue_name());
     debounced_answer(doc);

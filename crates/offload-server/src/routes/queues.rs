@@ -52,7 +52,8 @@ pub(crate) async fn set_limits(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<axum::Json<QueueInfo>> {
     let patch = limits_patch(body)?;
-    QueueLimits::default().patched(patch.clone())?;
+    let checked = QueueLimits::default().patched(patch.clone())?;
+    app.limits.check_queue_limits(&checked)?;
     Ok(axum::Json(app.engine.set_limits(queue, patch).await?))
 }
 

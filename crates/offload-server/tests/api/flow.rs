@@ -48,6 +48,10 @@ async fn bad_limits_are_refused_with_the_field_named_and_nothing_stored_on(app: 
             json!({"throttle": {"limit": 5, "period": "1s", "burst": 0}}),
             "throttle.burst",
         ),
+        (
+            json!({"throttle": {"limit": 5, "period": "366d"}}),
+            "throttle.period",
+        ),
     ];
     for (body, field) in cases {
         patch(app, "emails", body).await.assert_problem(

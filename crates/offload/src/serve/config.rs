@@ -433,7 +433,7 @@ impl ServeConfig {
         let functions = validate_functions(file.functions, &text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
         let functions_settings = file.functions_settings.unwrap_or_default().resolve()?;
-        let queues = validate_queues(file.queues, &text)
+        let queues = validate_queues(file.queues, &limits, &text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
         let connections = resolve_http(file.http.unwrap_or_default(), http_env()?)?;
         Ok(Self {
@@ -612,6 +612,7 @@ fn validate_functions(
 /// field.
 fn validate_queues(
     entries: Vec<toml::Spanned<QueueEntry>>,
+    server: &Limits,
     text: &str,
 ) -> anyhow::Result<Vec<(String, QueueLimits)>> {
     let mut names = BTreeSet::new();
@@ -634,6 +635,7 @@ fn validate_queues(
         };
         limits
             .validate()
+            .and_then(|()| server.check_queue_limits(&limits))
             .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
         if !names.insert(name.clone()) {
             bail!("{label}: the queue `{name}` is named by an earlier [[queue]]");
@@ -666,7 +668,7 @@ fair = true
 name = "reports"
 "#;
         let file = parse_file(text).unwrap();
-        let queues = validate_queues(file.queues, text).unwrap();
+        let queues = validate_queues(file.queues, &Limits::default(), text).unwrap();
         assert_eq!(queues.len(), 2);
         let (name, limits) = &queues[0];
         assert_eq!(name, "emails");
@@ -683,7 +685,7 @@ name = "reports"
 
         let refused = |text: &str| {
             let file = parse_file(text)?;
-            validate_queues(file.queues, text)
+            validate_queues(file.queues, &Limits::default(), text)
         };
         let cases = [
             ("[[queue]]\nname = \"q\"\nconcurrency = 0\n", "concurrency"),
@@ -698,6 +700,10 @@ name = "reports"
             (
                 "[[queue]]\nname = \"q\"\nthrottle = { limit = 0, period = \"1s\" }\n",
                 "throttle.limit",
+            ),
+            (
+                "[[queue]]\nname = \"q\"\nthrottle = { limit = 1, period = \"400d\" }\n",
+                "throttle.period",
             ),
             ("[[queue]]\nconcurrency = 1\n", "name"),
             ("[[queue]]\nname = \"a b\"\n", "name"),
