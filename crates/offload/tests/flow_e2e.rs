@@ -145,6 +145,7 @@ fn debounced_enqueues_make_one_job_with_the_last_payload() {
     for n in 2..=5 {
         let job = enqueue(n);
         assert_eq!(job["id"], first["id"], "{job}");
+        assert_eq!(job["debounced"], true, "{job}");
     }
     let page = server.cli_json(&["job", "ls", "--queue", "search"]);
     let items = page["items"].as_array().unwrap();

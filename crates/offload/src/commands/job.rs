@@ -156,7 +156,14 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobCommand) -> Result<()> 
             };
             let request = build_request(*args, payload)?;
             let enqueued = client.enqueue(&request).await?;
-            return if global.json {
+            return if global.json && enqueued.debounced {
+                // As the server answered: the waiting job, marked as the one this enqueue went to.
+                let mut shown = serde_json::to_value(&enqueued.job)?;
+                if let Some(map) = shown.as_object_mut() {
+                    map.insert("debounced".into(), serde_json::Value::Bool(true));
+                }
+                Ok(output::print_json(&shown)?)
+            } else if global.json {
                 Ok(output::print_json(&enqueued.job)?)
             } else {
                 Ok(output::print(&output::enqueued(&enqueued))?)
