@@ -1,10 +1,11 @@
 """Schemathesis hooks for Offload's OpenAPI document.
 
-Two things a JSON Schema cannot say, and nothing else:
+Two kinds of things a JSON Schema cannot say, and nothing else:
 
 1. Values with a grammar no regular expression states exactly carry a named `format` in the document
    (`offload-duration`, `cron`, `iana-time-zone`, `http-url`); these strategies draw valid values of them.
-2. Rules that tie two fields together (or items of one list), or a field to the clock. Positive cases are brought within them, so a
+2. Rules that tie two fields together (or items of one list), or a field to the clock, and lengths counted in
+   bytes (JSON Schema's maxLength counts characters). Positive cases are brought within them, so a
    refusal of a documented-valid request still fails the run; negative cases are left alone. (The examples
    phase does not run these hooks; the document therefore gives no examples that could break such a rule.)
 """
@@ -50,14 +51,20 @@ def _millis(value):
 @schemathesis.hook
 def map_case(context, case):
     meta = case.meta
-    if meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    op = context.operation.definition.raw.get("operationId") if context.operation else None
+    if op == "list_jobs" and isinstance(case.query, dict) and isinstance(case.query.get("group"), str):
+        # A group filter is at most 128 bytes, like a group.
+        case.query["group"] = _within_bytes(case.query["group"], 128) or "g"
+    if not isinstance(case.body, dict):
         return case
     body = case.body
-    op = context.operation.definition.raw.get("operationId") if context.operation else None
     jobs = [body] if op == "enqueue" else []
     if op == "enqueue_batch" and isinstance(body.get("jobs"), list):
         jobs = [job for job in body["jobs"] if isinstance(job, dict)]
     for job in jobs:
+        _flow_rules(job)
         # `run_at` is at most `[limits] max_delay` (365 days) ahead of the server's clock, and excludes `delay`.
         if job.get("run_at") is not None:
             job["run_at"] = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
@@ -107,6 +114,32 @@ def map_case(context, case):
             if step.get("error") is not None and (step.get("data") is not None or i + 1 < len(steps)):
                 step.pop("error", None)
     return case
+
+
+def _within_bytes(text, limit):
+    """`text` cut to at most `limit` bytes of UTF-8 (JSON Schema's maxLength counts characters)."""
+    while len(text.encode("utf-8")) > limit:
+        text = text[:-1]
+    return text
+
+
+def _flow_rules(job):
+    """A group is at most 128 bytes and a debounce key at most 256 (the document states it in words; its
+    maxLength counts characters); a debounced job has no `run_at` or `delay`, and its `max_wait` is at least its
+    `period`."""
+    if isinstance(job.get("group"), str):
+        job["group"] = _within_bytes(job["group"], 128) or "g"
+    debounce = job.get("debounce")
+    if isinstance(debounce, dict):
+        job.pop("run_at", None)
+        job.pop("delay", None)
+        if isinstance(debounce.get("key"), str):
+            debounce["key"] = _within_bytes(debounce["key"], 256) or "k"
+        period, max_wait = debounce.get("period"), debounce.get("max_wait")
+        if max_wait is not None:
+            p, m = _millis(period), _millis(max_wait)
+            if p is None or m is None or m < p:
+                debounce["max_wait"] = period
 
 
 def _one_trigger_kind(function):

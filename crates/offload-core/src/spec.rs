@@ -49,6 +49,24 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Checks queue limits against this server's bounds: a throttle's period is at most `max_delay` (a longer
+    /// one would hold jobs beyond any start the server accepts). The limits' own rules are
+    /// [`crate::flow::limits::QueueLimits::validate`].
+    pub fn check_queue_limits(
+        &self,
+        limits: &crate::flow::limits::QueueLimits,
+    ) -> Result<(), ValidationError> {
+        match &limits.throttle {
+            Some(t) if t.period.0 > self.max_delay.0 => Err(ValidationError::invalid(
+                "throttle.period",
+                format!("must be at most {}", self.max_delay),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Longest queue name.
 pub const MAX_QUEUE_LEN: usize = 128;
 /// The characters of a queue (and schedule) name, as a regular expression for the OpenAPI document: exactly

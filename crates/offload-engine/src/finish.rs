@@ -1,6 +1,6 @@
 //! Recording the ends of attempts, with what a store cannot do: counting them, and waking claimers of a job
-//! due again at once (or the stager, for one due later). Shared by the API's completions and the push
-//! dispatcher's.
+//! due again at once (or the stager, for one due later) and, in a queue with limits, a claimer that may take
+//! the slot the ended job freed. Shared by the API's completions and the push dispatcher's.
 //!
 //! Invariant: a wake-up follows only an outcome the store committed.
 
@@ -28,8 +28,11 @@ pub(crate) async fn finish(
         }
         match finished.state {
             JobState::Available => wakers.queues.wake(&finished.queue),
-            JobState::Retrying | JobState::Scheduled => delayed = true,
-            _ => {}
+            JobState::Retrying | JobState::Scheduled => {
+                delayed = true;
+                wakers.queues.slot_freed(&finished.queue);
+            }
+            _ => wakers.queues.slot_freed(&finished.queue),
         }
     }
     if delayed {

@@ -55,6 +55,16 @@ pub struct Enqueued {
     pub job: Job,
     /// True when the idempotency key matched an existing job and nothing new was stored (HTTP 200, not 201).
     pub replayed: bool,
+    /// True when the debounce key matched a waiting job, which took this payload and start (HTTP 200, and
+    /// `"debounced": true` in the body); nothing new was stored.
+    pub debounced: bool,
+}
+
+/// The flag a debounced enqueue's answer adds to the job.
+#[derive(serde::Deserialize)]
+struct DebouncedFlag {
+    #[serde(default)]
+    debounced: bool,
 }
 
 impl Client {
@@ -128,9 +138,12 @@ impl Client {
         let rb = self.request(Method::POST, &["v1", "jobs"])?.json(request);
         let (status, body) = self.send(rb).await?;
         let job = decode(status, &body)?;
+        let debounced =
+            status == StatusCode::OK && decode::<DebouncedFlag>(status, &body)?.debounced;
         Ok(Enqueued {
             job,
-            replayed: status == StatusCode::OK,
+            replayed: status == StatusCode::OK && !debounced,
+            debounced,
         })
     }
 
@@ -289,6 +302,27 @@ impl Client {
     pub async fn list_queues(&self) -> Result<QueueList> {
         self.call(self.request(Method::GET, &["v1", "queues"])?)
             .await
+    }
+
+    /// `GET /v1/queues/{queue}`: the queue with its counts, limits and live usage; code `not_found` when the
+    /// server knows no such queue.
+    pub async fn get_queue(&self, queue: &str) -> Result<QueueInfo> {
+        self.call(self.request(Method::GET, &["v1", "queues", queue])?)
+            .await
+    }
+
+    /// `PATCH /v1/queues/{queue}`: changes the queue's limits (absent fields keep their value, `null` removes
+    /// a limit) and answers the queue with its usage.
+    pub async fn set_queue_limits(
+        &self,
+        queue: &str,
+        patch: &serde_json::Value,
+    ) -> Result<QueueInfo> {
+        self.call(
+            self.request(Method::PATCH, &["v1", "queues", queue])?
+                .json(patch),
+        )
+        .await
     }
 
     /// `POST /v1/queues/{queue}/pause`: the queue hands out no more jobs until resumed.

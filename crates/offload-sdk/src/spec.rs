@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use offload_core::flow::debounce::DebounceSpec;
 use offload_core::spec::EnqueueRequest;
 use offload_core::{Backoff, DurationSpec, Timestamp};
 use serde::Serialize;
@@ -30,8 +31,10 @@ use crate::error::{Error, Result};
 ///     .name("welcome")
 ///     .delay(Duration::from_secs(30))
 ///     .max_attempts(5)
-///     .tag("tenant", "acme");
+///     .tag("tenant", "acme")
+///     .group("acme");
 /// let request = job.to_request()?;
+/// assert_eq!(request.group.as_deref(), Some("acme"));
 /// assert_eq!(request.payload.unwrap().get(), r#"{"user":42}"#);
 /// # Ok::<(), offload_sdk::Error>(())
 /// ```
@@ -128,6 +131,32 @@ impl JobSpec {
             .tags
             .get_or_insert_with(BTreeMap::new)
             .insert(key.into(), value.into());
+        self
+    }
+
+    /// The tenant, user or account the job belongs to (1 to 128 bytes): queue limits per group and fair claims
+    /// use it.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.request.group = Some(group.into());
+        self
+    }
+
+    /// Debounce: while a job of the queue with `key` waits to start, this enqueue replaces its payload and moves
+    /// its start to now + `period` (never later than its first enqueue + `max_wait`) instead of adding a job;
+    /// the answer says `debounced`. Replaces any `delay` or `run_at`.
+    pub fn debounce(
+        mut self,
+        key: impl Into<String>,
+        period: Duration,
+        max_wait: Option<Duration>,
+    ) -> Self {
+        self.request.run_at = None;
+        self.request.delay = None;
+        self.request.debounce = Some(DebounceSpec {
+            key: key.into(),
+            period: DurationSpec(period),
+            max_wait: max_wait.map(DurationSpec),
+        });
         self
     }
 

@@ -172,6 +172,7 @@ fn api_routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
         .routes(routes!(workers::snooze))
         .routes(routes!(workers::abort))
         .routes(routes!(queues::list))
+        .routes(routes!(queues::get, queues::set_limits))
         .routes(routes!(workers::claim))
         .routes(routes!(queues::pause))
         .routes(routes!(queues::resume))

@@ -34,6 +34,10 @@ struct Head<'a> {
     cancel_requested: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<&'a Target>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    debounce_key: Option<&'a str>,
 }
 
 /// The fields the store decides.
@@ -67,6 +71,8 @@ impl PendingJobView {
             tags: &job.tags,
             cancel_requested: false,
             target: job.target.as_ref(),
+            group: job.group.as_deref(),
+            debounce_key: job.debounce.as_ref().map(|d| d.key.as_str()),
         };
         let mut buf = Vec::with_capacity(job.payload.get().len() + 256 + job.queue.len());
         serde_json::to_writer(&mut buf, &head)?;
@@ -107,7 +113,8 @@ mod tests {
         let now: Timestamp = "2026-06-01T12:00:00Z".parse().unwrap();
         let request: EnqueueRequest = serde_json::from_str(
             r#"{"queue":"q","name":"n","payload":{"b": [1, 2], "a":"\u00e9"},"priority":3,"tags":{"k":"v"},
-                "idempotency_key":"key","target":{"url":"https://app.example/hook","headers":{"X-A":"1"}}}"#,
+                "idempotency_key":"key","target":{"url":"https://app.example/hook","headers":{"X-A":"1"}},
+                "group":"acme","debounce":{"key":"k","period":"1s"}}"#,
         )
         .unwrap();
         let job = request.validate(&Limits::default(), None, now).unwrap();
@@ -139,6 +146,8 @@ mod tests {
         assert_eq!(view.tags.get("k").map(String::as_str), Some("v"));
         assert!(view.attempts.is_none());
         assert_eq!(view.target, job.target);
+        assert_eq!(view.group.as_deref(), Some("acme"));
+        assert_eq!(view.debounce_key.as_deref(), Some("k"));
         // Every field of a Job document, no more: a round trip through Job is the identity.
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(value, serde_json::to_value(&view).unwrap());

@@ -30,6 +30,8 @@ fn document_is_openapi_3_1_and_lists_every_v1_route() {
         ("/v1/jobs/complete", "post"),
         ("/v1/jobs/fail", "post"),
         ("/v1/queues", "get"),
+        ("/v1/queues/{queue}", "get"),
+        ("/v1/queues/{queue}", "patch"),
         ("/v1/queues/{queue}/claim", "post"),
         ("/v1/queues/{queue}/pause", "post"),
         ("/v1/queues/{queue}/resume", "post"),
@@ -220,6 +222,38 @@ fn document_declares_the_bounds_the_server_enforces() {
     assert_eq!(
         duration_max("EnqueueRequest", "delay"),
         (Some(0), Some(365 * 86_400_000))
+    );
+
+    // Flow control: limits of at least 1, each nullable in a patch; periods of at least 1 ms; groups of at
+    // most 128 bytes; unknown fields refused.
+    let patch = &schemas["QueueLimitsPatch"];
+    assert_eq!(patch["additionalProperties"], false, "{patch}");
+    for field in ["concurrency", "group_concurrency"] {
+        assert_eq!(range("QueueLimitsPatch", field).0, Some(1), "{field}");
+        let types = patch["properties"][field]["type"].as_array().unwrap();
+        assert!(types.iter().any(|t| t == "null"), "{field} is nullable");
+    }
+    assert_eq!(range("ThrottleSpec", "limit").0, Some(1));
+    assert_eq!(range("ThrottleSpec", "burst").0, Some(1));
+    let period = schemas["ThrottleSpec"]["properties"]["period"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "integer")
+        .unwrap()["minimum"]
+        .clone();
+    assert_eq!(period, 1);
+    assert_eq!(
+        duration_max("DebounceSpec", "max_wait"),
+        (Some(1), Some(365 * 86_400_000))
+    );
+    let group = &schemas["EnqueueRequest"]["properties"]["group"];
+    assert_eq!(group["maxLength"], 128, "{group}");
+    assert!(group["description"].as_str().unwrap().contains("bytes"));
+    assert_eq!(param("/v1/jobs", "get", "group")["maxLength"], 128);
+    assert_eq!(
+        param("/v1/queues/{queue}", "patch", "queue")["pattern"],
+        offload_core::spec::QUEUE_NAME_PATTERN
     );
 
     // Bearer auth is optional: a loopback server without tokens takes requests without one.

@@ -7,6 +7,8 @@ use std::io::{self, Write};
 
 use jiff::{Timestamp, Unit};
 use offload_core::api::QueueInfo;
+use offload_core::flow::admission::WaitingFor;
+use offload_core::flow::limits::QueueLimits;
 use offload_core::{Job, JobState};
 use offload_sdk::Enqueued;
 use serde::Serialize;
@@ -213,6 +215,9 @@ pub(crate) fn job_details(job: &Job) -> String {
         ("lease until", job.lease_expires_at.map(time)),
         ("worker", job.worker_id.clone()),
         ("idempotency key", job.idempotency_key.clone()),
+        ("group", job.group.clone()),
+        ("debounce key", job.debounce_key.clone()),
+        ("waiting for", job.waiting_for.as_ref().map(waiting_for)),
         (
             "progress",
             job.progress.as_ref().map(|p| match &p.message {
@@ -281,7 +286,12 @@ pub(crate) fn enqueued(e: &Enqueued) -> String {
         JobState::Scheduled => format!(", runs at {}", time(job.run_at)),
         _ => String::new(),
     };
-    if e.replayed {
+    if e.debounced {
+        format!(
+            "debounced into waiting job {} on {} ({}{when})",
+            job.id, job.queue, job.state
+        )
+    } else if e.replayed {
         format!(
             "job {} already existed for this idempotency key ({}{when})",
             job.id, job.state
@@ -334,6 +344,85 @@ pub(crate) fn queue_table(queues: &[QueueInfo]) -> String {
         table.row(row);
     }
     table.render()
+}
+
+/// Why a due job does not start yet, in words.
+pub(crate) fn waiting_for(w: &WaitingFor) -> String {
+    match w {
+        WaitingFor::Concurrency => "the queue's concurrency limit".into(),
+        WaitingFor::GroupConcurrency => "its group's concurrency limit".into(),
+        WaitingFor::Throttle { until } => format!("the throttle, until {}", time(*until)),
+    }
+}
+
+/// A queue's limits in one line (`-` when it has none).
+pub(crate) fn limits_line(l: &QueueLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = l.concurrency {
+        parts.push(format!("concurrency {c}"));
+    }
+    if let Some(c) = l.group_concurrency {
+        parts.push(format!("group concurrency {c}"));
+    }
+    if let Some(t) = &l.throttle {
+        let mut text = format!("throttle {}/{}", t.limit, t.period);
+        if t.burst > 1 {
+            text.push_str(&format!(" burst {}", t.burst));
+        }
+        if t.per_group {
+            text.push_str(" per group");
+        }
+        parts.push(text);
+    }
+    if l.fair {
+        parts.push("fair".into());
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// One queue: status, counts, limits, usage and the groups with most available jobs.
+pub(crate) fn queue_details(q: &QueueInfo) -> String {
+    let count = |s: JobState| q.counts.get(&s).copied().unwrap_or(0);
+    let mut out = format!(
+        "queue:      {}\nstatus:     {}\njobs:       {} available, {} scheduled, {} running, {} retrying\nlimits:     {}\n",
+        q.name,
+        if q.paused { "paused" } else { "active" },
+        count(JobState::Available),
+        count(JobState::Scheduled),
+        count(JobState::Running),
+        count(JobState::Retrying),
+        limits_line(&q.limits),
+    );
+    if let Some(u) = &q.usage {
+        let running = match q.limits.concurrency {
+            Some(c) => format!("{} of {c}", u.running),
+            None => u.running.to_string(),
+        };
+        out.push_str(&format!(
+            "running:    {running} ({} groups running)\n",
+            u.groups_running
+        ));
+        if let Some(at) = u.throttle_next_at {
+            out.push_str(&format!("throttle:   next start at {}\n", time(at)));
+        }
+        if !u.top_groups.is_empty() {
+            let mut table = Table::new(&["GROUP", "AVAILABLE", "RUNNING"]).right(&[1, 2]);
+            for g in &u.top_groups {
+                table.row(vec![
+                    cut(&g.group, MAX_CELL),
+                    g.available.to_string(),
+                    g.running.to_string(),
+                ]);
+            }
+            out.push_str("\ngroups with most available jobs:\n");
+            out.push_str(&table.render());
+        }
+    }
+    out
 }
 
 /// The line printed after pausing or resuming a queue.
@@ -490,6 +579,7 @@ mod tests {
         let new = Enqueued {
             job: job("{}"),
             replayed: false,
+            debounced: false,
         };
         assert_eq!(
             enqueued(&new),
@@ -498,11 +588,48 @@ mod tests {
         let later = Enqueued {
             job: job(r#"{"state":"scheduled"}"#),
             replayed: true,
+            debounced: false,
         };
         assert_eq!(
             enqueued(&later),
             "job 01900000-0000-7000-8000-000000000001 already existed for this idempotency key \
              (scheduled, runs at 2026-06-01T12:00:00Z)"
         );
+    }
+
+    #[test]
+    fn a_queue_shows_its_limits_usage_and_top_groups() {
+        let q: QueueInfo = serde_json::from_value(serde_json::json!({
+            "name": "emails", "paused": false,
+            "counts": {"available": 12, "running": 3},
+            "limits": {"concurrency": 10, "group_concurrency": 2,
+                       "throttle": {"limit": 5, "period": 1000, "burst": 2, "per_group": true}, "fair": true},
+            "usage": {"running": 3, "groups_running": 2,
+                      "top_groups": [{"group": "acme", "available": 9, "running": 2}]}
+        }))
+        .unwrap();
+        let text = queue_details(&q);
+        assert!(
+            text.contains(
+                "limits:     concurrency 10, group concurrency 2, throttle 5/1s burst 2 per group, fair"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("running:    3 of 10 (2 groups running)"),
+            "{text}"
+        );
+        assert!(text.contains("acme"), "{text}");
+        assert_eq!(limits_line(&QueueLimits::default()), "-");
+    }
+
+    #[test]
+    fn a_debounced_enqueue_says_so() {
+        let e = Enqueued {
+            job: job(r#"{"state":"scheduled"}"#),
+            replayed: false,
+            debounced: true,
+        };
+        assert!(enqueued(&e).starts_with("debounced into waiting job"));
     }
 }

@@ -6,6 +6,7 @@
 //! Invariant: the services know nothing of this facade; they share only the store, the [`Wakers`], their
 //! own slice of the configuration, the stop tokens and their [`Signals`].
 
+mod queues;
 mod schedules;
 
 pub use schedules::FileSchedules;
@@ -127,6 +128,7 @@ impl Engine {
             wakers: inner.wakers.clone(),
             stop: inner.stop_loops.clone(),
         };
+        inner.tasks.spawn(self.clone().learn_limits_at_start());
         let lease = self.lease(maintenance::LEASE_NAME, &inner.signals.maintenance_leader);
         inner.tasks.spawn(maintenance.run(lease));
         if let Some(rx) = inner.store.subscribe_available() {
@@ -254,6 +256,16 @@ impl Engine {
             if ins.duplicate {
                 continue;
             }
+            if ins.debounced {
+                // No job was added: the waiting one moved its start (later, or to now at its `max_wait`).
+                match ins.state {
+                    JobState::Scheduled => delayed = true,
+                    JobState::Available if is_push => pushed = true,
+                    JobState::Available => self.inner.wakers.queues.wake(queue),
+                    _ => {}
+                }
+                continue;
+            }
             // Batches are mostly one queue: count runs of the same queue, emit once per run.
             match &mut stored {
                 Some((q, n)) if *q == queue.as_str() => *n += 1,
@@ -302,7 +314,8 @@ impl Engine {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let jobs = self.inner.store.job_claim(params.clone()).await?;
+            let outcome = self.inner.store.job_claim_next(params.clone()).await?;
+            let jobs = outcome.jobs;
             if let Some(first) = jobs.first() {
                 // Every job of one claim started at the same instant: its lease start.
                 let started = first
@@ -324,7 +337,16 @@ impl Engine {
                 .config
                 .claim_poll
                 .mul_f64(0.5 + fastrand::f64() * 0.5);
-            let until = deadline.min(now + poll);
+            // A throttle says when it lets the next held job start: try again then (the poll still bounds
+            // the wait, in case another server starts it first).
+            let throttled = outcome.retry_at.map(|at| {
+                self.inner.wakers.queues.set_limited(&params.queue, true);
+                let wait = self.now().duration_until(at);
+                Duration::try_from(wait)
+                    .unwrap_or_default()
+                    .max(Duration::from_millis(1))
+            });
+            let until = deadline.min(now + throttled.map_or(poll, |t| t.min(poll)));
             self.inner.signals.long_polls.tick();
             tokio::select! {
                 _ = &mut notified => {}
@@ -404,9 +426,12 @@ impl Engine {
         Ok(self.inner.store.job_delete(id).await?)
     }
 
-    /// Every queue with its counts.
+    /// Every queue with its counts and limits (and, as a side effect, what this process knows of which queues
+    /// have limits is refreshed).
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        Ok(self.inner.store.queue_list().await?)
+        let queues = self.inner.store.queue_list().await?;
+        self.learn_limits(&queues);
+        Ok(queues)
     }
 
     /// Attempts ended per queue and minute since `since` (for the dashboard's throughput chart).

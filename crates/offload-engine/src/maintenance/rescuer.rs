@@ -47,8 +47,12 @@ impl Rescuer {
                         if job.state == JobState::Available {
                             self.wakers.queues.wake(&job.queue);
                             self.wakers.push.notify_one();
-                        } else if job.state == JobState::Retrying {
-                            self.wakers.stager.notify_one();
+                        } else {
+                            // Its slot is free: a claimer of a limited queue may start another job.
+                            self.wakers.queues.slot_freed(&job.queue);
+                            if job.state == JobState::Retrying {
+                                self.wakers.stager.notify_one();
+                            }
                         }
                     }
                     if !report.rescued.is_empty() {

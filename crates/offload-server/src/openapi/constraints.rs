@@ -15,6 +15,8 @@ use offload_core::api::{
     MAX_PROGRESS_MESSAGE_LEN, MAX_WORKER_ID_LEN,
 };
 use offload_core::cron::schedule::MAX_CRON_LEN;
+use offload_core::flow::debounce::MAX_DEBOUNCE_KEY_LEN;
+use offload_core::flow::limits::{MAX_GROUP_LEN, MIN_THROTTLE_PERIOD};
 use offload_core::function::definition::{MAX_CANCEL_ON, MAX_RETRIES, MAX_TRIGGERS};
 use offload_core::function::event::{MAX_EVENT_ID_LEN, MAX_EVENTS_PER_REQUEST};
 use offload_core::function::filter::{MAX_CONDITIONS, MAX_IN_VALUES};
@@ -32,10 +34,13 @@ use offload_core::spec::{
     MAX_TAG_VALUE_LEN, MAX_TAGS, MIN_TIMEOUT, NO_CONTROL_PATTERN, QUEUE_NAME_PATTERN,
 };
 use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
-    SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder,
+    Schema, SchemaFormat, SchemaType, Type,
 };
-use utoipa::openapi::{OpenApi, RefOr};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
+
+/// Shortest debounce period and `max_wait` (`offload_core::flow::debounce::DebounceSpec::validate`).
+const MIN_DEBOUNCE_PERIOD: Duration = Duration::from_millis(1);
 
 use crate::routes::apps::MAX_APP_FUNCTIONS;
 use crate::routes::runs::MAX_RECORDED_STEPS_PER_REQUEST;
@@ -293,6 +298,87 @@ pub(crate) fn apply(doc: &mut OpenApi, limits: &Limits) {
         param(doc, path, "name", queue_name());
     }
     functions(doc);
+    flow(doc, max_delay);
+}
+
+/// The rules of flow control: a job's group and debounce, queue limits, the group filter.
+fn flow(doc: &mut OpenApi, max_delay: Duration) {
+    let group = || -> Schema {
+        text(MAX_GROUP_LEN)
+            .description(Some(format!(
+                "The tenant, user or account the job belongs to: 1 to {MAX_GROUP_LEN} bytes of UTF-8 \
+                 without control characters"
+            )))
+            .build()
+            .into()
+    };
+    set(doc, "EnqueueRequest", "group", group());
+    param(doc, "/v1/jobs", "group", group());
+    set(
+        doc,
+        "DebounceSpec",
+        "key",
+        text(MAX_DEBOUNCE_KEY_LEN).build(),
+    );
+    set(
+        doc,
+        "DebounceSpec",
+        "period",
+        duration(MIN_DEBOUNCE_PERIOD, max_delay),
+    );
+    set(
+        doc,
+        "DebounceSpec",
+        "max_wait",
+        duration(MIN_DEBOUNCE_PERIOD, max_delay),
+    );
+    let limit = || integer(1, u64::from(u32::MAX)).build();
+    for schema in ["QueueLimitsPatch", "QueueLimits"] {
+        set(doc, schema, "concurrency", limit());
+        set(doc, schema, "group_concurrency", limit());
+    }
+    set(doc, "ThrottleSpec", "limit", limit());
+    set(doc, "ThrottleSpec", "burst", limit());
+    set(
+        doc,
+        "ThrottleSpec",
+        "period",
+        duration(MIN_THROTTLE_PERIOD, max_delay),
+    );
+    param(doc, "/v1/queues/{queue}", "queue", queue_name());
+    debounced_answer(doc);
+}
+
+/// The 200 answer of `POST /v1/jobs`: a job, with `debounced: true` when a debounced enqueue matched a
+/// waiting job.
+fn debounced_answer(doc: &mut OpenApi) {
+    let op = doc
+        .paths
+        .paths
+        .get_mut("/v1/jobs")
+        .and_then(|item| item.post.as_mut())
+        .expect("the OpenAPI document has POST /v1/jobs");
+    let Some(RefOr::T(response)) = op.responses.responses.get_mut("200") else {
+        panic!("POST /v1/jobs has no 200 answer");
+    };
+    let Some(RefOr::T(content)) = response.content.get_mut("application/json") else {
+        panic!("the 200 answer of POST /v1/jobs has no JSON body");
+    };
+    content.schema = Some(RefOr::T(Schema::AllOf(
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name("Job"))
+            .item(
+                ObjectBuilder::new().schema_type(Type::Object).property(
+                    "debounced",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .description(Some(
+                            "Present (true) when a debounced enqueue matched this waiting job",
+                        )),
+                ),
+            )
+            .build(),
+    )));
 }
 
 /// Function ids (and app names): `offload_core::function::names::validate_function_id`.
@@ -620,6 +706,7 @@ fn param(doc: &mut OpenApi, path: &str, name: &str, new: impl Into<Schema>) {
         &mut item.post,
         &mut item.put,
         &mut item.delete,
+        &mut item.patch,
     ]
     .into_iter()
     .flatten()

@@ -10,6 +10,7 @@ use offload_core::api::{
     EnqueueBatchRequest, EnqueueBatchResponse, EnqueuedJob, JobPage, ListJobsQuery, MAX_BATCH_JOBS,
     Page,
 };
+use offload_core::flow::limits::validate_group;
 use offload_core::spec::{EnqueueRequest, validate_queue_name};
 use offload_core::{Job, JobId};
 use offload_store::{Inserted, JobListParams};
@@ -26,14 +27,16 @@ static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// Page size of `GET /v1/jobs` when none is asked for.
 const DEFAULT_PAGE: u32 = 50;
 
-/// `POST /v1/jobs`: 201 with the new job; 200 with the existing job for an idempotent replay.
+/// `POST /v1/jobs`: 201 with the new job; 200 with the existing job for an idempotent replay, and 200 with
+/// the waiting job that took this enqueue's payload and start, marked `"debounced": true`, for a debounced
+/// enqueue that matched one.
 #[utoipa::path(
     post, path = "/v1/jobs", tag = "jobs", operation_id = "enqueue",
     request_body = EnqueueRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "De-duplication key, as an alternative to the body's `idempotency_key`")),
     responses(
         (status = 201, description = "Stored durably", body = Job),
-        (status = 200, description = "Idempotent replay: the job created by the same request earlier", body = Job),
+        (status = 200, description = "Idempotent replay: the job created by the same request earlier; or a debounced enqueue: the waiting job with the same debounce key, which took this payload and start, with `\"debounced\": true` added", body = Job),
     )
 )]
 pub(crate) async fn enqueue(
@@ -62,6 +65,18 @@ pub(crate) async fn enqueue(
         })?;
         return Ok((StatusCode::OK, axum::Json(existing)).into_response());
     }
+    if inserted.debounced {
+        let waiting = app.engine.get(inserted.id).await?.ok_or_else(|| {
+            AppError::NotFound(format!(
+                "job {} took this debounced enqueue but was just deleted",
+                inserted.id
+            ))
+        })?;
+        let body =
+            debounced_view(&waiting).map_err(|e| AppError::Internal(format!("job view: {e}")))?;
+        let json = HeaderValue::from_static("application/json");
+        return Ok((StatusCode::OK, [(header::CONTENT_TYPE, json)], body).into_response());
+    }
     let body = view
         .finish(&inserted)
         .map_err(|e| AppError::Internal(format!("job view: {e}")))?;
@@ -74,6 +89,19 @@ pub(crate) async fn enqueue(
         body,
     )
         .into_response())
+}
+
+/// A job document with `"debounced": true` added: the answer of a debounced enqueue (the flag belongs to the
+/// answer, not to the job).
+fn debounced_view(job: &Job) -> serde_json::Result<Vec<u8>> {
+    let mut buf = serde_json::to_vec(job)?;
+    if buf.pop() != Some(b'}') {
+        return Err(serde::ser::Error::custom(
+            "a job did not serialize as a JSON object",
+        ));
+    }
+    buf.extend_from_slice(b",\"debounced\":true}");
+    Ok(buf)
 }
 
 /// The one answer of a one-job insert.
@@ -171,6 +199,9 @@ pub(crate) async fn list(
     let limit = page_limit(query.limit, DEFAULT_PAGE)?;
     if let Some(queue) = &query.queue {
         validate_queue_name(queue).map_err(|m| AppError::invalid("queue", m))?;
+    }
+    if let Some(group) = &query.group {
+        validate_group(group).map_err(|m| AppError::invalid("group", m))?;
     }
     let before = match query.cursor.as_deref() {
         Some(cursor) => Some(cursor.parse::<JobId>().map_err(|_| {

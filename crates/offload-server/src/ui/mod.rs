@@ -97,6 +97,7 @@ pub(crate) fn routes(sessions: Arc<Sessions>) -> Router<AppState> {
         .route("/ui/jobs/{id}/raw/{part}", get(pages::job::raw))
         .route("/ui/jobs/{id}/{action}", post(actions::job_action))
         .route("/ui/jobs/bulk", post(actions::bulk))
+        .route("/ui/queues/{queue}", get(pages::queue::queue))
         .route("/ui/queues/{queue}/{action}", post(actions::queue_action))
         .route("/ui/schedules", get(pages::schedules::schedules))
         .route(

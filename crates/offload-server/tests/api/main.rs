@@ -5,6 +5,7 @@ mod common;
 mod e2e;
 mod enqueue;
 mod events;
+mod flow;
 mod functions;
 mod jobs;
 mod json_rule;

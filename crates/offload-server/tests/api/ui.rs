@@ -740,3 +740,45 @@ async fn cross_site_logins_are_refused() {
         "no session"
     );
 }
+
+#[tokio::test]
+async fn queue_page_shows_limits_usage_and_groups_and_the_job_page_why_it_waits() {
+    let app = TestApp::new().await;
+    let reply = app
+        .call(crate::common::json_request(
+            Method::PATCH,
+            "/v1/queues/sync",
+            r#"{"group_concurrency": 1, "throttle": {"limit": 5, "period": "1s"}}"#,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    app.enqueue(r#"{"queue":"sync","group":"<b>acme</b>"}"#)
+        .await;
+    let held = app
+        .enqueue(r#"{"queue":"sync","group":"<b>acme</b>"}"#)
+        .await;
+    app.claim_one("sync").await;
+
+    let mut browser = Browser::new(&app);
+    let overview = html(&browser.get("/ui").await);
+    assert!(
+        overview.contains("href=\"/ui/queues/sync\""),
+        "the overview links the queue page"
+    );
+    assert!(
+        overview.contains("1 per group, 5 starts per 1s"),
+        "{overview}"
+    );
+    let page = html(&browser.get("/ui/queues/sync").await);
+    assert!(page.contains("1 per group"), "{page}");
+    assert!(page.contains("acme"), "the waiting group: {page}");
+    assert!(!page.contains("<b>acme</b>"), "groups are escaped: {page}");
+    let job = html(&browser.get(&format!("/ui/jobs/{}", held.id)).await);
+    assert!(
+        job.contains("its group&#39;s concurrency limit")
+            || job.contains("its group's concurrency limit"),
+        "{job}"
+    );
+    let missing = browser.get("/ui/queues/nothing-here").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{missing:?}");
+}

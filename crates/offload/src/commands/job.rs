@@ -6,6 +6,7 @@ use std::io::Read;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use offload_core::api::ListJobsQuery;
+use offload_core::flow::debounce::DebounceSpec;
 use offload_core::spec::EnqueueRequest;
 use offload_core::{DurationSpec, JobId, JobState, Timestamp};
 use serde_json::value::RawValue;
@@ -20,7 +21,7 @@ use crate::output;
 #[derive(Debug, Subcommand)]
 pub(crate) enum JobCommand {
     /// Enqueue a job.
-    Enqueue(EnqueueArgs),
+    Enqueue(Box<EnqueueArgs>),
     /// Show a job with its attempt history.
     Get {
         /// The job's id.
@@ -98,6 +99,24 @@ pub(crate) struct EnqueueArgs {
     /// With --target: receives a signed POST with the last error once the job is dead.
     #[arg(long, requires = "target", value_name = "URL")]
     pub(crate) failure_callback_url: Option<String>,
+    /// The tenant, user or account the job belongs to (queue limits per group and fair claims use it).
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) group: Option<String>,
+    /// Debounce: while a job of the queue with this key waits to start, this enqueue replaces its payload and
+    /// moves its start instead of adding a job. Needs --debounce-period.
+    #[arg(
+        long,
+        requires = "debounce_period",
+        conflicts_with_all = ["delay", "run_at"],
+        value_name = "KEY"
+    )]
+    pub(crate) debounce_key: Option<String>,
+    /// With --debounce-key: quiet time after the last enqueue before the job starts, e.g. 10s.
+    #[arg(long, requires = "debounce_key", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) debounce_period: Option<DurationSpec>,
+    /// With --debounce-key: longest delay after the first enqueue, e.g. 1m (at least the period).
+    #[arg(long, requires = "debounce_key", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) debounce_max_wait: Option<DurationSpec>,
 }
 
 /// `offload job ls`.
@@ -115,6 +134,9 @@ pub(crate) struct ListArgs {
     /// Only jobs with this tag.
     #[arg(long, value_parser = parse_tag_filter, value_name = "KEY:VALUE")]
     pub(crate) tag: Option<String>,
+    /// Only jobs of this group.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) group: Option<String>,
     /// Page size (1 to 500; the server's default is 50).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=500), value_name = "N")]
     pub(crate) limit: Option<u32>,
@@ -132,9 +154,16 @@ pub(crate) async fn run(global: &GlobalArgs, command: JobCommand) -> Result<()> 
                 Some(source) => Some(read_payload(source)?),
                 None => None,
             };
-            let request = build_request(args, payload)?;
+            let request = build_request(*args, payload)?;
             let enqueued = client.enqueue(&request).await?;
-            return if global.json {
+            return if global.json && enqueued.debounced {
+                // As the server answered: the waiting job, marked as the one this enqueue went to.
+                let mut shown = serde_json::to_value(&enqueued.job)?;
+                if let Some(map) = shown.as_object_mut() {
+                    map.insert("debounced".into(), serde_json::Value::Bool(true));
+                }
+                Ok(output::print_json(&shown)?)
+            } else if global.json {
                 Ok(output::print_json(&enqueued.job)?)
             } else {
                 Ok(output::print(&output::enqueued(&enqueued))?)
@@ -243,8 +272,15 @@ fn build_request(
             failure_callback_url: args.failure_callback_url,
             ..offload_core::push::Target::post(url)
         }),
-        group: None, // FLOW-STUB: --group and --debounce-* options
-        debounce: None,
+        group: args.group,
+        debounce: match (args.debounce_key, args.debounce_period) {
+            (Some(key), Some(period)) => Some(DebounceSpec {
+                key,
+                period,
+                max_wait: args.debounce_max_wait,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -254,7 +290,7 @@ fn list_query(args: ListArgs) -> ListJobsQuery {
         state: args.state,
         name: args.name,
         tag: args.tag,
-        group: None, // FLOW-STUB
+        group: args.group,
         cursor: args.cursor,
         limit: args.limit,
     }
@@ -275,7 +311,7 @@ mod tests {
     fn enqueue_args(args: &[&str]) -> EnqueueArgs {
         let argv = ["job", "enqueue"].iter().chain(args);
         match JobLine::try_parse_from(argv).unwrap().command {
-            JobCommand::Enqueue(args) => args,
+            JobCommand::Enqueue(args) => *args,
             other => panic!("{other:?}"),
         }
     }

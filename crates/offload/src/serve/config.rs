@@ -12,10 +12,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use offload_core::DurationSpec;
 use offload_core::cron::{Schedule, ScheduleSpec};
+use offload_core::flow::limits::{QueueLimits, ThrottleSpec};
 use offload_core::function::definition::FunctionSpec;
 use offload_core::function::record::RecordLimits;
 use offload_core::push::target::{MAX_TARGET_TIMEOUT, MIN_TARGET_TIMEOUT};
-use offload_core::spec::Limits;
+use offload_core::spec::{Limits, validate_queue_name};
 use offload_engine::push::{DEFAULT_PER_DESTINATION, DEFAULT_TIMEOUT};
 use offload_engine::{AddressPolicy, FunctionsConfig, Retention, SigningSecret};
 use offload_server::ConnectionLimits;
@@ -65,12 +66,32 @@ pub(crate) struct FileConfig {
     /// `[functions]`: retention of events and ended runs, and the limits on events and step records.
     #[serde(default, rename = "functions")]
     pub(crate) functions_settings: Option<FunctionsFile>,
+    /// `[[queue]]` entries: queues whose limits this file owns (set in full at every start).
+    #[serde(default, rename = "queue")]
+    pub(crate) queues: Vec<toml::Spanned<QueueEntry>>,
     /// Push delivery.
     #[serde(default)]
     pub(crate) push: Option<PushFile>,
     /// Client connections: timeouts and how many may be open.
     #[serde(default)]
     pub(crate) http: Option<HttpFile>,
+}
+
+/// A `[[queue]]` entry: a queue's limits. A key left out means no such limit (the file owns every limit of
+/// the queues it names).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueueEntry {
+    /// The queue.
+    pub(crate) name: Option<String>,
+    /// Most running jobs of the queue, across every worker and server.
+    pub(crate) concurrency: Option<u32>,
+    /// Most running jobs per group.
+    pub(crate) group_concurrency: Option<u32>,
+    /// Most starts per period: `{ limit, period, burst, per_group }`.
+    pub(crate) throttle: Option<ThrottleSpec>,
+    /// Claims take groups in turn.
+    pub(crate) fair: Option<bool>,
 }
 
 /// `[functions]` in `offload.toml`. Every key is optional.
@@ -349,6 +370,9 @@ pub(crate) struct ServeConfig {
     pub(crate) functions: Vec<FunctionSpec>,
     /// `[functions]`: retention and limits of durable functions.
     pub(crate) functions_settings: FunctionsConfig,
+    /// The file's queues with their limits, validated. At start each queue's limits are set to exactly these
+    /// (a limit set by the API on such a queue is replaced); queues the file does not name are not touched.
+    pub(crate) queues: Vec<(String, QueueLimits)>,
 }
 
 impl ServeConfig {
@@ -409,6 +433,8 @@ impl ServeConfig {
         let functions = validate_functions(file.functions, &text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
         let functions_settings = file.functions_settings.unwrap_or_default().resolve()?;
+        let queues = validate_queues(file.queues, &limits, &text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
         let connections = resolve_http(file.http.unwrap_or_default(), http_env()?)?;
         Ok(Self {
             listen,
@@ -424,6 +450,7 @@ impl ServeConfig {
             connections,
             functions,
             functions_settings,
+            queues,
         })
     }
 }
@@ -581,6 +608,43 @@ fn validate_functions(
     Ok(specs)
 }
 
+/// Validates every `[[queue]]` entry as the API would; an error names the entry's line, its queue and the
+/// field.
+fn validate_queues(
+    entries: Vec<toml::Spanned<QueueEntry>>,
+    server: &Limits,
+    text: &str,
+) -> anyhow::Result<Vec<(String, QueueLimits)>> {
+    let mut names = BTreeSet::new();
+    let mut queues = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let line = text
+            .get(..entry.span().start)
+            .map_or(0, |before| before.lines().count() + 1);
+        let entry = entry.into_inner();
+        let Some(name) = entry.name else {
+            bail!("[[queue]] at line {line}: name: is required");
+        };
+        let label = format!("[[queue]] `{name}` (line {line})");
+        validate_queue_name(&name).map_err(|m| anyhow::anyhow!("{label}: name: {m}"))?;
+        let limits = QueueLimits {
+            concurrency: entry.concurrency,
+            group_concurrency: entry.group_concurrency,
+            throttle: entry.throttle,
+            fair: entry.fair.unwrap_or(false),
+        };
+        limits
+            .validate()
+            .and_then(|()| server.check_queue_limits(&limits))
+            .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+        if !names.insert(name.clone()) {
+            bail!("{label}: the queue `{name}` is named by an earlier [[queue]]");
+        }
+        queues.push((name, limits));
+    }
+    Ok(queues)
+}
+
 fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
     // toml's error message carries the line, column and offending key.
     toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
@@ -589,6 +653,75 @@ fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_entries_are_validated_with_the_field_named() {
+        let text = r#"
+[[queue]]
+name = "emails"
+concurrency = 10
+group_concurrency = 2
+throttle = { limit = 100, period = "1s", burst = 5, per_group = true }
+fair = true
+
+[[queue]]
+name = "reports"
+"#;
+        let file = parse_file(text).unwrap();
+        let queues = validate_queues(file.queues, &Limits::default(), text).unwrap();
+        assert_eq!(queues.len(), 2);
+        let (name, limits) = &queues[0];
+        assert_eq!(name, "emails");
+        assert_eq!(
+            (limits.concurrency, limits.group_concurrency, limits.fair),
+            (Some(10), Some(2), true)
+        );
+        let throttle = limits.throttle.unwrap();
+        assert_eq!(
+            (throttle.limit, throttle.burst, throttle.per_group),
+            (100, 5, true)
+        );
+        assert!(queues[1].1.is_unlimited());
+
+        let refused = |text: &str| {
+            let file = parse_file(text)?;
+            validate_queues(file.queues, &Limits::default(), text)
+        };
+        let cases = [
+            ("[[queue]]\nname = \"q\"\nconcurrency = 0\n", "concurrency"),
+            (
+                "[[queue]]\nname = \"q\"\ngroup_concurrency = 0\n",
+                "group_concurrency",
+            ),
+            (
+                "[[queue]]\nname = \"q\"\nthrottle = { limit = 1, period = 0 }\n",
+                "throttle.period",
+            ),
+            (
+                "[[queue]]\nname = \"q\"\nthrottle = { limit = 0, period = \"1s\" }\n",
+                "throttle.limit",
+            ),
+            (
+                "[[queue]]\nname = \"q\"\nthrottle = { limit = 1, period = \"400d\" }\n",
+                "throttle.period",
+            ),
+            ("[[queue]]\nconcurrency = 1\n", "name"),
+            ("[[queue]]\nname = \"a b\"\n", "name"),
+            ("[[queue]]\nname = \"q\"\nmax = 1\n", "max"),
+            (
+                "[[queue]]\nname = \"q\"\nthrottle = { limit = 1 }\n",
+                "period",
+            ),
+            (
+                "[[queue]]\nname = \"q\"\n[[queue]]\nname = \"q\"\n",
+                "earlier",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = format!("{:#}", refused(text).unwrap_err());
+            assert!(err.contains(field), "{text}: {err}");
+        }
+    }
 
     #[test]
     fn empty_file_means_defaults() {

@@ -10,6 +10,7 @@ pub(crate) mod push;
 use std::sync::Arc;
 
 use anyhow::Context;
+use offload_core::flow::limits::{Patch, QueueLimits, QueueLimitsPatch};
 use offload_core::function::record::RecordLimits;
 use offload_engine::{Engine, EngineConfig};
 use offload_server::ServerConfig;
@@ -178,6 +179,7 @@ pub(crate) async fn start(
             );
         }
     }
+    apply_file_queues(&engine, &config.queues).await?;
     engine.start();
     let server_config = ServerConfig {
         limits: config.limits.clone(),
@@ -209,6 +211,34 @@ pub(crate) async fn start(
         generated_secret,
         stop,
     })
+}
+
+/// Sets the limits of every `[[queue]]` of the file, in full: a limit the entry leaves out is removed, so the
+/// file owns the limits of the queues it names (queues it does not name keep what the API set).
+async fn apply_file_queues(
+    engine: &Engine,
+    queues: &[(String, QueueLimits)],
+) -> anyhow::Result<()> {
+    for (name, limits) in queues {
+        let full = |v: Option<u32>| v.map_or(Patch::Clear, Patch::Set);
+        let patch = QueueLimitsPatch {
+            concurrency: full(limits.concurrency),
+            group_concurrency: full(limits.group_concurrency),
+            throttle: limits.throttle.map_or(Patch::Clear, Patch::Set),
+            fair: Some(limits.fair),
+        };
+        engine
+            .set_limits(name.clone(), patch)
+            .await
+            .with_context(|| format!("cannot apply the limits of [[queue]] `{name}`"))?;
+    }
+    if !queues.is_empty() {
+        tracing::info!(
+            queues = ?queues.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "queue limits from the configuration file applied"
+        );
+    }
+    Ok(())
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then drains.

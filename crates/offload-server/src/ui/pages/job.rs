@@ -219,6 +219,15 @@ fn job_view(job: &Job, now: Timestamp) -> JobView {
     if let Some(k) = &job.idempotency_key {
         facts.push(("Idempotency key", k.clone()));
     }
+    if let Some(g) = &job.group {
+        facts.push(("Group", g.clone()));
+    }
+    if let Some(k) = &job.debounce_key {
+        facts.push(("Debounce key", k.clone()));
+    }
+    if let Some(w) = &job.waiting_for {
+        facts.push(("Waiting for", crate::ui::format::waiting_for(w, now)));
+    }
     let attempts = job
         .attempts
         .iter()

@@ -45,6 +45,8 @@ struct QueueRow {
     oldest: Option<String>,
     done_hour: u64,
     failed_hour: u64,
+    /// The queue's limits in words (empty without limits).
+    limits: Vec<String>,
 }
 
 /// The last hour's attempts per minute, as SVG bars.
@@ -171,6 +173,7 @@ pub(crate) async fn overview(
                     .map(|ms| duration(std::time::Duration::from_millis(ms))),
                 done_hour,
                 failed_hour,
+                limits: crate::ui::format::limits(&q.limits),
             }
         })
         .collect();
