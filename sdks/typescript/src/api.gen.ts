@@ -122,7 +122,11 @@ export interface paths {
         /** `GET /v1/jobs`: a filtered page, newest first. A full page carries `next_cursor`. */
         get: operations["list_jobs"];
         put?: never;
-        /** `POST /v1/jobs`: 201 with the new job; 200 with the existing job for an idempotent replay. */
+        /**
+         * `POST /v1/jobs`: 201 with the new job; 200 with the existing job for an idempotent replay, and 200 with
+         *     the waiting job that took this enqueue's payload and start, marked `"debounced": true`, for a debounced
+         *     enqueue that matched one.
+         */
         post: operations["enqueue"];
         delete?: never;
         options?: never;
@@ -339,6 +343,30 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /v1/queues/{queue}`: one queue with its counts, limits and live usage (running jobs, groups running,
+         *     when the throttle lets the next job start, the groups with most available jobs).
+         */
+        get: operations["get_queue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * `PATCH /v1/queues/{queue}`: changes the queue's limits (a queue can be limited before its first job).
+         *     Absent fields keep their value, `null` removes a limit. A lowered limit lets running jobs finish.
+         */
+        patch: operations["set_queue_limits"];
         trace?: never;
     };
     "/v1/queues/{queue}/claim": {
@@ -754,9 +782,13 @@ export interface components {
         DebounceSpec: {
             /** @description Jobs of one queue with the same key debounce each other. */
             key: string;
-            max_wait?: components["schemas"]["DurationSpec"] | null;
+            /**
+             * @description Longest delay after the first enqueue (default: no cap beyond the queue's maximum delay); at least
+             *     `period`.
+             */
+            max_wait?: number | string | null;
             /** @description Quiet time after the last enqueue before the job starts (at least 1 ms). */
-            period: components["schemas"]["DurationSpec"];
+            period: number | string;
         };
         /** @description A non-negative duration: text or integer milliseconds. */
         DurationSpec: number | string;
@@ -790,10 +822,7 @@ export interface components {
             debounce?: components["schemas"]["DebounceSpec"] | null;
             /** @description First run after this delay. Exclusive with `run_at`. */
             delay?: number | string | null;
-            /**
-             * @description The tenant, user or account the job belongs to (1 to 128 bytes): queue limits per group and fair
-             *     claims use it.
-             */
+            /** @description The tenant, user or account the job belongs to: 1 to 128 bytes of UTF-8 without control characters */
             group?: string | null;
             /** @description De-duplication key (also accepted as the `Idempotency-Key` header). */
             idempotency_key?: string | null;
@@ -1346,17 +1375,24 @@ export interface components {
         };
         /** @description A queue's validated limits. The default limits nothing. */
         QueueLimits: {
-            /**
-             * Format: int32
-             * @description Most running jobs of the queue.
-             */
+            /** @description Most running jobs of the queue. */
             concurrency?: number | null;
             /** @description Claims take groups in turn. */
             fair?: boolean;
-            /**
-             * Format: int32
-             * @description Most running jobs per group.
-             */
+            /** @description Most running jobs per group. */
+            group_concurrency?: number | null;
+            throttle?: components["schemas"]["ThrottleSpec"] | null;
+        };
+        /**
+         * @description A change to a queue's limits: an absent field keeps its value, `null` removes the limit. Unknown fields
+         *     are refused.
+         */
+        QueueLimitsPatch: {
+            /** @description Most running jobs of the queue, across every worker and server; `null` removes the limit. */
+            concurrency?: number | null;
+            /** @description Claims take groups in turn (`null` or absent: unchanged). */
+            fair?: boolean | null;
+            /** @description Most running jobs per group (jobs without a group are not limited by it); `null` removes the limit. */
             group_concurrency?: number | null;
             throttle?: components["schemas"]["ThrottleSpec"] | null;
         };
@@ -1664,20 +1700,14 @@ export interface components {
         };
         /** @description A throttle as users write it. */
         ThrottleSpec: {
-            /**
-             * Format: int32
-             * @description Starts allowed at once after a quiet spell (default 1).
-             */
+            /** @description Starts allowed at once after a quiet spell (default 1). */
             burst?: number;
-            /**
-             * Format: int32
-             * @description Starts per period.
-             */
+            /** @description Starts per period. */
             limit: number;
             /** @description One throttle per group instead of one for the queue. */
             per_group?: boolean;
             /** @description The period (at least 1 ms). */
-            period: components["schemas"]["DurationSpec"];
+            period: number | string;
         };
         /** @description One recorded tick (or, for missed ticks, a contiguous run of them). */
         Tick: {
@@ -2270,13 +2300,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Idempotent replay: the job created by the same request earlier */
+            /** @description Idempotent replay: the job created by the same request earlier; or a debounced enqueue: the waiting job with the same debounce key, which took this payload and start, with `"debounced": true` added */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Job"];
+                    "application/json": components["schemas"]["Job"] & {
+                        /** @description Present (true) when a debounced enqueue matched this waiting job */
+                        debounced?: boolean;
+                    };
                 };
             };
             /** @description Stored durably */
@@ -2837,6 +2870,92 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QueueList"];
+                };
+            };
+        };
+    };
+    get_queue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name: 1 to 128 ASCII letters, digits and `-_.:` */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The queue with its limits and usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueInfo"];
+                };
+            };
+        };
+    };
+    set_queue_limits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name: 1 to 128 ASCII letters, digits and `-_.:` */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QueueLimitsPatch"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The queue afterwards, with its limits and usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueInfo"];
                 };
             };
         };
