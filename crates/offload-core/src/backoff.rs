@@ -11,7 +11,7 @@ use crate::duration::DurationSpec;
 
 /// A job's retry delay policy.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Backoff {
     /// Delay after the first failed attempt.
@@ -25,6 +25,8 @@ pub struct Backoff {
     #[serde(default = "Backoff::default_jitter")]
     pub jitter: f64,
 }
+
+crate::object::object_only!(Backoff, "a backoff");
 
 impl Backoff {
     fn default_base() -> DurationSpec {

@@ -19,6 +19,7 @@ pub mod id;
 pub mod job;
 pub mod json_rule;
 pub mod net;
+mod object;
 pub mod push;
 pub mod spec;
 pub mod state;

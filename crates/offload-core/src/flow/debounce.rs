@@ -19,7 +19,7 @@ pub const MAX_DEBOUNCE_KEY_LEN: usize = 256;
 /// Debounce as users write it on enqueue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct DebounceSpec {
     /// Jobs of one queue with the same key debounce each other.
     pub key: String,
@@ -30,6 +30,8 @@ pub struct DebounceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_wait: Option<DurationSpec>,
 }
+
+crate::object::object_only!(DebounceSpec, "a debounce");
 
 impl DebounceSpec {
     /// Checks the key and the durations; errors name the field (`debounce.max_wait`).

@@ -84,7 +84,7 @@ pub struct QueueLimitsPatch {
 /// A throttle as users write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct ThrottleSpec {
     /// Starts per period.
     pub limit: u32,
@@ -97,6 +97,8 @@ pub struct ThrottleSpec {
     #[serde(default)]
     pub per_group: bool,
 }
+
+crate::object::object_only!(ThrottleSpec, "a throttle");
 
 fn one() -> u32 {
     1
