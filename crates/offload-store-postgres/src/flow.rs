@@ -9,7 +9,6 @@
 use offload_core::api::{GroupUsage, QueueInfo, QueueUsage};
 use offload_core::flow::admission::{Candidate, Usage, WaitingFor, admit};
 use offload_core::flow::gcra::Gcra;
-use offload_core::flow::limits::QueueLimits;
 use offload_core::{Job, JobState, Timestamp};
 use offload_store::{QueueSetLimitsParams, Result, StoreError};
 use sqlx::Connection;
@@ -18,25 +17,6 @@ use sqlx::postgres::PgConnection;
 use crate::codec::{Ts, get, ts_opt};
 use crate::error::db;
 use crate::queues;
-
-/// Limits from their stored JSON (NULL: none).
-pub(crate) fn parse_limits(text: Option<&str>) -> Result<QueueLimits> {
-    match text {
-        None => Ok(QueueLimits::default()),
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| StoreError::corrupt(format!("queue limits {text:?}: {e}"))),
-    }
-}
-
-/// Limits as stored: NULL when they limit nothing, so the queue claims on the fast path.
-fn limits_to_db(limits: &QueueLimits) -> Result<Option<String>> {
-    if limits.is_unlimited() {
-        return Ok(None);
-    }
-    serde_json::to_string(limits)
-        .map(Some)
-        .map_err(|e| StoreError::Internal(format!("cannot encode queue limits: {e}")))
-}
 
 /// The queue's running jobs: the sum of its `queue_counts` shards for `running` (exact at every commit).
 pub(crate) async fn queue_running(conn: &mut PgConnection, queue: &str) -> Result<u32> {
@@ -72,12 +52,12 @@ pub(crate) async fn set_limits(
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-    let limits = parse_limits(stored.as_deref())?
+    let limits = offload_store::codec::limits(stored.as_deref())?
         .patched(p.patch)
         .map_err(|e| StoreError::Internal(format!("queue limits: {e}")))?;
     sqlx::query("UPDATE queues SET limits = $2 WHERE name = $1")
         .bind(&p.queue)
-        .bind(limits_to_db(&limits)?)
+        .bind(offload_store::codec::limits_to_db(&limits)?)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -160,7 +140,7 @@ pub(crate) async fn waiting_for(
     .await
     .map_err(db)?;
     let Some(row) = row else { return Ok(None) };
-    let limits = parse_limits(get::<Option<&str>>(&row, "limits")?)?;
+    let limits = offload_store::codec::limits(get::<Option<&str>>(&row, "limits")?)?;
     let per_group = limits.throttle.is_some_and(|t| t.per_group);
     let queue_tat = ts_opt(&row, "throttle_tat")?;
     let mut usage = Usage {

@@ -36,7 +36,6 @@ use uuid::Uuid;
 use crate::codec::{Ts, get, ts, ts_opt};
 use crate::counts;
 use crate::error::{self, db};
-use crate::flow::parse_limits;
 use crate::leases;
 
 /// Attempts of a limited claim the database aborted for a deadlock (rows locked in another order by a writer
@@ -173,7 +172,7 @@ async fn limited_claim(
         tx.rollback().await.map_err(db)?;
         return Ok(None);
     };
-    let limits = parse_limits(get::<Option<&str>>(&row, "limits")?)?;
+    let limits = offload_store::codec::limits(get::<Option<&str>>(&row, "limits")?)?;
     if limits.is_unlimited() {
         tx.rollback().await.map_err(db)?;
         return Ok(None);

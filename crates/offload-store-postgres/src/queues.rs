@@ -66,7 +66,7 @@ fn info(row: &PgRow, now: Timestamp) -> Result<QueueInfo> {
         paused: get(row, "paused")?,
         counts,
         oldest_available_age_ms,
-        limits: crate::flow::parse_limits(get::<Option<&str>>(row, "limits")?)?,
+        limits: offload_store::codec::limits(get::<Option<&str>>(row, "limits")?)?,
         usage: None,
     })
 }

@@ -12,7 +12,7 @@ use offload_core::Timestamp;
 use offload_core::flow::admission::{Candidate, Usage, WaitingFor, admit};
 use offload_core::flow::gcra::Gcra;
 use offload_core::flow::limits::{QueueLimits, ThrottleSpec};
-use offload_store::{Result, StoreError};
+use offload_store::Result;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::codec::{self, get};
@@ -43,26 +43,6 @@ pub(crate) struct QueueFlow {
     pub(crate) running: i64,
 }
 
-/// Parses stored limits (`NULL`: none).
-pub(crate) fn parse_limits(json: Option<&str>) -> Result<QueueLimits> {
-    match json {
-        None => Ok(QueueLimits::default()),
-        Some(j) => {
-            serde_json::from_str(j).map_err(|e| StoreError::corrupt(format!("queue limits: {e}")))
-        }
-    }
-}
-
-/// The stored limits as written (`None` for no limits, which keeps the queue on the fast claim path).
-pub(crate) fn limits_to_db(limits: &QueueLimits) -> Result<Option<String>> {
-    if limits.is_unlimited() {
-        return Ok(None);
-    }
-    serde_json::to_string(limits)
-        .map(Some)
-        .map_err(|e| StoreError::Internal(format!("queue limits: {e}")))
-}
-
 /// The queue's row, if it has one.
 pub(crate) async fn queue_flow(
     conn: &mut SqliteConnection,
@@ -81,7 +61,7 @@ pub(crate) async fn queue_flow(
     let Some(row) = row else { return Ok(None) };
     Ok(Some(QueueFlow {
         paused: get::<i64>(&row, "paused")? != 0,
-        limits: parse_limits(get::<Option<&str>>(&row, "limits")?)?,
+        limits: offload_store::codec::limits(get::<Option<&str>>(&row, "limits")?)?,
         throttle_tat: get::<Option<i64>>(&row, "throttle_tat")?
             .map(codec::timestamp)
             .transpose()?,
@@ -123,9 +103,7 @@ pub(crate) async fn group_usage(
 /// How far ahead of `now` a throttle TAT may be and still allow a start: the GCRA's burst tolerance. Used only
 /// to skip throttled groups when listing candidates; admission still decides.
 pub(crate) fn tolerance(throttle: &ThrottleSpec) -> Duration {
-    let gcra = Gcra::new(throttle.limit, throttle.period.0, throttle.burst);
-    gcra.interval()
-        .saturating_mul(throttle.burst.max(1).saturating_sub(1))
+    Gcra::new(throttle.limit, throttle.period.0, throttle.burst).tolerance()
 }
 
 /// Why an available job of `group` in `queue` would not start now (`None`: it would, or the queue has no

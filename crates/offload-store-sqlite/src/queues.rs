@@ -68,7 +68,7 @@ fn info(row: &SqliteRow, now: Timestamp) -> Result<QueueInfo> {
         paused: get::<i64>(row, "paused")? != 0,
         counts,
         oldest_available_age_ms,
-        limits: flow::parse_limits(get::<Option<&str>>(row, "limits")?)?,
+        limits: offload_store::codec::limits(get::<Option<&str>>(row, "limits")?)?,
         usage: None,
     })
 }
@@ -200,7 +200,7 @@ pub(crate) async fn set_limits(
     )
     .bind(&p.queue)
     .bind(micros(now))
-    .bind(flow::limits_to_db(&limits)?)
+    .bind(offload_store::codec::limits_to_db(&limits)?)
     .execute(&mut *conn)
     .await
     .map_err(db)?;

@@ -1,5 +1,6 @@
 //! How stored values map to domain values where every store encodes them alike: durations as whole
-//! milliseconds, timestamps cut to whole microseconds, a push target as its JSON beside its destination.
+//! milliseconds, timestamps cut to whole microseconds, a push target as its JSON beside its destination, a
+//! queue's limits as JSON (NULL for none).
 //!
 //! Invariant: reading never panics; a stored value that does not fit the domain becomes
 //! [`StoreError::corrupt`]. Each store keeps only what its column types make different.
@@ -7,6 +8,7 @@
 use std::time::Duration;
 
 use offload_core::Timestamp;
+use offload_core::flow::limits::QueueLimits;
 use offload_core::push::Target;
 
 use crate::{Result, StoreError};
@@ -14,6 +16,25 @@ use crate::{Result, StoreError};
 /// `t` cut to whole microseconds, the precision every store keeps timestamps with.
 pub fn stored_precision(t: Timestamp) -> Timestamp {
     Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
+}
+
+/// A queue's stored limits (`NULL`: none).
+pub fn limits(json: Option<&str>) -> Result<QueueLimits> {
+    match json {
+        None => Ok(QueueLimits::default()),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| StoreError::corrupt(format!("queue limits {text:?}: {e}"))),
+    }
+}
+
+/// A queue's limits as stored: `None` when they limit nothing, which keeps the queue on the fast claim path.
+pub fn limits_to_db(limits: &QueueLimits) -> Result<Option<String>> {
+    if limits.is_unlimited() {
+        return Ok(None);
+    }
+    serde_json::to_string(limits)
+        .map(Some)
+        .map_err(|e| StoreError::Internal(format!("cannot encode queue limits: {e}")))
 }
 
 /// A duration as stored: whole milliseconds, saturating.

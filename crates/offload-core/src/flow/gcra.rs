@@ -39,6 +39,11 @@ impl Gcra {
         self.interval
     }
 
+    /// How far ahead of now a TAT may be and still allow a start (the burst: `interval * (burst - 1)`).
+    pub fn tolerance(&self) -> Duration {
+        self.tolerance
+    }
+
     /// Whether a start at `now` is allowed by a bucket whose TAT is `tat` (`None`: never used). `Ok` carries the
     /// new TAT to store; `Err` the earliest instant a start will be allowed.
     pub fn check(&self, tat: Option<Timestamp>, now: Timestamp) -> Result<Timestamp, Timestamp> {
