@@ -107,7 +107,7 @@ pub(crate) async fn retry(conn: &mut PgConnection, now: Timestamp, id: JobId) ->
     let max_attempts = state::manual_retry(job.state, job.attempt, job.max_attempts)?;
     sqlx::query(
         "UPDATE jobs SET state = 'available', max_attempts = $1, run_at = $2, finished_at = NULL, \
-         cancel_requested = false, result = NULL WHERE id = $3",
+         cancel_requested = false, result = NULL, debounce_key = NULL WHERE id = $3",
     )
     .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
     .bind(Ts(now))

@@ -88,7 +88,7 @@ pub(crate) async fn retry(
     counts.moved(&job.queue, job.state, JobState::Available, 1);
     sqlx::query(
         "UPDATE jobs SET state = 'available', max_attempts = ?1, run_at = ?2, finished_at = NULL, \
-         cancel_requested = 0, result = NULL WHERE seq = ?3",
+         cancel_requested = 0, result = NULL, debounce_key = NULL WHERE seq = ?3",
     )
     .bind(i64::from(max_attempts))
     .bind(micros(now))

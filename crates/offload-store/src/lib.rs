@@ -637,7 +637,9 @@ pub trait Store: Send + Sync + 'static {
     /// Cancels a job per [`offload_core::state::cancel`]; returns the job afterwards.
     async fn job_cancel(&self, id: JobId) -> Result<Job>;
 
-    /// Puts a dead or cancelled job back to available per [`offload_core::state::manual_retry`].
+    /// Puts a dead or cancelled job back to available per [`offload_core::state::manual_retry`]. A retried
+    /// job leaves debouncing (its `debounce_key` is cleared): it is run as it is, and it never collides with a
+    /// job of the same key that waits meanwhile.
     async fn job_retry(&self, id: JobId) -> Result<Job>;
 
     /// Deletes a job that is not running, with its history.

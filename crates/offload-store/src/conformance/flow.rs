@@ -601,3 +601,26 @@ pub async fn started_debounced_jobs_wait_beside_new_ones(h: Harness) {
     assert_eq!(h.get(c.id).await.state, JobState::Available);
     assert_eq!(h.get(third[0].id).await.state, JobState::Available);
 }
+
+/// Retrying a cancelled debounced job that never started, while a newer job of its key waits, runs it as a plain
+/// job: it leaves debouncing, and the waiting job keeps absorbing enqueues.
+pub async fn retried_debounced_job_leaves_debouncing(h: Harness) {
+    let first = h
+        .insert(vec![debounced("q", "k", 10, None, r#"{"n":1}"#)])
+        .await;
+    h.store.job_cancel(first[0].id).await.unwrap();
+    let waiting = h
+        .insert(vec![debounced("q", "k", 10, None, r#"{"n":2}"#)])
+        .await;
+    assert_ne!(waiting[0].id, first[0].id);
+    let retried = h.store.job_retry(first[0].id).await.unwrap();
+    assert_eq!(retried.state, JobState::Available);
+    assert_eq!(retried.debounce_key, None);
+    let again = h
+        .insert(vec![debounced("q", "k", 10, None, r#"{"n":3}"#)])
+        .await;
+    assert_eq!(again[0].id, waiting[0].id);
+    assert!(again[0].debounced);
+    assert_eq!(h.get(waiting[0].id).await.payload.get(), r#"{"n":3}"#);
+    assert_eq!(h.get(first[0].id).await.payload.get(), r#"{"n":1}"#);
+}

@@ -368,6 +368,7 @@ macro_rules! conformance_tests {
             flow::running_debounced_job_does_not_absorb,
             flow::concurrent_debounces_make_one_job,
             flow::started_debounced_jobs_wait_beside_new_ones,
+            flow::retried_debounced_job_leaves_debouncing,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {
