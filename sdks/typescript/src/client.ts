@@ -25,6 +25,7 @@ import type {
   JobPage,
   JobState,
   QueueInfo,
+  QueueLimitsPatch,
   ScheduleInfo,
   SchedulePage,
   ScheduleSpec,
@@ -105,16 +106,19 @@ export class Offload {
 
   /**
    * Enqueues one job (`POST /v1/jobs`). With an `idempotency_key` already used by the same request, returns
-   * the existing job with `replayed: true`; used by a different request, throws `idempotency_conflict`.
+   * the existing job with `replayed: true`; used by a different request, throws `idempotency_conflict`. With a
+   * `debounce` whose key has a job waiting to start, that job takes this payload and start and is returned
+   * with `debounced: true`.
    */
   async enqueue<P = unknown>(job: JobInput<P>): Promise<Enqueued<P>> {
-    const answer = await this.transport.send<JobRecord<P>>({
+    const answer = await this.transport.send<JobRecord<P> & { debounced?: boolean }>({
       method: "POST",
       path: ["v1", "jobs"],
       body: wireJob(job),
       idempotent: Boolean(job.idempotency_key),
     });
-    return { ...answer.body, replayed: answer.status === 200 };
+    const debounced = answer.body.debounced === true;
+    return { ...answer.body, debounced, replayed: answer.status === 200 && !debounced };
   }
 
   /** Enqueues 1 to 10,000 jobs in one transaction, all or nothing (`POST /v1/jobs/batch`). */
@@ -197,6 +201,21 @@ export class Queues {
   async list(): Promise<QueueInfo[]> {
     const answer = await this.transport.send<Schemas["QueueList"]>({ method: "GET", path: ["v1", "queues"], idempotent: true });
     return answer.body.queues;
+  }
+
+  /** A queue's counts, limits and live usage (running jobs, groups, throttle, the groups with most waiting jobs). */
+  async get(queue: string): Promise<QueueInfo> {
+    return (await this.transport.send<QueueInfo>({ method: "GET", path: ["v1", "queues", queue], idempotent: true })).body;
+  }
+
+  /**
+   * Changes a queue's flow-control limits (`PATCH /v1/queues/{queue}`): a field left out keeps its value, `null`
+   * clears it. A lowered limit lets running jobs finish. Answers the queue with its live usage.
+   */
+  async setLimits(queue: string, limits: QueueLimitsPatch): Promise<QueueInfo> {
+    return (
+      await this.transport.send<QueueInfo>({ method: "PATCH", path: ["v1", "queues", queue], body: limits, idempotent: true })
+    ).body;
   }
 
   /** Pauses a queue: claims hand out none of its jobs; enqueueing still works. */

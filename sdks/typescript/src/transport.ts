@@ -24,7 +24,7 @@ export interface TransportOptions {
 
 /** One request. */
 export interface Call {
-  method: "GET" | "POST" | "PUT" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** Path segments after the base URL; each is URL-encoded. */
   path: string[];
   query?: Record<string, string | number | undefined>;

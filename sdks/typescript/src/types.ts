@@ -17,8 +17,12 @@ export type Backoff = Schemas["Backoff"];
 export type Target = Schemas["Target"];
 /** One attempt in a job's history. */
 export type Attempt = Schemas["Attempt"];
-/** A queue with its counts by state. */
+/** A queue with its counts by state, and its limits and live usage when read alone. */
 export type QueueInfo = Schemas["QueueInfo"];
+/** A queue's flow-control limits. */
+export type QueueLimits = Schemas["QueueLimits"];
+/** A change to a queue's limits: a field left out keeps its value, `null` clears it. */
+export type QueueLimitsPatch = Schemas["QueueLimitsPatch"];
 /** A schedule as the server shows it. */
 export type ScheduleInfo = Schemas["ScheduleInfo"];
 /** A schedule as `schedules.put` takes it. */
@@ -55,6 +59,8 @@ export type JobInput<P = unknown> = Omit<Schemas["EnqueueRequest"], "payload" | 
 export type Enqueued<P = unknown> = JobRecord<P> & {
   /** True when the idempotency key matched an existing job (HTTP 200) and nothing new was stored. */
   replayed: boolean;
+  /** True when a debounced enqueue matched the waiting job of its key, which took this payload and start. */
+  debounced: boolean;
 };
 
 /** Filters of `jobs.list`. */
@@ -65,6 +71,8 @@ export interface JobFilter {
   state?: JobState;
   /** Only this job name. */
   name?: string;
+  /** Only jobs of this group. */
+  group?: string;
   /** Only jobs carrying this tag, `key:value` (or `{key: value}`). */
   tag?: string | Record<string, string>;
   /** Page size, 1 to 500 (default 50). */

@@ -115,6 +115,43 @@ describe("queues and schedules", () => {
     assert.equal((await client.queues.resume("pausable")).paused, false);
   });
 
+  test("set a queue's limits, read its usage, and see why a job waits", async () => {
+    const set = await client.queues.setLimits("tenants", { concurrency: 5, group_concurrency: 1, fair: true });
+    assert.equal(set.limits?.concurrency, 5);
+    assert.equal(set.limits?.group_concurrency, 1);
+    const a = await client.enqueue({ queue: "tenants", group: "acme", payload: { n: 1 } });
+    const b = await client.enqueue({ queue: "tenants", group: "acme", payload: { n: 2 } });
+    const claimed = await client.workers.claim("tenants", { worker_id: "w1", max_jobs: 10 });
+    assert.deepEqual(claimed.map((j) => j.id), [a.id]);
+    const held = await client.jobs.get(b.id);
+    assert.equal(held.group, "acme");
+    assert.equal(held.waiting_for?.reason, "group_concurrency");
+    const read = await client.queues.get("tenants");
+    assert.equal(read.usage?.running, 1);
+    const page = await client.jobs.list({ queue: "tenants", group: "acme" });
+    assert.deepEqual(page.items.map((j) => j.id).sort(), [a.id, b.id].sort());
+    const cleared = await client.queues.setLimits("tenants", { group_concurrency: null });
+    assert.equal(cleared.limits?.group_concurrency ?? null, null);
+    assert.equal(cleared.limits?.concurrency, 5);
+    await assert.rejects(client.queues.setLimits("tenants", { concurrency: 0 }), (e: unknown) => {
+      assert.ok(e instanceof OffloadError);
+      assert.equal(e.status, 422);
+      assert.equal(e.field, "concurrency");
+      return true;
+    });
+  });
+
+  test("a debounced enqueue returns the waiting job, marked debounced and not replayed", async () => {
+    const debounce = { key: "reindex", period: "1h" };
+    const first = await client.enqueue({ queue: "search", payload: { n: 1 }, debounce });
+    assert.equal(first.debounced, false);
+    const second = await client.enqueue({ queue: "search", payload: { n: 2 }, debounce });
+    assert.equal(second.id, first.id);
+    assert.equal(second.debounced, true);
+    assert.equal(second.replayed, false);
+    assert.deepEqual((await client.jobs.get(first.id)).payload, { n: 2 });
+  });
+
   test("put, list, get, pause, resume, trigger and delete a schedule", async () => {
     const created = await client.schedules.put("nightly", { cron: "0 3 * * *", timezone: "Europe/Paris", job: { queue: "reports", payload: { kind: "daily" } } });
     assert.equal(created.timezone, "Europe/Paris");
