@@ -10,10 +10,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use offload_core::push::Target;
-use offload_core::{Backoff, DurationSpec, JobState, Timestamp};
-use offload_store::codec::duration;
-use offload_store::{Result, StoreError};
+use offload_core::Timestamp;
+use offload_store::Result;
+pub(crate) use offload_store::codec::{backoff, state, stored_precision, target};
 use serde_json::value::RawValue;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -78,19 +77,9 @@ impl<'r> Decode<'r, Postgres> for Ts {
     }
 }
 
-/// `t` cut to whole microseconds, the precision timestamps are stored with.
-pub(crate) fn stored_precision(t: Timestamp) -> Timestamp {
-    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
-}
-
-/// A stored job state.
-pub(crate) fn state(text: &str) -> Result<JobState> {
-    text.parse().map_err(StoreError::corrupt)
-}
-
-/// A stored count or attempt number.
+/// A stored count or attempt number (an `integer` column), per [`offload_store::codec::u32_of`].
 pub(crate) fn u32_of(v: i32, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| StoreError::corrupt(format!("{what} {v} out of range")))
+    offload_store::codec::u32_of(v, what)
 }
 
 /// Free text as PostgreSQL can store it: `text` (and `jsonb` strings) cannot hold NUL, which becomes U+FFFD.
@@ -118,21 +107,6 @@ pub(crate) fn tags(
     json: Option<sqlx::types::Json<BTreeMap<String, String>>>,
 ) -> BTreeMap<String, String> {
     json.map(|j| j.0).unwrap_or_default()
-}
-
-/// A stored target (`json` column, read as text).
-pub(crate) fn target(text: Option<&str>) -> Result<Option<Target>> {
-    text.map(|t| serde_json::from_str(t).map_err(|e| StoreError::corrupt(format!("target: {e}"))))
-        .transpose()
-}
-
-/// A stored retry policy.
-pub(crate) fn backoff(base_ms: i64, cap_ms: i64, jitter: f64) -> Result<Backoff> {
-    Ok(Backoff {
-        base: DurationSpec(duration(base_ms)?),
-        cap: DurationSpec(duration(cap_ms)?),
-        jitter,
-    })
 }
 
 /// Stored JSON (`json` columns keep the text exactly), kept raw.

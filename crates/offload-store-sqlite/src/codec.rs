@@ -7,9 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use offload_core::push::Target;
-use offload_core::{Backoff, DurationSpec, JobId, JobState, Timestamp};
-use offload_store::codec::duration;
+use offload_core::{JobId, Timestamp};
+pub(crate) use offload_store::codec::{backoff, state, target};
 use offload_store::{Result, StoreError};
 use serde_json::value::RawValue;
 use sqlx::sqlite::SqliteRow;
@@ -39,14 +38,9 @@ pub(crate) fn hex_uuid(hex: &str) -> Result<uuid::Uuid> {
     uuid::Uuid::try_parse(hex).map_err(|e| StoreError::corrupt(format!("id {hex}: {e}")))
 }
 
-/// A stored job state.
-pub(crate) fn state(text: &str) -> Result<JobState> {
-    text.parse().map_err(StoreError::corrupt)
-}
-
-/// A stored count or attempt number.
+/// A stored count or attempt number (an `INTEGER` column), per [`offload_store::codec::u32_of`].
 pub(crate) fn u32_of(v: i64, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| StoreError::corrupt(format!("{what} {v} out of range")))
+    offload_store::codec::u32_of(v, what)
 }
 
 /// Stored JSON text kept raw (validated, not re-serialized).
@@ -69,21 +63,6 @@ pub(crate) fn tags(text: Option<&str>) -> Result<BTreeMap<String, String>> {
         None => Ok(BTreeMap::new()),
         Some(t) => serde_json::from_str(t).map_err(|e| StoreError::corrupt(format!("tags: {e}"))),
     }
-}
-
-/// A stored target.
-pub(crate) fn target(text: Option<&str>) -> Result<Option<Target>> {
-    text.map(|t| serde_json::from_str(t).map_err(|e| StoreError::corrupt(format!("target: {e}"))))
-        .transpose()
-}
-
-/// A stored retry policy.
-pub(crate) fn backoff(base_ms: i64, cap_ms: i64, jitter: f64) -> Result<Backoff> {
-    Ok(Backoff {
-        base: DurationSpec(duration(base_ms)?),
-        cap: DurationSpec(duration(cap_ms)?),
-        jitter,
-    })
 }
 
 /// One column of a row, with a database-level decoding failure reported as [`StoreError::Internal`].
