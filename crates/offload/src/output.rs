@@ -357,30 +357,11 @@ pub(crate) fn waiting_for(w: &WaitingFor) -> String {
 
 /// A queue's limits in one line (`-` when it has none).
 pub(crate) fn limits_line(l: &QueueLimits) -> String {
-    let mut parts = Vec::new();
-    if let Some(c) = l.concurrency {
-        parts.push(format!("concurrency {c}"));
-    }
-    if let Some(c) = l.group_concurrency {
-        parts.push(format!("group concurrency {c}"));
-    }
-    if let Some(t) = &l.throttle {
-        let mut text = format!("throttle {}/{}", t.limit, t.period);
-        if t.burst > 1 {
-            text.push_str(&format!(" burst {}", t.burst));
-        }
-        if t.per_group {
-            text.push_str(" per group");
-        }
-        parts.push(text);
-    }
-    if l.fair {
-        parts.push("fair".into());
-    }
-    if parts.is_empty() {
+    let phrases = l.phrases();
+    if phrases.is_empty() {
         "-".into()
     } else {
-        parts.join(", ")
+        phrases.join(", ")
     }
 }
 
@@ -611,7 +592,7 @@ mod tests {
         let text = queue_details(&q);
         assert!(
             text.contains(
-                "limits:     concurrency 10, group concurrency 2, throttle 5/1s burst 2 per group, fair"
+                "limits:     concurrency 10, 2 per group, 5 starts per 1s, burst 2, per group, fair"
             ),
             "{text}"
         );

@@ -51,7 +51,7 @@ fn file_limits_apply_at_every_start_and_the_cli_changes_and_shows_them() {
     let text = server.cli(&["queue", "get", "emails"]);
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(
-        text.contains("concurrency 2, group concurrency 1, throttle 100/1s burst 10, fair"),
+        text.contains("concurrency 2, 1 per group, 100 starts per 1s, burst 10, fair"),
         "{text}"
     );
 

@@ -128,6 +128,32 @@ impl QueueLimits {
         *self == QueueLimits::default()
     }
 
+    /// The limits in words, one phrase per limit (`concurrency 10`, `2 per group`, `5 starts per 1s, burst 3,
+    /// per group`, `fair`): the one wording the dashboard and the CLI show. Empty when nothing limits the queue.
+    pub fn phrases(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(c) = self.concurrency {
+            out.push(format!("concurrency {c}"));
+        }
+        if let Some(c) = self.group_concurrency {
+            out.push(format!("{c} per group"));
+        }
+        if let Some(t) = &self.throttle {
+            let mut text = format!("{} starts per {}", t.limit, t.period);
+            if t.burst > 1 {
+                text.push_str(&format!(", burst {}", t.burst));
+            }
+            if t.per_group {
+                text.push_str(", per group");
+            }
+            out.push(text);
+        }
+        if self.fair {
+            out.push("fair".to_owned());
+        }
+        out
+    }
+
     /// Applies `patch` and validates the result; errors name the field.
     pub fn patched(self, patch: QueueLimitsPatch) -> Result<QueueLimits, ValidationError> {
         let limits = QueueLimits {
@@ -186,6 +212,30 @@ mod tests {
 
     fn patch(value: serde_json::Value) -> QueueLimitsPatch {
         serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn limits_read_as_one_phrase_each() {
+        assert!(QueueLimits::default().phrases().is_empty());
+        let all = QueueLimits::default()
+            .patched(patch(
+                json!({"concurrency": 10, "group_concurrency": 2, "fair": true,
+                "throttle": {"limit": 5, "period": "1s", "burst": 3, "per_group": true}}),
+            ))
+            .unwrap();
+        assert_eq!(
+            all.phrases(),
+            [
+                "concurrency 10",
+                "2 per group",
+                "5 starts per 1s, burst 3, per group",
+                "fair"
+            ]
+        );
+        let plain = QueueLimits::default()
+            .patched(patch(json!({"throttle": {"limit": 100, "period": "1m"}})))
+            .unwrap();
+        assert_eq!(plain.phrases(), ["100 starts per 1m"]);
     }
 
     #[test]

@@ -215,31 +215,6 @@ pub(crate) fn waiting_for(w: &offload_core::flow::admission::WaitingFor, now: Ti
     }
 }
 
-/// A queue's limits in words, one per item (empty when it has none).
-pub(crate) fn limits(l: &offload_core::flow::limits::QueueLimits) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(c) = l.concurrency {
-        out.push(format!("concurrency {c}"));
-    }
-    if let Some(c) = l.group_concurrency {
-        out.push(format!("{c} per group"));
-    }
-    if let Some(t) = &l.throttle {
-        let mut text = format!("{} starts per {}", t.limit, t.period);
-        if t.burst > 1 {
-            text.push_str(&format!(", burst {}", t.burst));
-        }
-        if t.per_group {
-            text.push_str(", per group");
-        }
-        out.push(text);
-    }
-    if l.fair {
-        out.push("fair".to_owned());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -173,7 +173,7 @@ pub(crate) async fn overview(
                     .map(|ms| duration(std::time::Duration::from_millis(ms))),
                 done_hour,
                 failed_hour,
-                limits: crate::ui::format::limits(&q.limits),
+                limits: q.limits.phrases(),
             }
         })
         .collect();

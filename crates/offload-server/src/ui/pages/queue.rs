@@ -12,7 +12,7 @@ use offload_core::spec::validate_queue_name;
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::ui::format::{limits, relative, time};
+use crate::ui::format::{relative, time};
 use crate::ui::layout::{Layout, UiError, layout, render};
 use crate::ui::session::Csrf;
 
@@ -61,7 +61,7 @@ pub(crate) async fn queue(
             .iter()
             .map(|s| (s.as_str(), info.counts.get(s).copied().unwrap_or(0)))
             .collect(),
-        limits: limits(&info.limits),
+        limits: info.limits.phrases(),
         running,
         groups_running: usage.groups_running,
         throttle_next: usage
