@@ -234,7 +234,6 @@ async fn fail_pushes(store: &DynStore) {
                 worker_id: "bench-dispatcher".into(),
                 max_jobs: 1000,
                 per_destination: 1000,
-                busy: Vec::new(),
             })
             .await
             .expect("claim push");

@@ -41,6 +41,7 @@ async fn queries_use_their_indexes() {
         (crate::push::NEXT_PAIR_SQL.to_owned(), args(&["d", "q"]), "jobs_push_claim"),
         (crate::push::NEXT_DESTINATION_SQL.to_owned(), args(&["d"]), "jobs_push_claim"),
         (crate::push::PAIR_JOBS_SQL.to_owned(), args(&["d", "q", "10"]), "jobs_push_claim"),
+        (crate::push::RUNNING_SQL.to_owned(), args(&["d"]), "jobs_push_running"),
         (format!("{} FROM jobs WHERE id IN (SELECT unhex(value) FROM json_each(?1))", crate::jobs_finish::FACTS_JSON), args(&["[]"]), "jobs_id"),
         ("SELECT seq FROM jobs WHERE state IN ('scheduled', 'retrying') AND run_at <= ?1 ORDER BY run_at LIMIT ?2".to_owned(), args(&["1", "2"]), "jobs_due"),
         ("SELECT seq FROM jobs WHERE state = 'running' AND lease_expires_at <= ?1 ORDER BY lease_expires_at LIMIT ?2".to_owned(), args(&["1", "2"]), "jobs_lease"),

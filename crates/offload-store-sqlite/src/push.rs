@@ -1,18 +1,22 @@
 //! Push claims: handing available push jobs to the dispatcher under a per-destination cap.
 //!
 //! Invariant: like a worker's claim, a push claim runs in the single writer's transaction, so no job is handed
-//! out twice; it only ever takes jobs with a target, of unpaused queues, and never more jobs of one
-//! destination than the cap minus what the caller already holds.
+//! out twice; it only ever takes jobs with a target, of unpaused queues, and never starts a job of a destination
+//! that already runs the cap: the running push jobs of each destination are counted from the `jobs` rows in
+//! that transaction (every way a running job ends moves its row out of `running`), and
+//! [`offload_store::push_cap::pick`] decides. So the cap holds across every dispatcher sharing the database.
 //!
 //! Cost: the claim walks the `(destination, queue)` pairs that have available push jobs, one index seek per
 //! pair, jumping over a whole destination that is at its cap and over paused queues; it then reads at most the
-//! remaining budget of jobs from each pair. So a claim's work does not depend on how large a backlog any
-//! destination (or paused queue) has. At most [`MAX_PAIRS`] pairs are visited per claim, in name order.
+//! remaining budget of jobs from each pair. Each destination's running jobs are counted once, through the
+//! `jobs_push_running` index (about the cap's rows). So a claim's work does not depend on how large a backlog
+//! any destination (or paused queue) has. At most [`MAX_PAIRS`] pairs are visited per claim, in name order.
 
 use std::collections::HashMap;
 
 use offload_core::{JobState, Timestamp};
 use offload_store::StoreError;
+use offload_store::push_cap;
 use offload_store::{JobClaimPushParams, PushJob, Result};
 use sqlx::sqlite::SqliteConnection;
 
@@ -49,6 +53,11 @@ SELECT json_group_array(json_array(
     target, destination))
 FROM jobs WHERE seq IN (SELECT value FROM json_each(?1))";
 
+/// The push jobs of destination `?1` running now.
+pub(crate) const RUNNING_SQL: &str = "\
+SELECT count(*) FROM jobs INDEXED BY jobs_push_running
+WHERE state = 'running' AND target IS NOT NULL AND destination = ?1";
+
 /// Most `(destination, queue)` pairs visited by one claim.
 pub(crate) const MAX_PAIRS: usize = 1024;
 
@@ -70,15 +79,14 @@ pub(crate) async fn claim(
     if p.max_jobs == 0 || p.per_destination == 0 {
         return Ok(Vec::new());
     }
-    let mut held: HashMap<String, u32> = p.busy.into_iter().collect();
+    // Running push jobs per destination met so far, counted when first met.
+    let mut running: HashMap<String, u32> = HashMap::new();
     let paused: Vec<String> = sqlx::query_scalar("SELECT name FROM queues WHERE paused")
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
-    let budget = |held: &HashMap<String, u32>, d: &str| {
-        p.per_destination
-            .saturating_sub(held.get(d).copied().unwrap_or(0))
-            .min(p.max_jobs)
+    let budget = |running: &HashMap<String, u32>, d: &str| {
+        push_cap::budget(p.per_destination, running.get(d).copied().unwrap_or(0)).min(p.max_jobs)
     };
 
     // Walk the pairs, reading each open pair's first jobs.
@@ -88,7 +96,7 @@ pub(crate) async fn claim(
     for _ in 0..MAX_PAIRS {
         let next: Option<(String, String)> = match &at {
             None => sqlx::query_as(NEXT_PAIR_SQL).bind("").bind(""),
-            Some((d, _)) if budget(&held, d) == 0 => {
+            Some((d, _)) if budget(&running, d) == 0 => {
                 sqlx::query_as(NEXT_DESTINATION_SQL).bind(d.as_str())
             }
             Some((d, q)) => sqlx::query_as(NEXT_PAIR_SQL)
@@ -101,7 +109,15 @@ pub(crate) async fn claim(
         let Some((destination, queue)) = next else {
             break;
         };
-        let open = budget(&held, &destination);
+        if !running.contains_key(&destination) {
+            let n: i64 = sqlx::query_scalar(RUNNING_SQL)
+                .bind(destination.as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db)?;
+            running.insert(destination.clone(), crate::flow::count(n));
+        }
+        let open = budget(&running, &destination);
         if open > 0 && !paused.contains(&queue) {
             let json: String = sqlx::query_scalar(PAIR_JOBS_SQL)
                 .bind(destination.as_str())
@@ -126,20 +142,17 @@ pub(crate) async fn claim(
 
     // Best first across pairs; each destination's budget spans its queues.
     candidates.sort_by_key(|c| (std::cmp::Reverse(c.priority), c.run_at, c.seq));
-    let mut order = Vec::new();
+    let destinations: Vec<&str> = candidates
+        .iter()
+        .map(|c| pairs[c.pair].0.as_str())
+        .collect();
+    let chosen = push_cap::pick(p.per_destination, &running, &destinations, p.max_jobs);
+    let mut order = Vec::with_capacity(chosen.len());
     let mut per_queue: HashMap<&str, i64> = HashMap::new();
-    for c in &candidates {
-        if order.len() >= p.max_jobs as usize {
-            break;
-        }
-        let (destination, queue) = &pairs[c.pair];
-        let n = held.entry(destination.clone()).or_default();
-        if *n >= p.per_destination {
-            continue;
-        }
-        *n += 1;
+    for i in chosen {
+        let c = &candidates[i];
         order.push(c.seq);
-        *per_queue.entry(queue.as_str()).or_default() += 1;
+        *per_queue.entry(pairs[c.pair].1.as_str()).or_default() += 1;
     }
     if order.is_empty() {
         return Ok(Vec::new());

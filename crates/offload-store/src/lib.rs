@@ -26,6 +26,7 @@ pub mod fanout;
 pub mod firing;
 pub mod functions;
 pub mod idempotency;
+pub mod push_cap;
 pub mod schedules;
 
 pub use functions::*;
@@ -170,18 +171,17 @@ pub struct QueueSetLimitsParams {
     pub patch: QueueLimitsPatch,
 }
 
-/// `job_claim_push`: hand available push jobs to the push dispatcher, at most `per_destination` per
-/// destination counting the ones it already holds.
+/// `job_claim_push`: hand available push jobs to the push dispatcher, never starting a job of a destination
+/// that already runs `per_destination` push jobs, whichever server's dispatcher holds them (see
+/// [`push_cap`]).
 #[derive(Debug, Clone)]
 pub struct JobClaimPushParams {
     /// Recorded on the attempt (the dispatcher's identity).
     pub worker_id: String,
     /// Upper bound on jobs returned.
     pub max_jobs: u32,
-    /// Most jobs of one destination the caller may hold at once.
+    /// Most push jobs of one destination running at once, across every server (the claimer's setting).
     pub per_destination: u32,
-    /// Jobs per destination the caller already holds (destinations it holds none of may be left out).
-    pub busy: Vec<(String, u32)>,
 }
 
 /// A push job handed to the dispatcher: the claim, plus where to deliver it.
@@ -618,9 +618,9 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Claims up to `max_jobs` available push jobs of unpaused queues, highest priority first, then oldest
-    /// due first, skipping jobs whose destination already has `per_destination` jobs held (counting
-    /// `busy` and the jobs of this claim). Claims work as in [`Store::job_claim`]; pull jobs are never
-    /// returned.
+    /// due first, skipping jobs whose destination already runs `per_destination` push jobs (counting every
+    /// server's and this claim's; exact across servers: push claims are serialised and count the running jobs
+    /// in their transaction). Claims work as in [`Store::job_claim`]; pull jobs are never returned.
     async fn job_claim_push(&self, p: JobClaimPushParams) -> Result<Vec<PushJob>>;
 
     /// Extends a running job's lease by its timeout from now and records progress. Fails with

@@ -2,10 +2,11 @@
 //! to a completer that records them in batches.
 //!
 //! Invariants:
-//! - A delivery holds one of `max_in_flight` slots and one of its destination's `per_destination` slots
-//!   from its claim until its outcome is queued for the completer; the store's push claim never hands out
-//!   more than the free slots of a destination, so a slow destination fills only its own slots and never
-//!   holds back deliveries to others.
+//! - A delivery holds one of `max_in_flight` slots from its claim until its outcome is queued for the
+//!   completer. The store's push claim never starts a job of a destination that already runs
+//!   `per_destination` push jobs, counting every server's (a slot is given back when the outcome is recorded),
+//!   so a slow destination fills only its own slots and never holds back deliveries to others. The
+//!   dispatcher's own count per destination only decides when a claim is worth making again.
 //! - A job is only ever finished with the lease token of its claim. A crash (or an abandoned delivery at
 //!   shutdown) leaves the job running until its lease expires; the rescuer then makes it available again and
 //!   it is delivered again with the same `webhook-id`.
@@ -94,7 +95,6 @@ async fn run(inner: Arc<PushDispatcher>) {
                 worker_id: worker_id.clone(),
                 max_jobs: want,
                 per_destination: config.per_destination,
-                busy: slots.busy(),
             };
             freed = 0;
             match inner.store.job_claim_push(params).await {
@@ -180,6 +180,7 @@ struct Slots {
 }
 
 impl Slots {
+    /// Holds a slot of `destination` for a claimed delivery.
     fn take(&mut self, destination: &str) {
         self.total += 1;
         match self.per_destination.get_mut(destination) {
@@ -212,13 +213,6 @@ impl Slots {
             None => {}
         }
         self.full.contains(destination)
-    }
-
-    fn busy(&self) -> Vec<(String, u32)> {
-        self.per_destination
-            .iter()
-            .map(|(d, n)| (d.clone(), *n))
-            .collect()
     }
 }
 
@@ -391,9 +385,8 @@ mod tests {
         s.take("b");
         s.mark_full(2);
         assert_eq!(s.total, 3);
-        let mut busy = s.busy();
-        busy.sort();
-        assert_eq!(busy, vec![("a".to_owned(), 2), ("b".to_owned(), 1)]);
+        assert_eq!(s.per_destination.get("a"), Some(&2));
+        assert_eq!(s.per_destination.get("b"), Some(&1));
         assert!(s.release("a"), "a was at its cap of 2 after the claim");
         assert!(
             s.release("a"),
@@ -401,7 +394,7 @@ mod tests {
         );
         assert!(!s.release("b"), "b had room: the claim took all its jobs");
         assert_eq!(s.total, 0);
-        assert!(s.busy().is_empty());
+        assert!(s.per_destination.is_empty());
         s.take("a");
         s.mark_full(2);
         assert!(!s.release("a"), "a is no longer full after the next claim");

@@ -1,5 +1,6 @@
-//! Push delivery end to end inside one process: the engine's dispatcher on a real SQLite store delivers to
-//! a real HTTP endpoint on 127.0.0.1 that records what it gets and answers from a script.
+//! Push delivery end to end inside one process: the engine's dispatcher on a real SQLite store (or two engines
+//! on one PostgreSQL schema, when `OFFLOAD_TEST_POSTGRES_URL` is set) delivers to a real HTTP endpoint on
+//! 127.0.0.1 that records what it gets and answers from a script.
 
 mod endpoint;
 
@@ -533,4 +534,68 @@ async fn a_slow_destination_does_not_hold_up_others() {
     }
     assert_eq!(slow.max_concurrent(), 2);
     assert!(fast.max_concurrent() <= 2);
+}
+
+/// Two servers on one PostgreSQL schema deliver to one destination: together they never have more requests in
+/// flight to it than the cap (before, each server had its own cap). Needs `OFFLOAD_TEST_POSTGRES_URL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_postgres_share_one_destination_cap() {
+    use offload_store_postgres::testing::{self, TestSchema};
+    use offload_store_postgres::{PostgresOptions, PostgresStore, migrate};
+
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url);
+    migrate(&url, &schema.name).await.unwrap();
+    let ep = Endpoint::start().await;
+    const JOBS: usize = 12;
+    ep.script(
+        "/slow",
+        (0..JOBS).map(|_| Answer::Slow(Duration::from_millis(40))),
+    );
+    let mut engines = Vec::new();
+    for _ in 0..2 {
+        let mut push = push_config(AddressPolicy::allow_private());
+        push.per_destination = 2;
+        let options = PostgresOptions {
+            migrate: false,
+            ..PostgresOptions::new(&url).with_schema(&schema.name)
+        };
+        let store = PostgresStore::open(options).await.unwrap();
+        let config = EngineConfig {
+            // A slot freed by the other server is noticed by this poll.
+            claim_poll: Duration::from_millis(100),
+            push,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(Arc::new(store), config);
+        engine.start();
+        engines.push(engine);
+    }
+    let mut ids = Vec::new();
+    for i in 0..JOBS {
+        let engine = &engines[i % 2];
+        let job = new_job(json!({"queue": "q", "target": {"url": ep.url("/slow")}}));
+        ids.push(job.id);
+        engine.enqueue(vec![job]).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in ids {
+        loop {
+            let job = engines[0].get(id).await.unwrap().unwrap();
+            if job.state == JobState::Succeeded {
+                break;
+            }
+            assert!(Instant::now() < deadline, "job {id} stayed {}", job.state);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_eq!(ep.seen("/slow").len(), JOBS);
+    assert_eq!(
+        ep.max_concurrent(),
+        2,
+        "the two servers together held the destination at its cap of 2"
+    );
+    for engine in &engines {
+        engine.shutdown().await;
+    }
 }

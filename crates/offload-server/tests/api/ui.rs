@@ -485,7 +485,6 @@ async fn push_page_lists_failed_deliveries_per_destination() {
             worker_id: "push:test".into(),
             max_jobs: 10,
             per_destination: 10,
-            busy: Vec::new(),
         })
         .await
         .unwrap();

@@ -13,7 +13,7 @@
 //! so lease expiry, due jobs, pruning and leader expiry are tested without sleeping.
 //!
 //! The suite is split by topic, one file each (insert, claim, finish, manage, maintenance, reads, leader,
-//! lifecycle, push, settings, schedules, functions, events, runs, run_reports, flow). A suite function is a `pub async fn name(h: Harness)` in a topic
+//! lifecycle, push, push_limits, settings, schedules, functions, events, runs, run_reports, flow). A suite function is a `pub async fn name(h: Harness)` in a topic
 //! file, listed in `conformance_tests!` as `topic::name`. A written but unlisted function would run on no
 //! store, so `tests/conformance_registry.rs` reads the topic files and fails on any suite function that is not
 //! listed (and on a topic file that is not a module here); the compiler rejects a listed one that does not
@@ -34,6 +34,7 @@ pub mod lifecycle;
 pub mod maintenance;
 pub mod manage;
 pub mod push;
+pub mod push_limits;
 pub mod reads;
 pub mod run_reports;
 pub mod runs;
@@ -318,6 +319,8 @@ macro_rules! conformance_tests {
             push::push_callbacks_are_created_with_the_end,
             push::push_failures_are_grouped_by_destination,
             push::push_failures_break_ties_and_cut_errors,
+            push_limits::push_cap_counts_every_dispatcher,
+            push_limits::push_slots_free_on_every_end,
             settings::setting_init_keeps_the_first_value,
             schedules::schedule_upsert_get_list_delete,
             schedules::schedule_pause_resume_and_due,

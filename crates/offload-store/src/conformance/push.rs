@@ -25,19 +25,34 @@ pub fn push_job(queue: &str, url: &str) -> NewJob {
 
 impl Harness {
     /// Claims push jobs as the dispatcher `d1`.
-    pub async fn claim_push(
+    pub async fn claim_push(&self, max_jobs: u32, per_destination: u32) -> Vec<PushJob> {
+        self.claim_push_as("d1", max_jobs, per_destination).await
+    }
+
+    /// Claims push jobs as the dispatcher `worker` (another server's, when not `d1`).
+    pub async fn claim_push_as(
         &self,
+        worker: &str,
         max_jobs: u32,
         per_destination: u32,
-        busy: &[(&str, u32)],
     ) -> Vec<PushJob> {
         let p = JobClaimPushParams {
-            worker_id: "d1".into(),
+            worker_id: worker.into(),
             max_jobs,
             per_destination,
-            busy: busy.iter().map(|(d, n)| ((*d).to_owned(), *n)).collect(),
         };
         self.store.job_claim_push(p).await.expect("claim push")
+    }
+
+    /// Pauses or resumes `queue`.
+    pub async fn set_paused(&self, queue: &str, paused: bool) {
+        self.store
+            .queue_set_paused(QueueSetPausedParams {
+                queue: queue.into(),
+                paused,
+            })
+            .await
+            .expect("pause");
     }
 
     /// Jobs of the callback queue, oldest first.
@@ -97,7 +112,7 @@ pub async fn push_jobs_are_only_claimed_by_the_dispatcher(h: Harness) {
         vec![pull_id],
         "a worker never gets a push job"
     );
-    let pushed = h.claim_push(10, 10, &[]).await;
+    let pushed = h.claim_push(10, 10).await;
     assert_eq!(pushed.len(), 1, "the dispatcher never gets a pull job");
     let p = &pushed[0];
     assert_eq!((p.job.id, p.job.attempt), (push_id, 1));
@@ -112,7 +127,7 @@ pub async fn push_jobs_are_only_claimed_by_the_dispatcher(h: Harness) {
         Some("d1"),
         "the dispatcher is the attempt's worker"
     );
-    assert!(h.claim_push(10, 10, &[]).await.is_empty());
+    assert!(h.claim_push(10, 10).await.is_empty());
     // The push job's attempt ends like any other.
     let done = h
         .finish(
@@ -131,12 +146,11 @@ pub async fn push_jobs_are_only_claimed_by_the_dispatcher(h: Harness) {
     );
 }
 
-/// Push claims follow priority then due time across queues, skip paused queues, and never let one
-/// destination hold more than `per_destination` jobs (counting what the caller holds).
+/// Push claims follow priority then due time across queues, skip paused queues, and never start a job of a
+/// destination that already runs `per_destination` push jobs, whichever dispatcher holds them.
 pub async fn push_claims_cap_each_destination(h: Harness) {
     let a = "http://a.example/hook";
     let b = "http://b.example:8080/hook";
-    let (da, db) = ("http://a.example:80", "http://b.example:8080");
     let mut jobs = Vec::new();
     for i in 0..5 {
         jobs.push(NewJob {
@@ -150,45 +164,37 @@ pub async fn push_claims_cap_each_destination(h: Harness) {
     let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
     h.insert(jobs).await;
 
-    let first = h.claim_push(10, 2, &[(da, 1)]).await;
+    let held = h.claim_push(1, 2).await;
+    assert_eq!(held[0].job.id, ids[0]);
+    let first = h.claim_push_as("d2", 10, 2).await;
     let got: Vec<JobId> = first.iter().map(|p| p.job.id).collect();
     assert_eq!(
         got,
-        vec![ids[0], ids[5], ids[6]],
-        "one more of a (it holds one), two of b, in priority order"
+        vec![ids[1], ids[5], ids[6]],
+        "one more of a (d1 runs one), two of b, in priority order"
     );
     assert!(
-        h.claim_push(10, 2, &[(da, 2), (db, 2)]).await.is_empty(),
+        h.claim_push(10, 2).await.is_empty(),
         "every destination is at its cap"
     );
-    let more = h.claim_push(1, 2, &[(da, 2), (db, 1)]).await;
+    h.complete(&first[1].job, None).await.unwrap();
+    let more = h.claim_push(10, 2).await;
     assert_eq!(
         more.iter().map(|p| p.job.id).collect::<Vec<_>>(),
-        vec![ids[7]]
+        vec![ids[7]],
+        "the completed b job freed its slot"
     );
 
-    h.store
-        .queue_set_paused(QueueSetPausedParams {
-            queue: "qa".into(),
-            paused: true,
-        })
-        .await
-        .unwrap();
+    h.set_paused("qa", true).await;
     assert!(
-        h.claim_push(10, 10, &[]).await.is_empty(),
+        h.claim_push(10, 10).await.is_empty(),
         "a paused queue hands out nothing"
     );
-    h.store
-        .queue_set_paused(QueueSetPausedParams {
-            queue: "qa".into(),
-            paused: false,
-        })
-        .await
-        .unwrap();
-    let rest = h.claim_push(10, 10, &[]).await;
+    h.set_paused("qa", false).await;
+    let rest = h.claim_push(10, 10).await;
     assert_eq!(
         rest.iter().map(|p| p.job.id).collect::<Vec<_>>(),
-        ids[1..5].to_vec()
+        ids[2..5].to_vec()
     );
     assert_eq!(
         h.counts("qa").await,
@@ -199,8 +205,6 @@ pub async fn push_claims_cap_each_destination(h: Harness) {
 /// A push job that succeeds gets its `callback_url` job, one that dies (by failure or lease expiry) its
 /// `failure_callback_url` job, in the same transaction; a retry or a job without callbacks gets none.
 pub async fn push_callbacks_are_created_with_the_end(h: Harness) {
-    // Callbacks go elsewhere, so that claims can leave them out by destination.
-    let hooks = [("https://hooks.example:443", 10)];
     let target = Target {
         callback_url: Some("https://hooks.example/done".into()),
         failure_callback_url: Some("https://hooks.example/failed".into()),
@@ -217,7 +221,7 @@ pub async fn push_callbacks_are_created_with_the_end(h: Harness) {
         push_job("emails", "https://app.example/work"),
     ])
     .await;
-    let claimed = h.claim_push(10, 10, &[]).await;
+    let claimed = h.claim_push(10, 10).await;
     assert_eq!(claimed.len(), 2);
     for p in &claimed {
         h.complete(&p.job, Some(r#"{"status":200,"body":"ok"}"#))
@@ -244,14 +248,16 @@ pub async fn push_callbacks_are_created_with_the_end(h: Harness) {
     assert_eq!(payload["name"], "welcome");
     assert_eq!(payload["result"]["body"], "ok");
 
+    // Callbacks wait in their (paused) queue until the end, so that claims leave them out.
+    h.set_paused(CALLBACK_QUEUE, true).await;
     // A retryable failure with attempts left: no callback yet. The last attempt's failure: the failure one.
     h.insert(vec![with(2)]).await;
-    let p = h.claim_push(1, 10, &hooks).await.remove(0);
+    let p = h.claim_push(1, 10).await.remove(0);
     h.fail(&p.job, "HTTP 503", true, Some(Duration::ZERO))
         .await
         .unwrap();
     assert_eq!(h.callbacks().await.len(), 1);
-    let p = h.claim_push(1, 10, &hooks).await.remove(0);
+    let p = h.claim_push(1, 10).await.remove(0);
     assert_eq!(p.job.attempt, 2);
     assert_eq!(
         h.fail(&p.job, "HTTP 500: boom", true, None)
@@ -275,7 +281,7 @@ pub async fn push_callbacks_are_created_with_the_end(h: Harness) {
 
     // Dying by lease expiry also calls back.
     h.insert(vec![with(1)]).await;
-    let p = h.claim_push(1, 10, &hooks).await.remove(0);
+    let p = h.claim_push(1, 10).await.remove(0);
     h.advance(secs(31));
     let report = h
         .store
@@ -289,7 +295,8 @@ pub async fn push_callbacks_are_created_with_the_end(h: Harness) {
     assert_eq!(payload["error"], "lease expired");
 
     // Callbacks are push jobs: the dispatcher claims them, and they have no callbacks of their own.
-    let cbs = h.claim_push(10, 10, &[]).await;
+    h.set_paused(CALLBACK_QUEUE, false).await;
+    let cbs = h.claim_push(10, 10).await;
     assert_eq!(cbs.len(), 3);
     for cb in &cbs {
         assert_eq!(cb.job.queue, CALLBACK_QUEUE);
@@ -345,7 +352,7 @@ pub async fn push_failures_are_grouped_by_destination(h: Harness) {
         .map(|i| i.id)
         .collect();
     let pull = h.claim("q", 1).await.remove(0);
-    let pushed = h.claim_push(10, 10, &[]).await;
+    let pushed = h.claim_push(10, 10).await;
     let claimed = |id: JobId| pushed.iter().find(|p| p.job.id == id).unwrap().job.clone();
     h.advance(secs(10));
     h.fail(&claimed(ids[0]), "HTTP 500: oops", true, None)
@@ -408,7 +415,7 @@ pub async fn push_failures_are_grouped_by_destination(h: Harness) {
     // A retry that fails again is its destination's latest failure; one that succeeds changes nothing.
     h.advance(secs(60));
     h.stage().await;
-    let again = h.claim_push(10, 10, &[]).await;
+    let again = h.claim_push(10, 10).await;
     assert_eq!(again.len(), 2);
     let retried = |id: JobId| again.iter().find(|p| p.job.id == id).unwrap().job.clone();
     h.fail(
@@ -440,7 +447,7 @@ pub async fn push_failures_are_grouped_by_destination(h: Harness) {
 
     // An expired lease is not a delivery failure.
     h.insert(vec![push_job("q", b)]).await;
-    let lost = h.claim_push(10, 10, &[]).await;
+    let lost = h.claim_push(10, 10).await;
     assert_eq!(lost.len(), 1);
     h.advance(secs(31));
     h.store
@@ -465,7 +472,7 @@ pub async fn push_failures_break_ties_and_cut_errors(h: Harness) {
         .map(|i| i.id)
         .collect();
     ids.sort();
-    let pushed = h.claim_push(10, 10, &[]).await;
+    let pushed = h.claim_push(10, 10).await;
     assert_eq!(pushed.len(), 2);
     let long = "é".repeat(PUSH_FAILURE_ERROR_CHARS as usize + 500);
     let error_of = |id: JobId| {
