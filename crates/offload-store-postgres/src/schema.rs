@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_functions.sql"),
     ),
     (7, "flow", include_str!("../migrations/0007_flow.sql")),
+    (
+        8,
+        "function_flow",
+        include_str!("../migrations/0008_function_flow.sql"),
+    ),
 ];
 
 /// The schema used unless configured otherwise.

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_functions.sql"),
     ),
     (7, "flow", include_str!("../migrations/0007_flow.sql")),
+    (
+        8,
+        "function_flow",
+        include_str!("../migrations/0008_function_flow.sql"),
+    ),
 ];
 
 /// The embedded migrations (built by hand rather than with `sqlx::migrate!`, which would pull in sqlx's
