@@ -13,14 +13,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use offload_core::Timestamp;
 use offload_core::function::definition::Function;
 use offload_core::function::event::{DEFAULT_MAX_EVENT_BYTES, EventId, EventRequest, NewEvent};
+use offload_core::function::flow::SingletonMode;
 use offload_core::function::path::FieldPath;
 use offload_core::function::protocol::Json;
 use offload_core::function::record::{self, RecordLimits, WaitOutcome};
 use offload_core::function::run::RunId;
 use offload_store::calls::{self, CallSpec, INVOKED_EVENT};
-use offload_store::fanout::{CancelFact, EventFacts, WaitFact, cancel_keys, cancel_lookup, fanout};
+use offload_store::fanout::{
+    CancelFact, EventFacts, RateFact, SkipReason, WaitFact, cancel_keys, cancel_lookup, fanout,
+};
 use offload_store::{
-    EventListParams, EventRecord, EventSendParams, EventSendReport, EventSent, Result, StoreError,
+    EventListParams, EventRecord, EventSendParams, EventSendReport, EventSent, Result, Skipped,
+    StoreError, skipped_from_db, skipped_to_db,
 };
 use serde_json::Value;
 use sqlx::Connection;
@@ -135,11 +139,13 @@ async fn store_and_fan_out(
         .collect();
     let waits = waits(conn, &names, &keyed).await?;
     let live = live_runs(conn, &cancelling, &keyed).await?;
+    let mut buckets = rate_buckets(conn, &subscribers, &keyed).await?;
 
     // Decide each event in request order; a wait or a run is taken by the first event that matches it.
     let mut taken_waits = vec![false; waits.len()];
     let mut taken_runs = vec![false; live.len()];
     let mut starts: Vec<(usize, &Function)> = Vec::new();
+    let mut skips: Vec<(usize, &Function, SkipReason)> = Vec::new();
     let mut resolves: Vec<(usize, usize)> = Vec::new();
     let mut cancels: Vec<(usize, usize)> = Vec::new();
     let functions: Vec<&Function> = subscribers
@@ -167,13 +173,30 @@ async fn store_and_fan_out(
                 run_event: &live[r].event,
             })
             .collect();
+        let rates: Vec<RateFact> = functions
+            .iter()
+            .map(|f| {
+                f.flow
+                    .rate_key(&values[k])
+                    .and_then(|key| buckets.get(&(f.id.clone(), key)))
+                    .map_or(RateFact::Unlimited, |tat| RateFact::Bucket(*tat))
+            })
+            .collect();
         let plan = fanout(&EventFacts {
+            now,
             name,
             event: &values[k],
             functions: &functions,
+            rates: &rates,
             waits: &wait_facts,
             cancel: &cancel_facts,
         });
+        for &(f, tat) in &plan.rated {
+            if let Some(key) = functions[f].flow.rate_key(&values[k]) {
+                buckets.insert((functions[f].id.clone(), key), Some(tat));
+            }
+        }
+        skips.extend(plan.skipped.iter().map(|&(f, r)| (k, functions[f], r)));
         starts.extend(plan.start.into_iter().map(|f| (k, functions[f])));
         for w in plan.resolve {
             taken_waits[wait_idx[w]] = true;
@@ -195,8 +218,10 @@ async fn store_and_fan_out(
             started: Vec::new(),
             resolved_waits: 0,
             cancelled_runs: 0,
+            skipped: Vec::new(),
         })
         .collect();
+    write_buckets(conn, &buckets).await?;
 
     // Cancels first: they lock call jobs before runs, like every end of a call.
     let cancel_ids: Vec<RunId> = cancels.iter().map(|&(_, r)| live[r].id).collect();
@@ -209,6 +234,23 @@ async fn store_and_fan_out(
                 outcome[k].cancelled_runs += 1;
             }
         }
+    }
+
+    // Singletons in `cancel` mode: events of one key wait for each other, and each cancels the live run of its
+    // key before starting its own.
+    let mut replaced: Vec<RunId> = Vec::new();
+    for &(k, function) in &starts {
+        if let (Some(s), Some(key)) = (
+            &function.flow.singleton,
+            function.flow.singleton_key(&values[k]),
+        ) && s.mode == SingletonMode::Cancel
+        {
+            replaced.extend(live_singleton(conn, &function.id, &key).await?);
+        }
+    }
+    if !replaced.is_empty() {
+        let (_, queues) = run_flow::cancel_runs(conn, now, limits, &replaced).await?;
+        announce.extend(queues);
     }
 
     // New runs, one per (function, event), each with its first call.
@@ -226,7 +268,33 @@ async fn store_and_fan_out(
             parent: None,
         });
     }
-    announce.extend(insert_runs(conn, now, limits, &new_runs).await?);
+    let (queues, refused) = insert_runs(conn, now, limits, &new_runs).await?;
+    announce.extend(queues);
+    // A run the singleton index refused: a live run of its key exists (or was started concurrently).
+    for (r, &(k, function)) in new_runs.iter().zip(&starts) {
+        if refused.contains(&r.id) {
+            outcome[k].runs.retain(|id| *id != r.id);
+            outcome[k].started.retain(|f| *f != function.id);
+            skips.push((k, function, SkipReason::Singleton));
+        }
+    }
+    for &(k, function, reason) in &skips {
+        outcome[k].skipped.push(Skipped {
+            function_id: function.id.clone(),
+            reason,
+        });
+    }
+    for o in &mut outcome {
+        o.skipped.sort_by(|a, b| a.function_id.cmp(&b.function_id));
+        if let Some(text) = skipped_to_db(&o.skipped) {
+            sqlx::query("UPDATE events SET skipped = $2 WHERE id = $1")
+                .bind(o.id.0)
+                .bind(text)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+    }
 
     // Waits: lock their runs, then delete the rows; a deleted row is this transaction's to resolve.
     if !resolves.is_empty() {
@@ -292,9 +360,110 @@ async fn store_and_fan_out(
             started: Vec::new(),
             resolved_waits: 0,
             cancelled_runs: 0,
+            skipped: Vec::new(),
         });
     }
     Ok((answer, announce))
+}
+
+/// The rate limit buckets the events may use (those of the triggered functions with a rate limit, per key
+/// value), created when new and locked in (function, key) order, so concurrent events on several servers use a
+/// bucket one after the other; by (function, key), their TAT.
+async fn rate_buckets(
+    conn: &mut PgConnection,
+    subscribers: &[Subscriber],
+    events: &[(&str, &Value)],
+) -> Result<HashMap<(String, String), Option<Timestamp>>> {
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    for s in subscribers.iter().filter(|s| s.triggers) {
+        for (name, event) in events {
+            if let Some(key) = s.function.flow.rate_key(event)
+                && s.function.is_triggered_by(name, event)
+            {
+                wanted.insert((s.function.id.clone(), key));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (functions, keys): (Vec<String>, Vec<String>) = wanted.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO function_rates (function_id, key)
+         SELECT f, k FROM unnest($1::text[], $2::text[]) AS u (f, k) ORDER BY f, k
+         ON CONFLICT (function_id, key) DO NOTHING",
+    )
+    .bind(&functions)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    let rows = sqlx::query(
+        "SELECT r.function_id, r.key, r.tat FROM function_rates r
+         JOIN unnest($1::text[], $2::text[]) AS u (f, k) ON r.function_id = u.f AND r.key = u.k
+         ORDER BY r.function_id, r.key FOR UPDATE OF r",
+    )
+    .bind(&functions)
+    .bind(&keys)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                (get(r, "function_id")?, get(r, "key")?),
+                codec::ts_opt(r, "tat")?,
+            ))
+        })
+        .collect()
+}
+
+/// Stores the buckets' TATs (those the events used; the others are written back unchanged).
+async fn write_buckets(
+    conn: &mut PgConnection,
+    buckets: &HashMap<(String, String), Option<Timestamp>>,
+) -> Result<()> {
+    let used: Vec<(&(String, String), Timestamp)> = buckets
+        .iter()
+        .filter_map(|(k, tat)| tat.map(|t| (k, t)))
+        .collect();
+    if used.is_empty() {
+        return Ok(());
+    }
+    let functions: Vec<&str> = used.iter().map(|((f, _), _)| f.as_str()).collect();
+    let keys: Vec<&str> = used.iter().map(|((_, k), _)| k.as_str()).collect();
+    let tats: Vec<Ts> = used.iter().map(|(_, t)| Ts(*t)).collect();
+    sqlx::query(
+        "UPDATE function_rates r SET tat = u.t
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u (f, k, t)
+         WHERE r.function_id = u.f AND r.key = u.k",
+    )
+    .bind(functions)
+    .bind(keys)
+    .bind(tats)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The live runs of a function's singleton key, after waiting for other transactions starting runs of that key.
+async fn live_singleton(conn: &mut PgConnection, function: &str, key: &str) -> Result<Vec<RunId>> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("offload.singleton {function} {key}"))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM runs WHERE function_id = $1 AND singleton_key = $2
+         AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .bind(function)
+    .bind(key)
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    Ok(ids.into_iter().map(RunId).collect())
 }
 
 /// Inserts the events whose sender id is not stored yet (in sender-id order, so two transactions never wait for
@@ -550,15 +719,16 @@ pub(crate) struct NewRun<'a> {
     pub(crate) parent: Option<(RunId, &'a str)>,
 }
 
-/// Creates runs, each with its first call (attempt 1, no steps); returns the queues to announce.
+/// Creates runs, each with its first call (attempt 1, no steps); returns the queues to announce and the runs the
+/// singleton index refused (a live run of their function and key exists), which get nothing.
 pub(crate) async fn insert_runs(
     conn: &mut PgConnection,
     now: Timestamp,
     limits: &RecordLimits,
     runs: &[NewRun<'_>],
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, BTreeSet<RunId>)> {
     if runs.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), BTreeSet::new()));
     }
     let n = runs.len();
     let mut ids = Vec::with_capacity(n);
@@ -567,9 +737,17 @@ pub(crate) async fn insert_runs(
     let mut event_texts = Vec::with_capacity(n);
     let mut parents = Vec::with_capacity(n);
     let mut parent_steps = Vec::with_capacity(n);
+    let mut singleton_keys = Vec::with_capacity(n);
     let no_steps = BTreeMap::new();
     let mut jobs = Vec::with_capacity(n);
     for r in runs {
+        // Only runs an event starts are singletons; invoked runs are not.
+        singleton_keys.push(match r.parent {
+            None => serde_json::from_str::<Value>(r.event.get())
+                .ok()
+                .and_then(|e| r.function.flow.singleton_key(&e)),
+            Some(_) => None,
+        });
         ids.push(r.id.0);
         functions.push(r.function.id.as_str());
         event_ids.push(r.event_id.0);
@@ -587,11 +765,15 @@ pub(crate) async fn insert_runs(
             max_state_bytes: limits.max_state_bytes,
         })?);
     }
-    sqlx::query(
-        "INSERT INTO runs (id, function_id, state, event_id, event, parent_run_id, parent_step, created_at, updated_at)
-         SELECT id, function_id, 'queued', event_id, event::json, parent, parent_step, $1, $1
-         FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::text[])
-             AS u (id, function_id, event_id, event, parent, parent_step)",
+    let inserted: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO runs (id, function_id, state, event_id, event, parent_run_id, parent_step, created_at, updated_at,
+             singleton_key)
+         SELECT id, function_id, 'queued', event_id, event::json, parent, parent_step, $1, $1, singleton_key
+         FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::text[], $8::text[])
+             AS u (id, function_id, event_id, event, parent, parent_step, singleton_key)
+         ON CONFLICT (function_id, singleton_key)
+             WHERE singleton_key IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled') DO NOTHING
+         RETURNING id",
     )
     .bind(Ts(now))
     .bind(ids)
@@ -600,9 +782,22 @@ pub(crate) async fn insert_runs(
     .bind(event_texts)
     .bind(parents)
     .bind(parent_steps)
-    .execute(&mut *conn)
+    .bind(singleton_keys)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
+    let inserted: BTreeSet<uuid::Uuid> = inserted.into_iter().collect();
+    let refused: BTreeSet<RunId> = runs
+        .iter()
+        .filter(|r| !inserted.contains(&r.id.0))
+        .map(|r| r.id)
+        .collect();
+    let jobs: Vec<_> = jobs
+        .into_iter()
+        .zip(runs)
+        .filter(|(_, r)| !refused.contains(&r.id))
+        .map(|(j, _)| j)
+        .collect();
     let values: Vec<Value> = runs
         .iter()
         .map(|r| serde_json::from_str(r.event.get()).unwrap_or(Value::Null))
@@ -610,7 +805,7 @@ pub(crate) async fn insert_runs(
     let keyed: Vec<(RunId, &Function, &Value)> = runs
         .iter()
         .zip(&values)
-        .filter(|(r, _)| !r.function.cancel_on.is_empty())
+        .filter(|(r, _)| !r.function.cancel_on.is_empty() && !refused.contains(&r.id))
         .map(|(r, v)| (r.id, r.function, v))
         .collect();
     insert_cancel_keys(conn, &keyed).await?;
@@ -618,7 +813,7 @@ pub(crate) async fn insert_runs(
     for answer in out.answers {
         answer?;
     }
-    Ok(out.announce)
+    Ok((out.announce, refused))
 }
 
 /// Starts the child run of an `invoke` step: its event (`offload/function.invoked` with the step's data) is
@@ -649,7 +844,9 @@ pub(crate) async fn start_invoked(
             .map_err(|e| StoreError::Internal(e.to_string()))?,
         parent: Some(parent),
     };
-    insert_runs(conn, now, limits, std::slice::from_ref(&run)).await
+    Ok(insert_runs(conn, now, limits, std::slice::from_ref(&run))
+        .await?
+        .0)
 }
 
 /// The runs each of `events` started, by event.
@@ -675,7 +872,7 @@ async fn runs_of(
 }
 
 /// The columns [`event`] reads.
-const EVENT_COLUMNS: &str = "id, name, data, user_id, ts, received_at";
+const EVENT_COLUMNS: &str = "id, name, data, user_id, ts, received_at, skipped";
 
 fn event(row: &PgRow, runs: Vec<RunId>) -> Result<EventRecord> {
     Ok(EventRecord {
@@ -686,6 +883,7 @@ fn event(row: &PgRow, runs: Vec<RunId>) -> Result<EventRecord> {
         ts: ts(row, "ts")?,
         received_at: ts(row, "received_at")?,
         runs,
+        skipped: skipped_from_db(get::<Option<&str>>(row, "skipped")?)?,
     })
 }
 

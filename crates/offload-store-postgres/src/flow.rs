@@ -9,6 +9,7 @@
 use offload_core::api::{GroupUsage, QueueInfo, QueueUsage};
 use offload_core::flow::admission::{Candidate, Usage, WaitingFor, admit};
 use offload_core::flow::gcra::Gcra;
+use offload_core::flow::limits::{QueueLimits, QueueLimitsPatch};
 use offload_core::{Job, JobState, Timestamp};
 use offload_store::{QueueSetLimitsParams, Result, StoreError};
 use sqlx::Connection;
@@ -30,42 +31,53 @@ pub(crate) async fn queue_running(conn: &mut PgConnection, queue: &str) -> Resul
     Ok(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
 }
 
-/// Applies `p.patch` to the stored limits in one transaction (the queue row is created when unknown, and
-/// locked while the limits are read and written) and answers the queue with its usage.
+/// Applies `p.patch` to the stored limits in one transaction and answers the queue with its usage.
 pub(crate) async fn set_limits(
     conn: &mut PgConnection,
     now: Timestamp,
     p: QueueSetLimitsParams,
 ) -> Result<QueueInfo> {
     let mut tx = conn.begin().await.map_err(db)?;
-    sqlx::query(
-        "INSERT INTO queues (name, paused, created_at) VALUES ($1, false, $2) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(&p.queue)
-    .bind(Ts(now))
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT limits FROM queues WHERE name = $1 FOR UPDATE")
-            .bind(&p.queue)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-    let limits = offload_store::codec::limits(stored.as_deref())?
-        .patched(p.patch)
-        .map_err(|e| StoreError::Internal(format!("queue limits: {e}")))?;
-    sqlx::query("UPDATE queues SET limits = $2 WHERE name = $1")
-        .bind(&p.queue)
-        .bind(offload_store::codec::limits_to_db(&limits)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+    apply_limits(&mut tx, now, &p.queue, p.patch).await?;
     let info = get_queue(&mut tx, now, &p.queue)
         .await?
         .ok_or_else(|| StoreError::Internal(format!("queue {} vanished", p.queue)))?;
     tx.commit().await.map_err(db)?;
     Ok(info)
+}
+
+/// Applies a patch to a queue's stored limits in the caller's transaction (the queue row is created when
+/// unknown, and locked while the limits are read and written); returns the limits now in force.
+pub(crate) async fn apply_limits(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    queue: &str,
+    patch: QueueLimitsPatch,
+) -> Result<QueueLimits> {
+    sqlx::query(
+        "INSERT INTO queues (name, paused, created_at) VALUES ($1, false, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(queue)
+    .bind(Ts(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT limits FROM queues WHERE name = $1 FOR UPDATE")
+            .bind(queue)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+    let limits = offload_store::codec::limits(stored.as_deref())?
+        .patched(patch)
+        .map_err(|e| StoreError::Internal(format!("queue limits: {e}")))?;
+    sqlx::query("UPDATE queues SET limits = $2 WHERE name = $1")
+        .bind(queue)
+        .bind(offload_store::codec::limits_to_db(&limits)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(limits)
 }
 
 /// One queue with its counts, limits and usage; `None` when unknown (no jobs, no queue row).

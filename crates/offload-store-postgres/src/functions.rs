@@ -2,7 +2,8 @@
 //!
 //! Invariant: a function's row holds the definition exactly as registered (`spec`), re-validated on every read,
 //! and the event names its triggers and `cancel_on` rules name (for fan-out's index). Removing a function only
-//! stamps `deleted_at`: it is hidden and starts no runs, while its runs' calls still read the definition.
+//! stamps `deleted_at`: it is hidden and starts no runs, while its runs' calls still read the definition. A
+//! function that declares `concurrency` or `throttle` writes them as its queue's limits in the same transaction.
 
 use offload_core::Timestamp;
 use offload_core::function::definition::{Function, FunctionSpec, Trigger};
@@ -106,9 +107,12 @@ async fn write(
     .bind(cancel_events(function))
     .bind(Ts(now))
     .bind(fresh)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await
     .map_err(db)?;
+    if let Some(patch) = function.flow.queue_patch() {
+        crate::flow::apply_limits(conn, now, &function.queue, patch).await?;
+    }
     record(&row)
 }
 

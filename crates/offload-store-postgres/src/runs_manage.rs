@@ -127,7 +127,7 @@ async fn retry_in(
     sqlx::query(
         "WITH p AS (UPDATE run_steps SET parallel = false WHERE run_id = $1 AND result IS NULL)
          UPDATE runs SET state = 'queued', ended_at = NULL, output = NULL, error_name = NULL,
-             error_message = NULL, wake_at = NULL, updated_at = $2 WHERE id = $1",
+             error_message = NULL, wake_at = NULL, singleton_key = NULL, updated_at = $2 WHERE id = $1",
     )
     .bind(id.0)
     .bind(Ts(now))

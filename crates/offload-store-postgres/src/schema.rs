@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (7, "flow", include_str!("../migrations/0007_flow.sql")),
     (
+        8,
+        "function_flow",
+        include_str!("../migrations/0008_function_flow.sql"),
+    ),
+    (
         9,
         "push_running",
         include_str!("../migrations/0009_push_running.sql"),

@@ -11,14 +11,18 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use offload_core::function::definition::Function;
 use offload_core::function::event::{EventId, NewEvent};
+use offload_core::function::flow::SingletonMode;
 use offload_core::function::path::FieldPath;
 use offload_core::function::protocol::Json;
 use offload_core::function::record::{WaitOutcome, resolve_wait};
 use offload_core::function::run::RunId;
 use offload_store::calls::INVOKED_EVENT;
-use offload_store::fanout::{EventFacts, WaitFact, cancel_lookup, event_json, fanout};
+use offload_store::fanout::{
+    EventFacts, RateFact, SkipReason, WaitFact, cancel_lookup, event_json, fanout,
+};
 use offload_store::{
-    EventListParams, EventRecord, EventSendParams, EventSendReport, EventSent, Result, StoreError,
+    EventListParams, EventRecord, EventSendParams, EventSendReport, EventSent, Result, Skipped,
+    StoreError, skipped_from_db, skipped_to_db,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -117,6 +121,7 @@ pub(crate) async fn store(
                     started: Vec::new(),
                     resolved_waits: 0,
                     cancelled_runs: 0,
+                    skipped: Vec::new(),
                 });
                 continue;
             }
@@ -176,18 +181,101 @@ async fn fan_out(
         .map(wait_fact)
         .collect::<Result<Vec<_>>>()?;
 
+    let mut rates = Vec::with_capacity(functions.len());
+    for f in &functions {
+        rates.push(match f.flow.rate_key(&json) {
+            Some(key) if f.is_triggered_by(name, &json) => {
+                let tat: Option<Option<i64>> = sqlx::query_scalar(
+                    "SELECT tat FROM function_rates WHERE function_id = ?1 AND key = ?2",
+                )
+                .bind(&f.id)
+                .bind(&key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+                RateFact::Bucket(tat.flatten().map(codec::timestamp).transpose()?)
+            }
+            _ => RateFact::Unlimited,
+        });
+    }
+
     let function_refs: Vec<&Function> = functions.iter().collect();
-    let plan = fanout(&EventFacts {
+    let mut plan = fanout(&EventFacts {
+        now,
         name,
         event: &json,
         functions: &function_refs,
+        rates: &rates,
         waits: &waits,
         cancel: &[],
     });
 
-    let mut runs = Vec::with_capacity(plan.start.len());
-    let mut started = Vec::with_capacity(plan.start.len());
-    for i in plan.start {
+    // Singletons: a live run of the key skips the new one (`skip`; the event has used the rate limit) or is
+    // cancelled (`cancel`).
+    let mut replaced = Vec::new();
+    let mut starts = Vec::with_capacity(plan.start.len());
+    for i in std::mem::take(&mut plan.start) {
+        let f = &functions[i];
+        let live = match (&f.flow.singleton, f.flow.singleton_key(&json)) {
+            (Some(s), Some(key)) => live_singleton(conn, &f.id, &key)
+                .await?
+                .map(|seq| (s.mode, seq)),
+            _ => None,
+        };
+        match live {
+            Some((SingletonMode::Skip, _)) => {
+                plan.skipped.push((i, SkipReason::Singleton));
+            }
+            Some((SingletonMode::Cancel, seq)) => {
+                replaced.push(seq);
+                starts.push(i);
+            }
+            None => starts.push(i),
+        }
+    }
+    for &(i, tat) in &plan.rated {
+        sqlx::query(
+            "INSERT INTO function_rates (function_id, key, tat) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (function_id, key) DO UPDATE SET tat = excluded.tat",
+        )
+        .bind(&functions[i].id)
+        .bind(functions[i].flow.rate_key(&json).unwrap_or_default())
+        .bind(micros(tat))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    plan.skipped.sort_by_key(|(i, _)| *i);
+    let skipped: Vec<Skipped> = plan
+        .skipped
+        .iter()
+        .map(|&(i, reason)| Skipped {
+            function_id: functions[i].id.clone(),
+            reason,
+        })
+        .collect();
+    if let Some(text) = skipped_to_db(&skipped) {
+        sqlx::query("UPDATE events SET skipped = ?2 WHERE id = ?1")
+            .bind(id.0.as_bytes().as_slice())
+            .bind(text)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    if !replaced.is_empty() {
+        calls.insert(conn, now, counts, woken).await?;
+    }
+    for seq in replaced {
+        if let Some(run) = run_rows::load_run_seq(conn, seq).await?
+            && !run.state.is_final()
+        {
+            run_calls::cancel_run(conn, now, &run, counts, woken).await?;
+        }
+    }
+
+    let mut runs = Vec::with_capacity(starts.len());
+    let mut started = Vec::with_capacity(starts.len());
+    for i in starts {
         let started_by = (id, text.as_str(), None);
         runs.push(run_calls::create_run_into(conn, now, &functions[i], started_by, calls).await?);
         started.push(functions[i].id.clone());
@@ -233,7 +321,25 @@ async fn fan_out(
         started,
         resolved_waits,
         cancelled_runs,
+        skipped,
     })
+}
+
+/// The live run of a function's singleton key, if any.
+async fn live_singleton(
+    conn: &mut SqliteConnection,
+    function: &str,
+    key: &str,
+) -> Result<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT seq FROM runs WHERE function_id = ?1 AND singleton_key = ?2 \
+         AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .bind(function)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)
 }
 
 /// The waits an event may resolve, found by index: those taking any event of its name, and for each path the
@@ -371,6 +477,7 @@ async fn event_of(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<EventR
         ts: codec::timestamp(get(row, "ts")?)?,
         received_at: codec::timestamp(get(row, "received_at")?)?,
         runs: runs_of(conn, id).await?,
+        skipped: skipped_from_db(get(row, "skipped")?)?,
     })
 }
 
@@ -379,12 +486,13 @@ pub(crate) async fn get_one(
     conn: &mut SqliteConnection,
     id: EventId,
 ) -> Result<Option<EventRecord>> {
-    let row =
-        sqlx::query("SELECT id, name, data, user_id, ts, received_at FROM events WHERE id = ?1")
-            .bind(id.0.as_bytes().as_slice())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?;
+    let row = sqlx::query(
+        "SELECT id, name, data, user_id, ts, received_at, skipped FROM events WHERE id = ?1",
+    )
+    .bind(id.0.as_bytes().as_slice())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
     match row {
         Some(row) => Ok(Some(event_of(conn, &row).await?)),
         None => Ok(None),
@@ -397,7 +505,7 @@ pub(crate) async fn list(
     p: &EventListParams,
 ) -> Result<Vec<EventRecord>> {
     let rows = sqlx::query(
-        "SELECT id, name, data, user_id, ts, received_at FROM events \
+        "SELECT id, name, data, user_id, ts, received_at, skipped FROM events \
          WHERE (?1 IS NULL OR name = ?1) \
            AND (?2 IS NULL OR seq < coalesce((SELECT seq FROM events WHERE id = ?2), -1)) \
          ORDER BY seq DESC LIMIT ?3",

@@ -2,7 +2,8 @@
 //!
 //! Invariant: a function's row and its `function_events` (the event names it listens to, for fan-out) change
 //! together in the writer's transaction. A removed function keeps its row with `deleted_at`, so its runs keep
-//! their definition; it is hidden from reads and starts no runs. Specs are validated again when read.
+//! their definition; it is hidden from reads and starts no runs. Specs are validated again when read. A function
+//! that declares `concurrency` or `throttle` writes them as its queue's limits in the same transaction.
 
 use jiff::Timestamp;
 use offload_core::function::definition::{Function, FunctionSpec, Trigger};
@@ -121,6 +122,9 @@ async fn write(
         .execute(&mut *conn)
         .await
         .map_err(db)?;
+    }
+    if let Some(patch) = function.flow.queue_patch() {
+        crate::queues::apply_limits(conn, now, &function.queue, patch).await?;
     }
     let record = FunctionRecord {
         function: function.clone(),

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use offload_core::api::{GroupUsage, QueueInfo, QueueUsage};
 use offload_core::flow::gcra::Gcra;
+use offload_core::flow::limits::{QueueLimits, QueueLimitsPatch};
 use offload_core::{JobState, Timestamp};
 use offload_store::{
     QueueSetLimitsParams, QueueSetPausedParams, QueueThroughputParams, Result, StoreError,
@@ -180,25 +181,38 @@ pub(crate) async fn get_one(
 }
 
 /// Applies a patch to a queue's limits (creating the queue if unknown) and answers the queue with its usage.
-/// Clearing every limit stores none, which puts the queue back on the fast claim path. Whenever limits are
-/// set, the queue's count of available grouped jobs is recounted from `queue_groups`.
 pub(crate) async fn set_limits(
     conn: &mut SqliteConnection,
     now: Timestamp,
     p: QueueSetLimitsParams,
 ) -> Result<QueueInfo> {
-    let current = flow::queue_flow(conn, &p.queue)
+    apply_limits(conn, now, &p.queue, p.patch).await?;
+    get_one(conn, now, &p.queue)
+        .await?
+        .ok_or_else(|| StoreError::Internal(format!("queue {} vanished", p.queue)))
+}
+
+/// Applies a patch to a queue's limits (creating the queue if unknown), in the caller's transaction; returns the
+/// limits now in force. Clearing every limit stores none, which puts the queue back on the fast claim path.
+/// Whenever limits are set, the queue's count of available grouped jobs is recounted from `queue_groups`.
+pub(crate) async fn apply_limits(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    queue: &str,
+    patch: QueueLimitsPatch,
+) -> Result<QueueLimits> {
+    let current = flow::queue_flow(conn, queue)
         .await?
         .map(|f| f.limits)
         .unwrap_or_default();
     let limits = current
-        .patched(p.patch)
+        .patched(patch)
         .map_err(|e| StoreError::Internal(format!("queue limits: {e}")))?;
     sqlx::query(
         "INSERT INTO queues (name, paused, created_at, limits) VALUES (?1, 0, ?2, ?3) \
          ON CONFLICT (name) DO UPDATE SET limits = excluded.limits",
     )
-    .bind(&p.queue)
+    .bind(queue)
     .bind(micros(now))
     .bind(offload_store::codec::limits_to_db(&limits)?)
     .execute(&mut *conn)
@@ -208,11 +222,9 @@ pub(crate) async fn set_limits(
         "UPDATE queues SET grouped_available = \
            (SELECT coalesce(sum(available), 0) FROM queue_groups WHERE queue = ?1) WHERE name = ?1",
     )
-    .bind(&p.queue)
+    .bind(queue)
     .execute(&mut *conn)
     .await
     .map_err(db)?;
-    get_one(conn, now, &p.queue)
-        .await?
-        .ok_or_else(|| StoreError::Internal(format!("queue {} vanished", p.queue)))
+    Ok(limits)
 }

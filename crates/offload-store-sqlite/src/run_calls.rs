@@ -189,9 +189,17 @@ pub(crate) async fn create_run_into(
     calls: &mut Calls,
 ) -> Result<RunId> {
     let id = RunId::new();
+    // Only runs an event starts are singletons (fan-out made room for this one); invoked runs are not.
+    let singleton_key = match parent {
+        None => serde_json::from_str::<serde_json::Value>(event)
+            .ok()
+            .and_then(|e| function.flow.singleton_key(&e)),
+        Some(_) => None,
+    };
     let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO runs (id, function_id, state, event_id, event, parent_id, parent_step, created_at, updated_at) \
-         VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?7) RETURNING seq",
+        "INSERT INTO runs (id, function_id, state, event_id, event, parent_id, parent_step, created_at, updated_at, \
+           singleton_key) \
+         VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?7, ?8) RETURNING seq",
     )
     .bind(id.0.as_bytes().as_slice())
     .bind(&function.id)
@@ -200,6 +208,7 @@ pub(crate) async fn create_run_into(
     .bind(parent.map(|(p, _)| p.0.as_bytes().to_vec()))
     .bind(parent.map(|(_, s)| s))
     .bind(micros(now))
+    .bind(singleton_key)
     .fetch_one(&mut *conn)
     .await
     .map_err(db)?;

@@ -320,7 +320,7 @@ pub(crate) async fn retry(
         "DELETE FROM run_steps WHERE run_seq = ?1 AND result_kind IS NULL AND kind <> 'run'",
         "UPDATE run_steps SET planned = 0 WHERE run_seq = ?1",
         "UPDATE runs SET state = 'queued', output = NULL, error_name = NULL, error_message = NULL, \
-           ended_at = NULL, wake_at = NULL, \
+           ended_at = NULL, wake_at = NULL, singleton_key = NULL, \
            steps = (SELECT count(*) FROM run_steps WHERE run_seq = ?1 AND result_kind IS NOT NULL), \
            state_bytes = (SELECT coalesce(sum(CASE result_kind WHEN 'data' THEN length(CAST(data AS BLOB)) \
              ELSE length(CAST(error_name AS BLOB)) + length(CAST(error_message AS BLOB)) END), 0) \

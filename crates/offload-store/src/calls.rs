@@ -4,7 +4,9 @@
 //! A call is an ordinary job ([`call_job`]): queue = the function's queue, name = the function id, tag
 //! [`RUN_TAG`] = the run id, payload = the [`CallRequest`] with every step recorded so far (or none, with
 //! `steps_omitted`, when they would not fit in `max_state_bytes`), `max_attempts` = retries + 1, the function's
-//! backoff and timeout, and its push target.
+//! backoff and timeout, its push target, and `group` = the value of the function's concurrency or throttle key
+//! in the run's event (none without a key, or when the event lacks the field: the call then counts against the
+//! queue-wide limits only).
 //!
 //! Invariant: pure. Nothing here reads a clock, a random source or a database.
 
@@ -100,7 +102,9 @@ pub fn call_job(spec: &CallSpec<'_>) -> Result<NewJob, StoreError> {
             RunsOn::Push(target) => Some(target.clone()),
             RunsOn::Pull => None,
         },
-        group: None,
+        group: serde_json::from_str::<serde_json::Value>(spec.event.get())
+            .ok()
+            .and_then(|event| f.flow.group(&event)),
         debounce: None,
     })
 }
@@ -362,6 +366,7 @@ mod tests {
         };
         let job = call_job(&spec).unwrap();
         assert_eq!(job.queue, "billing");
+        assert_eq!(job.group, None);
         assert_eq!(job.name.as_deref(), Some("charge"));
         assert_eq!(job.max_attempts, 3);
         assert_eq!(job.timeout, Duration::from_secs(10));
@@ -374,6 +379,33 @@ mod tests {
         assert_eq!(payload["steps"]["a"], json!({"data": 1}));
         assert_eq!(payload["run_step"], json!("p"));
         assert_eq!(payload["events"][0]["name"], json!("app/x"));
+    }
+
+    #[test]
+    fn a_keyed_concurrency_groups_calls_by_the_events_value() {
+        let f = function(json!({"id": "sync", "triggers": [{"event": "app/x"}],
+            "concurrency": [{"limit": 1, "key": "data.account"}]}));
+        let steps = BTreeMap::new();
+        let group_of = |text: &str| {
+            let event = Json::from_text(text).unwrap();
+            call_job(&CallSpec {
+                function: &f,
+                run_id: RunId::new(),
+                event: &event,
+                steps: &steps,
+                attempt: 1,
+                run_step: None,
+                at: at(),
+                max_state_bytes: 1 << 20,
+            })
+            .unwrap()
+            .group
+        };
+        assert_eq!(
+            group_of(r#"{"name":"app/x","data":{"account":"acme"}}"#),
+            Some("acme".into())
+        );
+        assert_eq!(group_of(r#"{"name":"app/x","data":{}}"#), None);
     }
 
     #[test]

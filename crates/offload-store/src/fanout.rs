@@ -1,11 +1,13 @@
-//! What a new event does, decided from the facts a store read: which functions start a run, which waiting steps
-//! it resolves, which runs it cancels through `cancel_on`. Also how a wait's match is kept in two nullable
+//! What a new event does, decided from the facts a store read: which functions start a run (and which a
+//! `rate_limit` skips), which waiting steps it resolves, which runs it cancels through `cancel_on`. Also how a wait's match is kept in two nullable
 //! columns, so both stores store and compare waits the same way.
 //!
 //! Invariant: pure; the answer depends only on the event and the facts given, so every store (and every server
 //! sharing a database) fans an event out the same way. A store writes the plan in the transaction that stores
 //! the event; deleting a wait row is its claim on resolving it.
 
+use jiff::Timestamp;
+use offload_core::flow::gcra::Gcra;
 use offload_core::function::definition::{CancelOn, Function};
 use offload_core::function::event::{EventId, NewEvent};
 use offload_core::function::path::FieldPath;
@@ -122,15 +124,39 @@ pub struct CancelFact<'a> {
     pub run_event: &'a Value,
 }
 
+/// The rate limit of a triggered function as read for one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateFact {
+    /// The function has no rate limit, or the event lacks its key's field: not limited.
+    Unlimited,
+    /// The TAT of the event's bucket (`None`: never used).
+    Bucket(Option<Timestamp>),
+}
+
+/// Why an event started no run of a function it triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The function's `rate_limit` was reached.
+    RateLimit,
+    /// A run of the function's singleton key was live (`mode: skip`).
+    Singleton,
+}
+
 /// The facts about one new event.
 #[derive(Debug, Clone, Copy)]
 pub struct EventFacts<'a> {
+    /// The store's time.
+    pub now: Timestamp,
     /// Its name.
     pub name: &'a str,
     /// The event as the code sees it (`{"name", "data", "id", "ts"}`).
     pub event: &'a Value,
     /// Registered (not removed) functions; a store may pass only those with a trigger of this name.
     pub functions: &'a [&'a Function],
+    /// Each function's rate limit bucket for this event, by the index of `functions` (missing: unlimited). A
+    /// store reads the bucket of [`offload_core::function::flow::FunctionFlow::rate_key`].
+    pub rates: &'a [RateFact],
     /// Waits for this name.
     pub waits: &'a [WaitFact<'a>],
     /// Live runs that might be cancelled (read before the event's own runs are created, so an event never
@@ -143,21 +169,51 @@ pub struct EventFacts<'a> {
 pub struct FanoutPlan {
     /// Functions that start one run each.
     pub start: Vec<usize>,
+    /// Triggered functions that start no run, and why (only [`SkipReason::RateLimit`] is decided here; a
+    /// store adds singleton skips when its unique index refuses a run).
+    pub skipped: Vec<(usize, SkipReason)>,
+    /// New TATs of the rate limit buckets the started runs used, by function index.
+    pub rated: Vec<(usize, Timestamp)>,
     /// Waits it resolves.
     pub resolve: Vec<usize>,
     /// Runs it cancels.
     pub cancel: Vec<usize>,
 }
 
+/// Whether a run may start under a rate limit whose bucket's TAT is `tat`: `Ok` with the new TAT to store,
+/// `Err` when the event is beyond the limit (the bucket is left as it is).
+pub fn rate_check(
+    limit: &offload_core::function::flow::RateLimit,
+    tat: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Timestamp, Timestamp> {
+    // A rate limit has no burst beyond its limit: `limit` starts in a quiet period, then one per interval.
+    Gcra::new(limit.limit, limit.period, limit.limit).check(tat, now)
+}
+
 /// Decides the fan-out of one event.
 pub fn fanout(facts: &EventFacts<'_>) -> FanoutPlan {
-    let start = facts
-        .functions
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.is_triggered_by(facts.name, facts.event))
-        .map(|(i, _)| i)
-        .collect();
+    let mut start = Vec::new();
+    let mut skipped = Vec::new();
+    let mut rated = Vec::new();
+    for (i, f) in facts.functions.iter().enumerate() {
+        if !f.is_triggered_by(facts.name, facts.event) {
+            continue;
+        }
+        match (
+            &f.flow.rate_limit,
+            facts.rates.get(i).copied().unwrap_or(RateFact::Unlimited),
+        ) {
+            (Some(limit), RateFact::Bucket(tat)) => match rate_check(limit, tat, facts.now) {
+                Ok(next) => {
+                    rated.push((i, next));
+                    start.push(i);
+                }
+                Err(_) => skipped.push((i, SkipReason::RateLimit)),
+            },
+            _ => start.push(i),
+        }
+    }
     let resolve = facts
         .waits
         .iter()
@@ -178,6 +234,8 @@ pub fn fanout(facts: &EventFacts<'_>) -> FanoutPlan {
         .collect();
     FanoutPlan {
         start,
+        skipped,
+        rated,
         resolve,
         cancel,
     }
@@ -263,6 +321,8 @@ mod tests {
             },
         ];
         let plan = fanout(&EventFacts {
+            now: "2026-12-03T10:00:00Z".parse().unwrap(),
+            rates: &[],
             name: "app/signup",
             event: &event,
             functions: &functions,
@@ -275,8 +335,52 @@ mod tests {
                 start: vec![0],
                 resolve: vec![0, 2],
                 cancel: vec![0],
+                ..FanoutPlan::default()
             }
         );
+    }
+
+    #[test]
+    fn a_rate_limit_starts_limit_runs_per_period_then_skips() {
+        let f = function(json!({"id": "r", "triggers": [{"event": "app/x"}],
+            "rate_limit": {"limit": 2, "period": "1m"}}));
+        let now: Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let event = json!({"name": "app/x", "data": {}});
+        let functions = [&f];
+        let plan_at = |tat: Option<Timestamp>, now: Timestamp| {
+            fanout(&EventFacts {
+                now,
+                name: "app/x",
+                event: &event,
+                functions: &functions,
+                rates: &[RateFact::Bucket(tat)],
+                waits: &[],
+                cancel: &[],
+            })
+        };
+        let first = plan_at(None, now);
+        assert_eq!(first.start, vec![0]);
+        let tat = first.rated[0].1;
+        let second = plan_at(Some(tat), now);
+        assert_eq!(second.start, vec![0]);
+        let third = plan_at(Some(second.rated[0].1), now);
+        assert_eq!(third.start, Vec::<usize>::new());
+        assert_eq!(third.skipped, vec![(0, SkipReason::RateLimit)]);
+        assert!(third.rated.is_empty());
+        // Half a period later one more run may start (one per interval of 30 s).
+        let later = now + jiff::SignedDuration::from_secs(30);
+        assert_eq!(plan_at(Some(second.rated[0].1), later).start, vec![0]);
+        // Without a bucket (the event lacks the key) the function is not limited.
+        let free = fanout(&EventFacts {
+            now,
+            name: "app/x",
+            event: &event,
+            functions: &functions,
+            rates: &[RateFact::Unlimited],
+            waits: &[],
+            cancel: &[],
+        });
+        assert_eq!((free.start, free.rated), (vec![0], vec![]));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use offload_core::function::event::{EventId, NewEvent};
 use offload_core::function::protocol::{Json, RanStep, StepError, StepResult};
 use offload_core::function::record::{RecordLimits, StepKind};
 use offload_core::function::run::{RunId, RunState};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The tag key every call job carries, naming its run.
@@ -131,6 +132,31 @@ pub struct EventSent {
     pub resolved_waits: u32,
     /// Runs it cancelled through `cancel_on`.
     pub cancelled_runs: u32,
+    /// Functions it triggered but started no run of (empty for a duplicate).
+    pub skipped: Vec<Skipped>,
+}
+
+/// A function an event triggered but started no run of, and why; kept with the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The function.
+    pub function_id: String,
+    /// `rate_limit` or `singleton`.
+    pub reason: crate::fanout::SkipReason,
+}
+
+/// The `skipped` list as stored with an event (`None` when empty).
+pub fn skipped_to_db(skipped: &[Skipped]) -> Option<String> {
+    (!skipped.is_empty()).then(|| serde_json::to_string(skipped).unwrap_or_else(|_| "[]".into()))
+}
+
+/// A stored `skipped` list.
+pub fn skipped_from_db(text: Option<&str>) -> crate::Result<Vec<Skipped>> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(t) => serde_json::from_str(t)
+            .map_err(|e| crate::StoreError::corrupt(format!("event skipped {t:?}: {e}"))),
+    }
 }
 
 /// What the end of a call job did to its run, reported with the job's end so the engine can count runs ended
@@ -186,6 +212,8 @@ pub struct EventRecord {
     pub received_at: Timestamp,
     /// Runs it started.
     pub runs: Vec<RunId>,
+    /// Functions it triggered but started no run of.
+    pub skipped: Vec<Skipped>,
 }
 
 impl EventRecord {

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::filter::Filter;
+use super::flow::{
+    ConcurrencySpec, FlowSpecs, FunctionFlow, FunctionThrottleSpec, RateLimitSpec, SingletonSpec,
+};
 use super::names::{validate_event_name, validate_function_id};
 use super::path::FieldPath;
 use crate::backoff::Backoff;
@@ -67,6 +70,19 @@ pub struct FunctionSpec {
     /// Events that cancel a running, sleeping or waiting run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cancel_on: Vec<CancelOnSpec>,
+    /// Most running calls: up to two limits, at most one without a key (the queue's `concurrency`) and one with
+    /// (`group_concurrency`, per value of the key in the run's event). See [`super::flow`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concurrency: Vec<ConcurrencySpec>,
+    /// Most call starts per period (the queue's throttle; per key value when keyed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<FunctionThrottleSpec>,
+    /// Most runs started per period; events beyond it start no run and are recorded as skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// At most one live run per key value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub singleton: Option<SingletonSpec>,
 }
 
 /// One trigger: exactly one of `event` or `cron`.
@@ -120,6 +136,8 @@ pub struct Function {
     pub timeout: Duration,
     /// Events that cancel runs.
     pub cancel_on: Vec<CancelOn>,
+    /// Concurrency, throttle, rate limit and singleton.
+    pub flow: FunctionFlow,
 }
 
 /// A validated trigger.
@@ -273,6 +291,13 @@ impl FunctionSpec {
                 })
             })
             .collect::<Result<Vec<_>, ValidationError>>()?;
+        let flow = FlowSpecs {
+            concurrency: &self.concurrency,
+            throttle: self.throttle.as_ref(),
+            rate_limit: self.rate_limit.as_ref(),
+            singleton: self.singleton.as_ref(),
+        }
+        .validate()?;
         Ok(Function {
             id,
             name: self.name,
@@ -283,6 +308,7 @@ impl FunctionSpec {
             backoff: self.backoff.unwrap_or_default(),
             timeout,
             cancel_on,
+            flow,
         })
     }
 }
@@ -434,6 +460,16 @@ mod tests {
                 "cancel_on[0].match",
             ),
             (
+                json!({"triggers": [{"event": "a"}], "concurrency": [{"limit": 1}, {"limit": 0, "key": "data.a"}]}),
+                Some("f"),
+                "concurrency[1].limit",
+            ),
+            (
+                json!({"triggers": [{"event": "a"}], "rate_limit": {"limit": 1, "period": "0s"}}),
+                Some("f"),
+                "rate_limit.period",
+            ),
+            (
                 json!({"triggers": [{"event": "a"}], "target": {"url": "ftp://x"}}),
                 Some("f"),
                 "target.url",
@@ -453,6 +489,12 @@ mod tests {
         assert!(
             serde_json::from_value::<FunctionSpec>(
                 json!({"triggers": [{"event": "a", "when": 1}]})
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_value::<FunctionSpec>(
+                json!({"triggers": [{"event": "a"}], "singleton": {"mode": "skip", "scope": 1}})
             )
             .is_err()
         );

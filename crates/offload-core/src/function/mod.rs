@@ -11,6 +11,7 @@
 pub mod definition;
 pub mod event;
 pub mod filter;
+pub mod flow;
 pub mod names;
 pub mod path;
 pub mod protocol;

@@ -74,6 +74,9 @@ pub use engine::CallOutcome;
 pub use error::{BoxError, NonRetriable, StepFailed};
 pub use event::{Event, EventSpec};
 pub use offload_core::function::definition::{CancelOnSpec, FunctionSpec, TriggerSpec};
+pub use offload_core::function::flow::{
+    ConcurrencySpec, FunctionThrottleSpec, RateLimitSpec, SingletonMode, SingletonSpec,
+};
 pub use offload_core::function::protocol::CallRequest as Call;
 pub use step::{Parallel, Step};
 

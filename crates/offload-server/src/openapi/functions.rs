@@ -33,6 +33,77 @@ pub(crate) struct FunctionSpec {
     timeout: Option<DurationSpec>,
     /// Events that cancel a running, sleeping or waiting run.
     cancel_on: Option<Vec<CancelOnSpec>>,
+    /// Most running calls: up to two limits, at most one without `key` (the queue's `concurrency`) and at most
+    /// one with (the queue's `group_concurrency`, per value of the key in the run's event). Registering the
+    /// function writes them, with `throttle`, as its queue's limits; functions sharing a queue share them.
+    concurrency: Option<Vec<FunctionConcurrency>>,
+    /// Most call starts per period (the queue's throttle; one per key value when keyed).
+    throttle: Option<FunctionThrottle>,
+    /// Most runs started per period: an event beyond it starts no run of the function and lists it in the
+    /// event's `skipped` with reason `rate_limit`.
+    rate_limit: Option<FunctionRateLimit>,
+    /// At most one live run per key value: `skip` the new one (listed in the event's `skipped` with reason
+    /// `singleton`) or `cancel` the live one.
+    singleton: Option<FunctionSingleton>,
+}
+
+/// One concurrency limit of a function.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FunctionConcurrency {
+    /// Most running calls (at least 1).
+    limit: u32,
+    /// A field path into the event, e.g. `data.account_id`: the limit holds per value of it. An event without
+    /// the field gives calls that only the limit without a key counts.
+    key: Option<String>,
+}
+
+/// A function's throttle: at most `limit` call starts per `period`, `burst` at once after a quiet spell.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FunctionThrottle {
+    /// Starts per period (at least 1).
+    limit: u32,
+    /// The period (at least 1 ms).
+    period: DurationSpec,
+    /// Starts allowed at once (default 1).
+    burst: Option<u32>,
+    /// A field path into the event: one throttle per value. Must equal the keyed concurrency's key, if any
+    /// (a call has one group).
+    key: Option<String>,
+}
+
+/// A function's rate limit: at most `limit` runs started in a quiet `period`, then one per `period / limit`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FunctionRateLimit {
+    /// Runs per period (at least 1).
+    limit: u32,
+    /// The period (at least 1 ms).
+    period: DurationSpec,
+    /// A field path into the event: one limit per value. An event without the field is not limited.
+    key: Option<String>,
+}
+
+/// What a singleton does with a new run while one of its key is live.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SingletonMode {
+    /// The new event starts no run.
+    Skip,
+    /// The live run is cancelled and the new one starts.
+    Cancel,
+}
+
+/// A function's singleton: at most one live (not succeeded, failed or cancelled) run per key value.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FunctionSingleton {
+    /// A field path into the event: one live run per value (without: one for the function). An event without
+    /// the field starts a run that is no singleton.
+    key: Option<String>,
+    /// `skip` or `cancel`.
+    mode: SingletonMode,
 }
 
 /// One trigger: exactly one of `event` or `cron`.

@@ -13,6 +13,7 @@ use offload_core::function::event::{EventId, EventRequest};
 use offload_core::function::names::validate_event_name;
 use offload_core::function::run::RunId;
 use offload_engine::EngineError;
+use offload_store::fanout::SkipReason;
 use offload_store::{EventListParams, EventRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -86,6 +87,28 @@ pub(crate) struct EventView {
     /// Runs it started.
     #[schema(value_type = Vec<uuid::Uuid>)]
     pub(crate) runs: Vec<RunId>,
+    /// Functions it triggered but started no run of, and why (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) skipped: Vec<SkippedView>,
+}
+
+/// A function an event triggered but started no run of.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct SkippedView {
+    /// The function.
+    pub(crate) function_id: String,
+    /// Why: its `rate_limit` was reached, or a run of its `singleton` key was live (`mode: skip`).
+    pub(crate) reason: SkipReasonView,
+}
+
+/// Why an event started no run of a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SkipReasonView {
+    /// The function's `rate_limit` was reached.
+    RateLimit,
+    /// A run of the function's singleton key was live.
+    Singleton,
 }
 
 impl EventView {
@@ -98,6 +121,17 @@ impl EventView {
             ts: record.ts,
             received_at: record.received_at,
             runs: record.runs,
+            skipped: record
+                .skipped
+                .into_iter()
+                .map(|s| SkippedView {
+                    function_id: s.function_id,
+                    reason: match s.reason {
+                        SkipReason::RateLimit => SkipReasonView::RateLimit,
+                        SkipReason::Singleton => SkipReasonView::Singleton,
+                    },
+                })
+                .collect(),
         }
     }
 }

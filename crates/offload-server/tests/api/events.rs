@@ -172,3 +172,50 @@ async fn events_and_cancelled_runs_are_counted() {
     );
     assert_eq!(cancelled, 1.0);
 }
+
+#[tokio::test]
+async fn flow_controls_are_checked_and_a_skipped_function_is_shown_on_the_event() {
+    let app = TestApp::new().await;
+    for (spec, field) in [
+        (
+            json!({"triggers": [{"event": "a"}], "rate_limit": {"limit": 0, "period": "1m"}}),
+            "rate_limit.limit",
+        ),
+        (
+            json!({"triggers": [{"event": "a"}],
+                "concurrency": [{"limit": 1, "key": "data.a"}, {"limit": 1, "key": "data.b"}]}),
+            "concurrency[1].key",
+        ),
+    ] {
+        app.put_json("/v1/functions/f", spec).await.assert_problem(
+            UNPROCESSABLE,
+            "invalid_field",
+            Some(field),
+        );
+    }
+    app.register(
+        "digest",
+        json!({"triggers": [{"event": "app/ping"}],
+            "rate_limit": {"limit": 1, "period": "1h", "key": "data.user"},
+            "concurrency": [{"limit": 3}]}),
+    )
+    .await;
+    let queue = app.get("/v1/queues/digest").await.json();
+    assert_eq!(queue["limits"]["concurrency"], 3, "{queue}");
+    let ping = json!({"name": "app/ping", "data": {"user": 1}}).to_string();
+    let first = app.post("/v1/events", ping.clone()).await.json();
+    assert_eq!(first["runs"][0].as_array().unwrap().len(), 1, "{first}");
+    let second = app.post("/v1/events", ping).await.json();
+    assert_eq!(second["runs"][0], json!([]), "{second}");
+    let id = second["ids"][0].as_str().unwrap();
+    let view = app.get(&format!("/v1/events/{id}")).await.json();
+    assert_eq!(
+        view["skipped"],
+        json!([{"function_id": "digest", "reason": "rate_limit"}])
+    );
+    let view = app
+        .get(&format!("/v1/events/{}", first["ids"][0].as_str().unwrap()))
+        .await
+        .json();
+    assert!(view.get("skipped").is_none(), "{view}");
+}

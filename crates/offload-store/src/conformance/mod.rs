@@ -13,7 +13,7 @@
 //! so lease expiry, due jobs, pruning and leader expiry are tested without sleeping.
 //!
 //! The suite is split by topic, one file each (insert, claim, finish, manage, maintenance, reads, leader,
-//! lifecycle, push, push_limits, settings, schedules, functions, events, runs, run_reports, flow). A suite function is a `pub async fn name(h: Harness)` in a topic
+//! lifecycle, push, push_limits, settings, schedules, functions, events, runs, run_reports, flow, function_flow). A suite function is a `pub async fn name(h: Harness)` in a topic
 //! file, listed in `conformance_tests!` as `topic::name`. A written but unlisted function would run on no
 //! store, so `tests/conformance_registry.rs` reads the topic files and fails on any suite function that is not
 //! listed (and on a topic file that is not a module here); the compiler rejects a listed one that does not
@@ -27,6 +27,7 @@ pub mod claim;
 pub mod events;
 pub mod finish;
 pub mod flow;
+pub mod function_flow;
 pub mod functions;
 pub mod insert;
 pub mod leader;
@@ -372,6 +373,10 @@ macro_rules! conformance_tests {
             flow::concurrent_debounces_make_one_job,
             flow::started_debounced_jobs_wait_beside_new_ones,
             flow::retried_debounced_job_leaves_debouncing,
+            function_flow::keyed_concurrency_groups_calls_and_limits_the_queue,
+            function_flow::functions_without_controls_leave_queue_limits_alone,
+            function_flow::rate_limit_skips_events_and_records_them,
+            function_flow::singleton_skips_or_cancels_the_live_run,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {

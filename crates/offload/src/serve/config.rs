@@ -779,6 +779,9 @@ id = "invoice"
 triggers = [{ event = "billing/order.closed" }]
 target = { url = "https://app.example.com/api/offload" }
 cancel_on = [{ event = "billing/order.reopened", match = "data.order_id" }]
+concurrency = [{ limit = 10 }, { limit = 2, key = "data.account" }]
+rate_limit = { limit = 5, period = "1h", key = "data.account" }
+singleton = { key = "data.order_id", mode = "cancel" }
 "#;
         let file = parse_file(text).unwrap();
         let settings = file.functions_settings.unwrap().resolve().unwrap();
@@ -793,6 +796,16 @@ cancel_on = [{ event = "billing/order.reopened", match = "data.order_id" }]
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[0].id.as_deref(), Some("welcome"));
         assert_eq!(specs[1].cancel_on[0].event, "billing/order.reopened");
+        let invoice = specs[1].clone().validate(None).unwrap();
+        assert_eq!(invoice.flow.group_concurrency, Some(2));
+        assert_eq!(invoice.flow.rate_limit.unwrap().limit, 5);
+
+        let zero = "[[function]]\nid = \"f\"\ntriggers = [{ event = \"a\" }]\nconcurrency = [{ limit = 0 }]\n";
+        let file = parse_file(zero).unwrap();
+        let err = validate_functions(file.functions, zero)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("concurrency[0].limit"), "{err}");
 
         let bad = "[[function]]\nid = \"f\"\ntriggers = [{ cron = \"61 * * * *\" }]\n";
         let file = parse_file(bad).unwrap();

@@ -136,6 +136,8 @@ struct EventPage {
     layout: Layout,
     event: EventRow,
     data: Shown,
+    /// Functions the event triggered but started no run of: (function id, why).
+    skipped: Vec<(String, &'static str)>,
 }
 
 /// `GET /ui/events/{id}`: one event, its data and every run it started.
@@ -162,6 +164,19 @@ pub(crate) async fn event(
         layout: layout(&app, csrf, "/ui/events", None),
         data: pretty_json(record.data.get(), DATA_SHOWN),
         event,
+        skipped: record
+            .skipped
+            .iter()
+            .map(|s| {
+                let why = match s.reason {
+                    offload_store::fanout::SkipReason::RateLimit => "rate limit reached",
+                    offload_store::fanout::SkipReason::Singleton => {
+                        "a run of its singleton key was live"
+                    }
+                };
+                (s.function_id.clone(), why)
+            })
+            .collect(),
     };
     Ok(render(&page))
 }
