@@ -55,6 +55,7 @@ mod batch;
 mod claim_limited;
 mod codec;
 mod counts;
+mod drift;
 mod error;
 mod events;
 mod flow;
@@ -390,6 +391,14 @@ impl Store for SqliteStore {
         self.writer
             .run(false, move |c, _, now| {
                 Box::pin(queues::set_limits(c, now, p))
+            })
+            .await
+    }
+
+    async fn flow_counters_repair(&self) -> Result<Vec<offload_store::CounterRepair>> {
+        self.writer
+            .run(false, move |c, counts, _| {
+                Box::pin(drift::repair(c, counts))
             })
             .await
     }

@@ -11,7 +11,8 @@ use offload_core::state::add;
 use offload_core::{ClaimedJob, DurationSpec, JobState, NewJob, RunAt};
 
 use crate::{
-    ClaimOutcome, Finish, JobClaimParams, JobListParams, JobRescueParams, QueueSetLimitsParams,
+    ClaimOutcome, Finish, FlowCounter, JobClaimParams, JobListParams, JobRescueParams,
+    QueueSetLimitsParams,
 };
 
 use super::{Harness, job, raw, secs, t0};
@@ -600,4 +601,93 @@ pub async fn started_debounced_jobs_wait_beside_new_ones(h: Harness) {
     h.stage().await;
     assert_eq!(h.get(c.id).await.state, JobState::Available);
     assert_eq!(h.get(third[0].id).await.state, JobState::Available);
+}
+
+/// Counters corrupted behind the store's back (a group's running and available jobs, a group row without jobs,
+/// the queue's running count) are each reported once with what they were and what they are now, set right (a
+/// claim the corrupt count held starts), and a clean store reports nothing.
+pub async fn drifted_counters_are_repaired_and_reported(h: Harness) {
+    limit(&h, "q", serde_json::json!({"group_concurrency": 2})).await;
+    h.insert(vec![
+        grouped("q", "a"),
+        grouped("q", "a"),
+        grouped("q", "a"),
+        grouped("q", "b"),
+        grouped("q", "b"),
+    ])
+    .await;
+    let first = h.claim("q", 3).await;
+    assert_eq!(first.len(), 3);
+    assert!(
+        h.store.flow_counters_repair().await.unwrap().is_empty(),
+        "a clean store reports nothing"
+    );
+    let running_a = groups_of(&h, &first)
+        .await
+        .iter()
+        .filter(|g| g.as_deref() == Some("a"))
+        .count();
+    let running_a = i64::try_from(running_a).unwrap();
+    let available_b = 2 - i64::try_from(first.len()).unwrap() + running_a;
+
+    h.raw_sql("UPDATE queue_groups SET running = running + 3 WHERE queue = 'q' AND grp = 'a'")
+        .await;
+    h.raw_sql("UPDATE queue_groups SET available = 7 WHERE queue = 'q' AND grp = 'b'")
+        .await;
+    h.raw_sql(
+        "INSERT INTO queue_groups (queue, grp, available, running) VALUES ('q', 'ghost', 0, 2)",
+    )
+    .await;
+    h.raw_sql("DELETE FROM queue_counts WHERE queue = 'q' AND state = 'running'")
+        .await;
+
+    let fixed: Vec<_> = h
+        .store
+        .flow_counters_repair()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.queue, r.group, r.counter, r.was, r.now))
+        .collect();
+    assert_eq!(
+        fixed,
+        vec![
+            ("q".into(), None, FlowCounter::QueueRunning, 0, 3),
+            (
+                "q".into(),
+                some("a"),
+                FlowCounter::GroupRunning,
+                running_a + 3,
+                running_a
+            ),
+            (
+                "q".into(),
+                some("b"),
+                FlowCounter::GroupAvailable,
+                7,
+                available_b
+            ),
+            ("q".into(), some("ghost"), FlowCounter::GroupRunning, 2, 0),
+        ]
+    );
+    assert!(
+        h.store.flow_counters_repair().await.unwrap().is_empty(),
+        "repaired counters stay right"
+    );
+    let usage = h
+        .store
+        .queue_get("q")
+        .await
+        .unwrap()
+        .unwrap()
+        .usage
+        .unwrap();
+    assert_eq!(usage.running, 3);
+
+    // With the corrupt count, a would still "run" 3 jobs once its real ones ended, and hold its waiting job.
+    for c in &first {
+        h.complete(c, None).await.unwrap();
+    }
+    let next = h.claim("q", 5).await;
+    assert_eq!(next.len(), 2, "both jobs left start");
 }
