@@ -581,6 +581,10 @@ impl Store for PostgresStore {
         Ok(fixes)
     }
 
+    async fn queue_held(&self, queue: &str) -> Result<offload_core::flow::held::HeldJobs> {
+        flow::held(&mut *self.shared.conn().await?, self.shared.now(), queue).await
+    }
+
     async fn queue_get(&self, name: &str) -> Result<Option<QueueInfo>> {
         flow::get_queue(&mut *self.shared.conn().await?, self.shared.now(), name).await
     }

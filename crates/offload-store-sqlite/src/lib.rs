@@ -403,6 +403,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn queue_held(&self, queue: &str) -> Result<offload_core::flow::held::HeldJobs> {
+        flow::held(&mut *self.read().await?, self.clock.now(), queue).await
+    }
+
     async fn queue_get(&self, name: &str) -> Result<Option<QueueInfo>> {
         queues::get_one(&mut *self.read().await?, self.clock.now(), name).await
     }

@@ -682,6 +682,12 @@ pub trait Store: Send + Sync + 'static {
     /// rows are left to [`Store::job_prune`]. Cost: one pass over the available and running jobs.
     async fn flow_counters_repair(&self) -> Result<Vec<CounterRepair>>;
 
+    /// How many of a queue's available jobs its limits hold now, by kind of limit, as
+    /// [`offload_core::flow::held::held`] decides over the queue's usage and its first 1,000 groups with
+    /// available jobs (least recently served first) plus the jobs without a group. Zero for a queue without
+    /// limits, a paused or an unknown one. Cost: bounded by those groups, never a scan of the jobs.
+    async fn queue_held(&self, queue: &str) -> Result<offload_core::flow::held::HeldJobs>;
+
     /// The push destinations whose deliveries failed recently, for the dashboard.
     ///
     /// A *failure* is an ended attempt with outcome `failed` of a job that has a target (expired leases,

@@ -691,3 +691,54 @@ pub async fn drifted_counters_are_repaired_and_reported(h: Harness) {
     let next = h.claim("q", 5).await;
     assert_eq!(next.len(), 2, "both jobs left start");
 }
+
+/// Held jobs are counted by the limit that holds them: group concurrency, concurrency (a full queue holds
+/// everything), a throttle; a queue without limits holds nothing.
+pub async fn held_jobs_are_counted_by_kind(h: Harness) {
+    limit(&h, "q", serde_json::json!({"group_concurrency": 1})).await;
+    h.insert(vec![
+        grouped("q", "a"),
+        grouped("q", "a"),
+        grouped("q", "a"),
+        grouped("q", "b"),
+        job("q"),
+    ])
+    .await;
+    assert_eq!(
+        h.claim("q", 10).await.len(),
+        3,
+        "a, b and the job without a group"
+    );
+    let held = h.store.queue_held("q").await.unwrap();
+    assert_eq!(
+        (held.concurrency, held.group_concurrency, held.throttle),
+        (0, 2, 0)
+    );
+    limit(&h, "q", serde_json::json!({"concurrency": 3})).await;
+    let held = h.store.queue_held("q").await.unwrap();
+    assert_eq!(
+        (held.concurrency, held.group_concurrency, held.throttle),
+        (2, 0, 0),
+        "a full queue holds every waiting job"
+    );
+
+    limit(
+        &h,
+        "t",
+        serde_json::json!({"throttle": {"limit": 1, "period": "1h"}}),
+    )
+    .await;
+    h.insert((0..3).map(|_| job("t")).collect()).await;
+    assert_eq!(h.claim("t", 10).await.len(), 1);
+    let held = h.store.queue_held("t").await.unwrap();
+    assert_eq!(
+        (held.concurrency, held.group_concurrency, held.throttle),
+        (0, 0, 2)
+    );
+
+    h.insert(vec![job("free")]).await;
+    let held = h.store.queue_held("free").await.unwrap();
+    assert_eq!(held, Default::default());
+    let held = h.store.queue_held("unknown").await.unwrap();
+    assert_eq!(held, Default::default());
+}

@@ -395,6 +395,7 @@ macro_rules! conformance_tests {
             flow::concurrent_debounces_make_one_job,
             flow::started_debounced_jobs_wait_beside_new_ones,
             flow::drifted_counters_are_repaired_and_reported,
+            flow::held_jobs_are_counted_by_kind,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {
