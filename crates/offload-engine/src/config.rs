@@ -74,6 +74,8 @@ pub struct EngineConfig {
     pub rescue_interval: Duration,
     /// How often finished jobs are pruned.
     pub prune_interval: Duration,
+    /// How often flow counters are recounted from the jobs and repaired where they drifted.
+    pub flow_repair_interval: Duration,
     /// Leader lease length; renewed every third of it.
     pub leader_ttl: Duration,
     /// Backstop poll of long-polling claimers, in case a wake-up was missed (jittered by up to 50 %).
@@ -103,6 +105,7 @@ impl Default for EngineConfig {
             stage_interval: Duration::from_secs(1),
             rescue_interval: Duration::from_secs(1),
             prune_interval: Duration::from_secs(60),
+            flow_repair_interval: Duration::from_secs(300),
             leader_ttl: Duration::from_secs(15),
             claim_poll: Duration::from_secs(1),
             maintenance_batch: 1000,

@@ -21,6 +21,9 @@ pub const JOB_WAIT_SECONDS: &str = "offload_job_wait_seconds";
 pub const JOB_RUN_SECONDS: &str = "offload_job_run_seconds";
 /// Attempts ended because their lease expired, by `queue`.
 pub const LEASE_EXPIRIES: &str = "offload_lease_expiries_total";
+/// Flow counters found drifted from their jobs and repaired, by `queue` and `counter` (`group_available`,
+/// `group_running`, `queue_available`, `queue_running`, `queue_grouped_available`).
+pub const FLOW_COUNTER_REPAIRS: &str = "offload_flow_counter_repairs_total";
 /// Push deliveries by `queue` and `result` (`2xx`, `3xx`, `4xx`, `5xx`, `timeout`, `connect`, `refused`).
 pub const PUSH_DELIVERIES: &str = "offload_push_deliveries_total";
 
@@ -60,6 +63,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         LEASE_EXPIRIES,
         "Attempts ended by an expired lease, by queue."
+    );
+    metrics::describe_counter!(
+        FLOW_COUNTER_REPAIRS,
+        "Flow counters found drifted from their jobs and repaired, by queue and counter."
     );
     metrics::describe_counter!(
         PUSH_DELIVERIES,
@@ -122,6 +129,12 @@ pub(crate) fn ran(queue: &str, start: Timestamp, end: Timestamp) {
 /// An attempt's lease expired.
 pub(crate) fn lease_expired(queue: &str) {
     metrics::counter!(LEASE_EXPIRIES, "queue" => queue.to_owned()).increment(1);
+}
+
+/// A flow counter drifted and was repaired.
+pub(crate) fn flow_counter_repaired(queue: &str, counter: offload_store::FlowCounter) {
+    metrics::counter!(FLOW_COUNTER_REPAIRS, "queue" => queue.to_owned(), "counter" => counter.as_str())
+        .increment(1);
 }
 
 /// An event was received; `duplicate` when its id was seen within retention.

@@ -88,6 +88,8 @@ pub struct Signals {
     pub rescuer: Ticks,
     /// Passes of the pruner (each deleted what retention allowed).
     pub pruner: Ticks,
+    /// Passes of the flow-counter repairer (each recounted every flow counter once).
+    pub flow_repair: Ticks,
     /// Passes of the wait-timeout service (each resolved every wait and invoke whose timeout passed).
     pub run_waker: Ticks,
     /// Passes of the cron enqueuer (each fired every due tick).

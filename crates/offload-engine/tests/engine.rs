@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use offload_core::spec::{EnqueueRequest, Limits};
 use offload_core::{JobState, ManualClock, NewJob, SignedDuration, Timestamp};
 use offload_engine::{Engine, EngineConfig, EngineError};
-use offload_store::JobClaimParams;
+use offload_store::{Finish, FinishItem, JobClaimParams, JobFinishParams};
 use offload_store_sqlite::{SqliteOptions, SqliteStore};
+use sqlx::Connection;
 
 struct Fixture {
     engine: Engine,
@@ -192,5 +193,66 @@ async fn maintenance_rescues_expired_leases() {
         .await
         .unwrap();
     assert_eq!((again.len(), again[0].attempt), (1, 2));
+    f.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn maintenance_repairs_a_drifted_group_counter_and_wakes_claimers() {
+    let f = fixture(EngineConfig {
+        flow_repair_interval: Duration::from_millis(20),
+        ..fast_config()
+    })
+    .await;
+    let patch = serde_json::from_value(serde_json::json!({"group_concurrency": 1})).unwrap();
+    f.engine.set_limits("flow".into(), patch).await.unwrap();
+    let jobs = (0..2)
+        .map(|_| job(r#"{"queue":"flow","group":"a"}"#, f.engine.now()))
+        .collect();
+    f.engine.enqueue(jobs).await.unwrap();
+    let first = f.engine.claim(claim("flow"), Duration::ZERO).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // Group a now counts one running job more than it has: once its real one ends, it still "runs" one, which
+    // holds its waiting job until the repairer sets the count right.
+    let url = format!("sqlite://{}", f._dir.path().join("engine.db").display());
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE queue_groups SET running = running + 1 WHERE queue = 'flow' AND grp = 'a'")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    raw.close().await.unwrap();
+    let finished = f
+        .engine
+        .store()
+        .job_finish(JobFinishParams {
+            items: vec![FinishItem {
+                id: first[0].id,
+                lease_token: first[0].lease_token,
+                finish: Finish::Complete { result: None },
+            }],
+        })
+        .await
+        .unwrap();
+    finished.into_iter().for_each(|r| drop(r.unwrap()));
+    assert!(
+        f.engine
+            .claim(claim("flow"), Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the drifted count holds the group"
+    );
+
+    // A claimer waits (its poll is 30 s away) before maintenance starts: the job comes from the repair's wake-up.
+    let started = Instant::now();
+    let waiting = tokio::spawn({
+        let engine = f.engine.clone();
+        async move { engine.claim(claim("flow"), Duration::from_secs(20)).await }
+    });
+    f.engine.signals().long_polls.past(0).await;
+    f.engine.start();
+    let next = waiting.await.unwrap().unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(f.engine.signals().flow_repair.count() >= 1);
     f.engine.shutdown().await;
 }

@@ -3,7 +3,8 @@
 //! Two sources, one answer: what the engine counted through the `metrics` facade (rendered by the
 //! Prometheus recorder the binary installed, if any), and the queues' state read from the store at scrape
 //! time (depth by state from its maintained counters, the oldest available job's age from one index probe
-//! per queue, the paused flag). The scrape-time part is written here rather than kept as gauges, so a queue
+//! per queue, the paused flag, and for queues with limits the available jobs each kind of limit holds, from
+//! one bounded read per such queue decided by `offload_core::flow::held`). The scrape-time part is written here rather than kept as gauges, so a queue
 //! that disappears stops being reported.
 //!
 //! Invariant: no label carries a job id; queue names are validated to `[A-Za-z0-9_.:-]`.
@@ -16,6 +17,7 @@ use axum::response::IntoResponse;
 use metrics_exporter_prometheus::Matcher;
 pub use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use offload_core::api::QueueInfo;
+use offload_core::flow::held::HeldJobs;
 use offload_engine::observe;
 
 use crate::AppState;
@@ -30,6 +32,8 @@ pub const QUEUE_DEPTH: &str = "offload_queue_depth";
 pub const QUEUE_OLDEST_AVAILABLE: &str = "offload_queue_oldest_available_age_seconds";
 /// 1 when the queue is paused.
 pub const QUEUE_PAUSED: &str = "offload_queue_paused";
+/// Available jobs of a queue with limits that a limit holds now, by `kind`.
+pub const QUEUE_HELD: &str = "offload_queue_held_jobs";
 
 /// The Prometheus recorder Offload's metrics need (explicit histogram buckets). The binary installs it
 /// (`.install_recorder()`) and passes the handle in [`crate::ServerConfig::metrics`]; nothing in this crate
@@ -61,6 +65,11 @@ pub(crate) async fn render(State(app): State<AppState>) -> Result<impl IntoRespo
         None => String::new(),
     };
     write_queues(&mut body, &queues);
+    let mut held = Vec::new();
+    for q in queues.iter().filter(|q| !q.limits.is_unlimited()) {
+        held.push((q.name.as_str(), app.engine.queue_held(&q.name).await?));
+    }
+    write_held(&mut body, &held);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -106,6 +115,24 @@ fn write_queues(out: &mut String, queues: &[QueueInfo]) {
             escape(&q.name),
             u8::from(q.paused)
         );
+    }
+}
+
+/// Appends the held jobs of the queues with limits.
+fn write_held(out: &mut String, held: &[(&str, HeldJobs)]) {
+    header_lines(
+        out,
+        QUEUE_HELD,
+        "Available jobs of a queue with limits held now, by the kind of limit holding them.",
+    );
+    for (queue, counts) in held {
+        for (kind, n) in counts.by_kind() {
+            let _ = writeln!(
+                out,
+                "{QUEUE_HELD}{{queue=\"{}\",kind=\"{kind}\"}} {n}",
+                escape(queue)
+            );
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 use offload_core::api::{GroupUsage, QueueInfo, QueueUsage};
 use offload_core::flow::admission::{Candidate, Usage, WaitingFor, admit};
 use offload_core::flow::gcra::Gcra;
+use offload_core::flow::held::{HeldJobs, WaitingGroup};
 use offload_core::flow::limits::{QueueLimits, QueueLimitsPatch};
 use offload_core::{Job, JobState, Timestamp};
 use offload_store::{QueueSetLimitsParams, Result, StoreError};
@@ -183,4 +184,82 @@ pub(crate) async fn waiting_for(
     };
     let admission = admit(&limits, usage, &[candidate], 1, now);
     Ok(admission.held.first().map(|(_, why)| *why))
+}
+
+/// Most groups with available jobs [`held`] lists (least recently served first, as claims take them).
+const HELD_GROUPS: i64 = 1000;
+
+/// How many of `queue`'s available jobs its limits hold now, by kind (none for a queue without limits, or a
+/// paused one): [`offload_core::flow::held::held`] over the queue's usage and its first [`HELD_GROUPS`]
+/// groups with available jobs, plus the jobs without a group.
+pub(crate) async fn held(conn: &mut PgConnection, now: Timestamp, queue: &str) -> Result<HeldJobs> {
+    let row = sqlx::query(
+        "SELECT limits, paused, throttle_tat, \
+           (SELECT coalesce(sum(n), 0)::int8 FROM queue_counts WHERE queue = $1 AND state = 'available') \
+             AS available, \
+           (SELECT coalesce(sum(available), 0)::int8 FROM queue_groups WHERE queue = $1 AND available > 0) \
+             AS grouped \
+         FROM queues WHERE name = $1 AND limits IS NOT NULL",
+    )
+    .bind(queue)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let Some(row) = row else {
+        return Ok(HeldJobs::default());
+    };
+    let limits = offload_store::codec::limits(get::<Option<&str>>(&row, "limits")?)?;
+    if get::<bool>(&row, "paused")? || limits.is_unlimited() {
+        return Ok(HeldJobs::default());
+    }
+    let mut usage = Usage {
+        running: queue_running(conn, queue).await?,
+        ..Usage::default()
+    };
+    // With a per-group throttle, the queue's TAT is the bucket of the jobs without a group.
+    let queue_tat = ts_opt(&row, "throttle_tat")?;
+    if limits.throttle.is_some_and(|t| t.per_group) {
+        if let Some(tat) = queue_tat {
+            usage.group_tats.insert(String::new(), tat);
+        }
+    } else {
+        usage.queue_tat = queue_tat;
+    }
+    let rows = sqlx::query(
+        "SELECT grp, available::int8 AS available, running::int8 AS running, tat FROM queue_groups \
+         WHERE queue = $1 AND available > 0 ORDER BY served_at NULLS FIRST, grp LIMIT $2",
+    )
+    .bind(queue)
+    .bind(HELD_GROUPS)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut waiting: Vec<(String, u64)> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let grp: String = get(r, "grp")?;
+        let running: i64 = get(r, "running")?;
+        usage
+            .group_running
+            .insert(grp.clone(), u32::try_from(running.max(0)).unwrap_or(0));
+        if let Some(tat) = ts_opt(r, "tat")? {
+            usage.group_tats.insert(grp.clone(), tat);
+        }
+        let available: i64 = get(r, "available")?;
+        waiting.push((grp, u64::try_from(available.max(0)).unwrap_or(0)));
+    }
+    let mut groups: Vec<WaitingGroup<'_>> = waiting
+        .iter()
+        .map(|(grp, available)| WaitingGroup {
+            group: Some(grp.as_str()),
+            available: *available,
+        })
+        .collect();
+    let ungrouped = get::<i64>(&row, "available")? - get::<i64>(&row, "grouped")?;
+    if ungrouped > 0 {
+        groups.push(WaitingGroup {
+            group: None,
+            available: u64::try_from(ungrouped).unwrap_or(0),
+        });
+    }
+    Ok(offload_core::flow::held::held(&limits, usage, &groups, now))
 }

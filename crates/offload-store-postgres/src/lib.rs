@@ -68,6 +68,7 @@ mod clock;
 mod codec;
 mod counts;
 mod debounce;
+mod drift;
 mod error;
 mod events;
 mod flow;
@@ -568,6 +569,20 @@ impl Store for PostgresStore {
         // Raised or cleared limits may let waiting jobs start.
         self.shared.notifier.notify([info.name.as_str()]);
         Ok(info)
+    }
+
+    async fn flow_counters_repair(&self) -> Result<Vec<offload_store::CounterRepair>> {
+        let mut conn = self.shared.conn().await?;
+        let fixes = drift::repair(&mut conn).await?;
+        // Counts set right may free slots that held waiting jobs.
+        let mut queues: Vec<&str> = fixes.iter().map(|f| f.queue.as_str()).collect();
+        queues.dedup();
+        self.shared.notifier.notify(queues);
+        Ok(fixes)
+    }
+
+    async fn queue_held(&self, queue: &str) -> Result<offload_core::flow::held::HeldJobs> {
+        flow::held(&mut *self.shared.conn().await?, self.shared.now(), queue).await
     }
 
     async fn queue_get(&self, name: &str) -> Result<Option<QueueInfo>> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use offload_core::Timestamp;
 use offload_core::flow::admission::{Candidate, Usage, WaitingFor, admit};
 use offload_core::flow::gcra::Gcra;
+use offload_core::flow::held::{HeldJobs, WaitingGroup};
 use offload_core::flow::limits::{QueueLimits, ThrottleSpec};
 use offload_store::Result;
 use sqlx::sqlite::SqliteConnection;
@@ -135,4 +136,69 @@ pub(crate) async fn waiting_for(
     }
     let admission = admit(&limits, usage, &[Candidate { group }], 1, now);
     Ok(admission.held.first().map(|(_, why)| *why))
+}
+
+/// Most groups with available jobs [`held`] lists (least recently served first, as claims take them).
+const HELD_GROUPS: i64 = 1000;
+
+/// How many of `queue`'s available jobs its limits hold now, by kind (none for a queue without limits, or a
+/// paused one): [`offload_core::flow::held::held`] over the queue's usage and its first [`HELD_GROUPS`]
+/// groups with available jobs, plus the jobs without a group.
+pub(crate) async fn held(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    queue: &str,
+) -> Result<HeldJobs> {
+    let Some(flow) = queue_flow(conn, queue).await? else {
+        return Ok(HeldJobs::default());
+    };
+    if flow.paused || flow.limits.is_unlimited() {
+        return Ok(HeldJobs::default());
+    }
+    let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT grp, available, running, tat FROM queue_groups INDEXED BY queue_groups_turn \
+         WHERE queue = ?1 AND available > 0 AND grp <> '' ORDER BY served_at, grp LIMIT ?2",
+    )
+    .bind(queue)
+    .bind(HELD_GROUPS)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut usage = Usage {
+        running: count(flow.running),
+        queue_tat: flow.throttle_tat,
+        ..Usage::default()
+    };
+    let (_, ungrouped_tat) = group_usage(conn, queue, UNGROUPED).await?;
+    if let Some(tat) = ungrouped_tat {
+        usage.group_tats.insert(UNGROUPED.to_owned(), tat);
+    }
+    for (grp, _, running, tat) in &rows {
+        usage.group_running.insert(grp.clone(), count(*running));
+        if let Some(tat) = tat {
+            usage
+                .group_tats
+                .insert(grp.clone(), codec::timestamp(*tat)?);
+        }
+    }
+    let mut groups: Vec<WaitingGroup<'_>> = rows
+        .iter()
+        .map(|(grp, available, _, _)| WaitingGroup {
+            group: Some(grp.as_str()),
+            available: u64::from(count(*available)),
+        })
+        .collect();
+    let ungrouped = flow.available - flow.grouped_available;
+    if ungrouped > 0 {
+        groups.push(WaitingGroup {
+            group: None,
+            available: u64::from(count(ungrouped)),
+        });
+    }
+    Ok(offload_core::flow::held::held(
+        &flow.limits,
+        usage,
+        &groups,
+        now,
+    ))
 }

@@ -55,6 +55,7 @@ mod batch;
 mod claim_limited;
 mod codec;
 mod counts;
+mod drift;
 mod error;
 mod events;
 mod flow;
@@ -392,6 +393,18 @@ impl Store for SqliteStore {
                 Box::pin(queues::set_limits(c, now, p))
             })
             .await
+    }
+
+    async fn flow_counters_repair(&self) -> Result<Vec<offload_store::CounterRepair>> {
+        self.writer
+            .run(false, move |c, counts, _| {
+                Box::pin(drift::repair(c, counts))
+            })
+            .await
+    }
+
+    async fn queue_held(&self, queue: &str) -> Result<offload_core::flow::held::HeldJobs> {
+        flow::held(&mut *self.read().await?, self.clock.now(), queue).await
     }
 
     async fn queue_get(&self, name: &str) -> Result<Option<QueueInfo>> {

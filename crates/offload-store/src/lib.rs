@@ -21,6 +21,7 @@ pub mod calls;
 pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod drift;
 pub mod ending;
 pub mod fanout;
 pub mod firing;
@@ -29,6 +30,7 @@ pub mod idempotency;
 pub mod push_cap;
 pub mod schedules;
 
+pub use drift::{CounterRepair, FlowCounter};
 pub use functions::*;
 use offload_core::function::{event::EventId, run::RunId};
 
@@ -674,6 +676,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// One queue with its counts, limits and live usage; `None` when the store knows no such queue.
     async fn queue_get(&self, name: &str) -> Result<Option<QueueInfo>>;
+
+    /// Recounts every flow counter from the jobs it counts (per group: available and running jobs; per queue:
+    /// available and running jobs, and any shortcut the store's limited claims read), sets each one that
+    /// differs to the truth, and reports those ([`drift::drift`] decides). A clean store reports nothing. Safe
+    /// while claims and ends run: a fix changes a counter by its drift, which later moves keep. Empty group
+    /// rows are left to [`Store::job_prune`]. Cost: one pass over the available and running jobs.
+    async fn flow_counters_repair(&self) -> Result<Vec<CounterRepair>>;
+
+    /// How many of a queue's available jobs its limits hold now, by kind of limit, as
+    /// [`offload_core::flow::held::held`] decides over the queue's usage and its first 1,000 groups with
+    /// available jobs (least recently served first) plus the jobs without a group. Zero for a queue without
+    /// limits, a paused or an unknown one. Cost: bounded by those groups, never a scan of the jobs.
+    async fn queue_held(&self, queue: &str) -> Result<offload_core::flow::held::HeldJobs>;
 
     /// The push destinations whose deliveries failed recently, for the dashboard.
     ///

@@ -11,4 +11,5 @@
 pub mod admission;
 pub mod debounce;
 pub mod gcra;
+pub mod held;
 pub mod limits;

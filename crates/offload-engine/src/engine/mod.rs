@@ -32,7 +32,7 @@ use crate::config::EngineConfig;
 use crate::cron::{self, CronEnqueuer, CronPass};
 use crate::error::{EngineError, Result};
 use crate::leadership::LeaderLease;
-use crate::maintenance::{self, Maintenance, Pruner, Rescuer, RunWaker, Stager};
+use crate::maintenance::{self, FlowRepairer, Maintenance, Pruner, Rescuer, RunWaker, Stager};
 use crate::observe;
 use crate::push::{self, PushDispatcher};
 use crate::signal::{Flag, Signals};
@@ -123,8 +123,14 @@ impl Engine {
                 stop: inner.stop_loops.clone(),
                 ticks: inner.signals.pruner.clone(),
             },
+            flow_repairer: FlowRepairer {
+                store: inner.store.clone(),
+                wakers: inner.wakers.clone(),
+                ticks: inner.signals.flow_repair.clone(),
+            },
             rescue_interval: config.rescue_interval,
             prune_interval: config.prune_interval,
+            flow_repair_interval: config.flow_repair_interval,
             wakers: inner.wakers.clone(),
             stop: inner.stop_loops.clone(),
         };

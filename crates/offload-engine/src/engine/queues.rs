@@ -25,6 +25,12 @@ impl Engine {
         Ok(info)
     }
 
+    /// How many of a queue's available jobs its limits hold now, by kind of limit (see
+    /// [`offload_store::Store::queue_held`]).
+    pub async fn queue_held(&self, name: &str) -> Result<offload_core::flow::held::HeldJobs> {
+        Ok(self.inner.store.queue_held(name).await?)
+    }
+
     /// One queue with its counts, limits and live usage; `None` when the store knows no such queue.
     pub async fn queue(&self, name: &str) -> Result<Option<QueueInfo>> {
         let info = self.inner.store.queue_get(name).await?;

@@ -1,11 +1,13 @@
 //! Singleton maintenance work: the [`Stager`], the [`Rescuer`], the [`RunWaker`] (timeouts of waiting function
-//! runs) and the [`Pruner`], run in turn under the `maintenance` leader lease.
+//! runs), the [`Pruner`] and the [`FlowRepairer`] (flow counters that drifted), run in turn under the
+//! `maintenance` leader lease.
 //!
 //! Invariant: the duties only run while this node holds the `maintenance` leader lease, and a node stops
 //! them at its next renewal point (a third of the lease) unless the renewal succeeded, so two nodes never
 //! run them at once for longer than a clock-skew margin. Each duty is idempotent anyway (it only moves rows
 //! whose state and time qualify), so an overlap is harmless.
 
+mod flow_repair;
 mod pruner;
 mod rescuer;
 mod run_waker;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use flow_repair::FlowRepairer;
 pub(crate) use pruner::Pruner;
 pub(crate) use rescuer::Rescuer;
 pub(crate) use run_waker::RunWaker;
@@ -28,14 +31,16 @@ use crate::wakeup::Wakers;
 /// The name of the lease the duties run under.
 pub(crate) const LEASE_NAME: &str = "maintenance";
 
-/// The duties and how often the rescuer and the pruner run.
+/// The duties and how often the rescuer, the pruner and the flow repairer run.
 pub(crate) struct Maintenance {
     pub(crate) stager: Stager,
     pub(crate) rescuer: Rescuer,
     pub(crate) run_waker: RunWaker,
     pub(crate) pruner: Pruner,
+    pub(crate) flow_repairer: FlowRepairer,
     pub(crate) rescue_interval: Duration,
     pub(crate) prune_interval: Duration,
+    pub(crate) flow_repair_interval: Duration,
     /// Wakes the stager early (its `stager` notify).
     pub(crate) wakers: Arc<Wakers>,
     pub(crate) stop: CancellationToken,
@@ -75,6 +80,10 @@ impl Maintenance {
                 self.pruner.prune().await;
                 timers.prune = now + self.prune_interval;
             }
+            if now >= timers.repair {
+                self.flow_repairer.repair().await;
+                timers.repair = now + self.flow_repair_interval;
+            }
             tokio::select! {
                 _ = tokio::time::sleep_until(timers.earliest().min(until)) => {}
                 _ = self.wakers.stager.notified() => {
@@ -94,6 +103,7 @@ struct Timers {
     wake: Instant,
     rescue: Instant,
     prune: Instant,
+    repair: Instant,
 }
 
 impl Timers {
@@ -103,10 +113,15 @@ impl Timers {
             wake: now,
             rescue: now,
             prune: now,
+            repair: now,
         }
     }
 
     fn earliest(&self) -> Instant {
-        self.stage.min(self.wake).min(self.rescue).min(self.prune)
+        self.stage
+            .min(self.wake)
+            .min(self.rescue)
+            .min(self.prune)
+            .min(self.repair)
     }
 }

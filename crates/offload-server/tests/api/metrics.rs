@@ -284,3 +284,43 @@ async fn runs_and_their_steps_are_counted() {
     }
     assert!(s.docs.contains_key("offload_runs_started_total"));
 }
+
+#[tokio::test]
+async fn metrics_count_jobs_held_by_each_kind_of_limit() {
+    let app = app().await;
+    let q = "metrics-held";
+    let reply = app
+        .call(
+            Request::builder()
+                .method(Method::PATCH)
+                .uri(format!("/v1/queues/{q}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(r#"{"group_concurrency":1}"#.into())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    for _ in 0..3 {
+        app.enqueue(&format!(r#"{{"queue":"{q}","group":"a"}}"#))
+            .await;
+    }
+    app.claim_one(q).await;
+    let s = scrape(&app).await;
+    let held = |kind| {
+        number(
+            &s,
+            "offload_queue_held_jobs",
+            &[("queue", q), ("kind", kind)],
+        )
+    };
+    assert_eq!(held("group_concurrency"), 2.0);
+    assert_eq!(held("concurrency"), 0.0);
+    assert_eq!(held("throttle"), 0.0);
+    assert!(
+        !s.samples
+            .iter()
+            .any(|x| x.metric == "offload_queue_held_jobs"
+                && x.labels.get("queue") == Some("metrics-flow")),
+        "queues without limits have no held-jobs gauge"
+    );
+}

@@ -11,7 +11,8 @@ use offload_core::state::add;
 use offload_core::{ClaimedJob, DurationSpec, JobState, NewJob, RunAt};
 
 use crate::{
-    ClaimOutcome, Finish, JobClaimParams, JobListParams, JobRescueParams, QueueSetLimitsParams,
+    ClaimOutcome, Finish, FlowCounter, JobClaimParams, JobListParams, JobRescueParams,
+    QueueSetLimitsParams,
 };
 
 use super::{Harness, job, raw, secs, t0};
@@ -623,4 +624,144 @@ pub async fn retried_debounced_job_leaves_debouncing(h: Harness) {
     assert!(again[0].debounced);
     assert_eq!(h.get(waiting[0].id).await.payload.get(), r#"{"n":3}"#);
     assert_eq!(h.get(first[0].id).await.payload.get(), r#"{"n":1}"#);
+}
+
+/// Counters corrupted behind the store's back (a group's running and available jobs, a group row without jobs,
+/// the queue's running count) are each reported once with what they were and what they are now, set right (a
+/// claim the corrupt count held starts), and a clean store reports nothing.
+pub async fn drifted_counters_are_repaired_and_reported(h: Harness) {
+    limit(&h, "q", serde_json::json!({"group_concurrency": 2})).await;
+    h.insert(vec![
+        grouped("q", "a"),
+        grouped("q", "a"),
+        grouped("q", "a"),
+        grouped("q", "b"),
+        grouped("q", "b"),
+    ])
+    .await;
+    let first = h.claim("q", 3).await;
+    assert_eq!(first.len(), 3);
+    assert!(
+        h.store.flow_counters_repair().await.unwrap().is_empty(),
+        "a clean store reports nothing"
+    );
+    let running_a = groups_of(&h, &first)
+        .await
+        .iter()
+        .filter(|g| g.as_deref() == Some("a"))
+        .count();
+    let running_a = i64::try_from(running_a).unwrap();
+    let available_b = 2 - i64::try_from(first.len()).unwrap() + running_a;
+
+    h.raw_sql("UPDATE queue_groups SET running = running + 3 WHERE queue = 'q' AND grp = 'a'")
+        .await;
+    h.raw_sql("UPDATE queue_groups SET available = 7 WHERE queue = 'q' AND grp = 'b'")
+        .await;
+    h.raw_sql(
+        "INSERT INTO queue_groups (queue, grp, available, running) VALUES ('q', 'ghost', 0, 2)",
+    )
+    .await;
+    h.raw_sql("DELETE FROM queue_counts WHERE queue = 'q' AND state = 'running'")
+        .await;
+
+    let fixed: Vec<_> = h
+        .store
+        .flow_counters_repair()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.queue, r.group, r.counter, r.was, r.now))
+        .collect();
+    assert_eq!(
+        fixed,
+        vec![
+            ("q".into(), None, FlowCounter::QueueRunning, 0, 3),
+            (
+                "q".into(),
+                some("a"),
+                FlowCounter::GroupRunning,
+                running_a + 3,
+                running_a
+            ),
+            (
+                "q".into(),
+                some("b"),
+                FlowCounter::GroupAvailable,
+                7,
+                available_b
+            ),
+            ("q".into(), some("ghost"), FlowCounter::GroupRunning, 2, 0),
+        ]
+    );
+    assert!(
+        h.store.flow_counters_repair().await.unwrap().is_empty(),
+        "repaired counters stay right"
+    );
+    let usage = h
+        .store
+        .queue_get("q")
+        .await
+        .unwrap()
+        .unwrap()
+        .usage
+        .unwrap();
+    assert_eq!(usage.running, 3);
+
+    // With the corrupt count, a would still "run" 3 jobs once its real ones ended, and hold its waiting job.
+    for c in &first {
+        h.complete(c, None).await.unwrap();
+    }
+    let next = h.claim("q", 5).await;
+    assert_eq!(next.len(), 2, "both jobs left start");
+}
+
+/// Held jobs are counted by the limit that holds them: group concurrency, concurrency (a full queue holds
+/// everything), a throttle; a queue without limits holds nothing.
+pub async fn held_jobs_are_counted_by_kind(h: Harness) {
+    limit(&h, "q", serde_json::json!({"group_concurrency": 1})).await;
+    h.insert(vec![
+        grouped("q", "a"),
+        grouped("q", "a"),
+        grouped("q", "a"),
+        grouped("q", "b"),
+        job("q"),
+    ])
+    .await;
+    assert_eq!(
+        h.claim("q", 10).await.len(),
+        3,
+        "a, b and the job without a group"
+    );
+    let held = h.store.queue_held("q").await.unwrap();
+    assert_eq!(
+        (held.concurrency, held.group_concurrency, held.throttle),
+        (0, 2, 0)
+    );
+    limit(&h, "q", serde_json::json!({"concurrency": 3})).await;
+    let held = h.store.queue_held("q").await.unwrap();
+    assert_eq!(
+        (held.concurrency, held.group_concurrency, held.throttle),
+        (2, 0, 0),
+        "a full queue holds every waiting job"
+    );
+
+    limit(
+        &h,
+        "t",
+        serde_json::json!({"throttle": {"limit": 1, "period": "1h"}}),
+    )
+    .await;
+    h.insert((0..3).map(|_| job("t")).collect()).await;
+    assert_eq!(h.claim("t", 10).await.len(), 1);
+    let held = h.store.queue_held("t").await.unwrap();
+    assert_eq!(
+        (held.concurrency, held.group_concurrency, held.throttle),
+        (0, 0, 2)
+    );
+
+    h.insert(vec![job("free")]).await;
+    let held = h.store.queue_held("free").await.unwrap();
+    assert_eq!(held, Default::default());
+    let held = h.store.queue_held("unknown").await.unwrap();
+    assert_eq!(held, Default::default());
 }

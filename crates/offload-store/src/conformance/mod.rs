@@ -60,6 +60,9 @@ use crate::{
     JobInsertParams, JobStageParams,
 };
 
+/// Runs SQL statements on a store's own tables from outside the store (see [`TestStore::with_raw_sql`]).
+pub type RawSql = Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
 /// What a store crate's factory returns: a fresh, empty store, plus whatever must live as long as it
 /// (a temporary directory, a throw-away database).
 pub struct TestStore {
@@ -67,6 +70,8 @@ pub struct TestStore {
     pub store: DynStore,
     /// Dropped after the test.
     pub guard: Box<dyn Any + Send + Sync>,
+    /// Raw access to the store's tables, for the few tests that corrupt what the store keeps.
+    pub raw: Option<RawSql>,
 }
 
 impl TestStore {
@@ -75,6 +80,7 @@ impl TestStore {
         Self {
             store,
             guard: Box::new(()),
+            raw: None,
         }
     }
 
@@ -83,7 +89,15 @@ impl TestStore {
         Self {
             store,
             guard: Box::new(guard),
+            raw: None,
         }
+    }
+
+    /// Gives tests raw access to the store's tables: `raw` runs one or more statements (which both stores'
+    /// dialects accept) and panics on failure. Only tests of repairs use it, to corrupt what the store keeps.
+    pub fn with_raw_sql(mut self, raw: RawSql) -> Self {
+        self.raw = Some(raw);
+        self
     }
 }
 
@@ -93,6 +107,7 @@ pub struct Harness {
     pub store: DynStore,
     /// The store's clock; move it with [`Harness::advance`].
     pub clock: Arc<ManualClock>,
+    raw: Option<RawSql>,
     _guard: Box<dyn Any + Send + Sync>,
 }
 
@@ -109,12 +124,23 @@ impl Harness {
         Fut: Future<Output = TestStore>,
     {
         let clock = Arc::new(ManualClock::new(t0()));
-        let TestStore { store, guard } = factory(clock.clone()).await;
+        let TestStore { store, guard, raw } = factory(clock.clone()).await;
         Self {
             store,
             clock,
+            raw,
             _guard: guard,
         }
+    }
+
+    /// Runs SQL on the store's tables behind its back (see [`TestStore::with_raw_sql`]); panics when the
+    /// store's factory gave no raw access.
+    pub async fn raw_sql(&self, sql: &str) {
+        let raw = self
+            .raw
+            .as_ref()
+            .expect("this test needs the factory's raw SQL access (TestStore::with_raw_sql)");
+        raw(sql.to_owned()).await;
     }
 
     /// The store's current time.
@@ -377,6 +403,8 @@ macro_rules! conformance_tests {
             function_flow::functions_without_controls_leave_queue_limits_alone,
             function_flow::rate_limit_skips_events_and_records_them,
             function_flow::singleton_skips_or_cancels_the_live_run,
+            flow::drifted_counters_are_repaired_and_reported,
+            flow::held_jobs_are_counted_by_kind,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {

@@ -56,6 +56,9 @@ pub(crate) struct FileConfig {
     /// Cron enqueuer settings.
     #[serde(default)]
     pub(crate) cron: Option<CronSettings>,
+    /// Maintenance settings.
+    #[serde(default)]
+    pub(crate) maintenance: Option<MaintenanceSettings>,
     /// `[[schedule]]` entries: schedules this file manages (applied at every start; see `schedules`).
     #[serde(default, rename = "schedule")]
     pub(crate) schedules: Vec<toml::Spanned<ScheduleSpec>>,
@@ -263,6 +266,14 @@ pub(crate) struct CronSettings {
     pub(crate) grace: Option<DurationSpec>,
 }
 
+/// The `[maintenance]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MaintenanceSettings {
+    /// How often flow counters are recounted from the jobs and repaired (default 5 minutes).
+    pub(crate) flow_repair_interval: Option<DurationSpec>,
+}
+
 /// What the command line and environment said (flags win over env; clap resolves that).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Overrides {
@@ -360,6 +371,8 @@ pub(crate) struct ServeConfig {
     pub(crate) push: PushSettings,
     /// Cron: how late a tick may be and still count as on time (`None`: the engine's default).
     pub(crate) cron_grace: Option<Duration>,
+    /// How often flow counters are recounted and repaired (`None`: the engine's default).
+    pub(crate) flow_repair_interval: Option<Duration>,
     /// The file's schedules, validated. At start they are created or replaced, and file-defined schedules
     /// no longer in the file are deleted (API-defined ones are never touched).
     pub(crate) schedules: Vec<Schedule>,
@@ -436,6 +449,13 @@ impl ServeConfig {
         let queues = validate_queues(file.queues, &limits, &text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
         let connections = resolve_http(file.http.unwrap_or_default(), http_env()?)?;
+        let flow_repair_interval = file
+            .maintenance
+            .and_then(|m| m.flow_repair_interval)
+            .map(|d| d.0);
+        if flow_repair_interval.is_some_and(|d| d.is_zero()) {
+            bail!("maintenance.flow_repair_interval must be more than 0");
+        }
         Ok(Self {
             listen,
             database,
@@ -446,6 +466,7 @@ impl ServeConfig {
             retention: file.retention.unwrap_or_default(),
             push,
             cron_grace: file.cron.and_then(|c| c.grace).map(|g| g.0),
+            flow_repair_interval,
             schedules,
             connections,
             functions,

@@ -140,6 +140,9 @@ pub(crate) async fn start(
         retention: config.retention,
         push,
         cron_grace: config.cron_grace.unwrap_or(defaults.cron_grace),
+        flow_repair_interval: config
+            .flow_repair_interval
+            .unwrap_or(defaults.flow_repair_interval),
         functions: config.functions_settings,
         ..defaults
     };
