@@ -106,9 +106,10 @@ async fn write(
     .bind(cancel_events(function))
     .bind(Ts(now))
     .bind(fresh)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await
     .map_err(db)?;
+    crate::function_cron::register(conn, now, function).await?;
     record(&row)
 }
 
@@ -182,13 +183,13 @@ pub(crate) async fn delete(conn: &mut PgConnection, now: Timestamp, id: &str) ->
     let done = sqlx::query("UPDATE functions SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL")
         .bind(id)
         .bind(Ts(now))
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(db)?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("function {id}")));
     }
-    Ok(())
+    crate::function_cron::forget(conn, id).await
 }
 
 /// Replaces an app's set: the given functions are created, updated or left alone; the app's other functions are

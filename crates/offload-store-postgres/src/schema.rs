@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_functions.sql"),
     ),
     (7, "flow", include_str!("../migrations/0007_flow.sql")),
+    (
+        11,
+        "function_cron",
+        include_str!("../migrations/0011_function_cron.sql"),
+    ),
 ];
 
 /// The schema used unless configured otherwise.

@@ -122,6 +122,7 @@ async fn write(
         .await
         .map_err(db)?;
     }
+    crate::function_cron::register(conn, now, function).await?;
     let record = FunctionRecord {
         function: function.clone(),
         spec: spec.clone(),
@@ -165,13 +166,13 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, now: Timestamp, id: &str
     )
     .bind(id)
     .bind(micros(now))
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("function {id}")));
     }
-    Ok(())
+    crate::function_cron::forget(conn, id).await
 }
 
 /// Replaces an app's set: each function created, updated (its spec changed, or it belonged elsewhere) or
@@ -206,9 +207,12 @@ pub(crate) async fn sync(
     .bind(&p.app)
     .bind(ids)
     .bind(micros(now))
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
+    for id in &removed {
+        crate::function_cron::forget(conn, id).await?;
+    }
     out.removed = removed;
     out.removed.sort();
     out.created.sort();

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_functions.sql"),
     ),
     (7, "flow", include_str!("../migrations/0007_flow.sql")),
+    (
+        11,
+        "function_cron",
+        include_str!("../migrations/0011_function_cron.sql"),
+    ),
 ];
 
 /// The embedded migrations (built by hand rather than with `sqlx::migrate!`, which would pull in sqlx's
