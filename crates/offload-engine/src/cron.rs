@@ -195,9 +195,12 @@ async fn schedules_pass(inner: &CronEnqueuer) -> Result<CronPass> {
 }
 
 /// The functions' part of a pass: due cron ticks of functions start their runs, in batches of `cron_batch`
-/// functions per transaction, until none is due.
+/// functions per transaction, until none is due. A tick within [`PLAN_AHEAD`] is waited for and fired in the
+/// same pass (the loop wakes that early for schedules), once per pass.
 async fn functions_pass(inner: &CronEnqueuer, report: &mut CronPass) -> Result<()> {
     let limit = inner.batch.max(1);
+    let plan_ahead = jiff::SignedDuration::try_from(PLAN_AHEAD).unwrap_or_default();
+    let mut waited = false;
     loop {
         let fired = inner
             .store
@@ -221,10 +224,20 @@ async fn functions_pass(inner: &CronEnqueuer, report: &mut CronPass) -> Result<(
             }
         }
         report.function_runs += fired.fired.len() as u64;
-        if fired.fired.len() < limit as usize {
-            report.next_fire_at = earliest(report.next_fire_at, fired.next_fire_at);
-            return Ok(());
+        if fired.fired.len() >= limit as usize {
+            continue;
         }
+        if let Some(next) = fired.next_fire_at
+            && !waited
+            && inner.store.now().duration_until(next) <= plan_ahead
+        {
+            waited = true;
+            if reached(inner, next).await {
+                continue;
+            }
+        }
+        report.next_fire_at = earliest(report.next_fire_at, fired.next_fire_at);
+        return Ok(());
     }
 }
 
