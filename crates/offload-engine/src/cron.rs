@@ -10,6 +10,11 @@
 //! applies the overlap policy and persists the next fire times. Between passes the enqueuer sleeps until the
 //! earliest next fire time (at most `cron_poll`), or until a schedule changes on this node.
 //!
+//! The same pass then starts the runs of due cron-triggered functions
+//! ([`offload_store::Store::function_cron_fire`]: one run per tick, after downtime one run for the most recent
+//! tick), and the sleep also ends at the earliest function's next fire time, or when a function is registered,
+//! replaced or removed on this node.
+//!
 //! Invariant: the persisted next fire time only moves forward through a pass, so a restart resumes exactly
 //! where the last committed pass stopped, and a clock that jumps backwards fires nothing until it is past
 //! the persisted time again.
@@ -21,7 +26,8 @@ use offload_core::cron::policy::jittered;
 use offload_core::cron::{CatchUpRule, ScheduleRecord, TickOutcome, plan_due};
 use offload_core::{JobState, Timestamp};
 use offload_store::{
-    DynStore, FireOutcome, ScheduleDueParams, ScheduleFire, ScheduleFireParams, TickRun,
+    DynStore, FireOutcome, FunctionCronFireParams, ScheduleDueParams, ScheduleFire,
+    ScheduleFireParams, TickRun,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +51,9 @@ pub struct CronPass {
     pub missed: u64,
     /// Schedules whose plan was stale (changed during the pass); they are planned again next pass.
     pub stale: u64,
-    /// The earliest next fire time of the schedules that are not due.
+    /// Runs of cron-triggered functions started.
+    pub function_runs: u64,
+    /// The earliest next fire time of the schedules (and cron-triggered functions) that are not due.
     pub next_fire_at: Option<Timestamp>,
 }
 
@@ -128,6 +136,15 @@ const PLAN_AHEAD: Duration = Duration::from_millis(100);
 /// transaction. A batch is planned for the latest fire time among it, then fired once the store's clock
 /// reaches that instant.
 async fn pass(inner: &CronEnqueuer) -> Result<CronPass> {
+    // A failing schedule pass does not hold back the functions' ticks (nor the other way round).
+    let scheduled = schedules_pass(inner).await;
+    let mut report = scheduled.as_ref().cloned().unwrap_or_default();
+    functions_pass(inner, &mut report).await?;
+    scheduled.map(|_| report)
+}
+
+/// The schedules' part of a pass.
+async fn schedules_pass(inner: &CronEnqueuer) -> Result<CronPass> {
     let limit = inner.batch.max(1);
     let mut report = CronPass::default();
     loop {
@@ -174,6 +191,53 @@ async fn pass(inner: &CronEnqueuer) -> Result<CronPass> {
         if !full {
             return Ok(report);
         }
+    }
+}
+
+/// The functions' part of a pass: due cron ticks of functions start their runs, in batches of `cron_batch`
+/// functions per transaction, until none is due. A tick within [`PLAN_AHEAD`] is waited for and fired in the
+/// same pass (the loop wakes that early for schedules), once per pass.
+async fn functions_pass(inner: &CronEnqueuer, report: &mut CronPass) -> Result<()> {
+    let limit = inner.batch.max(1);
+    let plan_ahead = jiff::SignedDuration::try_from(PLAN_AHEAD).unwrap_or_default();
+    let mut waited = false;
+    loop {
+        let fired = inner
+            .store
+            .function_cron_fire(FunctionCronFireParams { limit })
+            .await?;
+        for queue in &fired.queues {
+            inner.wakers.queues.wake(queue);
+        }
+        if !fired.fired.is_empty() {
+            // A push function's first call is delivered by the dispatcher.
+            inner.wakers.push.notify_one();
+        }
+        for tick in &fired.fired {
+            metrics::counter!("offload_function_cron_ticks_total", "function" => tick.function_id.clone(), "outcome" => "fired")
+                .increment(1);
+            tracing::debug!(function = %tick.function_id, scheduled_at = %tick.scheduled_at, run = %tick.run_id, "function cron tick fired");
+            if tick.missed > 0 {
+                metrics::counter!("offload_function_cron_ticks_total", "function" => tick.function_id.clone(), "outcome" => "missed")
+                    .increment(tick.missed);
+                tracing::warn!(function = %tick.function_id, ticks = tick.missed, "function cron ticks missed: one run for the most recent");
+            }
+        }
+        report.function_runs += fired.fired.len() as u64;
+        if fired.fired.len() >= limit as usize {
+            continue;
+        }
+        if let Some(next) = fired.next_fire_at
+            && !waited
+            && inner.store.now().duration_until(next) <= plan_ahead
+        {
+            waited = true;
+            if reached(inner, next).await {
+                continue;
+            }
+        }
+        report.next_fire_at = earliest(report.next_fire_at, fired.next_fire_at);
+        return Ok(());
     }
 }
 

@@ -113,6 +113,7 @@ async fn write(
     if let Some(patch) = function.flow.queue_patch() {
         crate::flow::apply_limits(conn, now, &function.queue, patch).await?;
     }
+    crate::function_cron::register(conn, now, function).await?;
     record(&row)
 }
 
@@ -186,13 +187,13 @@ pub(crate) async fn delete(conn: &mut PgConnection, now: Timestamp, id: &str) ->
     let done = sqlx::query("UPDATE functions SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL")
         .bind(id)
         .bind(Ts(now))
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(db)?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("function {id}")));
     }
-    Ok(())
+    crate::function_cron::forget(conn, id).await
 }
 
 /// Replaces an app's set: the given functions are created, updated or left alone; the app's other functions are

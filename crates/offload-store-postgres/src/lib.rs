@@ -57,6 +57,7 @@ use offload_store::{
     ScheduleTriggerParams, ScheduleTriggered, ScheduleUpsertParams, ScheduleUpserted,
     SettingInitParams, StageReport, Store, StoreError, ThroughputBucket, Wakeup,
 };
+use offload_store::{FunctionCronFireParams, FunctionCronReport};
 use sqlx::PgPool;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPoolOptions, Postgres};
@@ -73,6 +74,7 @@ mod error;
 mod events;
 mod flow;
 mod flow_claim;
+mod function_cron;
 mod functions;
 mod jobs_finish;
 mod jobs_insert;
@@ -729,6 +731,20 @@ impl Store for PostgresStore {
             Box::pin(async move { runs_manage::record_steps(conn, now, p).await })
         })
         .await
+    }
+
+    async fn function_cron_fire(&self, p: FunctionCronFireParams) -> Result<FunctionCronReport> {
+        let limits = self.shared.limits;
+        let report = self
+            .retrying(|conn, now| {
+                Box::pin(async move { function_cron::fire(conn, now, &limits, p.limit).await })
+            })
+            .await?;
+        self.notify(&report.queues);
+        Ok(FunctionCronReport {
+            queues: queues_only(report.queues),
+            ..report
+        })
     }
 
     async fn run_wake_due(&self, p: RunWakeParams) -> Result<RunWakeReport> {

@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "push_running",
         include_str!("../migrations/0009_push_running.sql"),
     ),
+    (
+        11,
+        "function_cron",
+        include_str!("../migrations/0011_function_cron.sql"),
+    ),
 ];
 
 /// The schema used unless configured otherwise.

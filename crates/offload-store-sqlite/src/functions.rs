@@ -126,6 +126,7 @@ async fn write(
     if let Some(patch) = function.flow.queue_patch() {
         crate::queues::apply_limits(conn, now, &function.queue, patch).await?;
     }
+    crate::function_cron::register(conn, now, function).await?;
     let record = FunctionRecord {
         function: function.clone(),
         spec: spec.clone(),
@@ -169,13 +170,13 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, now: Timestamp, id: &str
     )
     .bind(id)
     .bind(micros(now))
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("function {id}")));
     }
-    Ok(())
+    crate::function_cron::forget(conn, id).await
 }
 
 /// Replaces an app's set: each function created, updated (its spec changed, or it belonged elsewhere) or
@@ -210,9 +211,12 @@ pub(crate) async fn sync(
     .bind(&p.app)
     .bind(ids)
     .bind(micros(now))
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
+    for id in &removed {
+        crate::function_cron::forget(conn, id).await?;
+    }
     out.removed = removed;
     out.removed.sort();
     out.created.sort();

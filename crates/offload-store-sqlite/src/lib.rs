@@ -47,6 +47,7 @@ use offload_store::{
     PushFailuresParams, PushJob, QueueSetPausedParams, QueueThroughputParams, RescueReport, Result,
     SettingInitParams, StageReport, Store, ThroughputBucket,
 };
+use offload_store::{FunctionCronFireParams, FunctionCronReport};
 use sqlx::Connection;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnection, SqlitePool, SqlitePoolOptions};
@@ -59,6 +60,7 @@ mod drift;
 mod error;
 mod events;
 mod flow;
+mod function_cron;
 mod functions;
 mod jobs_finish;
 mod jobs_insert;
@@ -585,6 +587,14 @@ impl Store for SqliteStore {
     async fn run_prune(&self, p: RunPruneParams) -> Result<u64> {
         self.writer
             .run(false, move |c, _, now| Box::pin(runs::prune(c, now, p)))
+            .await
+    }
+
+    async fn function_cron_fire(&self, p: FunctionCronFireParams) -> Result<FunctionCronReport> {
+        self.writer
+            .run(false, move |c, counts, now| {
+                Box::pin(function_cron::fire(c, now, p.limit, counts))
+            })
             .await
     }
 

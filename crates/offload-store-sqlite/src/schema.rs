@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "push_running",
         include_str!("../migrations/0009_push_running.sql"),
     ),
+    (
+        11,
+        "function_cron",
+        include_str!("../migrations/0011_function_cron.sql"),
+    ),
 ];
 
 /// The embedded migrations (built by hand rather than with `sqlx::migrate!`, which would pull in sqlx's

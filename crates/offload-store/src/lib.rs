@@ -25,12 +25,14 @@ pub mod drift;
 pub mod ending;
 pub mod fanout;
 pub mod firing;
+pub mod function_cron;
 pub mod functions;
 pub mod idempotency;
 pub mod push_cap;
 pub mod schedules;
 
 pub use drift::{CounterRepair, FlowCounter};
+pub use function_cron::{CronFired, FunctionCronFireParams, FunctionCronReport};
 pub use functions::*;
 use offload_core::function::{event::EventId, run::RunId};
 
@@ -812,6 +814,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes ended runs and old events past their retention.
     async fn run_prune(&self, p: RunPruneParams) -> Result<u64>;
+
+    /// Starts the runs of due cron ticks of registered functions, in one transaction: for each function whose
+    /// persisted next fire time has come (locked, so several servers never fire a tick twice), stores a
+    /// [`function_cron::CRON_EVENT`] event, starts a run of exactly that function, and persists the next fire
+    /// time ([`function_cron::decide`]: after downtime one run, for the most recent tick).
+    async fn function_cron_fire(&self, p: FunctionCronFireParams) -> Result<FunctionCronReport>;
 
     /// Finishes pending writes and closes connections. Later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);

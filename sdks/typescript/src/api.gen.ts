@@ -1756,7 +1756,9 @@ export interface components {
         TriggerSpec: {
             /**
              * Format: cron
-             * @description A cron expression that starts a run on every tick.
+             * @description A cron expression that starts a run on every tick (at most one cron trigger). Each run's event is
+             *     `offload/cron.tick` with data `{function_id, cron, timezone, scheduled_at}`; after downtime one run
+             *     starts, for the most recent tick.
              */
             cron?: string | null;
             /** @description An event name that starts a run. */

@@ -192,10 +192,16 @@ impl Engine {
         }
     }
 
-    /// Runs one pass of the cron enqueuer now: fires every due tick of every unpaused schedule. The enqueuer
-    /// loop does the same; it is safe to call at any time (plans are fenced by revision and ticks are unique).
+    /// Runs one pass of the cron enqueuer now: fires every due tick of every unpaused schedule, and starts the
+    /// runs of the due ticks of cron-triggered functions. The enqueuer loop does the same; it is safe to call at
+    /// any time (plans are fenced by revision, ticks are unique, a function's tick moves its next fire time).
     pub async fn fire_due_schedules(&self) -> Result<CronPass> {
         self.cron_enqueuer().pass().await
+    }
+
+    /// Wakes this node's cron enqueuer: a function's cron trigger may have been added, changed or removed.
+    pub(crate) fn function_crons_changed(&self) {
+        self.inner.wakers.cron.notify_one();
     }
 
     /// Checks what can be known about a push job before it is stored: that push delivery is enabled, and

@@ -74,6 +74,7 @@ impl Functions<'_> {
                 app: None,
             })
             .await?;
+        self.engine.function_crons_changed();
         Ok(put)
     }
 
@@ -89,7 +90,9 @@ impl Functions<'_> {
 
     /// Removes a function: it starts no more runs; its runs keep going to their end.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        Ok(self.engine.store().function_delete(id).await?)
+        self.engine.store().function_delete(id).await?;
+        self.engine.function_crons_changed();
+        Ok(())
     }
 
     /// Replaces `app`'s whole set of functions in one transaction: each definition (with its `id`) is
@@ -121,6 +124,7 @@ impl Functions<'_> {
                 functions,
             })
             .await?;
+        self.engine.function_crons_changed();
         Ok(synced)
     }
 

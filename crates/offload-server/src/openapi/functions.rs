@@ -115,7 +115,9 @@ pub(crate) struct TriggerSpec {
     /// A filter the event must pass: an object of field paths (`data.plan`) to values or comparisons.
     #[serde(rename = "if")]
     filter: Option<Value>,
-    /// A cron expression that starts a run on every tick.
+    /// A cron expression that starts a run on every tick (at most one cron trigger). Each run's event is
+    /// `offload/cron.tick` with data `{function_id, cron, timezone, scheduled_at}`; after downtime one run
+    /// starts, for the most recent tick.
     cron: Option<String>,
     /// IANA time zone of `cron` (default UTC).
     timezone: Option<String>,

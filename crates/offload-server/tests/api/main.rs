@@ -6,6 +6,7 @@ mod e2e;
 mod enqueue;
 mod events;
 mod flow;
+mod function_cron;
 mod functions;
 mod jobs;
 mod json_rule;

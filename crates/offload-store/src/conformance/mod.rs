@@ -13,7 +13,7 @@
 //! so lease expiry, due jobs, pruning and leader expiry are tested without sleeping.
 //!
 //! The suite is split by topic, one file each (insert, claim, finish, manage, maintenance, reads, leader,
-//! lifecycle, push, push_limits, settings, schedules, functions, events, runs, run_reports, flow, function_flow). A suite function is a `pub async fn name(h: Harness)` in a topic
+//! lifecycle, push, push_limits, settings, schedules, functions, function_cron, events, runs, run_reports, flow, function_flow). A suite function is a `pub async fn name(h: Harness)` in a topic
 //! file, listed in `conformance_tests!` as `topic::name`. A written but unlisted function would run on no
 //! store, so `tests/conformance_registry.rs` reads the topic files and fails on any suite function that is not
 //! listed (and on a topic file that is not a module here); the compiler rejects a listed one that does not
@@ -27,6 +27,7 @@ pub mod claim;
 pub mod events;
 pub mod finish;
 pub mod flow;
+pub mod function_cron;
 pub mod function_flow;
 pub mod functions;
 pub mod insert;
@@ -361,6 +362,11 @@ macro_rules! conformance_tests {
             schedules::schedule_trigger_runs_now,
             functions::function_put_get_list_delete,
             functions::app_sync_reports_each_function,
+            function_cron::a_cron_tick_starts_one_run,
+            function_cron::a_late_cron_catches_up_with_one_run,
+            function_cron::replacing_the_cron_recomputes_the_next_fire_time,
+            function_cron::removing_the_function_stops_its_cron,
+            function_cron::a_cron_in_a_dst_gap_fires_after_the_gap,
             events::event_send_starts_a_run_per_matching_function,
             events::duplicate_event_id_starts_nothing,
             events::wait_for_event_resolves_on_a_matching_event,
