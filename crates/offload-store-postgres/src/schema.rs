@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_functions.sql"),
     ),
     (7, "flow", include_str!("../migrations/0007_flow.sql")),
+    (12, "logs", include_str!("../migrations/0012_logs.sql")),
 ];
 
 /// The schema used unless configured otherwise.

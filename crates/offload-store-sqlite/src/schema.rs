@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_functions.sql"),
     ),
     (7, "flow", include_str!("../migrations/0007_flow.sql")),
+    (12, "logs", include_str!("../migrations/0012_logs.sql")),
 ];
 
 /// The embedded migrations (built by hand rather than with `sqlx::migrate!`, which would pull in sqlx's
