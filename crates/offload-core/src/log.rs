@@ -145,6 +145,9 @@ pub struct LogAppended {
 pub struct LogPage {
     /// The lines with `seq` greater than `after`, oldest first.
     pub lines: Vec<LogLine>,
+    /// When the page is full: the `after` of the next page (the last line's `seq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
 }
 
 /// Checks the lines of an append: 1 to [`MAX_LINES_PER_APPEND`] of them, each message at most

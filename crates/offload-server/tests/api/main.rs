@@ -9,6 +9,7 @@ mod flow;
 mod functions;
 mod jobs;
 mod json_rule;
+mod logs;
 mod metrics;
 mod push;
 mod routing;
