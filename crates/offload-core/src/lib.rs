@@ -5,7 +5,7 @@
 //! validation of what users send ([`spec`]), cron schedules and their policies ([`cron`]) and the wire types
 //! the server and the SDK share ([`api`]); push delivery's targets, outcome rules and callbacks are in [`push`];
 //! durable functions' events, definitions, call protocol and step records are in [`function`]; queue limits,
-//! throttles, fair claims and debounce are in [`flow`].
+//! throttles, fair claims and debounce are in [`flow`]; log lines of jobs and runs are in [`log`].
 //! Stores persist what these functions decide; they never re-implement the rules.
 
 pub mod api;
@@ -18,6 +18,7 @@ pub mod function;
 pub mod id;
 pub mod job;
 pub mod json_rule;
+pub mod log;
 pub mod net;
 mod object;
 pub mod push;

@@ -54,7 +54,7 @@ mod serve;
 mod ui;
 mod view;
 
-use routes::{apps, events, functions, health, jobs, queues, runs, schedules, workers};
+use routes::{apps, events, functions, health, jobs, logs, queues, runs, schedules, workers};
 pub use serve::{ConnectionLimits, serve};
 
 /// Extra room, beyond the payload limit, that single-job bodies may take for the other fields.
@@ -198,6 +198,8 @@ fn api_routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
         .routes(routes!(workers::fail_batch))
         .routes(routes!(events::send))
         .routes(routes!(runs::steps, runs::record))
+        .routes(routes!(logs::append_job, logs::list_job))
+        .routes(routes!(logs::append_run, logs::list_run))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     OpenApiRouter::new()
         .routes(routes!(health::healthz))

@@ -38,6 +38,7 @@ pub(crate) const PATH: &str = "/openapi.json";
         (name = "functions", description = "Durable functions: register, list, read, remove, and sync an app's whole set"),
         (name = "events", description = "Events: send (fanned out to runs, waits and cancels), list and read"),
         (name = "runs", description = "Function runs: list, read with their steps, cancel, retry, and record steps within a call"),
+        (name = "logs", description = "Log lines of jobs and runs: append (the newest 1,000 per job or run are kept) and read"),
         (name = "health", description = "Liveness and readiness"),
     ),
 )]

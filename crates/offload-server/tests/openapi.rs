@@ -56,6 +56,10 @@ fn document_is_openapi_3_1_and_lists_every_v1_route() {
         ("/v1/runs/{id}/steps", "post"),
         ("/v1/runs/{id}/cancel", "post"),
         ("/v1/runs/{id}/retry", "post"),
+        ("/v1/jobs/{id}/logs", "post"),
+        ("/v1/jobs/{id}/logs", "get"),
+        ("/v1/runs/{id}/logs", "post"),
+        ("/v1/runs/{id}/logs", "get"),
         ("/healthz", "get"),
     ];
     for (path, method) in expected {

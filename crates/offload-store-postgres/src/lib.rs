@@ -22,7 +22,8 @@
 //! (stage, prune), `jobs_read`, `queues` (counts, throughput), `settings`, `leader`, `schedules` (cron schedule
 //! definitions and ticks) and `schedule_fire` (the enqueuer's writes); durable functions: `functions` (the
 //! registry), `events` (storing and fanning out events), `run_flow` (writing what happens to a run),
-//! `runs_read` and `runs_manage` (cancel, retry, mid-lease records, wait timeouts, pruning); `codec` maps values,
+//! `runs_read` and `runs_manage` (cancel, retry, mid-lease records, wait timeouts, pruning); `logs` (log lines of
+//! jobs and runs); `codec` maps values,
 //! `counts` keeps the per-queue counts, `error` maps database errors; flow control: `flow` (queue limits, usage,
 //! why a job waits), `flow_claim` (claims of limited queues, under their queue row's lock) and `debounce`
 //! (enqueues that update a waiting job of their key).
@@ -46,7 +47,7 @@ use offload_store::{
     FunctionListParams, FunctionPut, FunctionPutParams, FunctionRecord, RunListParams,
     RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StepRecord,
 };
-use offload_store::{ClaimOutcome, QueueSetLimitsParams};
+use offload_store::{ClaimOutcome, LogAppendParams, LogReadParams, QueueSetLimitsParams};
 use offload_store::{
     DueSchedules, FinishItem, FinishOutcome, FireOutcome, Inserted, JobClaimParams,
     JobClaimPushParams, JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams,
@@ -82,6 +83,7 @@ mod jobs_manage;
 mod jobs_read;
 mod leader;
 mod leases;
+mod logs;
 mod maintenance;
 mod notify;
 #[cfg(test)]
@@ -765,6 +767,16 @@ impl Store for PostgresStore {
     async fn run_prune(&self, p: RunPruneParams) -> Result<u64> {
         let mut conn = self.shared.conn().await?;
         runs_manage::prune(&mut conn, self.shared.now(), p).await
+    }
+
+    async fn log_append(&self, p: LogAppendParams) -> Result<offload_core::log::LogAppended> {
+        self.check_open()?;
+        self.retrying(|conn, now| Box::pin(logs::append(conn, now, p.clone())))
+            .await
+    }
+
+    async fn log_read(&self, p: LogReadParams) -> Result<Vec<offload_core::log::LogLine>> {
+        logs::read(&mut *self.shared.conn().await?, p).await
     }
 
     async fn close(&self) {

@@ -13,7 +13,7 @@
 //! `schedule_fire` (ticks); durable functions: `functions` (registry, app sync), `events` (store and fan out),
 //! `runs` (reads, cancel, retry, records within a lease, wake-ups, pruning), `run_calls` (a run's calls, its
 //! end, its parked steps), `run_answer` (a call's answer applied with its job's end) and `run_rows` (a run's
-//! rows); `codec` maps values, `batch` runs multi-row statements, `error` maps database
+//! rows); `logs` holds log lines of jobs and runs; `codec` maps values, `batch` runs multi-row statements, `error` maps database
 //! errors; `lock` holds the exclusive lock on the file that makes its server the only one.
 
 use std::collections::HashSet;
@@ -34,7 +34,7 @@ use offload_store::{
     FunctionListParams, FunctionPut, FunctionPutParams, FunctionRecord, RunListParams,
     RunPruneParams, RunRecord, RunRecordStepsParams, RunWakeParams, RunWakeReport, StepRecord,
 };
-use offload_store::{ClaimOutcome, QueueSetLimitsParams};
+use offload_store::{ClaimOutcome, LogAppendParams, LogReadParams, QueueSetLimitsParams};
 use offload_store::{
     DueSchedules, FireOutcome, ScheduleDeleteParams, ScheduleDueParams, ScheduleFireParams,
     ScheduleGetParams, ScheduleListParams, ScheduleSetPausedParams, ScheduleTriggerParams,
@@ -69,6 +69,7 @@ mod jobs_read;
 mod leader;
 mod leases;
 mod lock;
+mod logs;
 mod maintenance;
 mod push;
 mod push_failures;
@@ -596,6 +597,16 @@ impl Store for SqliteStore {
                 Box::pin(function_cron::fire(c, now, p.limit, counts))
             })
             .await
+    }
+
+    async fn log_append(&self, p: LogAppendParams) -> Result<offload_core::log::LogAppended> {
+        self.writer
+            .run(false, move |c, _, now| Box::pin(logs::append(c, now, p)))
+            .await
+    }
+
+    async fn log_read(&self, p: LogReadParams) -> Result<Vec<offload_core::log::LogLine>> {
+        logs::read(&mut *self.read().await?, p).await
     }
 
     async fn close(&self) {

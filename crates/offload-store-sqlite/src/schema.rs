@@ -46,10 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0009_push_running.sql"),
     ),
     (
-        11,
+        10,
         "function_cron",
-        include_str!("../migrations/0011_function_cron.sql"),
+        include_str!("../migrations/0010_function_cron.sql"),
     ),
+    (11, "logs", include_str!("../migrations/0011_logs.sql")),
 ];
 
 /// The embedded migrations (built by hand rather than with `sqlx::migrate!`, which would pull in sqlx's

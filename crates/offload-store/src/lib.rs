@@ -572,6 +572,37 @@ pub struct ScheduleTriggered {
     pub inserted: Inserted,
 }
 
+/// Whose log lines: a job's or a run's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOwner {
+    /// A job's lines.
+    Job(JobId),
+    /// A run's lines.
+    Run(RunId),
+}
+
+/// `log_append`: add lines to a job or a run, all or none.
+#[derive(Debug, Clone)]
+pub struct LogAppendParams {
+    /// Whose lines.
+    pub owner: LogOwner,
+    /// Jobs only: when given, it must be the running attempt's token, and the lines record that attempt.
+    pub lease_token: Option<LeaseToken>,
+    /// The lines, validated ([`offload_core::log::validate_lines`]), in order.
+    pub lines: Vec<offload_core::log::NewLogLine>,
+}
+
+/// `log_read`: a page of a job's or a run's lines, oldest first.
+#[derive(Debug, Clone)]
+pub struct LogReadParams {
+    /// Whose lines.
+    pub owner: LogOwner,
+    /// Only lines with a greater `seq` (0: from the first kept).
+    pub after: u64,
+    /// Most lines returned (callers bound it).
+    pub limit: u32,
+}
+
 /// A hint that jobs may have become claimable through a write this process did not make itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -820,6 +851,17 @@ pub trait Store: Send + Sync + 'static {
     /// [`function_cron::CRON_EVENT`] event, starts a run of exactly that function, and persists the next fire
     /// time ([`function_cron::decide`]: after downtime one run, for the most recent tick).
     async fn function_cron_fire(&self, p: FunctionCronFireParams) -> Result<FunctionCronReport>;
+
+    /// Appends log lines to a job or a run in one transaction, numbering them after its last line, and drops
+    /// the lines older than the newest [`offload_core::log::MAX_LINES_KEPT`] (per
+    /// [`offload_core::log::oldest_kept`]). A line without `at` gets the store's now. [`StoreError::NotFound`]
+    /// for an unknown owner; [`StoreError::LeaseMismatch`] when a lease token is given and the job is not
+    /// running that attempt (or the owner is a run). Lines go with their owner when it is deleted or pruned.
+    async fn log_append(&self, p: LogAppendParams) -> Result<offload_core::log::LogAppended>;
+
+    /// A job's or a run's lines with `seq` after `p.after`, oldest first, at most `p.limit`.
+    /// [`StoreError::NotFound`] for an unknown owner.
+    async fn log_read(&self, p: LogReadParams) -> Result<Vec<offload_core::log::LogLine>>;
 
     /// Finishes pending writes and closes connections. Later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);

@@ -243,6 +243,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/jobs/{id}/logs`: a job's lines, oldest first. */
+        get: operations["list_job_logs"];
+        put?: never;
+        /** `POST /v1/jobs/{id}/logs`: append lines to a job. */
+        post: operations["append_job_logs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}/retry": {
         parameters: {
             query?: never;
@@ -468,6 +486,24 @@ export interface paths {
         put?: never;
         /** `POST /v1/runs/{id}/cancel`: the cancelled run (409 `invalid_state` once it has ended). */
         post: operations["cancel_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/runs/{id}/logs`: a run's lines, oldest first. */
+        get: operations["list_run_logs"];
+        put?: never;
+        /** `POST /v1/runs/{id}/logs`: append lines to a run (no lease token). */
+        post: operations["append_run_logs"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1225,6 +1261,73 @@ export interface components {
          *     the newer attempt: its token no longer matches.
          */
         LeaseToken: string;
+        /** @description Answer of an append: the numbers the lines got. */
+        LogAppended: {
+            /**
+             * Format: int64
+             * @description The first appended line's `seq`.
+             */
+            first_seq: number;
+            /**
+             * Format: int64
+             * @description The last appended line's `seq`.
+             */
+            last_seq: number;
+        };
+        /** @description `POST /v1/jobs/{id}/logs` and `POST /v1/runs/{id}/logs`. */
+        LogAppendRequest: {
+            lease_token?: components["schemas"]["LeaseToken"] | null;
+            /** @description 1 to 100 lines, kept in this order. */
+            lines: components["schemas"]["LogLineRequest"][];
+        };
+        /**
+         * @description How important a line is.
+         * @enum {string}
+         */
+        LogLevel: "debug" | "info" | "warn" | "error";
+        /** @description A stored line. */
+        LogLine: {
+            /**
+             * Format: date-time
+             * @description When it was written.
+             */
+            at: string;
+            /**
+             * Format: int32
+             * @description The job attempt that wrote it (lines sent with a lease token); absent otherwise.
+             */
+            attempt?: number | null;
+            /** @description Its level. */
+            level: components["schemas"]["LogLevel"];
+            /** @description Its text. */
+            message: string;
+            /**
+             * Format: int64
+             * @description Position among the owner's lines, from 1; the cursor for `after`.
+             */
+            seq: number;
+        };
+        /** @description One line as a client sends it. Unknown fields are refused. */
+        LogLineRequest: {
+            /**
+             * Format: date-time
+             * @description When the line was written (RFC 3339); default: when the server receives it.
+             */
+            at?: string | null;
+            level?: components["schemas"]["LogLevel"] | null;
+            /** @description The text: at most 4096 bytes of UTF-8, no NUL character. */
+            message: string;
+        };
+        /** @description A page of lines, oldest first. */
+        LogPage: {
+            /** @description The lines with `seq` greater than `after`, oldest first. */
+            lines: components["schemas"]["LogLine"][];
+            /**
+             * Format: int64
+             * @description When the page is full: the `after` of the next page (the last line's `seq`).
+             */
+            next_after?: number | null;
+        };
         /**
          * @description May a tick's run start while earlier runs of the same schedule are unfinished?
          * @enum {string}
@@ -2626,6 +2729,97 @@ export interface operations {
             };
         };
     };
+    list_job_logs: {
+        parameters: {
+            query?: {
+                /** @description Only lines with a greater `seq` (the `next_after` of the previous page); default 0: from the oldest kept. */
+                after?: number;
+                /** @description Page size, 1 to 1000 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A page of lines, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogPage"];
+                };
+            };
+        };
+    };
+    append_job_logs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id (a UUID) */
+                id: components["schemas"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LogAppendRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The numbers the lines got */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogAppended"];
+                };
+            };
+        };
+    };
     retry_job: {
         parameters: {
             query?: never;
@@ -3219,6 +3413,97 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunView"];
+                };
+            };
+        };
+    };
+    list_run_logs: {
+        parameters: {
+            query?: {
+                /** @description Only lines with a greater `seq` (the `next_after` of the previous page); default 0: from the oldest kept. */
+                after?: number;
+                /** @description Page size, 1 to 1000 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A page of lines, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogPage"];
+                };
+            };
+        };
+    };
+    append_run_logs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LogAppendRequest"];
+            };
+        };
+        responses: {
+            /** @description Refused: the `code` says why (see the README's error codes) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server or its store failed; nothing was written */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The numbers the lines got */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogAppended"];
                 };
             };
         };

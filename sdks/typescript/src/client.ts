@@ -181,6 +181,12 @@ export class Jobs {
       .body;
   }
 
+  /** A page of the job's log lines, oldest first (`after`: the `next_after` of the previous page). */
+  async logs(id: string, page: { after?: number; limit?: number } = {}): Promise<Schemas["LogPage"]> {
+    return (await this.transport.send<Schemas["LogPage"]>({ method: "GET", path: ["v1", "jobs", id, "logs"], query: { ...page }, idempotent: true }))
+      .body;
+  }
+
   /** Makes a dead or cancelled job available again. */
   async retry(id: string): Promise<JobRecord> {
     return (await this.transport.send<JobRecord>({ method: "POST", path: ["v1", "jobs", id, "retry"], idempotent: false }))
@@ -311,6 +317,13 @@ export class Workers {
         body: request,
         idempotent: true,
       })
+    ).body;
+  }
+
+  /** Appends 1 to 100 log lines to a job; with the lease token they record the attempt. Sent once (a repeat would add the lines again). */
+  async log(id: string, request: Schemas["LogAppendRequest"]): Promise<Schemas["LogAppended"]> {
+    return (
+      await this.transport.send<Schemas["LogAppended"]>({ method: "POST", path: ["v1", "jobs", id, "logs"], body: request, idempotent: false })
     ).body;
   }
 

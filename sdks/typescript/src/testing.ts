@@ -17,7 +17,7 @@ import { executeCall, type ExecuteOptions } from "./functions/execute.js";
 import type { CallRequest, CallResponse, FunctionEvent, StepOp, StepResult, WireEvent } from "./functions/protocol.js";
 import { answer, SKIP_VERIFY, type PushHandler, type Reply } from "./push/handler.js";
 import { sign, toBase64 } from "./push/verify.js";
-import { Job, type AbortReason } from "./worker/job.js";
+import { Job, type AbortReason, type LogLineInput } from "./worker/job.js";
 import { completed, outcomeOf, type Outcome } from "./worker/outcomes.js";
 import type { JobHandler } from "./worker/worker.js";
 
@@ -118,6 +118,8 @@ export interface Performed {
   outcome: Outcome;
   /** Progress reported, in order. */
   progress: { percent: number; message?: string }[];
+  /** Every log line the handler wrote, in order. */
+  logs: LogLineInput[];
   /** The job's state after the report, by the server's rules (without a cancel request). */
   state: "succeeded" | "retrying" | "dead" | "scheduled" | "available" | "cancelled";
 }
@@ -125,6 +127,7 @@ export interface Performed {
 /** Runs a pull worker handler on `payload` in memory. */
 export async function perform<P, R>(handler: JobHandler<P, R>, payload: P, options: PerformOptions = {}): Promise<Performed> {
   const progress: Performed["progress"] = [];
+  const logs: LogLineInput[] = [];
   const attempt = options.attempt ?? 1;
   const maxAttempts = options.maxAttempts ?? 25;
   const job = new Job<P>(
@@ -144,6 +147,9 @@ export async function perform<P, R>(handler: JobHandler<P, R>, payload: P, optio
         if (p) progress.push(p);
         return { cancel_requested: options.cancelRequested ?? false, lease_expires_at: new Date().toISOString() };
       },
+      log: async (lines) => {
+        logs.push(...lines);
+      },
     },
   );
   if (options.abort) job.abort(options.abort);
@@ -153,7 +159,7 @@ export async function perform<P, R>(handler: JobHandler<P, R>, payload: P, optio
   } catch (e) {
     outcome = outcomeOf(e);
   }
-  return { outcome, progress, state: stateAfter(outcome, attempt, maxAttempts) };
+  return { outcome, progress, logs, state: stateAfter(outcome, attempt, maxAttempts) };
 }
 
 function stateAfter(outcome: Outcome, attempt: number, maxAttempts: number): Performed["state"] {

@@ -168,3 +168,34 @@ test("the example worker stops gracefully on SIGTERM", async () => {
   assert.equal(await exited, 0);
   assert.match(out, /stopped: 1 succeeded, 0 failed/);
 });
+
+test("job.log attaches lines to the job, recorded with the attempt, in order", async () => {
+  const worker = new Worker({
+    client,
+    queues: { logged: 1 },
+    claimWaitMs: 1_000,
+    handlers: {
+      chatty: async (job: Job) => {
+        await job.log("starting");
+        await job.log("a\u0000b", "warn");
+        await job.log("x".repeat(5_000), "error");
+        return "ok";
+      },
+    },
+  });
+  const [job] = await client.enqueueMany([{ queue: "logged", name: "chatty", payload: {} }]);
+  worker.start();
+  await worker.waitUntil((s) => s.succeeded === 1);
+  await worker.stop();
+  const page = await client.jobs.logs(job!.id);
+  assert.deepEqual(
+    page.lines.map((l) => [l.seq, l.level, l.message.length, l.attempt]),
+    [
+      [1, "info", 8, 1],
+      [2, "warn", 3, 1],
+      [3, "error", 4_096, 1],
+    ],
+  );
+  assert.equal(page.lines[1]!.message, "a\uFFFDb");
+  await assert.rejects(client.jobs.logs(crypto.randomUUID()), /not found|404/i);
+});

@@ -300,6 +300,40 @@ pub(crate) fn apply(doc: &mut OpenApi, limits: &Limits) {
     }
     functions(doc);
     flow(doc, max_delay);
+    logs(doc);
+}
+
+/// The rules of log lines (`offload_core::log`): 1 to 100 lines per append, messages without NUL (their
+/// byte bound is in their description), pages of 1 to 1000.
+fn logs(doc: &mut OpenApi) {
+    use offload_core::log::{MAX_LINES_PER_APPEND, MAX_READ_LIMIT};
+    bound_items(doc, "LogAppendRequest", "lines", 1, MAX_LINES_PER_APPEND);
+    set(
+        doc,
+        "LogLineRequest",
+        "message",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[^\\x00]*$"))
+            .build(),
+    );
+    for path in ["/v1/jobs/{id}/logs", "/v1/runs/{id}/logs"] {
+        param(
+            doc,
+            path,
+            "limit",
+            integer(1, u64::from(MAX_READ_LIMIT)).build(),
+        );
+        param(
+            doc,
+            path,
+            "after",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .build(),
+        );
+    }
 }
 
 /// The rules of flow control: a job's group and debounce, queue limits, the group filter.

@@ -9,6 +9,7 @@ pub(crate) mod events;
 pub(crate) mod functions;
 pub(crate) mod health;
 pub(crate) mod jobs;
+pub(crate) mod logs;
 pub(crate) mod page;
 pub(crate) mod queues;
 pub(crate) mod runs;

@@ -10,6 +10,7 @@ mod function_cron;
 mod functions;
 mod jobs;
 mod json_rule;
+mod logs;
 mod metrics;
 mod push;
 mod routing;

@@ -13,7 +13,8 @@
 //! so lease expiry, due jobs, pruning and leader expiry are tested without sleeping.
 //!
 //! The suite is split by topic, one file each (insert, claim, finish, manage, maintenance, reads, leader,
-//! lifecycle, push, push_limits, settings, schedules, functions, function_cron, events, runs, run_reports, flow, function_flow). A suite function is a `pub async fn name(h: Harness)` in a topic
+//! lifecycle, push, push_limits, settings, schedules, functions, function_cron, events, runs, run_reports, flow,
+//! function_flow, logs). A suite function is a `pub async fn name(h: Harness)` in a topic
 //! file, listed in `conformance_tests!` as `topic::name`. A written but unlisted function would run on no
 //! store, so `tests/conformance_registry.rs` reads the topic files and fails on any suite function that is not
 //! listed (and on a topic file that is not a module here); the compiler rejects a listed one that does not
@@ -33,6 +34,7 @@ pub mod functions;
 pub mod insert;
 pub mod leader;
 pub mod lifecycle;
+pub mod logs;
 pub mod maintenance;
 pub mod manage;
 pub mod push;
@@ -411,6 +413,10 @@ macro_rules! conformance_tests {
             function_flow::singleton_skips_or_cancels_the_live_run,
             flow::drifted_counters_are_repaired_and_reported,
             flow::held_jobs_are_counted_by_kind,
+            logs::log_lines_are_appended_and_read_in_order,
+            logs::log_lease_token_records_the_attempt,
+            logs::log_keeps_the_newest_lines,
+            logs::log_lines_go_with_their_owner,
         );
     };
     (@each $factory:path, $skip:path; $($topic:ident :: $name:ident),* $(,)?) => {

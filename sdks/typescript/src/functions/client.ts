@@ -157,6 +157,18 @@ export class Runs {
     } while (before);
   }
 
+  /** Appends 1 to 100 log lines to a run. Sent once (a repeat would add the lines again). */
+  async log(id: string, lines: Schemas["LogLineRequest"][]): Promise<Schemas["LogAppended"]> {
+    return (
+      await this.transport.send<Schemas["LogAppended"]>({ method: "POST", path: ["v1", "runs", id, "logs"], body: { lines }, idempotent: false })
+    ).body;
+  }
+
+  /** A page of the run's log lines, oldest first (`after`: the `next_after` of the previous page). */
+  async logs(id: string, page: { after?: number; limit?: number } = {}): Promise<Schemas["LogPage"]> {
+    return (await this.transport.send<Schemas["LogPage"]>({ method: "GET", path: ["v1", "runs", id, "logs"], query: { ...page }, idempotent: true })).body;
+  }
+
   /** The run's steps with their results and failed attempts. */
   async steps(id: string): Promise<StepView[]> {
     return (await this.transport.send<{ steps: StepView[] }>({ method: "GET", path: ["v1", "runs", id, "steps"], idempotent: true })).body.steps;

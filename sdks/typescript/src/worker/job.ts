@@ -1,6 +1,6 @@
 /**
  * A claimed job as a handler sees it: payload and facts, `signal` (aborted when the job is cancelled, its
- * lease is lost, or the worker stops for good) and `progress`.
+ * lease is lost, or the worker stops for good), `progress` and `log`.
  *
  * Invariant: `signal` only ever aborts; the reason says why (`"cancelled"`, `"lease_lost"`, `"shutdown"`).
  */
@@ -9,9 +9,21 @@ import type { HeartbeatResponse } from "../types.js";
 /** Why a job's signal aborted. */
 export type AbortReason = "cancelled" | "lease_lost" | "shutdown";
 
-/** Where progress reports go: the server (through heartbeats), or a list in tests. */
+/** How important a log line is. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** One log line as sent to the server. */
+export interface LogLineInput {
+  message: string;
+  level: LogLevel;
+  /** When it was written (RFC 3339). */
+  at: string;
+}
+
+/** Where progress reports and log lines go: the server (heartbeats, `POST /v1/jobs/{id}/logs`), or lists in tests. */
 export interface JobBackend {
   heartbeat(progress?: { percent: number; message?: string }): Promise<HeartbeatResponse>;
+  log(lines: LogLineInput[]): Promise<void>;
 }
 
 /** What a handler is given. */
@@ -29,6 +41,9 @@ export interface JobFacts<P> {
 
 /** Longest progress message the server takes, in bytes. */
 export const MAX_PROGRESS_MESSAGE_BYTES = 1024;
+
+/** Longest log message the server takes, in bytes. */
+export const MAX_LOG_MESSAGE_BYTES = 4096;
 
 /** One attempt of a job, handed to a handler. */
 export class Job<P = unknown> implements JobFacts<P> {
@@ -86,6 +101,16 @@ export class Job<P = unknown> implements JobFacts<P> {
     if (answer.cancel_requested) this.abort("cancelled");
   }
 
+  /**
+   * Attaches a log line to the job (shown on the job's page, read with `GET /v1/jobs/{id}/logs`), recorded with
+   * this attempt. The message is cut to 4096 bytes and NUL characters become U+FFFD. The server keeps each
+   * job's newest 1,000 lines.
+   */
+  async log(message: string, level: LogLevel = "info"): Promise<void> {
+    const clean = cut(message.replaceAll("\0", "\uFFFD"), MAX_LOG_MESSAGE_BYTES);
+    await this.#backend.log([{ message: clean, level, at: new Date().toISOString() }]);
+  }
+
   /** A heartbeat without progress: extends the lease; aborts `signal` on a cancel request. */
   async heartbeat(): Promise<void> {
     const answer = await this.#backend.heartbeat();
@@ -100,15 +125,15 @@ export class Job<P = unknown> implements JobFacts<P> {
   }
 }
 
-/** `message` cut to at most `MAX_PROGRESS_MESSAGE_BYTES` UTF-8 bytes, at a character boundary. */
-export function cut(message: string): string {
+/** `message` cut to at most `max` UTF-8 bytes (default `MAX_PROGRESS_MESSAGE_BYTES`), at a character boundary. */
+export function cut(message: string, max: number = MAX_PROGRESS_MESSAGE_BYTES): string {
   const encoder = new TextEncoder();
-  if (encoder.encode(message).length <= MAX_PROGRESS_MESSAGE_BYTES) return message;
+  if (encoder.encode(message).length <= max) return message;
   let out = "";
   let bytes = 0;
   for (const ch of message) {
     const n = encoder.encode(ch).length;
-    if (bytes + n > MAX_PROGRESS_MESSAGE_BYTES) break;
+    if (bytes + n > max) break;
     out += ch;
     bytes += n;
   }

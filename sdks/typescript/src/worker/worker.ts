@@ -327,6 +327,14 @@ export class Worker {
             throw e;
           }
         },
+        log: async (lines) => {
+          try {
+            await workers.log(claimed.id, { lease_token: token, lines });
+          } catch (e) {
+            if (leaseLost(e)) job.abort("lease_lost");
+            throw e;
+          }
+        },
       },
     );
     const handler = (claimed.name !== null && claimed.name !== undefined ? this.#options.handlers?.[claimed.name] : undefined) ??
