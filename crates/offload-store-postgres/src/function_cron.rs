@@ -193,7 +193,10 @@ async fn fire_in(
             parent: None,
         })
         .collect();
-    report.queues = insert_runs(tx, now, limits, &runs).await?;
+    // A singleton whose run of the tick's key is still live starts nothing (whatever its mode).
+    let (queues, refused) = insert_runs(tx, now, limits, &runs).await?;
+    report.queues = queues;
+    report.fired.retain(|f| !refused.contains(&f.run_id));
     let next: Option<Ts> = sqlx::query_scalar("SELECT min(next_fire_at) FROM function_crons")
         .fetch_one(&mut *tx)
         .await

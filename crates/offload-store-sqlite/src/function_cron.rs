@@ -119,6 +119,15 @@ pub(crate) async fn fire(
         if let Some(tick) = decision.fire {
             let event_id = EventId::new();
             let event = tick_event(&id, cadence, tick.scheduled_at);
+            if singleton_is_live(conn, &function, &event_json(event_id, &event)).await? {
+                sqlx::query("UPDATE function_crons SET next_fire_at = ?2 WHERE function_id = ?1")
+                    .bind(&id)
+                    .bind(decision.next_fire_at.map(micros))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                continue;
+            }
             sqlx::query(
                 "INSERT INTO events (id, name, data, user_id, ts, received_at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
             )
@@ -173,4 +182,26 @@ pub(crate) async fn fire(
 
 fn optional_time(us: Option<i64>) -> Result<Option<Timestamp>> {
     us.map(codec::timestamp).transpose()
+}
+
+/// Whether `function` is a singleton with a live run of the tick's key: the tick then starts nothing (whatever
+/// the singleton's mode; the live run is the one the schedule wants).
+async fn singleton_is_live(
+    conn: &mut SqliteConnection,
+    function: &Function,
+    event: &serde_json::Value,
+) -> Result<bool> {
+    let Some(key) = function.flow.singleton_key(event) else {
+        return Ok(false);
+    };
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM runs WHERE function_id = ?1 AND singleton_key = ?2 \
+         AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .bind(&function.id)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(live > 0)
 }

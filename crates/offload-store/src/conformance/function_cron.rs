@@ -187,3 +187,21 @@ pub async fn a_cron_in_a_dst_gap_fires_after_the_gap(h: Harness) {
     h.advance(Duration::from_secs(3600));
     assert!(fire(&h).await.fired.is_empty());
 }
+
+/// A singleton function's tick starts nothing while its last run is still live, and the next tick after that
+/// run ended starts one again; the store never fails on the singleton's index.
+pub async fn a_singleton_cron_skips_ticks_while_its_run_is_live(h: Harness) {
+    let mut spec = cron_function("*/5 * * * *", "UTC");
+    spec["singleton"] = json!({"mode": "skip"});
+    put(&h, spec).await;
+    advance_to(&h, at("2026-01-01T00:05:00Z"));
+    let first = only(&fire(&h).await).clone();
+    advance_to(&h, at("2026-01-01T00:10:00Z"));
+    let skipped = fire(&h).await;
+    assert!(skipped.fired.is_empty(), "{skipped:?}");
+    assert_eq!(skipped.next_fire_at, Some(at("2026-01-01T00:15:00Z")));
+    h.store.run_cancel(first.run_id).await.unwrap();
+    advance_to(&h, at("2026-01-01T00:15:00Z"));
+    let again = only(&fire(&h).await).clone();
+    assert_ne!(again.run_id, first.run_id);
+}

@@ -369,6 +369,7 @@ macro_rules! conformance_tests {
             function_cron::replacing_the_cron_recomputes_the_next_fire_time,
             function_cron::removing_the_function_stops_its_cron,
             function_cron::a_cron_in_a_dst_gap_fires_after_the_gap,
+            function_cron::a_singleton_cron_skips_ticks_while_its_run_is_live,
             events::event_send_starts_a_run_per_matching_function,
             events::duplicate_event_id_starts_nothing,
             events::wait_for_event_resolves_on_a_matching_event,
