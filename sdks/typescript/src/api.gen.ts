@@ -953,6 +953,8 @@ export interface components {
             received_at: string;
             /** @description Runs it started. */
             runs: string[];
+            /** @description Functions it triggered but started no run of, and why (absent when none). */
+            skipped?: components["schemas"]["SkippedView"][];
             /**
              * Format: date-time
              * @description When it happened (the sender's `ts`, else when received).
@@ -1012,6 +1014,16 @@ export interface components {
             ok: boolean;
             state?: components["schemas"]["JobState"] | null;
         };
+        /** @description One concurrency limit of a function. */
+        FunctionConcurrency: {
+            /**
+             * @description A field path into the event, e.g. `data.account_id`: the limit holds per value of it. An event without
+             *     the field gives calls that only the limit without a key counts.
+             */
+            key?: string | null;
+            /** @description Most running calls (at least 1). */
+            limit: number;
+        };
         /** @description `GET /v1/functions`: a page of functions by id. */
         FunctionList: {
             /** @description The functions. */
@@ -1019,24 +1031,66 @@ export interface components {
             /** @description Pass as `cursor` for the next page (only on a full page). */
             next_cursor?: string | null;
         };
+        /** @description A function's rate limit: at most `limit` runs started in a quiet `period`, then one per `period / limit`. */
+        FunctionRateLimit: {
+            /** @description A field path into the event: one limit per value. An event without the field is not limited. */
+            key?: string | null;
+            /** @description Runs per period (at least 1). */
+            limit: number;
+            /** @description The period (at least 1 ms). */
+            period: number | string;
+        };
+        /** @description A function's singleton: at most one live (not succeeded, failed or cancelled) run per key value. */
+        FunctionSingleton: {
+            /**
+             * @description A field path into the event: one live run per value (without: one for the function). An event without
+             *     the field starts a run that is no singleton.
+             */
+            key?: string | null;
+            /** @description `skip` or `cancel`. */
+            mode: components["schemas"]["SingletonMode"];
+        };
         /** @description A function definition (`PUT /v1/functions/{id}`, one entry of `PUT /v1/apps/{app}`). */
         FunctionSpec: {
             backoff?: components["schemas"]["Backoff"] | null;
             /** @description Events that cancel a running, sleeping or waiting run. */
             cancel_on?: components["schemas"]["CancelOnSpec"][];
+            /**
+             * @description Most running calls: up to two limits, at most one without `key` (the queue's `concurrency`) and at most
+             *     one with (the queue's `group_concurrency`, per value of the key in the run's event). Registering the
+             *     function writes them, with `throttle`, as its queue's limits; functions sharing a queue share them.
+             */
+            concurrency?: components["schemas"]["FunctionConcurrency"][];
             /** @description Stable id (required in an app sync; in `PUT /v1/functions/{id}` absent or equal to the path's). */
             id?: string | null;
             /** @description Human name shown in the dashboard. */
             name?: string | null;
             /** @description Queue of the calls (default: the function id). */
             queue?: string | null;
+            rate_limit?: components["schemas"]["FunctionRateLimit"] | null;
             /** @description Retries of a failed step, and of a call that failed outside any step (default 4). */
             retries?: number | null;
+            singleton?: components["schemas"]["FunctionSingleton"] | null;
             target?: components["schemas"]["Target"] | null;
+            throttle?: components["schemas"]["FunctionThrottle"] | null;
             /** @description Lease of one call (default 5 minutes). */
             timeout?: number | string | null;
             /** @description What starts a run: events by name (with an optional filter) or a cron schedule. At least one. */
             triggers: components["schemas"]["TriggerSpec"][];
+        };
+        /** @description A function's throttle: at most `limit` call starts per `period`, `burst` at once after a quiet spell. */
+        FunctionThrottle: {
+            /** @description Starts allowed at once (default 1). */
+            burst?: number | null;
+            /**
+             * @description A field path into the event: one throttle per value. Must equal the keyed concurrency's key, if any
+             *     (a call has one group).
+             */
+            key?: string | null;
+            /** @description Starts per period (at least 1). */
+            limit: number;
+            /** @description The period (at least 1 ms). */
+            period: number | string;
         };
         /**
          * @description A registered function: its definition as registered, with the values the server resolved (`queue`,
@@ -1729,6 +1783,23 @@ export interface components {
              */
             timezone?: string | null;
         };
+        /**
+         * @description What a singleton does with a new run while one of its key is live.
+         * @enum {string}
+         */
+        SingletonMode: "skip" | "cancel";
+        /** @description A function an event triggered but started no run of. */
+        SkippedView: {
+            /** @description The function. */
+            function_id: string;
+            /** @description Why: its `rate_limit` was reached, or a run of its `singleton` key was live (`mode: skip`). */
+            reason: components["schemas"]["SkipReasonView"];
+        };
+        /**
+         * @description Why an event started no run of a function.
+         * @enum {string}
+         */
+        SkipReasonView: "rate_limit" | "singleton";
         /** @description `POST /v1/jobs/{id}/snooze`: run the job again after `delay`, without using up an attempt. */
         SnoozeRequest: {
             /** @description How long to wait before the job is available again (zero: at once). */
