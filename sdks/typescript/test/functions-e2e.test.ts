@@ -282,3 +282,33 @@ describe("over pull: a Worker runs the calls", () => {
     }
   });
 });
+
+describe("flow controls of a function", () => {
+  test("concurrency and throttle become the queue's limits; a rate limit skips events and says so", async () => {
+    const fn = createFunction(
+      {
+        id: "ts-flow",
+        trigger: { event: "test/flow.changed" },
+        concurrency: [{ limit: 4 }, { limit: 1, key: "data.account" }],
+        rateLimit: { limit: 1, period: "1h", key: "data.account" },
+      },
+      async () => {},
+    );
+    await client.functions.sync("ts-flow", [fn]);
+    const queue = await client.queues.get("ts-flow");
+    assert.equal(queue.limits?.concurrency, 4);
+    assert.equal(queue.limits?.group_concurrency, 1);
+    const first = await client.events.send({ name: "test/flow.changed", data: { account: "a" } });
+    assert.equal(first.runs[0]!.length, 1);
+    const second = await client.events.send({ name: "test/flow.changed", data: { account: "a" } });
+    assert.equal(second.runs[0]!.length, 0, "beyond the rate limit no run starts");
+    const event = await client.events.get(second.ids[0]!);
+    assert.deepEqual(event.skipped, [{ function_id: "ts-flow", reason: "rate_limit" }]);
+    const other = await client.events.send({ name: "test/flow.changed", data: { account: "b" } });
+    assert.equal(other.runs[0]!.length, 1, "another key has its own limit");
+    await assert.rejects(
+      client.functions.put({ id: "ts-flow-bad", triggers: [{ event: "x" }], concurrency: [{ limit: 0 }] }),
+      (e: unknown) => e instanceof OffloadError && e.status === 422 && e.field === "concurrency[0].limit",
+    );
+  });
+});

@@ -607,6 +607,30 @@ describe("definitions", () => {
     assert.ok(fn.pushed);
   });
 
+  test("flow controls are registered under the API's names; a number is one concurrency limit", () => {
+    const fn = createFunction(
+      {
+        id: "sync",
+        trigger: { event: "app/account.changed" },
+        concurrency: [{ limit: 10 }, { limit: 1, key: "data.account_id" }],
+        throttle: { limit: 5, period: "1s", key: "data.account_id" },
+        rateLimit: { limit: 100, period: "1h" },
+        singleton: { key: "data.account_id", mode: "cancel" },
+      },
+      async () => {},
+    );
+    assert.deepEqual(fn.spec(), {
+      id: "sync",
+      triggers: [{ event: "app/account.changed" }],
+      concurrency: [{ limit: 10 }, { limit: 1, key: "data.account_id" }],
+      throttle: { limit: 5, period: "1s", key: "data.account_id" },
+      rate_limit: { limit: 100, period: "1h" },
+      singleton: { key: "data.account_id", mode: "cancel" },
+    });
+    const one = createFunction({ id: "one", trigger: { event: "x" }, concurrency: 3 }, async () => {});
+    assert.deepEqual(one.spec().concurrency, [{ limit: 3 }]);
+  });
+
   test("a pull function has a queue; a default target applies only without target and queue", () => {
     const pull = createFunction({ id: "p", trigger: { event: "x" }, queue: "fn-work" }, async () => {});
     assert.deepEqual(pull.spec({ target: "https://a.example" }), { id: "p", triggers: [{ event: "x" }], queue: "fn-work" });

@@ -10,6 +10,9 @@ import type { Backoff, Target } from "../types.js";
 import type { CancelOnSpec, FunctionSpec, TriggerSpec } from "./api.js";
 import { durationToMs, type DurationInput } from "./duration.js";
 import type { EventInput, FunctionEvent } from "./protocol.js";
+import type { components } from "../api.gen.js";
+
+type Schemas = components["schemas"];
 
 /** What starts a run: an event by name (with an optional filter), or a cron schedule. */
 export type FunctionTrigger =
@@ -53,7 +56,28 @@ export interface FunctionConfig {
   target?: string | Target;
   /** Pull: the queue workers claim calls from (default: the id). Not with `target`. */
   queue?: string;
+  /**
+   * Most running calls: a number (for the whole function), or up to two limits, at most one with a `key`
+   * (a field path into the event, e.g. `data.account_id`: the limit holds per value). They become the
+   * function's queue's limits; see the flow-control guide.
+   */
+  concurrency?: number | FunctionConcurrency | FunctionConcurrency[];
+  /** Most call starts per period (`{ limit: 5, period: "1s", burst?, key? }`). */
+  throttle?: FunctionThrottle;
+  /** Events beyond `limit` per `period` (per value of `key`) start no run; the event lists the function as skipped. */
+  rateLimit?: FunctionRateLimit;
+  /** At most one live run (per value of `key`): `mode: "skip"` skips the new event, `"cancel"` cancels the old run. */
+  singleton?: FunctionSingleton;
 }
+
+/** One concurrency limit of a function. */
+export type FunctionConcurrency = Schemas["FunctionConcurrency"];
+/** A function's throttle. */
+export type FunctionThrottle = Schemas["FunctionThrottle"];
+/** A function's rate limit. */
+export type FunctionRateLimit = Schemas["FunctionRateLimit"];
+/** A function's singleton rule. */
+export type FunctionSingleton = Schemas["FunctionSingleton"];
 
 /** Writes for the run's log; silent while the code replays recorded steps, so each line is written once. */
 export interface FunctionLogger {
@@ -201,6 +225,13 @@ export class OffloadFunction<D = Record<string, unknown>, O = unknown> {
         return rule.match === undefined ? { event: rule.event } : { event: rule.event, match: rule.match };
       });
     }
+    if (c.concurrency !== undefined) {
+      const list = typeof c.concurrency === "number" ? [{ limit: c.concurrency }] : Array.isArray(c.concurrency) ? c.concurrency : [c.concurrency];
+      spec.concurrency = list;
+    }
+    if (c.throttle !== undefined) spec.throttle = c.throttle;
+    if (c.rateLimit !== undefined) spec.rate_limit = c.rateLimit;
+    if (c.singleton !== undefined) spec.singleton = c.singleton;
     return spec;
   }
 }
