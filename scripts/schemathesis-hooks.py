@@ -101,11 +101,13 @@ def map_case(context, case):
         # The body's id, if any, is the path's (left out, as for schedules).
         body.pop("id", None)
         _one_trigger_kind(body)
+        _function_flow_rules(body)
     if op == "sync_app" and isinstance(body.get("functions"), list):
         # Every function of an app sync names itself, each id once.
         for i, function in enumerate(f for f in body["functions"] if isinstance(f, dict)):
             function["id"] = f"fn-{i}"
             _one_trigger_kind(function)
+            _function_flow_rules(function)
     if op == "record_run_steps" and isinstance(body.get("steps"), list):
         # Step ids are unique within one report; a step has `data` or `error`, and only the last may have failed.
         steps = [step for step in body["steps"] if isinstance(step, dict)]
@@ -140,6 +142,42 @@ def _flow_rules(job):
             p, m = _millis(period), _millis(max_wait)
             if p is None or m is None or m < p:
                 debounce["max_wait"] = period
+
+
+def _short_path(path):
+    """A field path is at most 256 bytes (the document's maxLength counts characters); a longer drawn path
+    becomes a short valid one."""
+    if isinstance(path, str) and len(path.encode("utf-8", "surrogatepass")) > 256:
+        return "data.k"
+    return path
+
+
+def _function_flow_rules(function):
+    """A function's concurrency has at most one limit without a key and at most one with (they become the queue's
+    `concurrency` and `group_concurrency`), a keyed throttle uses the keyed concurrency's key (a call has one
+    group), and field paths are at most 256 bytes."""
+    limits = function.get("concurrency")
+    keyed = None
+    if isinstance(limits, list):
+        items = [c for c in limits if isinstance(c, dict)]
+        for i, c in enumerate(items):
+            if i == 0:
+                c.pop("key", None)
+            else:
+                c["key"] = c.get("key") or "data.account"
+            if c.get("key") is not None:
+                c["key"] = _short_path(c["key"])
+                keyed = c["key"]
+    throttle = function.get("throttle")
+    if isinstance(throttle, dict) and throttle.get("key") is not None:
+        throttle["key"] = keyed if keyed is not None else _short_path(throttle["key"])
+    for name in ("rate_limit", "singleton"):
+        rule = function.get(name)
+        if isinstance(rule, dict) and rule.get("key") is not None:
+            rule["key"] = _short_path(rule["key"])
+    for rule in function.get("cancel_on") or []:
+        if isinstance(rule, dict) and rule.get("match") is not None:
+            rule["match"] = _short_path(rule["match"])
 
 
 def _one_trigger_kind(function):

@@ -20,6 +20,15 @@ where
     deserializer.deserialize_option(Whole(PhantomData))
 }
 
+/// `deserialize_with` for a required integer field: `null` is refused like any other non-integer.
+pub(crate) fn required<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    option(deserializer)?.ok_or_else(|| de::Error::invalid_type(Unexpected::Unit, &"an integer"))
+}
+
 struct Whole<T>(PhantomData<T>);
 
 impl<'de, T> Visitor<'de> for Whole<T>
@@ -79,6 +88,22 @@ mod tests {
         small: Option<u8>,
         #[serde(default, deserialize_with = "super::option")]
         signed: Option<i32>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Required {
+        #[serde(deserialize_with = "super::required")]
+        n: u32,
+    }
+
+    #[test]
+    fn a_required_field_takes_whole_numbers_and_refuses_null() {
+        let n = |json: &str| serde_json::from_str::<Required>(json).map(|r| r.n).ok();
+        assert_eq!(n(r#"{"n":7}"#), Some(7));
+        assert_eq!(n(r#"{"n":7.0}"#), Some(7));
+        assert_eq!(n(r#"{"n":null}"#), None);
+        assert_eq!(n(r#"{"n":7.5}"#), None);
+        assert_eq!(n("{}"), None);
     }
 
     fn parse(json: &str) -> Result<(Option<u8>, Option<i32>), String> {

@@ -15,6 +15,8 @@ use crate::spec::ValidationError;
 pub const MAX_GROUP_LEN: usize = 128;
 /// Shortest throttle period.
 pub const MIN_THROTTLE_PERIOD: Duration = Duration::from_millis(1);
+/// Longest throttle (and function rate limit) period: a year.
+pub const MAX_THROTTLE_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Checks a job's `group` (its tenant, user or account): 1 to 128 bytes without control characters.
 pub fn validate_group(group: &str) -> Result<(), String> {
@@ -53,6 +55,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
     }
 }
 
+/// `deserialize_with` for a patched integer: a whole number (`6` or `6.0`) sets, `null` clears.
+fn whole_patch<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Patch<u32>, D::Error> {
+    Ok(match crate::whole::option(deserializer)? {
+        None => Patch::Clear,
+        Some(value) => Patch::Set(value),
+    })
+}
+
 impl<T> Patch<T> {
     fn apply(self, current: Option<T>) -> Option<T> {
         match self {
@@ -68,10 +78,10 @@ impl<T> Patch<T> {
 #[serde(deny_unknown_fields)]
 pub struct QueueLimitsPatch {
     /// Most running jobs of the queue, across every worker and server.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_patch")]
     pub concurrency: Patch<u32>,
     /// Most running jobs per group.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_patch")]
     pub group_concurrency: Patch<u32>,
     /// Most job starts per period.
     #[serde(default)]
@@ -87,11 +97,12 @@ pub struct QueueLimitsPatch {
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct ThrottleSpec {
     /// Starts per period.
+    #[serde(deserialize_with = "crate::whole::required")]
     pub limit: u32,
     /// The period (at least 1 ms).
     pub period: DurationSpec,
     /// Starts allowed at once after a quiet spell (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "crate::whole::required")]
     pub burst: u32,
     /// One throttle per group instead of one for the queue.
     #[serde(default)]
@@ -193,6 +204,12 @@ impl QueueLimits {
                     "must be at least 1ms",
                 ));
             }
+            if t.period.0 > MAX_THROTTLE_PERIOD {
+                return Err(ValidationError::invalid(
+                    "throttle.period",
+                    "must be at most 8760h (a year)",
+                ));
+            }
             if t.burst == 0 {
                 return Err(ValidationError::invalid(
                     "throttle.burst",
@@ -212,6 +229,25 @@ mod tests {
 
     fn patch(value: serde_json::Value) -> QueueLimitsPatch {
         serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_limits() {
+        let limits = QueueLimits::default()
+            .patched(patch(json!({"concurrency": 10.0, "group_concurrency": 2,
+                "throttle": {"limit": 5.0, "period": "1s", "burst": 3.0}})))
+            .unwrap();
+        assert_eq!(limits.concurrency, Some(10));
+        assert_eq!(limits.throttle.unwrap().burst, 3);
+        assert!(serde_json::from_value::<QueueLimitsPatch>(json!({"concurrency": 1.5})).is_err());
+        let err = QueueLimits::default()
+            .patched(patch(
+                json!({"throttle": {"limit": 1, "period": 31_536_000_001_u64}}),
+            ))
+            .unwrap_err();
+        assert_eq!(err.field, "throttle.period");
+        let cleared = limits.patched(patch(json!({"concurrency": null}))).unwrap();
+        assert_eq!(cleared.concurrency, None);
     }
 
     #[test]

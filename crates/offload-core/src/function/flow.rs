@@ -23,7 +23,8 @@ use serde_json::Value;
 use super::path::FieldPath;
 use crate::duration::DurationSpec;
 use crate::flow::limits::{
-    MAX_GROUP_LEN, MIN_THROTTLE_PERIOD, QueueLimits, QueueLimitsPatch, ThrottleSpec, validate_group,
+    MAX_GROUP_LEN, MAX_THROTTLE_PERIOD, MIN_THROTTLE_PERIOD, QueueLimits, QueueLimitsPatch,
+    ThrottleSpec, validate_group,
 };
 use crate::spec::ValidationError;
 
@@ -35,6 +36,7 @@ pub const MAX_CONCURRENCY: usize = 2;
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct ConcurrencySpec {
     /// Most running calls (at least 1).
+    #[serde(deserialize_with = "crate::whole::required")]
     pub limit: u32,
     /// A field path into the event (e.g. `data.account_id`): the limit applies per value of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,11 +50,16 @@ crate::object::object_only!(ConcurrencySpec, "a concurrency limit");
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct FunctionThrottleSpec {
     /// Starts per period (at least 1).
+    #[serde(deserialize_with = "crate::whole::required")]
     pub limit: u32,
     /// The period (at least 1 ms).
     pub period: DurationSpec,
     /// Starts allowed at once after a quiet spell (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::whole::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub burst: Option<u32>,
     /// A field path into the event: one throttle per value of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +73,7 @@ crate::object::object_only!(FunctionThrottleSpec, "a throttle");
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct RateLimitSpec {
     /// Runs per period (at least 1).
+    #[serde(deserialize_with = "crate::whole::required")]
     pub limit: u32,
     /// The period (at least 1 ms).
     pub period: DurationSpec,
@@ -163,6 +171,12 @@ fn at_least_one(field: &str, n: u32) -> Result<(), ValidationError> {
 fn period(field: &str, d: DurationSpec) -> Result<Duration, ValidationError> {
     if d.0 < MIN_THROTTLE_PERIOD {
         return Err(ValidationError::invalid(field, "must be at least 1ms"));
+    }
+    if d.0 > MAX_THROTTLE_PERIOD {
+        return Err(ValidationError::invalid(
+            field,
+            "must be at most 8760h (a year)",
+        ));
     }
     Ok(d.0)
 }
@@ -353,6 +367,19 @@ mod tests {
             singleton: s.singleton.as_ref(),
         }
         .validate()
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_taken() {
+        let f = flow(
+            json!({"concurrency": [{"limit": 4.0}, {"limit": 1.0, "key": "data.a"}],
+            "throttle": {"limit": 5.0, "period": "1s", "burst": 2.0, "key": "data.a"},
+            "rate_limit": {"limit": 3.0, "period": "1m"}}),
+        )
+        .unwrap();
+        assert_eq!(f.concurrency, Some(4));
+        assert_eq!(f.group_concurrency, Some(1));
+        assert!(serde_json::from_value::<Specs>(json!({"concurrency": [{"limit": 1.5}]})).is_err());
     }
 
     #[test]

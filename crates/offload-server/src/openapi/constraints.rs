@@ -16,7 +16,7 @@ use offload_core::api::{
 };
 use offload_core::cron::schedule::MAX_CRON_LEN;
 use offload_core::flow::debounce::MAX_DEBOUNCE_KEY_LEN;
-use offload_core::flow::limits::{MAX_GROUP_LEN, MIN_THROTTLE_PERIOD};
+use offload_core::flow::limits::{MAX_GROUP_LEN, MAX_THROTTLE_PERIOD, MIN_THROTTLE_PERIOD};
 use offload_core::function::definition::{MAX_CANCEL_ON, MAX_RETRIES, MAX_TRIGGERS};
 use offload_core::function::event::{MAX_EVENT_ID_LEN, MAX_EVENTS_PER_REQUEST};
 use offload_core::function::filter::{MAX_CONDITIONS, MAX_IN_VALUES};
@@ -378,7 +378,7 @@ fn flow(doc: &mut OpenApi, max_delay: Duration) {
         doc,
         "ThrottleSpec",
         "period",
-        duration(MIN_THROTTLE_PERIOD, max_delay),
+        duration(MIN_THROTTLE_PERIOD, MAX_THROTTLE_PERIOD),
     );
     param(doc, "/v1/queues/{queue}", "queue", queue_name());
     debounced_answer(doc);
@@ -452,7 +452,7 @@ fn functions(doc: &mut OpenApi) {
     bound_items(doc, "FunctionSpec", "cancel_on", 0, MAX_CANCEL_ON);
     bound_items(doc, "FunctionSpec", "concurrency", 0, MAX_CONCURRENCY);
     let limit = || integer(1, u64::from(u32::MAX)).build();
-    let period = || duration(MIN_THROTTLE_PERIOD, Duration::MAX);
+    let period = || duration(MIN_THROTTLE_PERIOD, MAX_THROTTLE_PERIOD);
     set(doc, "FunctionConcurrency", "limit", limit());
     set(doc, "FunctionConcurrency", "key", field_path());
     set(doc, "FunctionThrottle", "limit", limit());
