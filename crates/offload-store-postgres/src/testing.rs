@@ -8,9 +8,11 @@
 //! rows and can run in parallel on one database.
 
 use std::io::Write;
-use std::sync::Once;
+use std::str::FromStr;
+use std::sync::{Arc, Once};
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 /// The environment variable holding the test database's URL.
@@ -57,6 +59,42 @@ where
     })
     .join()
     .map_err(|_| "the worker thread panicked".to_owned())?
+}
+
+/// `n` stores on one fresh schema, like `n` servers on one database, each opened with `tune` applied to its
+/// options (a connection cap, a shared clock).
+///
+/// # Panics
+/// When a store cannot open (the tests' database must answer).
+pub async fn servers(
+    url: &str,
+    n: usize,
+    tune: impl Fn(crate::PostgresOptions) -> crate::PostgresOptions,
+) -> (TestSchema, Vec<Arc<crate::PostgresStore>>) {
+    let schema = TestSchema::new(url);
+    let mut stores = Vec::with_capacity(n);
+    for _ in 0..n {
+        let options = tune(crate::PostgresOptions::new(url).with_schema(&schema.name));
+        stores.push(Arc::new(
+            crate::PostgresStore::open(options).await.expect("open"),
+        ));
+    }
+    (schema, stores)
+}
+
+/// A two-connection pool reading `schema` directly: the truth tests check several stores against.
+///
+/// # Panics
+/// When the URL does not parse or the database does not answer.
+pub async fn truth(url: &str, schema: &str) -> PgPool {
+    let options = PgConnectOptions::from_str(url)
+        .expect("a PostgreSQL URL")
+        .options([("search_path", schema)]);
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .expect("the truth pool connects")
 }
 
 /// A fresh schema name for one test, dropped (with everything in it) when this value is dropped.

@@ -5,7 +5,6 @@
 //! needs `OFFLOAD_TEST_POSTGRES_URL` (see `offload_store_postgres::testing`).
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -17,11 +16,10 @@ use offload_store::{
     Finish, FinishItem, JobClaimParams, JobFinishParams, JobInsertParams, QueueSetLimitsParams,
     Store,
 };
-use offload_store_postgres::testing::{self, TestSchema};
-use offload_store_postgres::{PostgresOptions, PostgresStore};
+use offload_store_postgres::PostgresStore;
+use offload_store_postgres::testing::{self, TestSchema, truth};
 use serde_json::json;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::task::JoinSet;
 
 /// Three stores on one fresh schema, sharing `clock` when given (else each reads the database's).
@@ -29,29 +27,14 @@ async fn servers(
     url: &str,
     clock: Option<Arc<ManualClock>>,
 ) -> (TestSchema, Vec<Arc<PostgresStore>>) {
-    let schema = TestSchema::new(url);
-    let mut stores = Vec::new();
-    for _ in 0..3 {
-        let mut options = PostgresOptions::new(url).with_schema(&schema.name);
+    testing::servers(url, 3, |mut options| {
         options.max_connections = 16;
-        if let Some(clock) = &clock {
-            options = options.with_clock(clock.clone());
+        match &clock {
+            Some(clock) => options.with_clock(clock.clone()),
+            None => options,
         }
-        stores.push(Arc::new(PostgresStore::open(options).await.expect("open")));
-    }
-    (schema, stores)
-}
-
-/// A pool reading the schema directly: the truth the limits are checked against.
-async fn truth(url: &str, schema: &str) -> PgPool {
-    let options = PgConnectOptions::from_str(url)
-        .unwrap()
-        .options([("search_path", schema)]);
-    PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .unwrap()
+    })
+    .await
 }
 
 fn patch(value: serde_json::Value) -> QueueLimitsPatch {

@@ -5,7 +5,6 @@
 //! `OFFLOAD_TEST_POSTGRES_URL` (see `offload_store_postgres::testing`).
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -20,41 +19,22 @@ use offload_store::{
     EventSendParams, EventSent, Finish, FinishItem, FunctionPutParams, JobClaimParams,
     JobFinishParams, Store,
 };
-use offload_store_postgres::testing::{self, TestSchema};
-use offload_store_postgres::{PostgresOptions, PostgresStore};
+use offload_store_postgres::PostgresStore;
+use offload_store_postgres::testing::{self, TestSchema, truth};
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::task::JoinSet;
 
 /// Three stores on one fresh schema sharing one clock that stands still (so a rate limit's period never
 /// passes during a test).
 async fn servers(url: &str) -> (TestSchema, Vec<Arc<PostgresStore>>) {
-    let schema = TestSchema::new(url);
     let clock = Arc::new(ManualClock::new(
         Timestamp::from_second(1_767_225_600).unwrap(),
     ));
-    let mut stores = Vec::new();
-    for _ in 0..3 {
-        let mut options = PostgresOptions::new(url)
-            .with_schema(&schema.name)
-            .with_clock(clock.clone());
+    testing::servers(url, 3, |mut options| {
         options.max_connections = 8;
-        stores.push(Arc::new(PostgresStore::open(options).await.expect("open")));
-    }
-    (schema, stores)
-}
-
-/// A pool reading the schema directly: the truth the limits are checked against.
-async fn truth(url: &str, schema: &str) -> PgPool {
-    let options = PgConnectOptions::from_str(url)
-        .unwrap()
-        .options([("search_path", schema)]);
-    PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .unwrap()
+        options.with_clock(clock.clone())
+    })
+    .await
 }
 
 async fn put(store: &PostgresStore, spec: Value) {

@@ -6,7 +6,6 @@
 //! PostgreSQL only; needs `OFFLOAD_TEST_POSTGRES_URL` (see `offload_store_postgres::testing`).
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,10 +14,9 @@ use offload_store::conformance::push::push_job;
 use offload_store::{
     Finish, FinishItem, JobClaimPushParams, JobFinishParams, JobInsertParams, PushJob, Store,
 };
-use offload_store_postgres::testing::{self, TestSchema};
-use offload_store_postgres::{PostgresOptions, PostgresStore};
+use offload_store_postgres::PostgresStore;
+use offload_store_postgres::testing::{self, TestSchema, truth};
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::task::JoinSet;
 
 /// Most push jobs of one destination running at once.
@@ -29,26 +27,11 @@ const PER_DESTINATION: usize = 80;
 
 /// Three stores on one fresh schema.
 async fn servers(url: &str) -> (TestSchema, Vec<Arc<PostgresStore>>) {
-    let schema = TestSchema::new(url);
-    let mut stores = Vec::new();
-    for _ in 0..3 {
-        let mut options = PostgresOptions::new(url).with_schema(&schema.name);
+    testing::servers(url, 3, |mut options| {
         options.max_connections = 8;
-        stores.push(Arc::new(PostgresStore::open(options).await.expect("open")));
-    }
-    (schema, stores)
-}
-
-/// A pool reading the schema directly: the truth the cap is checked against.
-async fn truth(url: &str, schema: &str) -> PgPool {
-    let options = PgConnectOptions::from_str(url)
-        .unwrap()
-        .options([("search_path", schema)]);
-    PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .unwrap()
+        options
+    })
+    .await
 }
 
 /// Running push jobs per destination, counted in the job table.
