@@ -189,51 +189,6 @@ fn fair_order(candidates: &[Candidate<'_>]) -> Vec<usize> {
         .collect()
 }
 
-/// A usage counter that differs from the truth, found by the maintenance check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drift {
-    /// The group (`None`: the queue's own counter).
-    pub group: Option<String>,
-    /// What the counter said.
-    pub stored: u32,
-    /// How many jobs really run.
-    pub actual: u32,
-}
-
-/// Compares stored counters with the running jobs actually counted, and lists every difference to repair and
-/// report. Groups missing from `actual` run nothing.
-pub fn drift(
-    stored: &Usage,
-    actual_running: u32,
-    actual_groups: &BTreeMap<String, u32>,
-) -> Vec<Drift> {
-    let mut out = Vec::new();
-    if stored.running != actual_running {
-        out.push(Drift {
-            group: None,
-            stored: stored.running,
-            actual: actual_running,
-        });
-    }
-    let groups = stored.group_running.keys().chain(actual_groups.keys());
-    let mut seen = std::collections::BTreeSet::new();
-    for g in groups {
-        if !seen.insert(g) {
-            continue;
-        }
-        let s = stored.group_running.get(g).copied().unwrap_or(0);
-        let a = actual_groups.get(g).copied().unwrap_or(0);
-        if s != a {
-            out.push(Drift {
-                group: Some(g.clone()),
-                stored: s,
-                actual: a,
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 #[path = "admission_tests.rs"]
 mod tests;
