@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 
 use offload_core::flow::admission::{Admission, Candidate, Usage, admit};
+use offload_core::flow::gcra::allowed_at;
 use offload_core::flow::limits::QueueLimits;
 use offload_core::state::add;
 use offload_core::{JobState, Timestamp};
@@ -181,7 +182,7 @@ async fn group_candidates(
             _ => false,
         };
         if let (true, Some(tat), Some(tol)) = (blocked, tat, tolerance) {
-            throttled_until = Some(sub(tat, tol));
+            throttled_until = Some(allowed_at(tat, tol));
         } else {
             if let Some(tat) = tat {
                 usage.group_tats.insert(UNGROUPED.to_owned(), tat);
@@ -242,7 +243,7 @@ async fn group_candidates(
         .await
         .map_err(db)?;
         if let Some(tat) = earliest {
-            let until = sub(codec::timestamp(tat)?, tol);
+            let until = allowed_at(codec::timestamp(tat)?, tol);
             throttled_until = Some(throttled_until.map_or(until, |u: Timestamp| u.min(until)));
         }
     }
@@ -262,11 +263,6 @@ fn claim_order(a: &Waiting, b: &Waiting) -> std::cmp::Ordering {
         .cmp(&a.priority)
         .then(a.run_at.cmp(&b.run_at))
         .then(a.seq.cmp(&b.seq))
-}
-
-fn sub(t: Timestamp, d: std::time::Duration) -> Timestamp {
-    let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
-    t.checked_sub(d).unwrap_or(Timestamp::MIN)
 }
 
 /// Reads waiting jobs with [`TOP_SQL`] or [`UNGROUPED_SQL`].

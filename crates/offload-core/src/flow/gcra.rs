@@ -48,7 +48,7 @@ impl Gcra {
     /// new TAT to store; `Err` the earliest instant a start will be allowed.
     pub fn check(&self, tat: Option<Timestamp>, now: Timestamp) -> Result<Timestamp, Timestamp> {
         let tat = tat.map_or(now, |t| t.max(now));
-        let allowed_at = sub(tat, self.tolerance);
+        let allowed_at = allowed_at(tat, self.tolerance);
         if allowed_at > now {
             return Err(allowed_at);
         }
@@ -56,9 +56,11 @@ impl Gcra {
     }
 }
 
-fn sub(t: Timestamp, d: Duration) -> Timestamp {
-    let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
-    t.checked_sub(d).unwrap_or(Timestamp::MIN)
+/// The earliest instant a bucket whose TAT is `tat` allows a start, given the throttle's `tolerance`
+/// ([`Gcra::tolerance`]): `tat - tolerance`, saturating.
+pub fn allowed_at(tat: Timestamp, tolerance: Duration) -> Timestamp {
+    let d = jiff::SignedDuration::try_from(tolerance).unwrap_or(jiff::SignedDuration::MAX);
+    tat.checked_sub(d).unwrap_or(Timestamp::MIN)
 }
 
 #[cfg(test)]
