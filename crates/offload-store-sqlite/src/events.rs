@@ -326,7 +326,7 @@ async fn fan_out(
 }
 
 /// The live run of a function's singleton key, if any.
-async fn live_singleton(
+pub(crate) async fn live_singleton(
     conn: &mut SqliteConnection,
     function: &str,
     key: &str,

@@ -194,14 +194,7 @@ async fn singleton_is_live(
     let Some(key) = function.flow.singleton_key(event) else {
         return Ok(false);
     };
-    let live: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM runs WHERE function_id = ?1 AND singleton_key = ?2 \
-         AND state NOT IN ('succeeded', 'failed', 'cancelled')",
-    )
-    .bind(&function.id)
-    .bind(key)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(live > 0)
+    Ok(crate::events::live_singleton(conn, &function.id, &key)
+        .await?
+        .is_some())
 }
