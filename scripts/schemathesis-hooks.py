@@ -108,6 +108,9 @@ def map_case(context, case):
             function["id"] = f"fn-{i}"
             _one_trigger_kind(function)
             _function_flow_rules(function)
+    if op == "append_run_logs":
+        # A run's log lines take no lease token (only a job's do; the two routes share one body schema).
+        body.pop("lease_token", None)
     if op == "record_run_steps" and isinstance(body.get("steps"), list):
         # Step ids are unique within one report; a step has `data` or `error`, and only the last may have failed.
         steps = [step for step in body["steps"] if isinstance(step, dict)]
